@@ -1,0 +1,320 @@
+//! `turnwatch.toml`: the gateway's agents, limits and tokens. Durations are humantime strings.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A config file that could not be read or understood; the message names the file, line and key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has a wrong key or value.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line, column and key.
+        message: String,
+    },
+    /// The file parses but says something impossible.
+    #[error("invalid config file {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Gateway-wide settings.
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+    /// Agents by name.
+    #[serde(default)]
+    pub agents: BTreeMap<String, AgentConfig>,
+    /// Bearer tokens.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// The `[gateway]` table.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Listen address.
+    pub listen: String,
+    /// Database URL (`sqlite://PATH`); the data dir's file when absent.
+    pub database: Option<String>,
+    /// The agent used when a session names none.
+    pub default_agent: String,
+    /// The cap on live worker processes.
+    pub max_workers: usize,
+    /// The largest accepted request body.
+    pub max_body_bytes: usize,
+    /// The largest accepted worker stdout line.
+    pub max_line_bytes: usize,
+    /// How long a stopping worker gets after `shutdown`, and again after SIGTERM.
+    #[serde(with = "humantime_serde")]
+    pub stop_grace: Duration,
+    /// How long events are kept after their turn ended.
+    #[serde(with = "humantime_serde")]
+    pub event_retention: Duration,
+    /// The `retry:` advice sent to SSE clients.
+    #[serde(with = "humantime_serde")]
+    pub sse_retry: Duration,
+    /// How long a session token is valid.
+    #[serde(with = "humantime_serde")]
+    pub token_ttl: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7420".into(),
+            database: None,
+            default_agent: "echo".into(),
+            max_workers: 256,
+            max_body_bytes: 1024 * 1024,
+            max_line_bytes: 1024 * 1024,
+            stop_grace: Duration::from_secs(2),
+            event_retention: Duration::from_secs(15 * 60),
+            sse_retry: Duration::from_secs(3),
+            token_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// One `[agents.NAME]` table: how to start its worker and the clocks its turns run on.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The worker command and its arguments; a first word `turnwatch` means this very binary.
+    pub command: Vec<String>,
+    /// Extra environment for the worker.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The worker's working directory.
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    /// How long a new worker has to say `ready`.
+    #[serde(default = "defaults::startup", with = "humantime_serde")]
+    pub startup_timeout: Duration,
+    /// How long a turn may go without progress (heartbeats do not count).
+    #[serde(default = "defaults::stall", with = "humantime_serde")]
+    pub stall_timeout: Duration,
+    /// The hard limit on one turn, from dispatch.
+    #[serde(default = "defaults::deadline", with = "humantime_serde")]
+    pub deadline: Duration,
+    /// How long an idle worker lives before it is reaped.
+    #[serde(default = "defaults::idle", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// How long a turn may wait for worker capacity.
+    #[serde(default = "defaults::queue", with = "humantime_serde")]
+    pub queue_timeout: Duration,
+}
+
+mod defaults {
+    use std::time::Duration;
+    pub fn startup() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn stall() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn deadline() -> Duration {
+        Duration::from_secs(600)
+    }
+    pub fn idle() -> Duration {
+        Duration::from_secs(300)
+    }
+    pub fn queue() -> Duration {
+        Duration::from_secs(30)
+    }
+}
+
+impl AgentConfig {
+    /// An agent running `command` with the default clocks.
+    pub fn with_command(command: Vec<String>) -> Self {
+        Self {
+            command,
+            env: BTreeMap::new(),
+            cwd: None,
+            startup_timeout: defaults::startup(),
+            stall_timeout: defaults::stall(),
+            deadline: defaults::deadline(),
+            idle_timeout: defaults::idle(),
+            queue_timeout: defaults::queue(),
+        }
+    }
+}
+
+/// What a token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything.
+    Operator,
+    /// The admin read side, without message content.
+    Readonly,
+    /// The Agent API only.
+    Client,
+}
+
+/// One `[[tokens]]` entry.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Shown in the operator action log.
+    pub name: String,
+    /// The secret itself.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// The environment variable that holds the secret.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// What it may do.
+    pub role: Role,
+}
+
+impl Default for Config {
+    /// No file: the `echo` agent, served by this binary's reference worker.
+    fn default() -> Self {
+        let mut agents = BTreeMap::new();
+        agents.insert(
+            "echo".to_owned(),
+            AgentConfig::with_command(
+                ["turnwatch", "worker", "--mode", "echo"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+        );
+        Self {
+            gateway: GatewayConfig::default(),
+            agents,
+            tokens: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        if config.agents.is_empty() {
+            config.agents = Self::default().agents;
+        }
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        if !self.agents.contains_key(&self.gateway.default_agent) {
+            return Err(invalid(format!(
+                "key `gateway.default_agent`: agent `{}` is not configured",
+                self.gateway.default_agent
+            )));
+        }
+        for (name, agent) in &self.agents {
+            if agent.command.is_empty() {
+                return Err(invalid(format!(
+                    "key `agents.{name}.command`: must name a program"
+                )));
+            }
+        }
+        if self.gateway.max_workers == 0 {
+            return Err(invalid("key `gateway.max_workers`: must be at least 1".into()));
+        }
+        for (i, t) in self.tokens.iter().enumerate() {
+            if t.secret.is_none() == t.secret_env.is_none() {
+                return Err(invalid(format!(
+                    "key `tokens[{i}]` ({}): set exactly one of `secret` and `secret_env`",
+                    t.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The token secrets with their names and roles; a missing `secret_env` variable is an error.
+    pub fn resolve_tokens(&self) -> Result<Vec<(String, String, Role)>, String> {
+        self.tokens
+            .iter()
+            .map(|t| {
+                let secret = match (&t.secret, &t.secret_env) {
+                    (Some(s), _) => s.clone(),
+                    (None, Some(var)) => std::env::var(var).map_err(|_| {
+                        format!("token `{}`: environment variable {var} is not set", t.name)
+                    })?,
+                    (None, None) => unreachable!("validated at load"),
+                };
+                Ok((t.name.clone(), secret, t.role))
+            })
+            .collect()
+    }
+}
+
+/// The data directory: `$XDG_DATA_HOME/turnwatch`, else `~/.local/share/turnwatch`.
+pub fn data_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("turnwatch")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../assets/turnwatch.example.toml");
+        let c = Config::parse(text, Path::new("turnwatch.example.toml")).unwrap();
+        assert_eq!(c.agents["echo"].stall_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let text = "[gateway]\nmax_workers = 4\n\n[agents.echo]\ncommand = [\"x\"]\nstall_timeout = \"soon\"\n";
+        let e = Config::parse(text, Path::new("my.toml")).unwrap_err().to_string();
+        assert!(e.contains("my.toml"), "{e}");
+        assert!(e.contains("line 6"), "{e}");
+        assert!(e.contains("stall_timeout"), "{e}");
+    }
+
+    #[test]
+    fn unknown_default_agent_is_refused() {
+        let text = "[gateway]\ndefault_agent = \"nope\"\n";
+        let e = Config::parse(text, Path::new("c.toml")).unwrap_err().to_string();
+        assert!(e.contains("default_agent"), "{e}");
+    }
+}

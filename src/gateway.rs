@@ -1,0 +1,222 @@
+//! The gateway: the HTTP surface over the store, journal and supervisor, and its lifecycle
+//! (start with recovery of turns a crash left open; graceful stop that ends every turn).
+
+mod admin;
+mod agents;
+mod auth;
+mod error;
+mod sse;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+
+use crate::api::{ErrorCode, TurnEnding};
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::journal::{Hub, Journal};
+use crate::store::{self, Store, WorkerExit, Write};
+use crate::supervisor::{Supervisor, end_turn};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The configuration is unusable.
+    #[error("{0}")]
+    Config(String),
+    /// The listener failed.
+    #[error("listener error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Everything a handler may touch.
+pub struct AppState {
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    journal: Journal,
+    hub: Arc<Hub>,
+    supervisor: Supervisor,
+    tokens: auth::Tokens,
+    /// Cancelled when the gateway begins to stop.
+    stopping: CancellationToken,
+    /// Cancelled once every turn has ended: streams flush and end.
+    streams_stop: CancellationToken,
+}
+
+/// The routes, each under `/api/v1` and `/lobu/api/v1`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/agents", post(agents::create))
+        .route("/agents/{id}", get(agents::get).delete(agents::delete))
+        .route("/agents/{id}/messages", post(agents::post_message))
+        .route("/agents/{id}/events", get(sse::events))
+        .route("/admin/workers/{id}/kill", post(admin::kill))
+        .route("/admin/turns/{id}/cancel", post(admin::cancel));
+    let limit = state.config.gateway.max_body_bytes;
+    Router::new()
+        .nest("/api/v1", api.clone())
+        .nest("/lobu/api/v1", api)
+        .route("/healthz", get(admin::healthz))
+        .fallback(|| async { ApiError::not_found("not_found", "no such route") })
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// A gateway running in this process (tests, the embedded console).
+pub struct RunningGateway {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), GatewayError>>,
+}
+
+impl RunningGateway {
+    /// Its base URL, `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops it gracefully (every in-flight turn ends with `gateway_shutdown`) and waits.
+    pub async fn stop(self) -> Result<(), GatewayError> {
+        self.stop.cancel();
+        self.task.await.unwrap_or(Ok(()))
+    }
+
+    /// Drops it without the graceful path: only what was committed survives (crash tests).
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a gateway on `listener` in the background.
+pub async fn start(config: Config, database_url: &str, listener: TcpListener) -> Result<RunningGateway, GatewayError> {
+    let addr = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    let ready = prepare(config, database_url).await?;
+    let signal = stop.clone();
+    let task = tokio::spawn(ready.serve(listener, async move { signal.cancelled().await }));
+    Ok(RunningGateway { addr, stop, task })
+}
+
+/// Runs a gateway until `shutdown` resolves, then stops it gracefully.
+pub async fn run(
+    config: Config,
+    database_url: &str,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), GatewayError> {
+    prepare(config, database_url).await?.serve(listener, shutdown).await
+}
+
+/// A gateway whose store is open and recovered, not yet serving.
+struct Prepared {
+    state: Arc<AppState>,
+    journal_task: tokio::task::JoinHandle<()>,
+}
+
+async fn prepare(config: Config, database_url: &str) -> Result<Prepared, GatewayError> {
+    let tokens = auth::Tokens::new(config.resolve_tokens().map_err(GatewayError::Config)?);
+    let store = store::open(database_url).await?;
+    let hub = Arc::new(Hub::default());
+    let (journal, journal_task) = Journal::start(Arc::clone(&store), Arc::clone(&hub));
+    recover(store.as_ref(), &journal).await?;
+    let config = Arc::new(config);
+    let supervisor = Supervisor::new(Arc::clone(&config), journal.clone(), Arc::clone(&store));
+    let state = Arc::new(AppState {
+        config,
+        store,
+        journal,
+        hub,
+        supervisor,
+        tokens,
+        stopping: CancellationToken::new(),
+        streams_stop: CancellationToken::new(),
+    });
+    Ok(Prepared { state, journal_task })
+}
+
+impl Prepared {
+    async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), GatewayError> {
+        let state = self.state;
+        if !state.tokens.is_enabled() && !listener.local_addr()?.ip().is_loopback() {
+            return Err(GatewayError::Config(
+                "refusing to listen on a non-loopback address with no [[tokens]] configured".into(),
+            ));
+        }
+        let pruner = tokio::spawn(prune_loop(state.journal.clone(), state.config.gateway.event_retention));
+        let graceful = {
+            let state = Arc::clone(&state);
+            async move {
+                shutdown.await;
+                tracing::info!("stopping: ending in-flight turns and stopping workers");
+                state.stopping.cancel();
+                state.supervisor.shutdown().await;
+                state.journal.flush().await;
+                state.streams_stop.cancel();
+            }
+        };
+        let app = router(Arc::clone(&state));
+        let served = axum::serve(listener, app).with_graceful_shutdown(graceful).await;
+        pruner.abort();
+        // In case the server ended on its own: still end every turn before returning.
+        if !state.streams_stop.is_cancelled() {
+            state.supervisor.shutdown().await;
+        }
+        state.journal.flush().await;
+        drop(state);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.journal_task).await;
+        Ok(served?)
+    }
+}
+
+/// Fails every turn a previous run left open, and closes the books on its workers.
+async fn recover(store: &dyn Store, journal: &Journal) -> Result<(), GatewayError> {
+    let turns = store.open_turns().await?;
+    if !turns.is_empty() {
+        tracing::warn!(count = turns.len(), "failing turns left open by a previous run");
+    }
+    for t in turns {
+        let ending = TurnEnding::failed(
+            ErrorCode::GatewayRestarted,
+            "the gateway restarted while this turn was in flight",
+        );
+        end_turn(journal, &t.session_id, &t.id, &t.message_id, ending).await;
+    }
+    for (worker_id, generation) in store.live_workers().await? {
+        journal.send(Write::WorkerExited(WorkerExit {
+            worker_id,
+            generation,
+            exit_code: None,
+            signal: None,
+            at: now_ms(),
+            intentional: false,
+            reason: "gateway_restarted".into(),
+            stderr_tail: String::new(),
+        }));
+    }
+    journal.flush().await;
+    Ok(())
+}
+
+async fn prune_loop(journal: Journal, retention: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60).min(retention.max(Duration::from_secs(1))));
+    loop {
+        tick.tick().await;
+        journal.send(Write::Prune { before: now_ms() - retention.as_millis() as i64 });
+    }
+}

@@ -1,0 +1,86 @@
+//! Admin actions (protocol.md §3): compare-and-kill a worker, cancel a turn; and health.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+use super::AppState;
+use super::error::{ApiError, Body};
+use crate::ids::{TurnId, WorkerId};
+use crate::supervisor::ActionError;
+
+/// `POST .../workers/{id}/kill` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KillRequest {
+    generation: Option<u32>,
+    pid: Option<u32>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST .../turns/{id}/cancel` body.
+#[derive(Debug, Default, Deserialize)]
+pub struct CancelRequest {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+fn action_error(e: ActionError) -> ApiError {
+    match e {
+        ActionError::UnknownWorker(_) => ApiError::not_found("worker_not_found", e.to_string()),
+        ActionError::UnknownTurn(_) => ApiError::not_found("turn_not_found", e.to_string()),
+        ActionError::TargetChanged { .. } => ApiError::conflict("target_changed", e.to_string()),
+        ActionError::AlreadyEnded(_) => ApiError::conflict("already_ended", e.to_string()),
+        ActionError::ShuttingDown => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", e.to_string())
+        }
+    }
+}
+
+/// `POST /api/v1/admin/workers/{id}/kill`: compare-and-kill; 202, the exit follows.
+pub async fn kill(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(req): Body<KillRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let who = app.tokens.operator(&headers)?;
+    let (Some(generation), Some(pid)) = (req.generation, req.pid) else {
+        return Err(ApiError::invalid("`generation` and `pid` name the exact process to kill"));
+    };
+    let reason = req.reason.filter(|r| !r.trim().is_empty()).unwrap_or_else(|| "no reason given".into());
+    let worker = WorkerId(id);
+    tracing::info!(%worker, generation, pid, %reason, token = %who, "operator kill");
+    app.supervisor.kill(&worker, generation, pid, reason).await.map_err(action_error)?;
+    let body = json!({ "success": true, "workerId": worker, "generation": generation, "pid": pid });
+    Ok((StatusCode::ACCEPTED, Json(body)))
+}
+
+/// `POST /api/v1/admin/turns/{id}/cancel`: ends the turn now with `cancelled_by_operator`.
+pub async fn cancel(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(req): Body<CancelRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let who = app.tokens.operator(&headers)?;
+    let reason = req.reason.filter(|r| !r.trim().is_empty()).unwrap_or_else(|| "no reason given".into());
+    let turn = TurnId(id);
+    tracing::info!(%turn, %reason, token = %who, "operator cancel");
+    app.supervisor.cancel(&turn, reason).await.map_err(action_error)?;
+    Ok(Json(json!({ "success": true, "turnId": turn })))
+}
+
+/// `GET /healthz`: 200 while the gateway takes turns, 503 once it is stopping.
+pub async fn healthz(State(app): State<Arc<AppState>>) -> impl IntoResponse {
+    if app.streams_stop.is_cancelled() || app.stopping.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "stopping" })))
+    } else {
+        (StatusCode::OK, Json(json!({ "status": "ok" })))
+    }
+}

@@ -1,0 +1,66 @@
+//! Identifier newtypes, so a turn id can never be passed where a session id is meant.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            /// A fresh random id with this type's prefix.
+            pub fn generate() -> Self {
+                Self(format!(concat!($prefix, "{}"), uuid::Uuid::new_v4().simple()))
+            }
+
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(s)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A session (conversation): what the Agent API calls the returned `agentId`.
+    SessionId,
+    "s-"
+);
+id_type!(
+    /// One turn: a message and the reply it is owed.
+    TurnId,
+    "t-"
+);
+id_type!(
+    /// A worker slot; each process started in it is a new generation.
+    WorkerId,
+    "w-"
+);
+id_type!(
+    /// A client message id; clients may choose their own for idempotency.
+    MessageId,
+    "m-"
+);
+
+impl WorkerId {
+    /// The worker slot that serves a session: one worker per session.
+    pub fn for_session(session: &SessionId) -> Self {
+        let tail = session.as_str().trim_start_matches("s-");
+        Self(format!("w-{}", &tail[..tail.len().min(16)]))
+    }
+}

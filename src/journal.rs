@@ -1,0 +1,167 @@
+//! The journal: the one writer in front of the store, and the hub that fans committed events
+//! out to live streams.
+//!
+//! Every mutation goes through [`Journal`]. Its task drains whatever writes are waiting and
+//! applies them in one transaction (group commit), so a burst of deltas from many sessions
+//! costs one commit, not one each. Events are published to the [`Hub`] only after their commit:
+//! nothing reaches a client that a restart could lose.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::ids::SessionId;
+use crate::store::{Applied, Store, StoreError, StoredEvent, Write};
+
+/// The most writes committed in one transaction.
+const MAX_BATCH: usize = 512;
+/// Live events buffered per session for slow readers; a reader that falls further behind
+/// catches up from the store.
+const SESSION_BUFFER: usize = 512;
+
+/// A write that did not happen.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The store refused it.
+    #[error("{0}")]
+    Store(Arc<StoreError>),
+    /// The journal has stopped (the gateway is shutting down).
+    #[error("the journal is closed")]
+    Closed,
+}
+
+struct Job {
+    /// `None` is a barrier: answered once everything queued before it has committed.
+    write: Option<Write>,
+    reply: Option<oneshot::Sender<Result<Applied, JournalError>>>,
+}
+
+/// A cheap, cloneable handle to the writer task.
+#[derive(Clone)]
+pub struct Journal {
+    tx: mpsc::UnboundedSender<Job>,
+}
+
+impl Journal {
+    /// Starts the writer task; it ends once every handle is dropped and its queue is drained.
+    pub fn start(store: Arc<dyn Store>, hub: Arc<Hub>) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(store, hub, rx));
+        (Self { tx }, task)
+    }
+
+    /// Applies one write and waits for its commit.
+    pub async fn write(&self, write: Write) -> Result<Applied, JournalError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job {
+                write: Some(write),
+                reply: Some(reply),
+            })
+            .map_err(|_| JournalError::Closed)?;
+        rx.await.map_err(|_| JournalError::Closed)?
+    }
+
+    /// Waits until every write queued before this call has committed.
+    pub async fn flush(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Job { write: None, reply: Some(reply) }).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Queues a write without waiting; it still commits before anything queued after it.
+    pub fn send(&self, write: Write) {
+        if self.tx.send(Job { write: Some(write), reply: None }).is_err() {
+            tracing::warn!("journal closed; a write was dropped");
+        }
+    }
+}
+
+async fn run(store: Arc<dyn Store>, hub: Arc<Hub>, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        let mut writes = Vec::with_capacity(jobs.len());
+        let mut replies = Vec::with_capacity(jobs.len());
+        let mut barriers = Vec::new();
+        for job in jobs.drain(..) {
+            match job.write {
+                Some(w) => {
+                    writes.push(w);
+                    replies.push(job.reply);
+                }
+                None => barriers.extend(job.reply),
+            }
+        }
+        if writes.is_empty() {
+            barriers.into_iter().for_each(|b| drop(b.send(Ok(Applied::Done(false)))));
+            continue;
+        }
+        let results = match store.apply(&writes).await {
+            Ok(results) => results.into_iter().map(Ok).collect(),
+            // One bad write must not sink its neighbours: retry them one by one.
+            Err(e) if writes.len() > 1 => {
+                tracing::warn!(error = %e, "batch failed; retrying its writes one by one");
+                let mut out = Vec::with_capacity(writes.len());
+                for w in &writes {
+                    out.push(store.apply(std::slice::from_ref(w)).await.map(|mut r| r.remove(0)));
+                }
+                out
+            }
+            Err(e) => vec![Err(e)],
+        };
+        for (result, reply) in results.into_iter().zip(replies) {
+            let result = result.map_err(|e| {
+                tracing::error!(error = %e, "store write failed");
+                JournalError::Store(Arc::new(e))
+            });
+            if let Ok(Applied::Events(events)) = &result {
+                for e in events {
+                    hub.publish(e);
+                }
+            }
+            if let Some(reply) = reply {
+                let _ = reply.send(result);
+            }
+        }
+        barriers.into_iter().for_each(|b| drop(b.send(Ok(Applied::Done(false)))));
+    }
+}
+
+/// Live fan-out of committed session events, one broadcast channel per watched session.
+#[derive(Default)]
+pub struct Hub {
+    sessions: Mutex<HashMap<SessionId, broadcast::Sender<Arc<StoredEvent>>>>,
+}
+
+impl Hub {
+    /// Subscribes to a session's future events.
+    pub fn subscribe(&self, session: &SessionId) -> broadcast::Receiver<Arc<StoredEvent>> {
+        let mut map = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        map.entry(session.clone())
+            .or_insert_with(|| broadcast::channel(SESSION_BUFFER).0)
+            .subscribe()
+    }
+
+    /// Whether any stream is watching the session.
+    pub fn is_watched(&self, session: &SessionId) -> bool {
+        let map = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(session).is_some_and(|tx| tx.receiver_count() > 0)
+    }
+
+    /// How many streams are open, over all sessions.
+    pub fn connections(&self) -> usize {
+        let map = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        map.values().map(broadcast::Sender::receiver_count).sum()
+    }
+
+    fn publish(&self, event: &StoredEvent) {
+        let mut map = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(tx) = map.get(&event.session_id)
+            && tx.send(Arc::new(event.clone())).is_err()
+        {
+            // Nobody is watching any more; forget the channel.
+            map.remove(&event.session_id);
+        }
+    }
+}

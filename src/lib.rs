@@ -1,0 +1,14 @@
+//! turnwatch: an agent gateway that never leaves a chat turn hanging, and the tools to watch it.
+//!
+//! Layout: [`api`] (wire types), [`store`] (durable truth), [`journal`] (the one writer and the
+//! live fan-out), [`supervisor`] (worker processes and turn clocks), [`gateway`] (HTTP and SSE),
+//! [`client`] (typed HTTP/SSE client), [`worker`] (the reference worker), [`cli`].
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod ids;
+pub mod journal;
+pub mod store;
+pub mod gateway;
+pub mod supervisor;

@@ -1,0 +1,307 @@
+//! The durable store: the source of truth for sessions, turns, the event log and workers.
+//!
+//! Every mutation is a [`Write`]; [`Store::apply`] runs a batch of them in one transaction, so
+//! the [journal](crate::journal) can group-commit a burst of deltas. Ending a turn is one
+//! conditional write: only the first [`Write::EndTurn`] for a turn changes anything and appends
+//! its terminal events; every later one is a no-op. Backends share these semantics; the URL
+//! scheme picks one ([`open`]).
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use std::sync::Arc;
+
+use crate::api::{EventKind, TurnEnding};
+use crate::ids::{MessageId, SessionId, TurnId, WorkerId};
+
+/// A store failure: the database is unreachable, full or corrupt, never bad input.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database answered with an error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The URL names no supported backend.
+    #[error("unsupported database URL `{0}` (expected sqlite://PATH)")]
+    UnsupportedUrl(String),
+    /// A stored value could not be decoded.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}
+
+/// A session as stored.
+#[derive(Clone, Debug)]
+pub struct SessionRecord {
+    /// The session id.
+    pub id: SessionId,
+    /// The configured agent it talks to.
+    pub agent_id: String,
+    /// The client's conversation key.
+    pub thread: Option<String>,
+    /// Its bearer token.
+    pub token: String,
+    /// Creation time (epoch ms).
+    pub created_at: i64,
+    /// Last message or stream (epoch ms).
+    pub last_activity: i64,
+    /// Token expiry (epoch ms).
+    pub expires_at: i64,
+    /// Set once deleted.
+    pub deleted_at: Option<i64>,
+    /// Every event with a sequence number up to here has been pruned.
+    pub pruned_through: i64,
+}
+
+/// A turn as stored.
+#[derive(Clone, Debug)]
+pub struct TurnRecord {
+    /// The turn id.
+    pub id: TurnId,
+    /// Its session.
+    pub session_id: SessionId,
+    /// Its agent.
+    pub agent_id: String,
+    /// Its message id.
+    pub message_id: MessageId,
+    /// The message text.
+    pub content: String,
+    /// `queued`, `dispatched`, `streaming`, `completed` or `failed`.
+    pub state: String,
+    /// The worker it went to.
+    pub worker_id: Option<WorkerId>,
+    /// Accepted (epoch ms).
+    pub created_at: i64,
+    /// Ended (epoch ms); `None` while it is still owed its terminal event.
+    pub ended_at: Option<i64>,
+    /// The failure code, when failed.
+    pub code: Option<String>,
+}
+
+/// A logged session event.
+#[derive(Clone, Debug)]
+pub struct StoredEvent {
+    /// Its session.
+    pub session_id: SessionId,
+    /// Per-session sequence number: the SSE `id`.
+    pub seq: i64,
+    /// The turn it belongs to.
+    pub turn_id: Option<TurnId>,
+    /// The SSE event name.
+    pub kind: String,
+    /// One line of JSON.
+    pub data: String,
+}
+
+/// A new worker process.
+#[derive(Clone, Debug)]
+pub struct WorkerSpawn {
+    /// The worker slot.
+    pub worker_id: WorkerId,
+    /// Its generation.
+    pub generation: u32,
+    /// The OS process id.
+    pub pid: u32,
+    /// The agent it runs.
+    pub agent_id: String,
+    /// The session it serves.
+    pub session_id: SessionId,
+    /// Start time (epoch ms).
+    pub at: i64,
+}
+
+/// How a worker process ended.
+#[derive(Clone, Debug)]
+pub struct WorkerExit {
+    /// The worker slot.
+    pub worker_id: WorkerId,
+    /// Its generation.
+    pub generation: u32,
+    /// Its exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that killed it, when one did.
+    pub signal: Option<i32>,
+    /// When (epoch ms).
+    pub at: i64,
+    /// Stopped on purpose (operator kill, reap, delete, shutdown, stall stop).
+    pub intentional: bool,
+    /// Why, in a word or two.
+    pub reason: String,
+    /// The last lines of its stderr.
+    pub stderr_tail: String,
+}
+
+/// A worker line the gateway did not act on.
+#[derive(Clone, Debug)]
+pub struct Rejection {
+    /// The worker slot.
+    pub worker_id: WorkerId,
+    /// Its generation.
+    pub generation: u32,
+    /// The turn the line named, if any.
+    pub turn_id: Option<TurnId>,
+    /// `rejected` (bad line) or `late` (its turn had ended).
+    pub kind: &'static str,
+    /// Why.
+    pub reason: String,
+    /// The line, cut to a few KiB.
+    pub line: String,
+    /// When (epoch ms).
+    pub at: i64,
+}
+
+/// One mutation. See [`Store::apply`].
+#[derive(Clone, Debug)]
+pub enum Write {
+    /// Create a session.
+    CreateSession(SessionRecord),
+    /// Mark a session deleted.
+    DeleteSession {
+        /// The session.
+        id: SessionId,
+        /// When (epoch ms).
+        at: i64,
+    },
+    /// Accept a message as a turn (idempotent on the session's message id).
+    InsertTurn {
+        /// The new turn, state `queued`.
+        turn: TurnRecord,
+    },
+    /// Record that a turn was handed to a worker.
+    Dispatch {
+        /// The turn.
+        turn_id: TurnId,
+        /// The worker.
+        worker_id: WorkerId,
+        /// Its generation.
+        generation: u32,
+        /// When (epoch ms).
+        at: i64,
+        /// The hard deadline (epoch ms).
+        deadline_at: i64,
+    },
+    /// Append a session event; with a turn, only while that turn is open (else it is late).
+    Event {
+        /// The session.
+        session_id: SessionId,
+        /// The turn, if the event belongs to one.
+        turn_id: Option<TurnId>,
+        /// The event name.
+        kind: EventKind,
+        /// Its JSON.
+        data: Value,
+        /// When (epoch ms).
+        at: i64,
+        /// The worker that produced it, to record it as late if its turn has ended.
+        from: Option<(WorkerId, u32)>,
+    },
+    /// End a turn: the conditional terminal write.
+    EndTurn {
+        /// The session.
+        session_id: SessionId,
+        /// The turn.
+        turn_id: TurnId,
+        /// How it ends.
+        ending: TurnEnding,
+        /// Its terminal events, appended only if this write wins.
+        events: Vec<(EventKind, Value)>,
+        /// When (epoch ms).
+        at: i64,
+    },
+    /// A worker process started.
+    WorkerSpawned(WorkerSpawn),
+    /// A worker changed state (`ready`, `busy`, `idle`, `stopping`) and maybe its turn.
+    WorkerState {
+        /// The worker slot.
+        worker_id: WorkerId,
+        /// Its generation.
+        generation: u32,
+        /// The new state.
+        state: &'static str,
+        /// The turn it now holds (`busy`), counted as served.
+        turn_id: Option<TurnId>,
+        /// When (epoch ms).
+        at: i64,
+    },
+    /// A worker's liveness clock.
+    WorkerHeartbeat {
+        /// The worker slot.
+        worker_id: WorkerId,
+        /// Its generation.
+        generation: u32,
+        /// When (epoch ms).
+        at: i64,
+    },
+    /// A worker process ended.
+    WorkerExited(WorkerExit),
+    /// A worker line was rejected or late.
+    Reject(Rejection),
+    /// Drop the events of turns that ended before `before` (epoch ms).
+    Prune {
+        /// The cutoff.
+        before: i64,
+    },
+}
+
+/// What one [`Write`] did.
+#[derive(Clone, Debug)]
+pub enum Applied {
+    /// Whether the write changed anything.
+    Done(bool),
+    /// The turn that holds the message, and whether this write created it.
+    Turn {
+        /// The turn id (an existing one when deduplicated).
+        turn_id: TurnId,
+        /// False when the message id was already accepted.
+        created: bool,
+    },
+    /// The events appended (empty when the turn had already ended).
+    Events(Vec<StoredEvent>),
+}
+
+/// The store's interface; one implementation per backend.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies a batch of writes in one transaction, in order; one result per write.
+    async fn apply(&self, batch: &[Write]) -> Result<Vec<Applied>, StoreError>;
+    /// A session by id (deleted ones included).
+    async fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError>;
+    /// The live session of an agent's thread.
+    async fn session_by_thread(
+        &self,
+        agent_id: &str,
+        thread: &str,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+    /// A turn by id.
+    async fn turn(&self, id: &TurnId) -> Result<Option<TurnRecord>, StoreError>;
+    /// The session's events with `seq > after`, oldest first, at most `limit`.
+    async fn events_after(
+        &self,
+        session: &SessionId,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+    /// The session's last sequence number and the events, up to it, of turns that had no
+    /// `complete` by then: what a client connecting without a cursor is owed.
+    async fn events_in_flight(
+        &self,
+        session: &SessionId,
+    ) -> Result<(i64, Vec<StoredEvent>), StoreError>;
+    /// Every turn still owed its terminal event.
+    async fn open_turns(&self) -> Result<Vec<TurnRecord>, StoreError>;
+    /// Worker generations with no recorded exit.
+    async fn live_workers(&self) -> Result<Vec<(WorkerId, u32)>, StoreError>;
+    /// The generation a new process in this slot gets.
+    async fn next_generation(&self, worker: &WorkerId) -> Result<u32, StoreError>;
+}
+
+/// Opens the store a URL names, creating and migrating it as needed.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}

@@ -1,0 +1,248 @@
+//! The supervisor: one actor task per session owns that session's worker process, its queue
+//! of turns, and every clock that can end a turn (startup, stall, deadline, queue, idle).
+//!
+//! Because one task owns a session's worker and turns, the worker's reply, its crash, a timer
+//! and an operator action are seen one at a time. Ending a turn is still the store's
+//! conditional write ([`crate::store::Write::EndTurn`]), so whoever else might end it (a
+//! restart, another replica) can never produce a second `complete`.
+
+mod actor;
+pub mod process;
+mod stop;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::task::TaskTracker;
+
+use crate::api::{ErrorCode, TurnEnding};
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::ids::{MessageId, SessionId, TurnId, WorkerId};
+use crate::journal::Journal;
+use crate::store::{Store, SessionRecord, Write};
+use actor::{Actor, Cmd};
+
+/// A turn handed to a session's actor.
+#[derive(Clone, Debug)]
+pub struct QueuedTurn {
+    /// The turn.
+    pub turn_id: TurnId,
+    /// Its message.
+    pub message_id: MessageId,
+    /// The message text.
+    pub content: String,
+}
+
+/// Why an operator action was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ActionError {
+    /// No live worker has that id.
+    #[error("no live worker {0}")]
+    UnknownWorker(WorkerId),
+    /// The worker at that id is no longer the generation and pid asked for.
+    #[error("worker {worker} is now generation {generation:?} pid {pid:?}, not the target")]
+    TargetChanged {
+        /// The worker slot.
+        worker: WorkerId,
+        /// Its live generation, if any.
+        generation: Option<u32>,
+        /// Its live pid, if any.
+        pid: Option<u32>,
+    },
+    /// The turn does not exist.
+    #[error("no turn {0}")]
+    UnknownTurn(TurnId),
+    /// The turn has already ended.
+    #[error("turn {0} has already ended")]
+    AlreadyEnded(TurnId),
+    /// The gateway is stopping.
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+}
+
+/// What every actor shares.
+pub(crate) struct Ctx {
+    config: Arc<Config>,
+    journal: Journal,
+    store: Arc<dyn Store>,
+    capacity: Arc<Semaphore>,
+    tracker: TaskTracker,
+    registry: Mutex<Registry>,
+}
+
+#[derive(Default)]
+struct Registry {
+    actors: HashMap<SessionId, mpsc::UnboundedSender<Cmd>>,
+    by_worker: HashMap<WorkerId, SessionId>,
+    closed: bool,
+}
+
+impl Ctx {
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A cheap, cloneable handle to the supervisor.
+#[derive(Clone)]
+pub struct Supervisor {
+    ctx: Arc<Ctx>,
+}
+
+impl Supervisor {
+    /// A supervisor with no workers yet.
+    pub fn new(config: Arc<Config>, journal: Journal, store: Arc<dyn Store>) -> Self {
+        let capacity = Arc::new(Semaphore::new(config.gateway.max_workers));
+        Self {
+            ctx: Arc::new(Ctx {
+                config,
+                journal,
+                store,
+                capacity,
+                tracker: TaskTracker::new(),
+                registry: Mutex::new(Registry::default()),
+            }),
+        }
+    }
+
+    /// Hands a stored turn to its session's actor, starting the actor if needed.
+    pub fn submit(&self, session: &SessionRecord, turn: QueuedTurn) -> Result<(), ActionError> {
+        let mut reg = self.ctx.registry();
+        if reg.closed {
+            return Err(ActionError::ShuttingDown);
+        }
+        let tx = if let Some(tx) = reg.actors.get(&session.id) {
+            tx.clone()
+        } else {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let worker = WorkerId::for_session(&session.id);
+            reg.by_worker.insert(worker.clone(), session.id.clone());
+            reg.actors.insert(session.id.clone(), tx.clone());
+            let actor = Actor::new(Arc::clone(&self.ctx), session, worker, rx);
+            self.ctx.tracker.spawn(actor.run());
+            tx
+        };
+        // Sent under the registry lock, so an actor retiring at this moment sees it.
+        tx.send(Cmd::Turn(turn)).map_err(|_| ActionError::ShuttingDown)
+    }
+
+    fn actor_of(&self, session: &SessionId) -> Option<mpsc::UnboundedSender<Cmd>> {
+        self.ctx.registry().actors.get(session).cloned()
+    }
+
+    /// Compare-and-kill: kills the worker only if it is still that generation and pid.
+    pub async fn kill(
+        &self,
+        worker: &WorkerId,
+        generation: u32,
+        pid: u32,
+        reason: String,
+    ) -> Result<(), ActionError> {
+        let session = self.ctx.registry().by_worker.get(worker).cloned();
+        let tx = session.and_then(|s| self.actor_of(&s));
+        let Some(tx) = tx else {
+            return Err(ActionError::UnknownWorker(worker.clone()));
+        };
+        let (reply, rx) = oneshot::channel();
+        tx.send(Cmd::Kill { generation, pid, reason, reply })
+            .map_err(|_| ActionError::UnknownWorker(worker.clone()))?;
+        rx.await.map_err(|_| ActionError::UnknownWorker(worker.clone()))?
+    }
+
+    /// Ends a turn now with `cancelled_by_operator`; the worker gets `cancel`.
+    pub async fn cancel(&self, turn_id: &TurnId, reason: String) -> Result<(), ActionError> {
+        let turn = self
+            .ctx
+            .store
+            .turn(turn_id)
+            .await
+            .ok()
+            .flatten()
+            .ok_or_else(|| ActionError::UnknownTurn(turn_id.clone()))?;
+        if turn.ended_at.is_some() {
+            return Err(ActionError::AlreadyEnded(turn_id.clone()));
+        }
+        let sentence = format!("an operator cancelled the turn ({reason})");
+        if let Some(tx) = self.actor_of(&turn.session_id) {
+            let (reply, rx) = oneshot::channel();
+            let cmd = Cmd::Cancel { turn_id: turn_id.clone(), reason: sentence.clone(), reply };
+            if tx.send(cmd).is_ok() && rx.await.unwrap_or(false) {
+                return Ok(());
+            }
+        }
+        // No actor holds it (or it ended meanwhile): the conditional write decides.
+        let ending = TurnEnding::failed(ErrorCode::CancelledByOperator, sentence);
+        if end_turn(&self.ctx.journal, &turn.session_id, turn_id, &turn.message_id, ending).await {
+            Ok(())
+        } else {
+            Err(ActionError::AlreadyEnded(turn_id.clone()))
+        }
+    }
+
+    /// Ends the session's turns with `session_deleted` and stops its worker; returns when done.
+    pub async fn delete_session(&self, session: &SessionId) {
+        if let Some(tx) = self.actor_of(session) {
+            let (reply, rx) = oneshot::channel();
+            if tx.send(Cmd::Delete { reply }).is_ok() {
+                let _ = rx.await;
+            }
+        }
+    }
+
+    /// Ends every in-flight and queued turn with `gateway_shutdown`, stops every worker, and
+    /// waits until all of them have exited.
+    pub async fn shutdown(&self) {
+        let actors: Vec<_> = {
+            let mut reg = self.ctx.registry();
+            reg.closed = true;
+            reg.actors.values().cloned().collect()
+        };
+        for tx in actors {
+            let _ = tx.send(Cmd::Shutdown);
+        }
+        self.ctx.tracker.close();
+        self.ctx.tracker.wait().await;
+    }
+
+    /// The agent a worker serves, and the live (generation, pid) of a worker slot.
+    pub fn is_known_worker(&self, worker: &WorkerId) -> bool {
+        self.ctx.registry().by_worker.contains_key(worker)
+    }
+}
+
+/// The one way to end a turn: the conditional terminal write with its events. True if this
+/// call won (the turn was still open).
+pub(crate) async fn end_turn(
+    journal: &Journal,
+    session: &SessionId,
+    turn: &TurnId,
+    message: &MessageId,
+    ending: TurnEnding,
+) -> bool {
+    let at = now_ms();
+    let events = ending.events(turn, message, at);
+    let write = Write::EndTurn {
+        session_id: session.clone(),
+        turn_id: turn.clone(),
+        ending,
+        events,
+        at,
+    };
+    matches!(journal.write(write).await, Ok(crate::store::Applied::Events(v)) if !v.is_empty())
+}
+
+/// The worker environment for a session.
+pub(crate) fn worker_env(
+    ctx_agent: &str,
+    session: &SessionId,
+    worker: &WorkerId,
+    agent: &crate::config::AgentConfig,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> =
+        agent.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    env.push(("TURNWATCH_SESSION_ID".into(), session.to_string()));
+    env.push(("TURNWATCH_AGENT_ID".into(), ctx_agent.to_owned()));
+    env.push(("TURNWATCH_WORKER_ID".into(), worker.to_string()));
+    env
+}

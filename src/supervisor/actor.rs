@@ -1,0 +1,305 @@
+//! One session's actor: its queue, its worker, its phase and clocks. See the module docs of
+//! [`crate::supervisor`].
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::time::{Instant, sleep_until};
+
+use super::process::{Process, Spawn, WorkerEvent};
+use super::stop::{StopHow, clip, stop};
+use super::{ActionError, Ctx, QueuedTurn, end_turn, worker_env};
+use crate::api::{ErrorCode, ToWorker, TurnEnding};
+use crate::clock::now_ms;
+use crate::config::AgentConfig;
+use crate::ids::{SessionId, TurnId, WorkerId};
+use crate::store::{Applied, Rejection, SessionRecord, WorkerSpawn, Write};
+
+/// Most recently ended turns remembered per worker, to tell a late reply from a stray one.
+const REMEMBER_ENDED: usize = 16;
+/// The longest reply text kept in memory to fill `finalText`.
+const MAX_TEXT: usize = 1024 * 1024;
+
+/// What the actor is told.
+pub(super) enum Cmd {
+    Turn(QueuedTurn),
+    Cancel { turn_id: TurnId, reason: String, reply: oneshot::Sender<bool> },
+    Kill { generation: u32, pid: u32, reason: String, reply: oneshot::Sender<Result<(), ActionError>> },
+    Delete { reply: oneshot::Sender<()> },
+    Shutdown,
+}
+
+/// The session's worker process, while it lives.
+struct Live {
+    proc: Process,
+    ready: bool,
+    last_heartbeat_write: Option<Instant>,
+    ended: VecDeque<TurnId>,
+}
+
+/// Aborts the capacity waiter when the turn stops waiting.
+struct Waiter(tokio::task::JoinHandle<()>);
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+enum Phase {
+    Idle { since: Instant },
+    WaitingCapacity { turn: QueuedTurn, permit: oneshot::Receiver<OwnedSemaphorePermit>, until: Instant, _waiter: Waiter },
+    Starting { turn: Option<QueuedTurn>, until: Instant },
+    Busy { turn: QueuedTurn, started: Instant, stall_at: Instant, deadline_at: Instant, text: String, produced: bool },
+}
+
+enum Input {
+    Cmd(Option<Cmd>),
+    Worker(Option<WorkerEvent>),
+    Permit(Option<OwnedSemaphorePermit>),
+    Timer,
+}
+
+pub(super) struct Actor {
+    ctx: Arc<Ctx>,
+    session: SessionId,
+    agent_id: String,
+    worker_id: WorkerId,
+    rx: mpsc::UnboundedReceiver<Cmd>,
+    queue: VecDeque<QueuedTurn>,
+    worker: Option<Live>,
+    phase: Phase,
+    generation: u32,
+    stops: Vec<tokio::task::JoinHandle<()>>,
+    finished: bool,
+}
+
+impl Actor {
+    pub(super) fn new(ctx: Arc<Ctx>, session: &SessionRecord, worker_id: WorkerId, rx: mpsc::UnboundedReceiver<Cmd>) -> Self {
+        Self {
+            ctx,
+            session: session.id.clone(),
+            agent_id: session.agent_id.clone(),
+            worker_id,
+            rx,
+            queue: VecDeque::new(),
+            worker: None,
+            phase: Phase::Idle { since: Instant::now() },
+            generation: 0,
+            stops: Vec::new(),
+            finished: false,
+        }
+    }
+
+    pub(super) async fn run(mut self) {
+        while !self.finished {
+            self.advance().await;
+            let input = self.next_input().await;
+            match input {
+                Input::Cmd(Some(cmd)) => self.on_cmd(cmd).await,
+                Input::Cmd(None) => break,
+                Input::Worker(ev) => self.on_worker(ev).await,
+                Input::Permit(p) => self.on_permit(p).await,
+                Input::Timer => self.on_timer().await,
+            }
+        }
+    }
+
+    fn agent(&self) -> Option<&AgentConfig> {
+        self.ctx.config.agents.get(&self.agent_id)
+    }
+
+    async fn next_input(&mut self) -> Input {
+        let wake = self.wake_at();
+        let Self { rx, worker, phase, .. } = self;
+        let worker_ev = async {
+            match worker.as_mut() {
+                Some(live) => live.proc.events.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let permit = async {
+            match phase {
+                Phase::WaitingCapacity { permit, .. } => permit.await.ok(),
+                _ => std::future::pending().await,
+            }
+        };
+        let timer = async {
+            match wake {
+                Some(at) => sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            cmd = rx.recv() => Input::Cmd(cmd),
+            ev = worker_ev => Input::Worker(ev),
+            p = permit => Input::Permit(p),
+            () = timer => Input::Timer,
+        }
+    }
+
+    fn wake_at(&self) -> Option<Instant> {
+        match &self.phase {
+            Phase::Idle { since } => self.agent().map(|a| *since + a.idle_timeout),
+            Phase::WaitingCapacity { until, .. } | Phase::Starting { until, .. } => Some(*until),
+            Phase::Busy { stall_at, deadline_at, .. } => Some((*stall_at).min(*deadline_at)),
+        }
+    }
+
+    fn take_phase(&mut self) -> Phase {
+        std::mem::replace(&mut self.phase, Phase::Idle { since: Instant::now() })
+    }
+
+    async fn end(&self, turn: &QueuedTurn, ending: TurnEnding) -> bool {
+        end_turn(&self.ctx.journal, &self.session, &turn.turn_id, &turn.message_id, ending).await
+    }
+
+    /// Starts the next queued turn when nothing is in flight.
+    async fn advance(&mut self) {
+        loop {
+            match &mut self.phase {
+                Phase::Idle { .. } => {}
+                Phase::Starting { turn: slot @ None, .. } => {
+                    *slot = self.queue.pop_front();
+                    return;
+                }
+                _ => return,
+            }
+            let Some(turn) = self.queue.pop_front() else { return };
+            if self.worker.as_ref().is_some_and(|w| w.ready) {
+                self.dispatch(turn).await;
+                return;
+            }
+            match Arc::clone(&self.ctx.capacity).try_acquire_owned() {
+                Ok(permit) => self.spawn(turn, permit).await,
+                Err(_) => {
+                    let (tx, rx) = oneshot::channel();
+                    let capacity = Arc::clone(&self.ctx.capacity);
+                    let waiter = Waiter(tokio::spawn(async move {
+                        if let Ok(p) = capacity.acquire_owned().await {
+                            let _ = tx.send(p);
+                        }
+                    }));
+                    let wait = self.agent().map_or(std::time::Duration::ZERO, |a| a.queue_timeout);
+                    self.phase = Phase::WaitingCapacity { turn, permit: rx, until: Instant::now() + wait, _waiter: waiter };
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn spawn(&mut self, turn: QueuedTurn, permit: OwnedSemaphorePermit) {
+        let Some(agent) = self.agent().cloned() else {
+            let msg = format!("agent `{}` is no longer configured", self.agent_id);
+            self.end(&turn, TurnEnding::failed(ErrorCode::WorkerSpawnFailed, msg)).await;
+            return;
+        };
+        if self.generation == 0 {
+            self.generation = self.ctx.store.next_generation(&self.worker_id).await.unwrap_or(1).saturating_sub(1);
+        }
+        self.generation += 1;
+        let spec = Spawn {
+            command: &agent.command,
+            env: worker_env(&self.agent_id, &self.session, &self.worker_id, &agent),
+            cwd: agent.cwd.as_deref(),
+            max_line: self.ctx.config.gateway.max_line_bytes,
+            generation: self.generation,
+        };
+        match Process::spawn(&spec, permit) {
+            Err(e) => {
+                let msg = format!("the worker command `{}` could not be started: {e}", agent.command.join(" "));
+                tracing::warn!(session = %self.session, error = %e, "worker spawn failed");
+                self.end(&turn, TurnEnding::failed(ErrorCode::WorkerSpawnFailed, msg)).await;
+            }
+            Ok(proc) => {
+                self.ctx.journal.send(Write::WorkerSpawned(WorkerSpawn {
+                    worker_id: self.worker_id.clone(),
+                    generation: proc.generation,
+                    pid: proc.pid,
+                    agent_id: self.agent_id.clone(),
+                    session_id: self.session.clone(),
+                    at: now_ms(),
+                }));
+                self.worker = Some(Live { proc, ready: false, last_heartbeat_write: None, ended: VecDeque::new() });
+                self.phase = Phase::Starting { turn: Some(turn), until: Instant::now() + agent.startup_timeout };
+            }
+        }
+    }
+
+    async fn dispatch(&mut self, turn: QueuedTurn) {
+        let (Some(agent), Some(live)) = (self.ctx.config.agents.get(&self.agent_id), self.worker.as_ref()) else {
+            return;
+        };
+        let (stall, deadline) = (agent.stall_timeout, agent.deadline);
+        let at = now_ms();
+        let write = Write::Dispatch {
+            turn_id: turn.turn_id.clone(),
+            worker_id: self.worker_id.clone(),
+            generation: live.proc.generation,
+            at,
+            deadline_at: at + deadline.as_millis() as i64,
+        };
+        // Durable before the worker sees it; a turn cancelled while queued is skipped.
+        if !matches!(self.ctx.journal.write(write).await, Ok(Applied::Done(true))) {
+            return;
+        }
+        live.proc.send(&ToWorker::Turn {
+            turn_id: turn.turn_id.clone(),
+            message_id: turn.message_id.clone(),
+            content: turn.content.clone(),
+        });
+        self.worker_state("busy", Some(turn.turn_id.clone()));
+        let now = Instant::now();
+        self.phase = Phase::Busy { turn, started: now, stall_at: now + stall, deadline_at: now + deadline, text: String::new(), produced: false };
+    }
+
+    fn worker_state(&self, state: &'static str, turn_id: Option<TurnId>) {
+        if let Some(live) = &self.worker {
+            self.ctx.journal.send(Write::WorkerState {
+                worker_id: self.worker_id.clone(),
+                generation: live.proc.generation,
+                state,
+                turn_id,
+                at: now_ms(),
+            });
+        }
+    }
+
+    /// The busy turn is over: the worker (if still alive) is idle again.
+    fn finish_turn(&mut self, turn: &QueuedTurn) {
+        self.worker_state("idle", None);
+        if let Some(live) = &mut self.worker {
+            if live.ended.len() == REMEMBER_ENDED {
+                live.ended.pop_front();
+            }
+            live.ended.push_back(turn.turn_id.clone());
+        }
+        self.phase = Phase::Idle { since: Instant::now() };
+    }
+
+    /// Stops the current worker in the background; its exit is recorded as intentional.
+    fn stop_worker(&mut self, how: StopHow, reason: String) {
+        if let Some(live) = self.worker.take() {
+            let ctx = Arc::clone(&self.ctx);
+            let fut = stop(ctx, self.worker_id.clone(), live.proc, how, reason);
+            self.stops.retain(|h| !h.is_finished());
+            self.stops.push(self.ctx.tracker.spawn(fut));
+        }
+    }
+
+    fn reject(&self, turn_id: Option<TurnId>, kind: &'static str, reason: &str, line: &str) {
+        let Some(live) = &self.worker else { return };
+        tracing::debug!(worker = %self.worker_id, kind, reason, "worker output not acted on");
+        self.ctx.journal.send(Write::Reject(Rejection {
+            worker_id: self.worker_id.clone(),
+            generation: live.proc.generation,
+            turn_id,
+            kind,
+            reason: reason.to_owned(),
+            line: clip(line),
+            at: now_ms(),
+        }));
+    }
+}
+
+mod events;

@@ -1,0 +1,317 @@
+//! How the actor reacts to each input: commands, worker lines and exits, capacity, clocks.
+
+use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tokio::time::Instant;
+
+use super::{Actor, Cmd, MAX_TEXT, Phase};
+use crate::api::{ErrorCode, EventKind, FromWorker, ToWorker, TurnEnding};
+use crate::clock::now_ms;
+use crate::store::Write;
+use crate::supervisor::ActionError;
+use crate::supervisor::process::{ExitInfo, WorkerEvent};
+use crate::supervisor::stop::{StopHow, record_exit};
+
+/// Heartbeats are written to the store at most this often.
+const HEARTBEAT_WRITE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Actor {
+    pub(super) async fn on_cmd(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Turn(t) => self.queue.push_back(t),
+            Cmd::Cancel { turn_id, reason, reply } => {
+                let _ = reply.send(self.cancel(&turn_id, reason).await);
+            }
+            Cmd::Kill { generation, pid, reason, reply } => {
+                let _ = reply.send(self.kill(generation, pid, reason).await);
+            }
+            Cmd::Delete { reply } => {
+                self.close(ErrorCode::SessionDeleted, "the session was deleted", "session_deleted", Some(reply)).await;
+            }
+            Cmd::Shutdown => {
+                self.close(ErrorCode::GatewayShutdown, "the gateway is shutting down", "gateway_shutdown", None).await;
+            }
+        }
+    }
+
+    async fn cancel(&mut self, turn_id: &crate::ids::TurnId, reason: String) -> bool {
+        if let Some(i) = self.queue.iter().position(|t| &t.turn_id == turn_id) {
+            let turn = self.queue.remove(i).expect("index from position");
+            return self.end(&turn, TurnEnding::failed(ErrorCode::CancelledByOperator, reason)).await;
+        }
+        match self.take_phase() {
+            Phase::Busy { turn, .. } if &turn.turn_id == turn_id => {
+                let won = self.end(&turn, TurnEnding::failed(ErrorCode::CancelledByOperator, reason)).await;
+                if let Some(live) = &self.worker {
+                    live.proc.send(&ToWorker::Cancel { turn_id: turn.turn_id.clone() });
+                }
+                self.finish_turn(&turn);
+                won
+            }
+            Phase::Starting { turn: Some(turn), until } if &turn.turn_id == turn_id => {
+                self.phase = Phase::Starting { turn: None, until };
+                self.end(&turn, TurnEnding::failed(ErrorCode::CancelledByOperator, reason)).await
+            }
+            Phase::WaitingCapacity { turn, .. } if &turn.turn_id == turn_id => {
+                self.end(&turn, TurnEnding::failed(ErrorCode::CancelledByOperator, reason)).await
+            }
+            other => {
+                self.phase = other;
+                false
+            }
+        }
+    }
+
+    async fn kill(&mut self, generation: u32, pid: u32, reason: String) -> Result<(), ActionError> {
+        let current = self.worker.as_ref().map(|l| (l.proc.generation, l.proc.pid));
+        if current != Some((generation, pid)) {
+            return Err(ActionError::TargetChanged {
+                worker: self.worker_id.clone(),
+                generation: current.map(|c| c.0),
+                pid: current.map(|c| c.1),
+            });
+        }
+        let sentence = format!("an operator killed the worker ({reason})");
+        match self.take_phase() {
+            Phase::Busy { turn, .. } | Phase::Starting { turn: Some(turn), .. } => {
+                self.end(&turn, TurnEnding::failed(ErrorCode::CancelledByOperator, sentence)).await;
+            }
+            other => self.phase = other,
+        }
+        self.phase = Phase::Idle { since: Instant::now() };
+        self.stop_worker(StopHow::Kill, format!("operator_kill: {reason}"));
+        Ok(())
+    }
+
+    /// Ends everything this session owes, stops its worker and retires the actor.
+    async fn close(&mut self, code: ErrorCode, sentence: &str, reason: &str, reply: Option<oneshot::Sender<()>>) {
+        let ending = || TurnEnding::failed(code, sentence);
+        match self.take_phase() {
+            Phase::Busy { turn, .. }
+            | Phase::Starting { turn: Some(turn), .. }
+            | Phase::WaitingCapacity { turn, .. } => {
+                self.end(&turn, ending()).await;
+            }
+            Phase::Idle { .. } | Phase::Starting { turn: None, .. } => {}
+        }
+        for turn in std::mem::take(&mut self.queue) {
+            self.end(&turn, ending()).await;
+        }
+        self.stop_worker(StopHow::Graceful, reason.to_owned());
+        let mut replies: Vec<_> = reply.into_iter().collect();
+        for cmd in self.retire(true) {
+            match cmd {
+                Cmd::Turn(turn) => {
+                    self.end(&turn, ending()).await;
+                }
+                Cmd::Cancel { reply, .. } => drop(reply.send(false)),
+                Cmd::Kill { reply, .. } => drop(reply.send(Err(ActionError::UnknownWorker(self.worker_id.clone())))),
+                Cmd::Delete { reply } => replies.push(reply),
+                Cmd::Shutdown => {}
+            }
+        }
+        for h in self.stops.drain(..) {
+            let _ = h.await;
+        }
+        for r in replies {
+            let _ = r.send(());
+        }
+    }
+
+    /// Leaves the registry. Unless `force`, only when no command is waiting; returns the
+    /// commands that arrived in the meantime (empty when not retired).
+    fn retire(&mut self, force: bool) -> Vec<Cmd> {
+        let mut reg = self.ctx.registry();
+        let mut pending = Vec::new();
+        while let Ok(cmd) = self.rx.try_recv() {
+            pending.push(cmd);
+        }
+        if force || pending.is_empty() {
+            reg.actors.remove(&self.session);
+            reg.by_worker.remove(&self.worker_id);
+            self.finished = true;
+        }
+        pending
+    }
+
+    pub(super) async fn on_permit(&mut self, permit: Option<OwnedSemaphorePermit>) {
+        if let Phase::WaitingCapacity { turn, .. } = self.take_phase() {
+            match permit {
+                Some(p) => self.spawn(turn, p).await,
+                None => self.queue.push_front(turn),
+            }
+        }
+    }
+
+    pub(super) async fn on_timer(&mut self) {
+        let now = Instant::now();
+        let Some(agent) = self.agent().cloned() else { return };
+        let d = |d: std::time::Duration| humantime::format_duration(d).to_string();
+        match self.take_phase() {
+            Phase::WaitingCapacity { turn, until, .. } if now >= until => {
+                let msg = format!("no worker capacity became free within {} (max_workers = {})",
+                    d(agent.queue_timeout), self.ctx.config.gateway.max_workers);
+                self.end(&turn, TurnEnding::failed(ErrorCode::QueueTimeout, msg)).await;
+            }
+            Phase::Starting { turn, until } if now >= until => {
+                if let Some(turn) = turn {
+                    let msg = format!("the worker did not report ready within {}", d(agent.startup_timeout));
+                    self.end(&turn, TurnEnding::failed(ErrorCode::WorkerStartupTimeout, msg)).await;
+                }
+                self.stop_worker(StopHow::Graceful, "startup_timeout".into());
+            }
+            Phase::Busy { turn, deadline_at, .. } if now >= deadline_at => {
+                let msg = format!("the turn ran past its {} deadline; the worker was stopped", d(agent.deadline));
+                self.end(&turn, TurnEnding::failed(ErrorCode::TurnDeadlineExceeded, msg)).await;
+                self.finish_turn(&turn);
+                self.stop_worker(StopHow::Graceful, "turn_deadline_exceeded".into());
+            }
+            Phase::Busy { turn, stall_at, .. } if now >= stall_at => {
+                let msg = format!("the worker made no progress for {} (heartbeats do not count); it was stopped",
+                    d(agent.stall_timeout));
+                self.end(&turn, TurnEnding::failed(ErrorCode::TurnStalled, msg)).await;
+                self.finish_turn(&turn);
+                self.stop_worker(StopHow::Graceful, "turn_stalled".into());
+            }
+            Phase::Idle { since } if now >= since + agent.idle_timeout => {
+                if self.worker.is_some() {
+                    self.stop_worker(StopHow::Graceful, "idle_reap".into());
+                } else if self.queue.is_empty() {
+                    for cmd in self.retire(false) {
+                        Box::pin(self.on_cmd(cmd)).await;
+                    }
+                }
+            }
+            other => self.phase = other,
+        }
+    }
+
+    pub(super) async fn on_worker(&mut self, ev: Option<WorkerEvent>) {
+        match ev {
+            Some(WorkerEvent::Line(line)) => self.on_line(&line).await,
+            Some(WorkerEvent::Oversize) => {
+                let limit = self.ctx.config.gateway.max_line_bytes;
+                if let Phase::Busy { turn, .. } = self.take_phase() {
+                    let msg = format!("the worker wrote a line over the {limit}-byte limit; it was stopped");
+                    self.end(&turn, TurnEnding::failed(ErrorCode::WorkerProtocolError, msg)).await;
+                    self.finish_turn(&turn);
+                }
+                self.reject(None, "rejected", "line over the size limit", "");
+                self.stop_worker(StopHow::Kill, "worker_protocol_error".into());
+            }
+            Some(WorkerEvent::Exited(info)) => self.on_exit(info).await,
+            None => self.on_exit(ExitInfo { code: None, signal: None }).await,
+        }
+    }
+
+    async fn on_exit(&mut self, info: ExitInfo) {
+        let Some(live) = self.worker.take() else { return };
+        let reason = if info.is_clean() { "exited" } else { "crashed" };
+        record_exit(&self.ctx, &self.worker_id, &live.proc, info, false, reason.into());
+        let (turn, when) = match self.take_phase() {
+            Phase::Busy { turn, .. } => (turn, "while handling the turn"),
+            Phase::Starting { turn: Some(turn), .. } => (turn, "before it was ready"),
+            other => {
+                self.phase = other;
+                return; // An idle worker's exit owes no stream anything.
+            }
+        };
+        let code = if info.is_clean() { ErrorCode::WorkerExited } else { ErrorCode::WorkerCrashed };
+        let msg = format!("the worker process {} {when}", info.describe());
+        self.end(&turn, TurnEnding::failed(code, msg).with_exit(info.code, info.signal)).await;
+    }
+
+    async fn on_line(&mut self, line: &str) {
+        let Ok(msg) = serde_json::from_str::<FromWorker>(line) else {
+            self.reject(None, "rejected", "not a protocol line (bad JSON or unknown type)", line);
+            return;
+        };
+        let Some(turn_id) = msg.turn_id().cloned() else {
+            return self.on_lifecycle(&msg, line).await;
+        };
+        match &self.phase {
+            Phase::Busy { turn, .. } if turn.turn_id == turn_id => self.on_turn_line(msg).await,
+            _ if self.worker.as_ref().is_some_and(|l| l.ended.contains(&turn_id)) => {
+                self.reject(Some(turn_id), "late", "its turn had already ended", line);
+            }
+            _ => self.reject(Some(turn_id), "rejected", "names a turn this worker does not hold", line),
+        }
+    }
+
+    async fn on_lifecycle(&mut self, msg: &FromWorker, line: &str) {
+        let Some(live) = self.worker.as_mut() else { return };
+        match msg {
+            FromWorker::Heartbeat => {
+                let now = Instant::now();
+                if live.last_heartbeat_write.is_none_or(|t| now >= t + HEARTBEAT_WRITE_EVERY) {
+                    live.last_heartbeat_write = Some(now);
+                    let generation = live.proc.generation;
+                    self.ctx.journal.send(Write::WorkerHeartbeat { worker_id: self.worker_id.clone(), generation, at: now_ms() });
+                }
+            }
+            FromWorker::Ready if !live.ready => {
+                live.ready = true;
+                self.worker_state("ready", None);
+                if let Phase::Starting { turn, .. } = self.take_phase()
+                    && let Some(turn) = turn
+                {
+                    self.dispatch(turn).await;
+                }
+            }
+            _ => self.reject(None, "rejected", "unexpected line", line),
+        }
+    }
+
+    async fn on_turn_line(&mut self, msg: FromWorker) {
+        let Some(agent) = self.agent().cloned() else { return };
+        let generation = self.worker.as_ref().map_or(0, |l| l.proc.generation);
+        let Phase::Busy { turn, started, stall_at, text, produced, .. } = &mut self.phase else { return };
+        let base = json!({ "messageId": turn.message_id, "turnId": turn.turn_id, "timestamp": now_ms() });
+        let (kind, mut data) = match msg {
+            FromWorker::Delta { content, .. } => {
+                if text.len() + content.len() <= MAX_TEXT {
+                    text.push_str(&content);
+                }
+                *produced |= !content.is_empty();
+                (EventKind::Output, json!({ "type": "delta", "content": content }))
+            }
+            FromWorker::Status { state, .. } => {
+                let elapsed = started.elapsed().as_secs();
+                (EventKind::Status, json!({ "type": "status", "status": { "state": state, "elapsedSeconds": elapsed } }))
+            }
+            FromWorker::Complete { final_text, .. } => {
+                let final_text = final_text.filter(|t| !t.is_empty()).or_else(|| (!text.is_empty()).then(|| text.clone()));
+                let ending = if final_text.is_some() || *produced {
+                    TurnEnding::completed(final_text)
+                } else {
+                    TurnEnding::failed(ErrorCode::AgentError, "the worker reported the turn complete without producing any text")
+                };
+                return self.end_busy(ending).await;
+            }
+            FromWorker::Error { error, code, .. } => {
+                let sentence = match code { Some(c) => format!("{error} (worker code: {c})"), None => error };
+                return self.end_busy(TurnEnding::failed(ErrorCode::AgentError, sentence)).await;
+            }
+            FromWorker::Ready | FromWorker::Heartbeat => return,
+        };
+        *stall_at = Instant::now() + agent.stall_timeout;
+        if let (Some(d), Some(b)) = (data.as_object_mut(), base.as_object()) {
+            d.extend(b.clone());
+        }
+        self.ctx.journal.send(Write::Event {
+            session_id: self.session.clone(),
+            turn_id: Some(turn.turn_id.clone()),
+            kind,
+            data,
+            at: now_ms(),
+            from: Some((self.worker_id.clone(), generation)),
+        });
+    }
+
+    async fn end_busy(&mut self, ending: TurnEnding) {
+        if let Phase::Busy { turn, .. } = self.take_phase() {
+            self.end(&turn, ending).await;
+            self.finish_turn(&turn);
+        }
+    }
+}
