@@ -5,6 +5,9 @@
 //! [`client`] (typed HTTP/SSE client), [`worker`] (the reference worker), [`cli`].
 
 pub mod api;
+pub mod chat;
+pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod ids;
@@ -12,3 +15,4 @@ pub mod journal;
 pub mod store;
 pub mod gateway;
 pub mod supervisor;
+pub mod worker;

@@ -1,0 +1,127 @@
+//! Command-line parsing and dispatch: `main` parses, this module calls the library.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use crate::chat::{ChatRequest, chat};
+use crate::client::Client;
+use crate::config::{Config, data_dir};
+use crate::worker::WorkerArgs;
+
+/// turnwatch: an agent gateway that never leaves a chat turn hanging.
+#[derive(Debug, Parser)]
+#[command(name = "turnwatch", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Gateway {
+        /// Listen address (default from the config, else 127.0.0.1:7420; port 0 picks one).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Database URL: sqlite://PATH (default: the data dir's gateway.db).
+        #[arg(long)]
+        database: Option<String>,
+        /// Config file (turnwatch.toml).
+        #[arg(long, env = "TURNWATCH_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Send one message and stream the reply (exit 0 completed, 1 failed, 2 usage/connection).
+    Chat {
+        /// Gateway URL.
+        #[arg(long, env = "TURNWATCH_URL", default_value = "http://127.0.0.1:7420")]
+        url: String,
+        /// Bearer token (client or operator) for creating the session.
+        #[arg(long, env = "TURNWATCH_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Agent to talk to (the gateway's default when absent).
+        #[arg(long)]
+        agent: Option<String>,
+        /// Conversation key: the same thread resumes the same session.
+        #[arg(long)]
+        thread: Option<String>,
+        /// Start a new session even if the thread has one.
+        #[arg(long)]
+        new: bool,
+        /// Print every event as one JSON line.
+        #[arg(long)]
+        json: bool,
+        /// The message.
+        message: String,
+    },
+    /// The reference worker (speaks the worker protocol on stdin/stdout).
+    Worker(WorkerArgs),
+}
+
+/// Runs the parsed command; returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        None => {
+            use clap::CommandFactory;
+            Cli::command().print_help()?;
+            Ok(2)
+        }
+        Some(Command::Gateway { listen, database, config }) => gateway(listen, database, config).await,
+        Some(Command::Chat { url, token, agent, thread, new, json, message }) => {
+            let client = Client::new(&url, token);
+            let req = ChatRequest { agent, thread, new, json, message };
+            let mut stdout = std::io::stdout();
+            let outcome = chat(&client, &req, &mut stdout).await;
+            match &outcome {
+                crate::chat::ChatOutcome::Completed => {}
+                crate::chat::ChatOutcome::Failed { code, error } => eprintln!("turnwatch: turn failed: {error} [{code}]"),
+                crate::chat::ChatOutcome::Unreachable(e) => eprintln!("turnwatch: {e}"),
+            }
+            Ok(outcome.exit_code())
+        }
+        Some(Command::Worker(args)) => Ok(crate::worker::run(&args)),
+    }
+}
+
+async fn gateway(listen: Option<String>, database: Option<String>, config: Option<PathBuf>) -> anyhow::Result<i32> {
+    let mut config = match &config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(l) = listen {
+        config.gateway.listen = l;
+    }
+    let database = match database.or_else(|| config.gateway.database.clone()) {
+        Some(d) => d,
+        None => {
+            let dir = data_dir();
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| anyhow::anyhow!("cannot create the data dir {}: {e}", dir.display()))?;
+            format!("sqlite://{}", dir.join("gateway.db").display())
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(&config.gateway.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.gateway.listen))?;
+    println!("turnwatch gateway listening on http://{}", listener.local_addr()?);
+    crate::gateway::run(config, &database, listener, stop_signal()).await?;
+    Ok(0)
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}

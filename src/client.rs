@@ -1,0 +1,148 @@
+//! A typed client for the gateway's HTTP and SSE surfaces, shared by the CLI (and the console).
+
+use eventsource_stream::Eventsource;
+use futures::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::api::{CreateSession, ErrorBody, MessageQueued, PostMessage, SessionCreated};
+
+/// A failed call.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The gateway could not be reached or the connection broke.
+    #[error("cannot reach the gateway at {url}: {source}")]
+    Connect {
+        /// Where.
+        url: String,
+        /// Why.
+        source: reqwest::Error,
+    },
+    /// The gateway answered with an error.
+    #[error("{message} (HTTP {status}, code {code})")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Machine code.
+        code: String,
+        /// The gateway's sentence.
+        message: String,
+    },
+    /// The answer was not what the protocol says.
+    #[error("unexpected answer from the gateway: {0}")]
+    Protocol(String),
+}
+
+/// One SSE event as received.
+#[derive(Clone, Debug)]
+pub struct SseEvent {
+    /// Its `id:`, if it has one.
+    pub id: Option<i64>,
+    /// Its `event:` name.
+    pub event: String,
+    /// Its `data:`, parsed.
+    pub data: Value,
+}
+
+/// A gateway client.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    /// A client for the gateway at `base` (`http://host:port`), with an optional bearer token.
+    pub fn new(base: &str, token: Option<String>) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn with_auth(&self, req: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
+        match token.or(self.token.as_deref()) {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, ClientError> {
+        let resp = req.send().await.map_err(|source| ClientError::Connect { url: self.base.clone(), source })?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|source| ClientError::Connect { url: self.base.clone(), source })?;
+        if !status.is_success() {
+            return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(b) => ClientError::Api { status: status.as_u16(), code: b.code, message: b.error },
+                Err(_) => ClientError::Api {
+                    status: status.as_u16(),
+                    code: "http_error".into(),
+                    message: String::from_utf8_lossy(&bytes).into_owned(),
+                },
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// `POST /api/v1/agents`.
+    pub async fn create_session(&self, req: &CreateSession) -> Result<SessionCreated, ClientError> {
+        let r = self.with_auth(self.http.post(self.url("/api/v1/agents")), None).json(req);
+        self.send(r).await
+    }
+
+    /// `POST /api/v1/agents/{id}/messages` with the session's token.
+    pub async fn post_message(
+        &self,
+        session: &str,
+        token: &str,
+        content: &str,
+        message_id: Option<String>,
+    ) -> Result<MessageQueued, ClientError> {
+        let body = PostMessage { content: Some(content.to_owned()), message_id };
+        let r = self.http.post(self.url(&format!("/api/v1/agents/{session}/messages")));
+        self.send(self.with_auth(r, Some(token)).json(&body)).await
+    }
+
+    /// `POST` with a JSON body to any path, returning the JSON answer.
+    pub async fn post_json(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        self.send(self.with_auth(self.http.post(self.url(path)), None).json(body)).await
+    }
+
+    /// Opens a session's event stream, resuming after `last_event_id` if given.
+    pub async fn events(
+        &self,
+        session: &str,
+        token: &str,
+        last_event_id: Option<i64>,
+    ) -> Result<impl Stream<Item = Result<SseEvent, ClientError>> + Unpin + use<>, ClientError> {
+        let mut r = self.http.get(self.url(&format!("/api/v1/agents/{session}/events")));
+        if let Some(id) = last_event_id {
+            r = r.header("Last-Event-ID", id.to_string());
+        }
+        let resp = self
+            .with_auth(r, Some(token))
+            .send()
+            .await
+            .map_err(|source| ClientError::Connect { url: self.base.clone(), source })?;
+        if !resp.status().is_success() {
+            let status = resp.status().as_u16();
+            let body: ErrorBody = resp.json().await.map_err(|e| ClientError::Protocol(e.to_string()))?;
+            return Err(ClientError::Api { status, code: body.code, message: body.error });
+        }
+        let base = self.base.clone();
+        Ok(Box::pin(resp.bytes_stream().eventsource().map(move |r| match r {
+            Ok(e) => Ok(SseEvent {
+                id: e.id.parse().ok(),
+                event: e.event,
+                data: serde_json::from_str(&e.data).unwrap_or(Value::String(e.data)),
+            }),
+            Err(e) => Err(ClientError::Protocol(format!("event stream from {base} broke: {e}"))),
+        })))
+    }
+}

@@ -1,0 +1,217 @@
+//! `turnwatch worker`: the reference worker. It speaks the worker protocol on stdin/stdout,
+//! and its fault modes reproduce every way a real worker fails (the failure matrix).
+//!
+//! Plain threads, no runtime: a worker should be the simplest program that speaks the protocol.
+//! It always exits when its stdin closes, so a gateway that dies leaves no worker behind.
+
+use std::io::{BufRead, Write};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::api::{FromWorker, ToWorker};
+use crate::ids::TurnId;
+
+/// What the worker does with a turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Streams the message back in `--deltas` pieces, then completes.
+    Echo,
+    /// Like echo, `--delay-ms` between pieces.
+    Slow,
+    /// Sends `--after` deltas, then exits with `--exit-code` or dies by `--signal`.
+    CrashAfter,
+    /// Exits with `--exit-code` (or `--signal`) before saying ready.
+    ExitAtStart,
+    /// Runs but never says ready.
+    NeverReady,
+    /// Takes the turn and says nothing, ignoring `shutdown`.
+    Hang,
+    /// Takes the turn and only heartbeats, every `--interval-ms`.
+    HeartbeatOnly,
+    /// Writes bad JSON, unknown types and other turns' ids, then echoes.
+    Garbage,
+    /// Writes one line of `--bytes` bytes.
+    Oversize,
+    /// Reports an error for the turn.
+    ErrorReply,
+    /// Ignores `cancel` and replies after `--delay-ms` anyway.
+    LateReply,
+}
+
+/// The worker's knobs.
+#[derive(Clone, Debug, clap::Args)]
+pub struct WorkerArgs {
+    /// Behaviour.
+    #[arg(long, value_enum, default_value = "echo")]
+    pub mode: Mode,
+    /// Pieces per echoed reply.
+    #[arg(long, default_value_t = 3)]
+    pub deltas: usize,
+    /// Pause between pieces (slow) or before the reply (late-reply).
+    #[arg(long, default_value_t = 200)]
+    pub delay_ms: u64,
+    /// Deltas before crashing (crash-after).
+    #[arg(long, default_value_t = 1)]
+    pub after: usize,
+    /// Exit code for crash-after and exit-at-start.
+    #[arg(long, default_value_t = 1)]
+    pub exit_code: i32,
+    /// Die by this signal instead (`KILL`, `SIGSEGV`, `9`).
+    #[arg(long)]
+    pub signal: Option<String>,
+    /// Heartbeat period (heartbeat-only).
+    #[arg(long, default_value_t = 100)]
+    pub interval_ms: u64,
+    /// Line size (oversize).
+    #[arg(long, default_value_t = 2 * 1024 * 1024)]
+    pub bytes: usize,
+}
+
+type Out = Arc<Mutex<std::io::Stdout>>;
+
+fn emit(out: &Out, msg: &FromWorker) {
+    let line = serde_json::to_string(msg).unwrap_or_default();
+    emit_raw(out, &line);
+}
+
+fn emit_raw(out: &Out, line: &str) {
+    let mut o = out.lock().unwrap_or_else(PoisonError::into_inner);
+    // A closed stdout means the gateway is gone: exit like a well-behaved child.
+    if writeln!(o, "{line}").and_then(|()| o.flush()).is_err() {
+        std::process::exit(0);
+    }
+}
+
+/// Parses `KILL`, `SIGKILL` or `9`.
+pub fn parse_signal(s: &str) -> Option<nix::sys::signal::Signal> {
+    use nix::sys::signal::Signal;
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).ok();
+    }
+    let name = s.to_ascii_uppercase();
+    let name = if name.starts_with("SIG") { name } else { format!("SIG{name}") };
+    name.parse::<Signal>().ok()
+}
+
+fn die(args: &WorkerArgs) -> ! {
+    if let Some(sig) = args.signal.as_deref().and_then(parse_signal) {
+        eprintln!("turnwatch worker: dying by {sig}");
+        let _ = nix::sys::signal::raise(sig);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    eprintln!("turnwatch worker: exiting with code {}", args.exit_code);
+    std::process::exit(args.exit_code)
+}
+
+/// Runs the worker until its stdin closes or it is told to shut down; returns the exit code.
+pub fn run(args: &WorkerArgs) -> i32 {
+    let out: Out = Arc::new(Mutex::new(std::io::stdout()));
+    let (tx, rx) = channel::<ToWorker>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            match serde_json::from_str::<ToWorker>(&line) {
+                Ok(msg) => {
+                    if tx.send(msg).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => eprintln!("turnwatch worker: ignoring bad input line: {e}"),
+            }
+        }
+    });
+    eprintln!("turnwatch worker: starting in {:?} mode", args.mode);
+    match args.mode {
+        Mode::ExitAtStart => die(args),
+        Mode::NeverReady => {
+            while rx.recv().is_ok() {}
+            return 0;
+        }
+        _ => emit(&out, &FromWorker::Ready),
+    }
+    let mut hung = false;
+    loop {
+        let Ok(msg) = rx.recv() else { return 0 };
+        match msg {
+            ToWorker::Turn { turn_id, content, .. } if !hung => {
+                hung = handle(args, &out, &rx, &turn_id, &content);
+            }
+            ToWorker::Turn { turn_id, .. } => eprintln!("turnwatch worker: hung, ignoring {turn_id}"),
+            ToWorker::Cancel { turn_id } => eprintln!("turnwatch worker: cancel for {turn_id}"),
+            ToWorker::Shutdown if args.mode == Mode::Hang => eprintln!("turnwatch worker: hung, ignoring shutdown"),
+            ToWorker::Shutdown => return 0,
+        }
+    }
+}
+
+/// Waits up to `d`, answering `shutdown` by exiting. Returns true if this turn was cancelled.
+fn pause(rx: &Receiver<ToWorker>, d: Duration, turn: &TurnId, obey_cancel: bool) -> bool {
+    let until = Instant::now() + d;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Err(RecvTimeoutError::Timeout) => return false,
+            Err(RecvTimeoutError::Disconnected) | Ok(ToWorker::Shutdown) => std::process::exit(0),
+            Ok(ToWorker::Cancel { turn_id }) if obey_cancel && &turn_id == turn => return true,
+            Ok(other) => eprintln!("turnwatch worker: busy, ignoring {other:?}"),
+        }
+    }
+}
+
+fn chunks(content: &str, n: usize) -> Vec<String> {
+    let chars: Vec<char> = content.chars().collect();
+    let size = chars.len().div_ceil(n.max(1)).max(1);
+    chars.chunks(size).map(|c| c.iter().collect()).collect()
+}
+
+/// Handles one turn; returns true when the worker is now hung for good.
+fn handle(args: &WorkerArgs, out: &Out, rx: &Receiver<ToWorker>, turn: &TurnId, content: &str) -> bool {
+    let delta = |text: String| emit(out, &FromWorker::Delta { turn_id: turn.clone(), content: text });
+    let delay = Duration::from_millis(args.delay_ms);
+    match args.mode {
+        Mode::Echo | Mode::Slow | Mode::Garbage => {
+            if args.mode == Mode::Garbage {
+                emit_raw(out, "this is not json");
+                emit_raw(out, r#"{"type":"bogus","turnId":"x"}"#);
+                emit(out, &FromWorker::Delta { turn_id: TurnId("t-not-mine".into()), content: "stray".into() });
+            }
+            for piece in chunks(content, args.deltas) {
+                delta(piece);
+                if args.mode == Mode::Slow && pause(rx, delay, turn, true) {
+                    return false;
+                }
+            }
+            emit(out, &FromWorker::Complete { turn_id: turn.clone(), final_text: Some(content.to_owned()) });
+        }
+        Mode::CrashAfter => {
+            for piece in chunks(content, args.after.max(1)).into_iter().take(args.after) {
+                delta(piece);
+            }
+            die(args);
+        }
+        Mode::Hang => return true,
+        Mode::HeartbeatOnly => {
+            let out = Arc::clone(out);
+            let every = Duration::from_millis(args.interval_ms.max(1));
+            std::thread::spawn(move || loop {
+                emit(&out, &FromWorker::Heartbeat);
+                std::thread::sleep(every);
+            });
+            return true;
+        }
+        Mode::Oversize => delta("x".repeat(args.bytes)),
+        Mode::ErrorReply => emit(out, &FromWorker::Error {
+            turn_id: turn.clone(),
+            error: "the reference worker was told to fail this turn".into(),
+            code: Some("demo_failure".into()),
+        }),
+        Mode::LateReply => {
+            pause(rx, delay, turn, false);
+            delta(content.to_owned());
+            emit(out, &FromWorker::Complete { turn_id: turn.clone(), final_text: Some(content.to_owned()) });
+        }
+        Mode::ExitAtStart | Mode::NeverReady => {}
+    }
+    false
+}
