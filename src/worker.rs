@@ -66,6 +66,9 @@ pub struct WorkerArgs {
     /// Line size (oversize).
     #[arg(long, default_value_t = 2 * 1024 * 1024)]
     pub bytes: usize,
+    /// After this many replied turns, wait `--delay-ms` and exit with `--exit-code` while idle.
+    #[arg(long)]
+    pub exit_after_turns: Option<u32>,
 }
 
 type Out = Arc<Mutex<std::io::Stdout>>;
@@ -131,11 +134,17 @@ pub fn run(args: &WorkerArgs) -> i32 {
         _ => emit(&out, &FromWorker::Ready),
     }
     let mut hung = false;
+    let mut served = 0;
     loop {
         let Ok(msg) = rx.recv() else { return 0 };
         match msg {
             ToWorker::Turn { turn_id, content, .. } if !hung => {
                 hung = handle(args, &out, &rx, &turn_id, &content);
+                served += 1;
+                if args.exit_after_turns == Some(served) {
+                    std::thread::sleep(Duration::from_millis(args.delay_ms));
+                    die(args);
+                }
             }
             ToWorker::Turn { turn_id, .. } => eprintln!("turnwatch worker: hung, ignoring {turn_id}"),
             ToWorker::Cancel { turn_id } => eprintln!("turnwatch worker: cancel for {turn_id}"),

@@ -1,0 +1,16 @@
+//! Gateway integration tests: the gateway on port 0, real worker processes (`turnwatch worker`
+//! fault modes), a real HTTP/SSE client. One test binary; one module per concern.
+
+#[path = "gateway/harness.rs"]
+mod harness;
+
+#[path = "gateway/bad_input.rs"]
+mod bad_input;
+#[path = "gateway/failures.rs"]
+mod failures;
+#[path = "gateway/lifecycle.rs"]
+mod lifecycle;
+#[path = "gateway/operator.rs"]
+mod operator;
+#[path = "gateway/streams.rs"]
+mod streams;

@@ -1,0 +1,256 @@
+//! Starting a gateway with chosen agents, talking to it, and checking no worker outlives it.
+
+use futures::StreamExt;
+use serde_json::Value;
+use sqlx::{Row, SqlitePool};
+use std::time::Duration;
+use tempfile::TempDir;
+use turnwatch::client::{Client, SseEvent};
+use turnwatch::config::{AgentConfig, Config};
+use turnwatch::gateway::{self, RunningGateway};
+
+/// The binary under test; its `worker` subcommand is the reference worker.
+pub const BIN: &str = env!("CARGO_BIN_EXE_turnwatch");
+/// Guard against hangs only; no test asserts on time.
+pub const GUARD: Duration = Duration::from_secs(30);
+
+/// An agent running the reference worker with these arguments and test-sized clocks.
+pub fn worker(args: &[&str]) -> AgentConfig {
+    let mut command = vec![BIN.to_owned(), "worker".to_owned()];
+    command.extend(args.iter().map(|a| (*a).to_owned()));
+    let mut a = AgentConfig::with_command(command);
+    a.startup_timeout = Duration::from_secs(10);
+    a.stall_timeout = Duration::from_secs(20);
+    a.deadline = Duration::from_secs(25);
+    a.queue_timeout = Duration::from_secs(10);
+    a
+}
+
+/// A config with these agents (the first is the default).
+pub fn config(agents: Vec<(&str, AgentConfig)>) -> Config {
+    let mut c = Config::default();
+    c.gateway.default_agent = agents[0].0.to_owned();
+    c.gateway.stop_grace = Duration::from_millis(500);
+    c.agents = agents.into_iter().map(|(n, a)| (n.to_owned(), a)).collect();
+    c
+}
+
+/// A session as a client holds it.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub id: String,
+    pub token: String,
+}
+
+/// A gateway in this process on a fresh SQLite file.
+pub struct TestGateway {
+    pub gw: Option<RunningGateway>,
+    pub url: String,
+    pub client: Client,
+    pub http: reqwest::Client,
+    pub db_url: String,
+    /// Keeps the data dir alive as long as the gateway.
+    pub _dir: TempDir,
+}
+
+impl TestGateway {
+    pub async fn start(config: Config) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db_url = format!("sqlite://{}", dir.path().join("gw.db").display());
+        Self::start_on(config, dir, db_url).await
+    }
+
+    pub async fn start_on(config: Config, dir: TempDir, db_url: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gw = gateway::start(config, &db_url, listener).await.unwrap();
+        let url = gw.url();
+        Self { client: Client::new(&url, None), http: reqwest::Client::new(), url, gw: Some(gw), db_url, _dir: dir }
+    }
+
+    pub async fn session(&self, agent: &str) -> Session {
+        let req = turnwatch::api::CreateSession { agent_id: Some(agent.into()), ..Default::default() };
+        let s = self.client.create_session(&req).await.unwrap();
+        Session { id: s.agent_id, token: s.token }
+    }
+
+    /// Posts a message; returns the turn id.
+    pub async fn post(&self, s: &Session, content: &str) -> String {
+        self.client.post_message(&s.id, &s.token, content, None).await.unwrap().turn_id.to_string()
+    }
+
+    /// Opens the session's stream and waits for `connected`.
+    pub async fn open(&self, s: &Session, last: Option<i64>) -> Reader {
+        let stream = self.client.events(&s.id, &s.token, last).await.unwrap();
+        let mut r = Reader { stream: Box::new(stream), seen: Vec::new(), connected: None };
+        let first = r.next().await.expect("a connected event");
+        assert_eq!(first.event, "connected");
+        r.seen.clear();
+        r.connected = Some(first);
+        r
+    }
+
+    /// Creates a session, opens its stream, posts `content`, reads until the turn's `complete`.
+    pub async fn turn(&self, agent: &str, content: &str) -> (Session, String, Vec<SseEvent>) {
+        let s = self.session(agent).await;
+        let mut r = self.open(&s, None).await;
+        let turn = self.post(&s, content).await;
+        let events = r.until_complete(&turn).await;
+        r.assert_quiet(Duration::from_millis(300)).await;
+        (s, turn, events)
+    }
+
+    pub async fn db(&self) -> SqlitePool {
+        SqlitePool::connect(&self.db_url).await.unwrap()
+    }
+
+    /// One row of `workers` as JSON-ish columns.
+    pub async fn worker_rows(&self, session: &Session) -> Vec<WorkerRow> {
+        let rows = sqlx::query(
+            "SELECT worker_id, generation, pid, state, exit_code, signal, intentional, exit_reason \
+             FROM workers WHERE session_id = ? ORDER BY generation",
+        )
+        .bind(&session.id)
+        .fetch_all(&self.db().await)
+        .await
+        .unwrap();
+        rows.iter()
+            .map(|r| WorkerRow {
+                worker_id: r.get("worker_id"),
+                generation: r.get::<i64, _>("generation") as u32,
+                pid: r.get::<i64, _>("pid") as u32,
+                state: r.get("state"),
+                exit_code: r.get("exit_code"),
+                signal: r.get("signal"),
+                intentional: r.get("intentional"),
+                reason: r.get("exit_reason"),
+            })
+            .collect()
+    }
+
+    /// Polls until `f` holds for the session's worker rows (guarded).
+    pub async fn wait_workers(&self, s: &Session, f: impl Fn(&[WorkerRow]) -> bool) -> Vec<WorkerRow> {
+        let deadline = tokio::time::Instant::now() + GUARD;
+        loop {
+            let rows = self.worker_rows(s).await;
+            if f(&rows) {
+                return rows;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "worker rows never matched: {rows:?}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Rows of `worker_output` of a kind.
+    pub async fn output_rows(&self, kind: &str) -> Vec<(Option<String>, String)> {
+        sqlx::query_as("SELECT turn_id, reason FROM worker_output WHERE kind = ? ORDER BY id")
+            .bind(kind)
+            .fetch_all(&self.db().await)
+            .await
+            .unwrap()
+    }
+
+    pub async fn turn_state(&self, turn: &str) -> String {
+        sqlx::query_scalar("SELECT state FROM turns WHERE id = ?").bind(turn).fetch_one(&self.db().await).await.unwrap()
+    }
+
+    /// Stops the gateway gracefully and checks that every worker process it started is gone.
+    pub async fn stop(mut self) {
+        let pids: Vec<i64> = sqlx::query_scalar("SELECT pid FROM workers").fetch_all(&self.db().await).await.unwrap();
+        self.gw.take().unwrap().stop().await.unwrap();
+        for pid in pids {
+            assert_gone(pid as u32).await;
+        }
+    }
+}
+
+/// Waits (guarded) until no process has this pid.
+pub async fn assert_gone(pid: u32) {
+    let deadline = tokio::time::Instant::now() + GUARD;
+    while nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "worker process {pid} outlived the gateway");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkerRow {
+    pub worker_id: String,
+    pub generation: u32,
+    pub pid: u32,
+    pub state: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub intentional: Option<bool>,
+    pub reason: Option<String>,
+}
+
+type EventStream = dyn futures::Stream<Item = Result<SseEvent, turnwatch::client::ClientError>> + Unpin + Send;
+
+/// Reads a session stream, remembering what it saw.
+pub struct Reader {
+    stream: Box<EventStream>,
+    pub seen: Vec<SseEvent>,
+    pub connected: Option<SseEvent>,
+}
+
+impl Reader {
+    /// The next non-ping event, `None` when the stream ends.
+    pub async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            let ev = tokio::time::timeout(GUARD, self.stream.next()).await.expect("stream went silent")?;
+            let ev = ev.ok()?;
+            if ev.event != "ping" {
+                self.seen.push(ev.clone());
+                return Some(ev);
+            }
+        }
+    }
+
+    /// Events up to and including `turn`'s `complete`; the turn's events only.
+    pub async fn until_complete(&mut self, turn: &str) -> Vec<SseEvent> {
+        let mut out = Vec::new();
+        loop {
+            let ev = self.next().await.unwrap_or_else(|| panic!("stream ended before {turn} completed: {out:?}"));
+            if ev.data.get("turnId").and_then(Value::as_str) == Some(turn) {
+                let done = ev.event == "complete";
+                out.push(ev);
+                if done {
+                    return out;
+                }
+            }
+        }
+    }
+
+    /// Asserts nothing but pings arrives for `d`.
+    pub async fn assert_quiet(&mut self, d: Duration) {
+        if let Ok(Some(Ok(ev))) = tokio::time::timeout(d, self.stream.next()).await {
+            assert_eq!(ev.event, "ping", "expected silence, got {ev:?}");
+        }
+    }
+}
+
+/// Asserts a failed turn's shape: `error`, `agent-error`, then one `complete{failed}`; returns
+/// the error data.
+pub fn assert_failed(events: &[SseEvent], code: &str) -> Value {
+    let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    let n = names.len();
+    assert!(n >= 3, "too few events: {names:?}");
+    assert_eq!(&names[n - 3..], ["error", "agent-error", "complete"], "{names:?}");
+    assert_eq!(names.iter().filter(|e| **e == "complete").count(), 1, "{names:?}");
+    let err = &events[n - 3].data;
+    assert_eq!(err["code"], code, "{err}");
+    assert!(err["error"].as_str().is_some_and(|s| s.len() > 10), "a sentence: {err}");
+    assert_eq!(events[n - 2].data, *err);
+    assert_eq!(events[n - 1].data["status"], "failed");
+    err.clone()
+}
+
+/// Asserts a completed turn; returns its final text.
+pub fn assert_completed(events: &[SseEvent]) -> String {
+    let last = events.last().unwrap();
+    assert_eq!(last.event, "complete", "{events:?}");
+    assert_eq!(last.data["status"], "completed");
+    assert_eq!(events.iter().filter(|e| e.event == "complete").count(), 1);
+    assert!(!events.iter().any(|e| e.event == "error"), "{events:?}");
+    last.data["finalText"].as_str().unwrap_or_default().to_owned()
+}
