@@ -64,14 +64,26 @@ pub async fn chat(client: &Client, req: &ChatRequest, out: &mut (dyn Write + Sen
     }
 }
 
-async fn run(client: &Client, req: &ChatRequest, out: &mut (dyn Write + Send)) -> Result<ChatOutcome, ClientError> {
-    let create = CreateSession { agent_id: req.agent.clone(), thread: req.thread.clone(), force_new: req.new };
+async fn run(
+    client: &Client,
+    req: &ChatRequest,
+    out: &mut (dyn Write + Send),
+) -> Result<ChatOutcome, ClientError> {
+    let create = CreateSession {
+        agent_id: req.agent.clone(),
+        thread: req.thread.clone(),
+        force_new: req.new,
+    };
     let session = client.create_session(&create).await?;
     let (sid, token) = (session.agent_id.as_str(), session.token.as_str());
     // Open the stream before posting, so no event can fall before it.
     let mut stream = client.events(sid, token, None).await?;
     let mut last_id: Option<i64> = None;
-    while let Some(ev) = tokio::time::timeout(STALL, stream.next()).await.ok().flatten() {
+    while let Some(ev) = tokio::time::timeout(STALL, stream.next())
+        .await
+        .ok()
+        .flatten()
+    {
         if ev?.event == "connected" {
             break;
         }
@@ -109,7 +121,10 @@ async fn run(client: &Client, req: &ChatRequest, out: &mut (dyn Write + Send)) -
         }
         if ev.data.get("turnId").and_then(|t| t.as_str()) != Some(turn.as_str()) {
             if ev.event == "closed" {
-                return Ok(ChatOutcome::Failed { code: "session_deleted".into(), error: "the session was deleted".into() });
+                return Ok(ChatOutcome::Failed {
+                    code: "session_deleted".into(),
+                    error: "the session was deleted".into(),
+                });
             }
             continue;
         }
@@ -120,7 +135,10 @@ async fn run(client: &Client, req: &ChatRequest, out: &mut (dyn Write + Send)) -
             }
             "error" => {
                 let code = ev.data["code"].as_str().unwrap_or("unknown").to_owned();
-                let error = ev.data["error"].as_str().unwrap_or("the turn failed").to_owned();
+                let error = ev.data["error"]
+                    .as_str()
+                    .unwrap_or("the turn failed")
+                    .to_owned();
                 failure = Some((code, error));
             }
             "complete" => {
@@ -130,7 +148,8 @@ async fn run(client: &Client, req: &ChatRequest, out: &mut (dyn Write + Send)) -
                 return Ok(if ev.data["status"] == "completed" {
                     ChatOutcome::Completed
                 } else {
-                    let (code, error) = failure.unwrap_or_else(|| ("unknown".into(), "the turn failed".into()));
+                    let (code, error) =
+                        failure.unwrap_or_else(|| ("unknown".into(), "the turn failed".into()));
                     ChatOutcome::Failed { code, error }
                 });
             }

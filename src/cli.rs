@@ -25,7 +25,7 @@ pub enum Command {
         /// Listen address (default from the config, else 127.0.0.1:7420; port 0 picks one).
         #[arg(long)]
         listen: Option<String>,
-        /// Database URL: sqlite://PATH (default: the data dir's gateway.db).
+        /// Database URL: `sqlite://PATH` (default: the data dir's gateway.db).
         #[arg(long)]
         database: Option<String>,
         /// Config file (turnwatch.toml).
@@ -67,15 +67,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Cli::command().print_help()?;
             Ok(2)
         }
-        Some(Command::Gateway { listen, database, config }) => gateway(listen, database, config).await,
-        Some(Command::Chat { url, token, agent, thread, new, json, message }) => {
+        Some(Command::Gateway {
+            listen,
+            database,
+            config,
+        }) => gateway(listen, database, config).await,
+        Some(Command::Chat {
+            url,
+            token,
+            agent,
+            thread,
+            new,
+            json,
+            message,
+        }) => {
             let client = Client::new(&url, token);
-            let req = ChatRequest { agent, thread, new, json, message };
+            let req = ChatRequest {
+                agent,
+                thread,
+                new,
+                json,
+                message,
+            };
             let mut stdout = std::io::stdout();
             let outcome = chat(&client, &req, &mut stdout).await;
             match &outcome {
                 crate::chat::ChatOutcome::Completed => {}
-                crate::chat::ChatOutcome::Failed { code, error } => eprintln!("turnwatch: turn failed: {error} [{code}]"),
+                crate::chat::ChatOutcome::Failed { code, error } => {
+                    eprintln!("turnwatch: turn failed: {error} [{code}]")
+                }
                 crate::chat::ChatOutcome::Unreachable(e) => eprintln!("turnwatch: {e}"),
             }
             Ok(outcome.exit_code())
@@ -84,7 +104,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
-async fn gateway(listen: Option<String>, database: Option<String>, config: Option<PathBuf>) -> anyhow::Result<i32> {
+async fn gateway(
+    listen: Option<String>,
+    database: Option<String>,
+    config: Option<PathBuf>,
+) -> anyhow::Result<i32> {
     let mut config = match &config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -96,15 +120,19 @@ async fn gateway(listen: Option<String>, database: Option<String>, config: Optio
         Some(d) => d,
         None => {
             let dir = data_dir();
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| anyhow::anyhow!("cannot create the data dir {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                anyhow::anyhow!("cannot create the data dir {}: {e}", dir.display())
+            })?;
             format!("sqlite://{}", dir.join("gateway.db").display())
         }
     };
     let listener = tokio::net::TcpListener::bind(&config.gateway.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.gateway.listen))?;
-    println!("turnwatch gateway listening on http://{}", listener.local_addr()?);
+    println!(
+        "turnwatch gateway listening on http://{}",
+        listener.local_addr()?
+    );
     crate::gateway::run(config, &database, listener, stop_signal()).await?;
     Ok(0)
 }

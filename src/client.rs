@@ -66,20 +66,37 @@ impl Client {
         format!("{}{path}", self.base)
     }
 
-    fn with_auth(&self, req: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
+    fn with_auth(
+        &self,
+        req: reqwest::RequestBuilder,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
         match token.or(self.token.as_deref()) {
             Some(t) => req.bearer_auth(t),
             None => req,
         }
     }
 
-    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, ClientError> {
-        let resp = req.send().await.map_err(|source| ClientError::Connect { url: self.base.clone(), source })?;
+    async fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let resp = req.send().await.map_err(|source| ClientError::Connect {
+            url: self.base.clone(),
+            source,
+        })?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|source| ClientError::Connect { url: self.base.clone(), source })?;
+        let bytes = resp.bytes().await.map_err(|source| ClientError::Connect {
+            url: self.base.clone(),
+            source,
+        })?;
         if !status.is_success() {
             return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(b) => ClientError::Api { status: status.as_u16(), code: b.code, message: b.error },
+                Ok(b) => ClientError::Api {
+                    status: status.as_u16(),
+                    code: b.code,
+                    message: b.error,
+                },
                 Err(_) => ClientError::Api {
                     status: status.as_u16(),
                     code: "http_error".into(),
@@ -92,7 +109,9 @@ impl Client {
 
     /// `POST /api/v1/agents`.
     pub async fn create_session(&self, req: &CreateSession) -> Result<SessionCreated, ClientError> {
-        let r = self.with_auth(self.http.post(self.url("/api/v1/agents")), None).json(req);
+        let r = self
+            .with_auth(self.http.post(self.url("/api/v1/agents")), None)
+            .json(req);
         self.send(r).await
     }
 
@@ -104,14 +123,23 @@ impl Client {
         content: &str,
         message_id: Option<String>,
     ) -> Result<MessageQueued, ClientError> {
-        let body = PostMessage { content: Some(content.to_owned()), message_id };
-        let r = self.http.post(self.url(&format!("/api/v1/agents/{session}/messages")));
+        let body = PostMessage {
+            content: Some(content.to_owned()),
+            message_id,
+        };
+        let r = self
+            .http
+            .post(self.url(&format!("/api/v1/agents/{session}/messages")));
         self.send(self.with_auth(r, Some(token)).json(&body)).await
     }
 
     /// `POST` with a JSON body to any path, returning the JSON answer.
     pub async fn post_json(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
-        self.send(self.with_auth(self.http.post(self.url(path)), None).json(body)).await
+        self.send(
+            self.with_auth(self.http.post(self.url(path)), None)
+                .json(body),
+        )
+        .await
     }
 
     /// Opens a session's event stream, resuming after `last_event_id` if given.
@@ -120,8 +148,11 @@ impl Client {
         session: &str,
         token: &str,
         last_event_id: Option<i64>,
-    ) -> Result<impl Stream<Item = Result<SseEvent, ClientError>> + Unpin + use<>, ClientError> {
-        let mut r = self.http.get(self.url(&format!("/api/v1/agents/{session}/events")));
+    ) -> Result<impl Stream<Item = Result<SseEvent, ClientError>> + Unpin + use<>, ClientError>
+    {
+        let mut r = self
+            .http
+            .get(self.url(&format!("/api/v1/agents/{session}/events")));
         if let Some(id) = last_event_id {
             r = r.header("Last-Event-ID", id.to_string());
         }
@@ -129,20 +160,34 @@ impl Client {
             .with_auth(r, Some(token))
             .send()
             .await
-            .map_err(|source| ClientError::Connect { url: self.base.clone(), source })?;
+            .map_err(|source| ClientError::Connect {
+                url: self.base.clone(),
+                source,
+            })?;
         if !resp.status().is_success() {
             let status = resp.status().as_u16();
-            let body: ErrorBody = resp.json().await.map_err(|e| ClientError::Protocol(e.to_string()))?;
-            return Err(ClientError::Api { status, code: body.code, message: body.error });
+            let body: ErrorBody = resp
+                .json()
+                .await
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            return Err(ClientError::Api {
+                status,
+                code: body.code,
+                message: body.error,
+            });
         }
         let base = self.base.clone();
-        Ok(Box::pin(resp.bytes_stream().eventsource().map(move |r| match r {
-            Ok(e) => Ok(SseEvent {
-                id: e.id.parse().ok(),
-                event: e.event,
-                data: serde_json::from_str(&e.data).unwrap_or(Value::String(e.data)),
-            }),
-            Err(e) => Err(ClientError::Protocol(format!("event stream from {base} broke: {e}"))),
-        })))
+        Ok(Box::pin(resp.bytes_stream().eventsource().map(
+            move |r| match r {
+                Ok(e) => Ok(SseEvent {
+                    id: e.id.parse().ok(),
+                    event: e.event,
+                    data: serde_json::from_str(&e.data).unwrap_or(Value::String(e.data)),
+                }),
+                Err(e) => Err(ClientError::Protocol(format!(
+                    "event stream from {base} broke: {e}"
+                ))),
+            },
+        )))
     }
 }

@@ -250,7 +250,9 @@ impl Config {
             }
         }
         if self.gateway.max_workers == 0 {
-            return Err(invalid("key `gateway.max_workers`: must be at least 1".into()));
+            return Err(invalid(
+                "key `gateway.max_workers`: must be at least 1".into(),
+            ));
         }
         for (i, t) in self.tokens.iter().enumerate() {
             if t.secret.is_none() == t.secret_env.is_none() {
@@ -305,7 +307,9 @@ mod tests {
     #[test]
     fn errors_name_file_line_and_key() {
         let text = "[gateway]\nmax_workers = 4\n\n[agents.echo]\ncommand = [\"x\"]\nstall_timeout = \"soon\"\n";
-        let e = Config::parse(text, Path::new("my.toml")).unwrap_err().to_string();
+        let e = Config::parse(text, Path::new("my.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("my.toml"), "{e}");
         assert!(e.contains("line 6"), "{e}");
         assert!(e.contains("stall_timeout"), "{e}");
@@ -314,7 +318,9 @@ mod tests {
     #[test]
     fn unknown_default_agent_is_refused() {
         let text = "[gateway]\ndefault_agent = \"nope\"\n";
-        let e = Config::parse(text, Path::new("c.toml")).unwrap_err().to_string();
+        let e = Config::parse(text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("default_agent"), "{e}");
     }
 }

@@ -100,7 +100,11 @@ impl RunningGateway {
 }
 
 /// Starts a gateway on `listener` in the background.
-pub async fn start(config: Config, database_url: &str, listener: TcpListener) -> Result<RunningGateway, GatewayError> {
+pub async fn start(
+    config: Config,
+    database_url: &str,
+    listener: TcpListener,
+) -> Result<RunningGateway, GatewayError> {
     let addr = listener.local_addr()?;
     let stop = CancellationToken::new();
     let ready = prepare(config, database_url).await?;
@@ -116,7 +120,10 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
-    prepare(config, database_url).await?.serve(listener, shutdown).await
+    prepare(config, database_url)
+        .await?
+        .serve(listener, shutdown)
+        .await
 }
 
 /// A gateway whose store is open and recovered, not yet serving.
@@ -143,7 +150,10 @@ async fn prepare(config: Config, database_url: &str) -> Result<Prepared, Gateway
         stopping: CancellationToken::new(),
         streams_stop: CancellationToken::new(),
     });
-    Ok(Prepared { state, journal_task })
+    Ok(Prepared {
+        state,
+        journal_task,
+    })
 }
 
 impl Prepared {
@@ -158,7 +168,10 @@ impl Prepared {
                 "refusing to listen on a non-loopback address with no [[tokens]] configured".into(),
             ));
         }
-        let pruner = tokio::spawn(prune_loop(state.journal.clone(), state.config.gateway.event_retention));
+        let pruner = tokio::spawn(prune_loop(
+            state.journal.clone(),
+            state.config.gateway.event_retention,
+        ));
         let graceful = {
             let state = Arc::clone(&state);
             async move {
@@ -171,7 +184,9 @@ impl Prepared {
             }
         };
         let app = router(Arc::clone(&state));
-        let served = axum::serve(listener, app).with_graceful_shutdown(graceful).await;
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(graceful)
+            .await;
         pruner.abort();
         // In case the server ended on its own: still end every turn before returning.
         if !state.streams_stop.is_cancelled() {
@@ -188,7 +203,10 @@ impl Prepared {
 async fn recover(store: &dyn Store, journal: &Journal) -> Result<(), GatewayError> {
     let turns = store.open_turns().await?;
     if !turns.is_empty() {
-        tracing::warn!(count = turns.len(), "failing turns left open by a previous run");
+        tracing::warn!(
+            count = turns.len(),
+            "failing turns left open by a previous run"
+        );
     }
     for t in turns {
         let ending = TurnEnding::failed(
@@ -214,9 +232,12 @@ async fn recover(store: &dyn Store, journal: &Journal) -> Result<(), GatewayErro
 }
 
 async fn prune_loop(journal: Journal, retention: Duration) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60).min(retention.max(Duration::from_secs(1))));
+    let mut tick =
+        tokio::time::interval(Duration::from_secs(60).min(retention.max(Duration::from_secs(1))));
     loop {
         tick.tick().await;
-        journal.send(Write::Prune { before: now_ms() - retention.as_millis() as i64 });
+        journal.send(Write::Prune {
+            before: now_ms() - retention.as_millis() as i64,
+        });
     }
 }

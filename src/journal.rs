@@ -65,14 +65,28 @@ impl Journal {
     /// Waits until every write queued before this call has committed.
     pub async fn flush(&self) {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(Job { write: None, reply: Some(reply) }).is_ok() {
+        if self
+            .tx
+            .send(Job {
+                write: None,
+                reply: Some(reply),
+            })
+            .is_ok()
+        {
             let _ = rx.await;
         }
     }
 
     /// Queues a write without waiting; it still commits before anything queued after it.
     pub fn send(&self, write: Write) {
-        if self.tx.send(Job { write: Some(write), reply: None }).is_err() {
+        if self
+            .tx
+            .send(Job {
+                write: Some(write),
+                reply: None,
+            })
+            .is_err()
+        {
             tracing::warn!("journal closed; a write was dropped");
         }
     }
@@ -94,7 +108,9 @@ async fn run(store: Arc<dyn Store>, hub: Arc<Hub>, mut rx: mpsc::UnboundedReceiv
             }
         }
         if writes.is_empty() {
-            barriers.into_iter().for_each(|b| drop(b.send(Ok(Applied::Done(false)))));
+            for b in barriers {
+                let _ = b.send(Ok(Applied::Done(false)));
+            }
             continue;
         }
         let results = match store.apply(&writes).await {
@@ -104,7 +120,12 @@ async fn run(store: Arc<dyn Store>, hub: Arc<Hub>, mut rx: mpsc::UnboundedReceiv
                 tracing::warn!(error = %e, "batch failed; retrying its writes one by one");
                 let mut out = Vec::with_capacity(writes.len());
                 for w in &writes {
-                    out.push(store.apply(std::slice::from_ref(w)).await.map(|mut r| r.remove(0)));
+                    out.push(
+                        store
+                            .apply(std::slice::from_ref(w))
+                            .await
+                            .map(|mut r| r.remove(0)),
+                    );
                 }
                 out
             }
@@ -124,7 +145,9 @@ async fn run(store: Arc<dyn Store>, hub: Arc<Hub>, mut rx: mpsc::UnboundedReceiv
                 let _ = reply.send(result);
             }
         }
-        barriers.into_iter().for_each(|b| drop(b.send(Ok(Applied::Done(false)))));
+        for b in barriers {
+            let _ = b.send(Ok(Applied::Done(false)));
+        }
     }
 }
 

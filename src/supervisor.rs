@@ -20,7 +20,7 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::ids::{MessageId, SessionId, TurnId, WorkerId};
 use crate::journal::Journal;
-use crate::store::{Store, SessionRecord, Write};
+use crate::store::{SessionRecord, Store, Write};
 use actor::{Actor, Cmd};
 
 /// A turn handed to a session's actor.
@@ -124,7 +124,8 @@ impl Supervisor {
             tx
         };
         // Sent under the registry lock, so an actor retiring at this moment sees it.
-        tx.send(Cmd::Turn(turn)).map_err(|_| ActionError::ShuttingDown)
+        tx.send(Cmd::Turn(turn))
+            .map_err(|_| ActionError::ShuttingDown)
     }
 
     fn actor_of(&self, session: &SessionId) -> Option<mpsc::UnboundedSender<Cmd>> {
@@ -145,9 +146,15 @@ impl Supervisor {
             return Err(ActionError::UnknownWorker(worker.clone()));
         };
         let (reply, rx) = oneshot::channel();
-        tx.send(Cmd::Kill { generation, pid, reason, reply })
-            .map_err(|_| ActionError::UnknownWorker(worker.clone()))?;
-        rx.await.map_err(|_| ActionError::UnknownWorker(worker.clone()))?
+        tx.send(Cmd::Kill {
+            generation,
+            pid,
+            reason,
+            reply,
+        })
+        .map_err(|_| ActionError::UnknownWorker(worker.clone()))?;
+        rx.await
+            .map_err(|_| ActionError::UnknownWorker(worker.clone()))?
     }
 
     /// Ends a turn now with `cancelled_by_operator`; the worker gets `cancel`.
@@ -166,14 +173,26 @@ impl Supervisor {
         let sentence = format!("an operator cancelled the turn ({reason})");
         if let Some(tx) = self.actor_of(&turn.session_id) {
             let (reply, rx) = oneshot::channel();
-            let cmd = Cmd::Cancel { turn_id: turn_id.clone(), reason: sentence.clone(), reply };
+            let cmd = Cmd::Cancel {
+                turn_id: turn_id.clone(),
+                reason: sentence.clone(),
+                reply,
+            };
             if tx.send(cmd).is_ok() && rx.await.unwrap_or(false) {
                 return Ok(());
             }
         }
         // No actor holds it (or it ended meanwhile): the conditional write decides.
         let ending = TurnEnding::failed(ErrorCode::CancelledByOperator, sentence);
-        if end_turn(&self.ctx.journal, &turn.session_id, turn_id, &turn.message_id, ending).await {
+        if end_turn(
+            &self.ctx.journal,
+            &turn.session_id,
+            turn_id,
+            &turn.message_id,
+            ending,
+        )
+        .await
+        {
             Ok(())
         } else {
             Err(ActionError::AlreadyEnded(turn_id.clone()))
@@ -239,8 +258,11 @@ pub(crate) fn worker_env(
     worker: &WorkerId,
     agent: &crate::config::AgentConfig,
 ) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> =
-        agent.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut env: Vec<(String, String)> = agent
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     env.push(("TURNWATCH_SESSION_ID".into(), session.to_string()));
     env.push(("TURNWATCH_AGENT_ID".into(), ctx_agent.to_owned()));
     env.push(("TURNWATCH_WORKER_ID".into(), worker.to_string()));

@@ -93,7 +93,11 @@ pub fn parse_signal(s: &str) -> Option<nix::sys::signal::Signal> {
         return Signal::try_from(n).ok();
     }
     let name = s.to_ascii_uppercase();
-    let name = if name.starts_with("SIG") { name } else { format!("SIG{name}") };
+    let name = if name.starts_with("SIG") {
+        name
+    } else {
+        format!("SIG{name}")
+    };
     name.parse::<Signal>().ok()
 }
 
@@ -138,7 +142,9 @@ pub fn run(args: &WorkerArgs) -> i32 {
     loop {
         let Ok(msg) = rx.recv() else { return 0 };
         match msg {
-            ToWorker::Turn { turn_id, content, .. } if !hung => {
+            ToWorker::Turn {
+                turn_id, content, ..
+            } if !hung => {
                 hung = handle(args, &out, &rx, &turn_id, &content);
                 served += 1;
                 if args.exit_after_turns == Some(served) {
@@ -146,9 +152,13 @@ pub fn run(args: &WorkerArgs) -> i32 {
                     die(args);
                 }
             }
-            ToWorker::Turn { turn_id, .. } => eprintln!("turnwatch worker: hung, ignoring {turn_id}"),
+            ToWorker::Turn { turn_id, .. } => {
+                eprintln!("turnwatch worker: hung, ignoring {turn_id}")
+            }
             ToWorker::Cancel { turn_id } => eprintln!("turnwatch worker: cancel for {turn_id}"),
-            ToWorker::Shutdown if args.mode == Mode::Hang => eprintln!("turnwatch worker: hung, ignoring shutdown"),
+            ToWorker::Shutdown if args.mode == Mode::Hang => {
+                eprintln!("turnwatch worker: hung, ignoring shutdown")
+            }
             ToWorker::Shutdown => return 0,
         }
     }
@@ -175,15 +185,35 @@ fn chunks(content: &str, n: usize) -> Vec<String> {
 }
 
 /// Handles one turn; returns true when the worker is now hung for good.
-fn handle(args: &WorkerArgs, out: &Out, rx: &Receiver<ToWorker>, turn: &TurnId, content: &str) -> bool {
-    let delta = |text: String| emit(out, &FromWorker::Delta { turn_id: turn.clone(), content: text });
+fn handle(
+    args: &WorkerArgs,
+    out: &Out,
+    rx: &Receiver<ToWorker>,
+    turn: &TurnId,
+    content: &str,
+) -> bool {
+    let delta = |text: String| {
+        emit(
+            out,
+            &FromWorker::Delta {
+                turn_id: turn.clone(),
+                content: text,
+            },
+        )
+    };
     let delay = Duration::from_millis(args.delay_ms);
     match args.mode {
         Mode::Echo | Mode::Slow | Mode::Garbage => {
             if args.mode == Mode::Garbage {
                 emit_raw(out, "this is not json");
                 emit_raw(out, r#"{"type":"bogus","turnId":"x"}"#);
-                emit(out, &FromWorker::Delta { turn_id: TurnId("t-not-mine".into()), content: "stray".into() });
+                emit(
+                    out,
+                    &FromWorker::Delta {
+                        turn_id: TurnId("t-not-mine".into()),
+                        content: "stray".into(),
+                    },
+                );
             }
             for piece in chunks(content, args.deltas) {
                 delta(piece);
@@ -191,10 +221,19 @@ fn handle(args: &WorkerArgs, out: &Out, rx: &Receiver<ToWorker>, turn: &TurnId, 
                     return false;
                 }
             }
-            emit(out, &FromWorker::Complete { turn_id: turn.clone(), final_text: Some(content.to_owned()) });
+            emit(
+                out,
+                &FromWorker::Complete {
+                    turn_id: turn.clone(),
+                    final_text: Some(content.to_owned()),
+                },
+            );
         }
         Mode::CrashAfter => {
-            for piece in chunks(content, args.after.max(1)).into_iter().take(args.after) {
+            for piece in chunks(content, args.after.max(1))
+                .into_iter()
+                .take(args.after)
+            {
                 delta(piece);
             }
             die(args);
@@ -203,22 +242,33 @@ fn handle(args: &WorkerArgs, out: &Out, rx: &Receiver<ToWorker>, turn: &TurnId, 
         Mode::HeartbeatOnly => {
             let out = Arc::clone(out);
             let every = Duration::from_millis(args.interval_ms.max(1));
-            std::thread::spawn(move || loop {
-                emit(&out, &FromWorker::Heartbeat);
-                std::thread::sleep(every);
+            std::thread::spawn(move || {
+                loop {
+                    emit(&out, &FromWorker::Heartbeat);
+                    std::thread::sleep(every);
+                }
             });
             return true;
         }
         Mode::Oversize => delta("x".repeat(args.bytes)),
-        Mode::ErrorReply => emit(out, &FromWorker::Error {
-            turn_id: turn.clone(),
-            error: "the reference worker was told to fail this turn".into(),
-            code: Some("demo_failure".into()),
-        }),
+        Mode::ErrorReply => emit(
+            out,
+            &FromWorker::Error {
+                turn_id: turn.clone(),
+                error: "the reference worker was told to fail this turn".into(),
+                code: Some("demo_failure".into()),
+            },
+        ),
         Mode::LateReply => {
             pause(rx, delay, turn, false);
             delta(content.to_owned());
-            emit(out, &FromWorker::Complete { turn_id: turn.clone(), final_text: Some(content.to_owned()) });
+            emit(
+                out,
+                &FromWorker::Complete {
+                    turn_id: turn.clone(),
+                    final_text: Some(content.to_owned()),
+                },
+            );
         }
         Mode::ExitAtStart | Mode::NeverReady => {}
     }

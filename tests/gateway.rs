@@ -1,6 +1,9 @@
 //! Gateway integration tests: the gateway on port 0, real worker processes (`turnwatch worker`
 //! fault modes), a real HTTP/SSE client. One test binary; one module per concern.
 
+// A test reads best as one story with short local names; these lints fight that.
+#![allow(clippy::too_many_lines, clippy::many_single_char_names)]
+
 #[path = "gateway/harness.rs"]
 mod harness;
 

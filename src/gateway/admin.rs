@@ -30,15 +30,18 @@ pub struct CancelRequest {
     reason: Option<String>,
 }
 
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(action_error)`
 fn action_error(e: ActionError) -> ApiError {
     match e {
         ActionError::UnknownWorker(_) => ApiError::not_found("worker_not_found", e.to_string()),
         ActionError::UnknownTurn(_) => ApiError::not_found("turn_not_found", e.to_string()),
         ActionError::TargetChanged { .. } => ApiError::conflict("target_changed", e.to_string()),
         ActionError::AlreadyEnded(_) => ApiError::conflict("already_ended", e.to_string()),
-        ActionError::ShuttingDown => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", e.to_string())
-        }
+        ActionError::ShuttingDown => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            e.to_string(),
+        ),
     }
 }
 
@@ -51,12 +54,20 @@ pub async fn kill(
 ) -> Result<impl IntoResponse, ApiError> {
     let who = app.tokens.operator(&headers)?;
     let (Some(generation), Some(pid)) = (req.generation, req.pid) else {
-        return Err(ApiError::invalid("`generation` and `pid` name the exact process to kill"));
+        return Err(ApiError::invalid(
+            "`generation` and `pid` name the exact process to kill",
+        ));
     };
-    let reason = req.reason.filter(|r| !r.trim().is_empty()).unwrap_or_else(|| "no reason given".into());
+    let reason = req
+        .reason
+        .filter(|r| !r.trim().is_empty())
+        .unwrap_or_else(|| "no reason given".into());
     let worker = WorkerId(id);
     tracing::info!(%worker, generation, pid, %reason, token = %who, "operator kill");
-    app.supervisor.kill(&worker, generation, pid, reason).await.map_err(action_error)?;
+    app.supervisor
+        .kill(&worker, generation, pid, reason)
+        .await
+        .map_err(action_error)?;
     let body = json!({ "success": true, "workerId": worker, "generation": generation, "pid": pid });
     Ok((StatusCode::ACCEPTED, Json(body)))
 }
@@ -69,17 +80,26 @@ pub async fn cancel(
     Body(req): Body<CancelRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let who = app.tokens.operator(&headers)?;
-    let reason = req.reason.filter(|r| !r.trim().is_empty()).unwrap_or_else(|| "no reason given".into());
+    let reason = req
+        .reason
+        .filter(|r| !r.trim().is_empty())
+        .unwrap_or_else(|| "no reason given".into());
     let turn = TurnId(id);
     tracing::info!(%turn, %reason, token = %who, "operator cancel");
-    app.supervisor.cancel(&turn, reason).await.map_err(action_error)?;
+    app.supervisor
+        .cancel(&turn, reason)
+        .await
+        .map_err(action_error)?;
     Ok(Json(json!({ "success": true, "turnId": turn })))
 }
 
 /// `GET /healthz`: 200 while the gateway takes turns, 503 once it is stopping.
 pub async fn healthz(State(app): State<Arc<AppState>>) -> impl IntoResponse {
     if app.streams_stop.is_cancelled() || app.stopping.is_cancelled() {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "stopping" })))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "stopping" })),
+        )
     } else {
         (StatusCode::OK, Json(json!({ "status": "ok" })))
     }

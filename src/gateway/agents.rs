@@ -1,16 +1,18 @@
 //! Agent API handlers (protocol.md §1): sessions and messages. Thin: extract, call, map.
 
+use axum::Json;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::Json;
 use serde_json::json;
 use std::sync::Arc;
 
+use super::AppState;
 use super::auth::{self, Caller};
 use super::error::{ApiError, Body};
-use super::AppState;
-use crate::api::{CreateSession, ErrorCode, EventKind, MessageQueued, PostMessage, SessionCreated, TurnEnding};
+use crate::api::{
+    CreateSession, ErrorCode, EventKind, MessageQueued, PostMessage, SessionCreated, TurnEnding,
+};
 use crate::clock::{now_ms, to_rfc3339};
 use crate::config::Role;
 use crate::ids::{MessageId, SessionId, TurnId};
@@ -26,16 +28,27 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     match app.tokens.caller(&headers)? {
         Caller::Open | Caller::Named(_, Role::Operator | Role::Client) => {}
-        Caller::Named(..) => return Err(auth::forbidden("a read-only token cannot create sessions")),
+        Caller::Named(..) => {
+            return Err(auth::forbidden("a read-only token cannot create sessions"));
+        }
         Caller::Other(_) => return Err(auth::forbidden("unknown token")),
     }
-    let agent = req.agent_id.unwrap_or_else(|| app.config.gateway.default_agent.clone());
+    let agent = req
+        .agent_id
+        .unwrap_or_else(|| app.config.gateway.default_agent.clone());
     if !app.config.agents.contains_key(&agent) {
-        return Err(ApiError::not_found("unknown_agent", format!("no agent `{agent}` is configured")));
+        return Err(ApiError::not_found(
+            "unknown_agent",
+            format!("no agent `{agent}` is configured"),
+        ));
     }
     let now = now_ms();
     let existing = match (&req.thread, req.force_new) {
-        (Some(thread), false) => app.store.session_by_thread(&agent, thread).await?.filter(|s| s.expires_at > now),
+        (Some(thread), false) => app
+            .store
+            .session_by_thread(&agent, thread)
+            .await?
+            .filter(|s| s.expires_at > now),
         _ => None,
     };
     let session = if let Some(s) = existing {
@@ -45,7 +58,11 @@ pub async fn create(
             id: SessionId::generate(),
             agent_id: agent,
             thread: req.thread,
-            token: format!("tw_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()),
+            token: format!(
+                "tw_{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            ),
             created_at: now,
             last_activity: now,
             expires_at: now + app.config.gateway.token_ttl.as_millis() as i64,
@@ -55,7 +72,11 @@ pub async fn create(
         app.journal.write(Write::CreateSession(s.clone())).await?;
         s
     };
-    let prefix = if uri.path().starts_with("/lobu/") { "/lobu" } else { "" };
+    let prefix = if uri.path().starts_with("/lobu/") {
+        "/lobu"
+    } else {
+        ""
+    };
     let base = format!("{prefix}/api/v1/agents/{}", session.id);
     let body = SessionCreated {
         success: true,
@@ -69,15 +90,24 @@ pub async fn create(
 }
 
 /// Loads a live session and checks the caller may use it: 404, 401 or 403 otherwise.
-pub async fn authorize(app: &AppState, headers: &HeaderMap, id: &str) -> Result<SessionRecord, ApiError> {
+pub async fn authorize(
+    app: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<SessionRecord, ApiError> {
     let session = app
         .store
         .session(&SessionId(id.to_owned()))
         .await?
         .filter(|s| s.deleted_at.is_none())
         .ok_or_else(|| ApiError::not_found("session_not_found", format!("no session {id}")))?;
-    let Some(token) = auth::bearer(headers)? else { return Err(auth::unauthorized()) };
-    let operator = matches!(app.tokens.caller(headers)?, Caller::Named(_, Role::Operator));
+    let Some(token) = auth::bearer(headers)? else {
+        return Err(auth::unauthorized());
+    };
+    let operator = matches!(
+        app.tokens.caller(headers)?,
+        Caller::Named(_, Role::Operator)
+    );
     if operator {
         return Ok(session);
     }
@@ -85,7 +115,11 @@ pub async fn authorize(app: &AppState, headers: &HeaderMap, id: &str) -> Result<
         return Err(auth::forbidden("this token is not bound to this session"));
     }
     if session.expires_at <= now_ms() {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "token_expired", "the session token has expired"));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "token_expired",
+            "the session token has expired",
+        ));
     }
     Ok(session)
 }
@@ -119,7 +153,12 @@ pub async fn delete(
 ) -> Result<impl IntoResponse, ApiError> {
     let s = authorize(&app, &headers, &id).await?;
     let at = now_ms();
-    app.journal.write(Write::DeleteSession { id: s.id.clone(), at }).await?;
+    app.journal
+        .write(Write::DeleteSession {
+            id: s.id.clone(),
+            at,
+        })
+        .await?;
     app.supervisor.delete_session(&s.id).await;
     let closed = Write::Event {
         session_id: s.id.clone(),
@@ -130,7 +169,9 @@ pub async fn delete(
         from: None,
     };
     app.journal.write(closed).await?;
-    Ok(Json(json!({ "success": true, "message": "session deleted", "agentId": s.id })))
+    Ok(Json(
+        json!({ "success": true, "message": "session deleted", "agentId": s.id }),
+    ))
 }
 
 /// `POST /api/v1/agents/{id}/messages`: accept a message as a turn.
@@ -146,7 +187,9 @@ pub async fn post_message(
         return Err(ApiError::invalid("`content` must be a non-empty string"));
     }
     let message_id = match req.message_id {
-        Some(m) if m.trim().is_empty() => return Err(ApiError::invalid("`messageId` must not be empty")),
+        Some(m) if m.trim().is_empty() => {
+            return Err(ApiError::invalid("`messageId` must not be empty"));
+        }
         Some(m) => MessageId(m),
         None => MessageId::generate(),
     };
@@ -162,17 +205,35 @@ pub async fn post_message(
         ended_at: None,
         code: None,
     };
-    let Applied::Turn { turn_id, created } = app.journal.write(Write::InsertTurn { turn }).await? else {
-        return Err(ApiError::internal(&"unexpected store answer to a turn insert"));
+    let Applied::Turn { turn_id, created } = app.journal.write(Write::InsertTurn { turn }).await?
+    else {
+        return Err(ApiError::internal(
+            &"unexpected store answer to a turn insert",
+        ));
     };
     if created {
-        let queued = QueuedTurn { turn_id: turn_id.clone(), message_id: message_id.clone(), content };
+        let queued = QueuedTurn {
+            turn_id: turn_id.clone(),
+            message_id: message_id.clone(),
+            content,
+        };
         if let Err(e) = app.supervisor.submit(&session, queued) {
             // Accepted but never to be served: it still ends, once, with the reason.
-            let ending = TurnEnding::failed(ErrorCode::GatewayShutdown, "the gateway is shutting down");
+            let ending =
+                TurnEnding::failed(ErrorCode::GatewayShutdown, "the gateway is shutting down");
             end_turn(&app.journal, &session.id, &turn_id, &message_id, ending).await;
-            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", e.to_string()));
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                e.to_string(),
+            ));
         }
     }
-    Ok(Json(MessageQueued { success: true, message_id, turn_id, queued: true, deduplicated: !created }))
+    Ok(Json(MessageQueued {
+        success: true,
+        message_id,
+        turn_id,
+        queued: true,
+        deduplicated: !created,
+    }))
 }

@@ -39,7 +39,10 @@ impl Tokens {
                 .entries
                 .iter()
                 .find(|(_, secret, _)| constant_time_eq(secret.as_bytes(), token.as_bytes()))
-                .map_or_else(|| Caller::Other(token.to_owned()), |(n, _, r)| Caller::Named(n.clone(), *r))),
+                .map_or_else(
+                    || Caller::Other(token.to_owned()),
+                    |(n, _, r)| Caller::Named(n.clone(), *r),
+                )),
             None if self.is_enabled() => Err(unauthorized()),
             None => Ok(Caller::Open),
         }
@@ -57,7 +60,9 @@ impl Tokens {
 
 /// The bearer token of a request, if any; a malformed header is 401.
 pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
     value
         .to_str()
         .ok()
@@ -65,12 +70,22 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .map(Some)
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "expected Authorization: Bearer <token>"))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "expected Authorization: Bearer <token>",
+            )
+        })
 }
 
 /// 401.
 pub fn unauthorized() -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing bearer token")
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "missing bearer token",
+    )
 }
 
 /// 403.

@@ -19,7 +19,11 @@ pub struct ApiError {
 impl ApiError {
     /// An error with this status, code and sentence.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     /// 400 `invalid_request`.
@@ -40,7 +44,11 @@ impl ApiError {
     /// 500; the cause is logged, not sent.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error; see the gateway log")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal error; see the gateway log",
+        )
     }
 
     /// The status code.
@@ -51,7 +59,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { success: false, error: self.message, code: self.code.to_owned() };
+        let body = ErrorBody {
+            success: false,
+            error: self.message,
+            code: self.code.to_owned(),
+        };
         (self.status, axum::Json(body)).into_response()
     }
 }
@@ -65,9 +77,11 @@ impl From<crate::store::StoreError> for ApiError {
 impl From<crate::journal::JournalError> for ApiError {
     fn from(e: crate::journal::JournalError) -> Self {
         match e {
-            crate::journal::JournalError::Closed => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the gateway is shutting down")
-            }
+            crate::journal::JournalError::Closed => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the gateway is shutting down",
+            ),
             crate::journal::JournalError::Store(e) => Self::internal(&e),
         }
     }
@@ -94,15 +108,18 @@ where
         }
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(JsonRejection::MissingJsonContentType(_)) => {
-                Err(ApiError::invalid("expected a JSON body with Content-Type: application/json"))
-            }
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::invalid(
+                "expected a JSON body with Content-Type: application/json",
+            )),
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 "the request body is over the configured limit",
             )),
-            Err(e) => Err(ApiError::invalid(format!("malformed JSON body: {}", e.body_text()))),
+            Err(e) => Err(ApiError::invalid(format!(
+                "malformed JSON body: {}",
+                e.body_text()
+            ))),
         }
     }
 }

@@ -36,13 +36,18 @@ fn cursor(headers: &HeaderMap, q: &Since) -> Result<Option<i64>, ApiError> {
     match raw.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
         Some(s) => s.parse::<i64>().map(Some).map_err(|_| {
-            ApiError::invalid(format!("the event cursor `{s}` is not an event id (a number)"))
+            ApiError::invalid(format!(
+                "the event cursor `{s}` is not an event id (a number)"
+            ))
         }),
     }
 }
 
 fn to_sse(e: &StoredEvent) -> Event {
-    Event::default().id(e.seq.to_string()).event(&e.kind).data(&e.data)
+    Event::default()
+        .id(e.seq.to_string())
+        .event(&e.kind)
+        .data(&e.data)
 }
 
 enum Next {
@@ -66,9 +71,19 @@ pub async fn events(
     let (resumed, gap, mut last, backlog) = match cursor {
         Some(c) if c < session.pruned_through => {
             let from = session.pruned_through;
-            (None, true, from, app.store.events_after(&session.id, from, PAGE).await?)
+            (
+                None,
+                true,
+                from,
+                app.store.events_after(&session.id, from, PAGE).await?,
+            )
         }
-        Some(c) => (Some(c), false, c, app.store.events_after(&session.id, c, PAGE).await?),
+        Some(c) => (
+            Some(c),
+            false,
+            c,
+            app.store.events_after(&session.id, c, PAGE).await?,
+        ),
         None => {
             let (high, owed) = app.store.events_in_flight(&session.id).await?;
             (None, false, high, owed)

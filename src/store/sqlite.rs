@@ -1,4 +1,4 @@
-//! The SQLite backend (WAL, `synchronous = NORMAL`): the embedded default.
+//! The `SQLite` backend (WAL, `synchronous = NORMAL`): the embedded default.
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
@@ -9,12 +9,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::{
-    Applied, SessionRecord, StoredEvent, Store, StoreError, TurnRecord, Write, WorkerExit,
+    Applied, SessionRecord, Store, StoreError, StoredEvent, TurnRecord, WorkerExit, Write,
 };
 use crate::api::EventKind;
 use crate::ids::{SessionId, TurnId, WorkerId};
 
-/// A store in one SQLite file.
+/// A store in one `SQLite` file.
 pub struct SqliteStore {
     pool: SqlitePool,
 }
@@ -90,11 +90,12 @@ async fn append(
     data: &serde_json::Value,
     at: i64,
 ) -> Result<StoredEvent, sqlx::Error> {
-    let seq: i64 =
-        sqlx::query_scalar("UPDATE sessions SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq")
-            .bind(session.as_str())
-            .fetch_one(&mut *conn)
-            .await?;
+    let seq: i64 = sqlx::query_scalar(
+        "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
+    )
+    .bind(session.as_str())
+    .fetch_one(&mut *conn)
+    .await?;
     let data = data.to_string();
     sqlx::query(
         "INSERT INTO events (session_id, seq, turn_id, kind, data, created_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -144,24 +145,14 @@ async fn apply_one(conn: &mut SqliteConnection, w: &Write) -> Result<Applied, sq
             .await?;
             Applied::Done(r.rows_affected() == 1)
         }
-        Write::InsertTurn { turn } => insert_turn(conn, turn).await?,
-        Write::Dispatch { turn_id, worker_id, generation, at, deadline_at } => {
-            let r = sqlx::query(
-                "UPDATE turns SET state = 'dispatched', worker_id = ?, worker_generation = ?, \
-                 dispatched_at = ?, last_progress_at = ?, deadline_at = ? \
-                 WHERE id = ? AND ended_at IS NULL",
-            )
-            .bind(worker_id.as_str())
-            .bind(i64::from(*generation))
-            .bind(at)
-            .bind(at)
-            .bind(deadline_at)
-            .bind(turn_id.as_str())
-            .execute(&mut *conn)
-            .await?;
-            Applied::Done(r.rows_affected() == 1)
-        }
-        Write::Event { session_id, turn_id, kind, data, at, from } => {
+        Write::Event {
+            session_id,
+            turn_id,
+            kind,
+            data,
+            at,
+            from,
+        } => {
             if let Some(turn) = turn_id {
                 let streaming = matches!(kind, EventKind::Output);
                 let r = sqlx::query(
@@ -177,8 +168,17 @@ async fn apply_one(conn: &mut SqliteConnection, w: &Write) -> Result<Applied, sq
                 .await?;
                 if r.rows_affected() == 0 {
                     if let Some((worker, generation)) = from {
-                        record_output(conn, worker, *generation, Some(turn), "late",
-                            "its turn had already ended", &data.to_string(), *at).await?;
+                        record_output(
+                            conn,
+                            worker,
+                            *generation,
+                            Some(turn),
+                            "late",
+                            "its turn had already ended",
+                            &data.to_string(),
+                            *at,
+                        )
+                        .await?;
                     }
                     return Ok(Applied::Events(Vec::new()));
                 }
@@ -186,14 +186,50 @@ async fn apply_one(conn: &mut SqliteConnection, w: &Write) -> Result<Applied, sq
             let ev = append(conn, session_id, turn_id.as_ref(), *kind, data, *at).await?;
             Applied::Events(vec![ev])
         }
-        Write::EndTurn { session_id, turn_id, ending, events, at } => {
+        other => apply_turn_write(conn, other).await?,
+    })
+}
+
+/// Turn writes: accept, dispatch, end.
+async fn apply_turn_write(conn: &mut SqliteConnection, w: &Write) -> Result<Applied, sqlx::Error> {
+    Ok(match w {
+        Write::InsertTurn { turn } => insert_turn(conn, turn).await?,
+        Write::Dispatch {
+            turn_id,
+            worker_id,
+            generation,
+            at,
+            deadline_at,
+        } => {
+            let r = sqlx::query(
+                "UPDATE turns SET state = 'dispatched', worker_id = ?, worker_generation = ?, \
+                 dispatched_at = ?, last_progress_at = ?, deadline_at = ? \
+                 WHERE id = ? AND ended_at IS NULL",
+            )
+            .bind(worker_id.as_str())
+            .bind(i64::from(*generation))
+            .bind(at)
+            .bind(at)
+            .bind(deadline_at)
+            .bind(turn_id.as_str())
+            .execute(&mut *conn)
+            .await?;
+            Applied::Done(r.rows_affected() == 1)
+        }
+        Write::EndTurn {
+            session_id,
+            turn_id,
+            ending,
+            events,
+            at,
+        } => {
             let r = sqlx::query(
                 "UPDATE turns SET state = ?, outcome = ?, code = ?, error = ?, final_text = ?, \
                  exit_code = ?, signal = ?, ended_at = ? WHERE id = ? AND ended_at IS NULL",
             )
             .bind(ending.outcome.as_str())
             .bind(ending.outcome.as_str())
-            .bind(ending.code.map(|c| c.as_str()))
+            .bind(ending.code.map(crate::api::ErrorCode::as_str))
             .bind(&ending.error)
             .bind(&ending.final_text)
             .bind(ending.exit_code)
@@ -211,6 +247,16 @@ async fn apply_one(conn: &mut SqliteConnection, w: &Write) -> Result<Applied, sq
             }
             Applied::Events(out)
         }
+        other => apply_worker_write(conn, other).await?,
+    })
+}
+
+/// Worker bookkeeping, rejected output and pruning.
+async fn apply_worker_write(
+    conn: &mut SqliteConnection,
+    w: &Write,
+) -> Result<Applied, sqlx::Error> {
+    Ok(match w {
         Write::WorkerSpawned(s) => {
             sqlx::query(
                 "INSERT INTO workers (worker_id, generation, pid, agent_id, session_id, state, started_at) \
@@ -226,7 +272,13 @@ async fn apply_one(conn: &mut SqliteConnection, w: &Write) -> Result<Applied, sq
             .await?;
             Applied::Done(true)
         }
-        Write::WorkerState { worker_id, generation, state, turn_id, at } => {
+        Write::WorkerState {
+            worker_id,
+            generation,
+            state,
+            turn_id,
+            at,
+        } => {
             let r = sqlx::query(
                 "UPDATE workers SET state = ?1, current_turn_id = ?2, \
                  ready_at = CASE WHEN ?1 = 'ready' THEN ?3 ELSE ready_at END, \
@@ -243,22 +295,43 @@ async fn apply_one(conn: &mut SqliteConnection, w: &Write) -> Result<Applied, sq
             .await?;
             Applied::Done(r.rows_affected() == 1)
         }
-        Write::WorkerHeartbeat { worker_id, generation, at } => {
-            sqlx::query("UPDATE workers SET last_heartbeat_at = ? WHERE worker_id = ? AND generation = ?")
-                .bind(at)
-                .bind(worker_id.as_str())
-                .bind(i64::from(*generation))
-                .execute(&mut *conn)
-                .await?;
+        Write::WorkerHeartbeat {
+            worker_id,
+            generation,
+            at,
+        } => {
+            sqlx::query(
+                "UPDATE workers SET last_heartbeat_at = ? WHERE worker_id = ? AND generation = ?",
+            )
+            .bind(at)
+            .bind(worker_id.as_str())
+            .bind(i64::from(*generation))
+            .execute(&mut *conn)
+            .await?;
             Applied::Done(true)
         }
         Write::WorkerExited(e) => worker_exited(conn, e).await?,
         Write::Reject(r) => {
-            record_output(conn, &r.worker_id, r.generation, r.turn_id.as_ref(), r.kind,
-                &r.reason, &r.line, r.at).await?;
+            record_output(
+                conn,
+                &r.worker_id,
+                r.generation,
+                r.turn_id.as_ref(),
+                r.kind,
+                &r.reason,
+                &r.line,
+                r.at,
+            )
+            .await?;
             Applied::Done(true)
         }
         Write::Prune { before } => prune(conn, *before).await?,
+        Write::CreateSession(_)
+        | Write::DeleteSession { .. }
+        | Write::InsertTurn { .. }
+        | Write::Dispatch { .. }
+        | Write::Event { .. }
+        | Write::EndTurn { .. } => Applied::Done(false),
     })
 }
 
@@ -281,7 +354,10 @@ async fn insert_turn(conn: &mut SqliteConnection, t: &TurnRecord) -> Result<Appl
             .bind(t.session_id.as_str())
             .execute(&mut *conn)
             .await?;
-        return Ok(Applied::Turn { turn_id: t.id.clone(), created: true });
+        return Ok(Applied::Turn {
+            turn_id: t.id.clone(),
+            created: true,
+        });
     }
     let existing: String =
         sqlx::query_scalar("SELECT id FROM turns WHERE session_id = ? AND message_id = ?")
@@ -289,10 +365,16 @@ async fn insert_turn(conn: &mut SqliteConnection, t: &TurnRecord) -> Result<Appl
             .bind(t.message_id.as_str())
             .fetch_one(&mut *conn)
             .await?;
-    Ok(Applied::Turn { turn_id: TurnId(existing), created: false })
+    Ok(Applied::Turn {
+        turn_id: TurnId(existing),
+        created: false,
+    })
 }
 
-async fn worker_exited(conn: &mut SqliteConnection, e: &WorkerExit) -> Result<Applied, sqlx::Error> {
+async fn worker_exited(
+    conn: &mut SqliteConnection,
+    e: &WorkerExit,
+) -> Result<Applied, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE workers SET state = 'exited', exit_code = ?, signal = ?, exited_at = ?, \
          intentional = ?, exit_reason = ?, stderr_tail = ?, current_turn_id = NULL \
@@ -357,8 +439,14 @@ async fn prune(conn: &mut SqliteConnection, before: i64) -> Result<Applied, sqlx
         .bind(session)
         .execute(&mut *conn)
         .await?;
-        sqlx::query("DELETE FROM events WHERE turn_id = ?").bind(turn).execute(&mut *conn).await?;
-        sqlx::query("UPDATE turns SET events_pruned = 1 WHERE id = ?").bind(turn).execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM events WHERE turn_id = ?")
+            .bind(turn)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("UPDATE turns SET events_pruned = 1 WHERE id = ?")
+            .bind(turn)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(Applied::Done(!turns.is_empty()))
 }
@@ -377,7 +465,10 @@ impl Store for SqliteStore {
 
     async fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
         let q = format!("SELECT {SESSION_COLS} FROM sessions WHERE id = ?");
-        let row = sqlx::query(&q).bind(id.as_str()).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&q)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(session_from).transpose()?)
     }
 
@@ -390,13 +481,20 @@ impl Store for SqliteStore {
             "SELECT {SESSION_COLS} FROM sessions WHERE agent_id = ? AND thread = ? \
              AND deleted_at IS NULL ORDER BY created_at DESC LIMIT 1"
         );
-        let row = sqlx::query(&q).bind(agent_id).bind(thread).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&q)
+            .bind(agent_id)
+            .bind(thread)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(session_from).transpose()?)
     }
 
     async fn turn(&self, id: &TurnId) -> Result<Option<TurnRecord>, StoreError> {
         let q = format!("SELECT {TURN_COLS} FROM turns WHERE id = ?");
-        let row = sqlx::query(&q).bind(id.as_str()).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&q)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(turn_from).transpose()?)
     }
 
@@ -455,7 +553,10 @@ impl Store for SqliteStore {
             sqlx::query_as("SELECT worker_id, generation FROM workers WHERE exited_at IS NULL")
                 .fetch_all(&self.pool)
                 .await?;
-        Ok(rows.into_iter().map(|(w, g)| (WorkerId(w), g as u32)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(w, g)| (WorkerId(w), g as u32))
+            .collect())
     }
 
     async fn next_generation(&self, worker: &WorkerId) -> Result<u32, StoreError> {

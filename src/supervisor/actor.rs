@@ -23,9 +23,20 @@ const MAX_TEXT: usize = 1024 * 1024;
 /// What the actor is told.
 pub(super) enum Cmd {
     Turn(QueuedTurn),
-    Cancel { turn_id: TurnId, reason: String, reply: oneshot::Sender<bool> },
-    Kill { generation: u32, pid: u32, reason: String, reply: oneshot::Sender<Result<(), ActionError>> },
-    Delete { reply: oneshot::Sender<()> },
+    Cancel {
+        turn_id: TurnId,
+        reason: String,
+        reply: oneshot::Sender<bool>,
+    },
+    Kill {
+        generation: u32,
+        pid: u32,
+        reason: String,
+        reply: oneshot::Sender<Result<(), ActionError>>,
+    },
+    Delete {
+        reply: oneshot::Sender<()>,
+    },
     Shutdown,
 }
 
@@ -46,10 +57,27 @@ impl Drop for Waiter {
 }
 
 enum Phase {
-    Idle { since: Instant },
-    WaitingCapacity { turn: QueuedTurn, permit: oneshot::Receiver<OwnedSemaphorePermit>, until: Instant, _waiter: Waiter },
-    Starting { turn: Option<QueuedTurn>, until: Instant },
-    Busy { turn: QueuedTurn, started: Instant, stall_at: Instant, deadline_at: Instant, text: String, produced: bool },
+    Idle {
+        since: Instant,
+    },
+    WaitingCapacity {
+        turn: QueuedTurn,
+        permit: oneshot::Receiver<OwnedSemaphorePermit>,
+        until: Instant,
+        _waiter: Waiter,
+    },
+    Starting {
+        turn: Option<QueuedTurn>,
+        until: Instant,
+    },
+    Busy {
+        turn: QueuedTurn,
+        started: Instant,
+        stall_at: Instant,
+        deadline_at: Instant,
+        text: String,
+        produced: bool,
+    },
 }
 
 enum Input {
@@ -74,7 +102,12 @@ pub(super) struct Actor {
 }
 
 impl Actor {
-    pub(super) fn new(ctx: Arc<Ctx>, session: &SessionRecord, worker_id: WorkerId, rx: mpsc::UnboundedReceiver<Cmd>) -> Self {
+    pub(super) fn new(
+        ctx: Arc<Ctx>,
+        session: &SessionRecord,
+        worker_id: WorkerId,
+        rx: mpsc::UnboundedReceiver<Cmd>,
+    ) -> Self {
         Self {
             ctx,
             session: session.id.clone(),
@@ -83,7 +116,9 @@ impl Actor {
             rx,
             queue: VecDeque::new(),
             worker: None,
-            phase: Phase::Idle { since: Instant::now() },
+            phase: Phase::Idle {
+                since: Instant::now(),
+            },
             generation: 0,
             stops: Vec::new(),
             finished: false,
@@ -110,7 +145,9 @@ impl Actor {
 
     async fn next_input(&mut self) -> Input {
         let wake = self.wake_at();
-        let Self { rx, worker, phase, .. } = self;
+        let Self {
+            rx, worker, phase, ..
+        } = self;
         let worker_ev = async {
             match worker.as_mut() {
                 Some(live) => live.proc.events.recv().await,
@@ -142,16 +179,32 @@ impl Actor {
         match &self.phase {
             Phase::Idle { since } => self.agent().map(|a| *since + a.idle_timeout),
             Phase::WaitingCapacity { until, .. } | Phase::Starting { until, .. } => Some(*until),
-            Phase::Busy { stall_at, deadline_at, .. } => Some((*stall_at).min(*deadline_at)),
+            Phase::Busy {
+                stall_at,
+                deadline_at,
+                ..
+            } => Some((*stall_at).min(*deadline_at)),
         }
     }
 
     fn take_phase(&mut self) -> Phase {
-        std::mem::replace(&mut self.phase, Phase::Idle { since: Instant::now() })
+        std::mem::replace(
+            &mut self.phase,
+            Phase::Idle {
+                since: Instant::now(),
+            },
+        )
     }
 
     async fn end(&self, turn: &QueuedTurn, ending: TurnEnding) -> bool {
-        end_turn(&self.ctx.journal, &self.session, &turn.turn_id, &turn.message_id, ending).await
+        end_turn(
+            &self.ctx.journal,
+            &self.session,
+            &turn.turn_id,
+            &turn.message_id,
+            ending,
+        )
+        .await
     }
 
     /// Starts the next queued turn when nothing is in flight.
@@ -159,13 +212,17 @@ impl Actor {
         loop {
             match &mut self.phase {
                 Phase::Idle { .. } => {}
-                Phase::Starting { turn: slot @ None, .. } => {
+                Phase::Starting {
+                    turn: slot @ None, ..
+                } => {
                     *slot = self.queue.pop_front();
                     return;
                 }
                 _ => return,
             }
-            let Some(turn) = self.queue.pop_front() else { return };
+            let Some(turn) = self.queue.pop_front() else {
+                return;
+            };
             if self.worker.as_ref().is_some_and(|w| w.ready) {
                 self.dispatch(turn).await;
                 return;
@@ -180,8 +237,15 @@ impl Actor {
                             let _ = tx.send(p);
                         }
                     }));
-                    let wait = self.agent().map_or(std::time::Duration::ZERO, |a| a.queue_timeout);
-                    self.phase = Phase::WaitingCapacity { turn, permit: rx, until: Instant::now() + wait, _waiter: waiter };
+                    let wait = self
+                        .agent()
+                        .map_or(std::time::Duration::ZERO, |a| a.queue_timeout);
+                    self.phase = Phase::WaitingCapacity {
+                        turn,
+                        permit: rx,
+                        until: Instant::now() + wait,
+                        _waiter: waiter,
+                    };
                     return;
                 }
             }
@@ -191,11 +255,18 @@ impl Actor {
     async fn spawn(&mut self, turn: QueuedTurn, permit: OwnedSemaphorePermit) {
         let Some(agent) = self.agent().cloned() else {
             let msg = format!("agent `{}` is no longer configured", self.agent_id);
-            self.end(&turn, TurnEnding::failed(ErrorCode::WorkerSpawnFailed, msg)).await;
+            self.end(&turn, TurnEnding::failed(ErrorCode::WorkerSpawnFailed, msg))
+                .await;
             return;
         };
         if self.generation == 0 {
-            self.generation = self.ctx.store.next_generation(&self.worker_id).await.unwrap_or(1).saturating_sub(1);
+            self.generation = self
+                .ctx
+                .store
+                .next_generation(&self.worker_id)
+                .await
+                .unwrap_or(1)
+                .saturating_sub(1);
         }
         self.generation += 1;
         let spec = Spawn {
@@ -207,9 +278,13 @@ impl Actor {
         };
         match Process::spawn(&spec, permit) {
             Err(e) => {
-                let msg = format!("the worker command `{}` could not be started: {e}", agent.command.join(" "));
+                let msg = format!(
+                    "the worker command `{}` could not be started: {e}",
+                    agent.command.join(" ")
+                );
                 tracing::warn!(session = %self.session, error = %e, "worker spawn failed");
-                self.end(&turn, TurnEnding::failed(ErrorCode::WorkerSpawnFailed, msg)).await;
+                self.end(&turn, TurnEnding::failed(ErrorCode::WorkerSpawnFailed, msg))
+                    .await;
             }
             Ok(proc) => {
                 self.ctx.journal.send(Write::WorkerSpawned(WorkerSpawn {
@@ -220,14 +295,25 @@ impl Actor {
                     session_id: self.session.clone(),
                     at: now_ms(),
                 }));
-                self.worker = Some(Live { proc, ready: false, last_heartbeat_write: None, ended: VecDeque::new() });
-                self.phase = Phase::Starting { turn: Some(turn), until: Instant::now() + agent.startup_timeout };
+                self.worker = Some(Live {
+                    proc,
+                    ready: false,
+                    last_heartbeat_write: None,
+                    ended: VecDeque::new(),
+                });
+                self.phase = Phase::Starting {
+                    turn: Some(turn),
+                    until: Instant::now() + agent.startup_timeout,
+                };
             }
         }
     }
 
     async fn dispatch(&mut self, turn: QueuedTurn) {
-        let (Some(agent), Some(live)) = (self.ctx.config.agents.get(&self.agent_id), self.worker.as_ref()) else {
+        let (Some(agent), Some(live)) = (
+            self.ctx.config.agents.get(&self.agent_id),
+            self.worker.as_ref(),
+        ) else {
             return;
         };
         let (stall, deadline) = (agent.stall_timeout, agent.deadline);
@@ -250,7 +336,14 @@ impl Actor {
         });
         self.worker_state("busy", Some(turn.turn_id.clone()));
         let now = Instant::now();
-        self.phase = Phase::Busy { turn, started: now, stall_at: now + stall, deadline_at: now + deadline, text: String::new(), produced: false };
+        self.phase = Phase::Busy {
+            turn,
+            started: now,
+            stall_at: now + stall,
+            deadline_at: now + deadline,
+            text: String::new(),
+            produced: false,
+        };
     }
 
     fn worker_state(&self, state: &'static str, turn_id: Option<TurnId>) {
@@ -274,7 +367,9 @@ impl Actor {
             }
             live.ended.push_back(turn.turn_id.clone());
         }
-        self.phase = Phase::Idle { since: Instant::now() };
+        self.phase = Phase::Idle {
+            since: Instant::now(),
+        };
     }
 
     /// Stops the current worker in the background; its exit is recorded as intentional.
@@ -287,7 +382,7 @@ impl Actor {
         }
     }
 
-    fn reject(&self, turn_id: Option<TurnId>, kind: &'static str, reason: &str, line: &str) {
+    fn reject(&self, turn_id: Option<TurnId>, kind: &'static str, reason: &str, raw: &str) {
         let Some(live) = &self.worker else { return };
         tracing::debug!(worker = %self.worker_id, kind, reason, "worker output not acted on");
         self.ctx.journal.send(Write::Reject(Rejection {
@@ -296,7 +391,7 @@ impl Actor {
             turn_id,
             kind,
             reason: reason.to_owned(),
-            line: clip(line),
+            line: clip(raw),
             at: now_ms(),
         }));
     }

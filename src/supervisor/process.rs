@@ -184,7 +184,12 @@ pub fn signal_group(pid: u32, signal: Signal) {
 }
 
 /// Reads stdout as lines until the process exits, then reports the exit.
-async fn pump(mut child: Child, stdout: ChildStdout, max_line: usize, tx: mpsc::Sender<WorkerEvent>) {
+async fn pump(
+    mut child: Child,
+    stdout: ChildStdout,
+    max_line: usize,
+    tx: mpsc::Sender<WorkerEvent>,
+) {
     let mut lines = FramedRead::new(stdout, LinesCodec::new_with_max_length(max_line));
     let mut stdout_open = true;
     let status = loop {
@@ -208,6 +213,12 @@ async fn pump(mut child: Child, stdout: ChildStdout, max_line: usize, tx: mpsc::
         })
         .await;
     }
-    let info = status.map_or(ExitInfo { code: None, signal: None }, ExitInfo::from_status);
+    let info = status.map_or(
+        ExitInfo {
+            code: None,
+            signal: None,
+        },
+        ExitInfo::from_status,
+    );
     let _ = tx.send(WorkerEvent::Exited(info)).await;
 }

@@ -24,7 +24,13 @@ pub enum StopHow {
 }
 
 /// Stops the process and records its exit; returns once it has exited.
-pub async fn stop(ctx: Arc<Ctx>, worker: WorkerId, mut proc: Process, how: StopHow, reason: String) {
+pub async fn stop(
+    ctx: Arc<Ctx>,
+    worker: WorkerId,
+    mut proc: Process,
+    how: StopHow,
+    reason: String,
+) {
     let grace = ctx.config.gateway.stop_grace.max(Duration::from_millis(10));
     match how {
         StopHow::Graceful => proc.send(&ToWorker::Shutdown),

@@ -29,7 +29,7 @@ pub fn worker(args: &[&str]) -> AgentConfig {
 /// A config with these agents (the first is the default).
 pub fn config(agents: Vec<(&str, AgentConfig)>) -> Config {
     let mut c = Config::default();
-    c.gateway.default_agent = agents[0].0.to_owned();
+    agents[0].0.clone_into(&mut c.gateway.default_agent);
     c.gateway.stop_grace = Duration::from_millis(500);
     c.agents = agents.into_iter().map(|(n, a)| (n.to_owned(), a)).collect();
     c
@@ -42,7 +42,7 @@ pub struct Session {
     pub token: String,
 }
 
-/// A gateway in this process on a fresh SQLite file.
+/// A gateway in this process on a fresh `SQLite` file.
 pub struct TestGateway {
     pub gw: Option<RunningGateway>,
     pub url: String,
@@ -64,24 +64,46 @@ impl TestGateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gw = gateway::start(config, &db_url, listener).await.unwrap();
         let url = gw.url();
-        Self { client: Client::new(&url, None), http: reqwest::Client::new(), url, gw: Some(gw), db_url, _dir: dir }
+        Self {
+            client: Client::new(&url, None),
+            http: reqwest::Client::new(),
+            url,
+            gw: Some(gw),
+            db_url,
+            _dir: dir,
+        }
     }
 
     pub async fn session(&self, agent: &str) -> Session {
-        let req = turnwatch::api::CreateSession { agent_id: Some(agent.into()), ..Default::default() };
+        let req = turnwatch::api::CreateSession {
+            agent_id: Some(agent.into()),
+            ..Default::default()
+        };
         let s = self.client.create_session(&req).await.unwrap();
-        Session { id: s.agent_id, token: s.token }
+        Session {
+            id: s.agent_id,
+            token: s.token,
+        }
     }
 
     /// Posts a message; returns the turn id.
     pub async fn post(&self, s: &Session, content: &str) -> String {
-        self.client.post_message(&s.id, &s.token, content, None).await.unwrap().turn_id.to_string()
+        self.client
+            .post_message(&s.id, &s.token, content, None)
+            .await
+            .unwrap()
+            .turn_id
+            .to_string()
     }
 
     /// Opens the session's stream and waits for `connected`.
     pub async fn open(&self, s: &Session, last: Option<i64>) -> Reader {
         let stream = self.client.events(&s.id, &s.token, last).await.unwrap();
-        let mut r = Reader { stream: Box::new(stream), seen: Vec::new(), connected: None };
+        let mut r = Reader {
+            stream: Box::new(stream),
+            seen: Vec::new(),
+            connected: None,
+        };
         let first = r.next().await.expect("a connected event");
         assert_eq!(first.event, "connected");
         r.seen.clear();
@@ -128,14 +150,21 @@ impl TestGateway {
     }
 
     /// Polls until `f` holds for the session's worker rows (guarded).
-    pub async fn wait_workers(&self, s: &Session, f: impl Fn(&[WorkerRow]) -> bool) -> Vec<WorkerRow> {
+    pub async fn wait_workers(
+        &self,
+        s: &Session,
+        f: impl Fn(&[WorkerRow]) -> bool,
+    ) -> Vec<WorkerRow> {
         let deadline = tokio::time::Instant::now() + GUARD;
         loop {
             let rows = self.worker_rows(s).await;
             if f(&rows) {
                 return rows;
             }
-            assert!(tokio::time::Instant::now() < deadline, "worker rows never matched: {rows:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "worker rows never matched: {rows:?}"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -150,12 +179,19 @@ impl TestGateway {
     }
 
     pub async fn turn_state(&self, turn: &str) -> String {
-        sqlx::query_scalar("SELECT state FROM turns WHERE id = ?").bind(turn).fetch_one(&self.db().await).await.unwrap()
+        sqlx::query_scalar("SELECT state FROM turns WHERE id = ?")
+            .bind(turn)
+            .fetch_one(&self.db().await)
+            .await
+            .unwrap()
     }
 
     /// Stops the gateway gracefully and checks that every worker process it started is gone.
     pub async fn stop(mut self) {
-        let pids: Vec<i64> = sqlx::query_scalar("SELECT pid FROM workers").fetch_all(&self.db().await).await.unwrap();
+        let pids: Vec<i64> = sqlx::query_scalar("SELECT pid FROM workers")
+            .fetch_all(&self.db().await)
+            .await
+            .unwrap();
         self.gw.take().unwrap().stop().await.unwrap();
         for pid in pids {
             assert_gone(pid as u32).await;
@@ -167,7 +203,10 @@ impl TestGateway {
 pub async fn assert_gone(pid: u32) {
     let deadline = tokio::time::Instant::now() + GUARD;
     while nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok() {
-        assert!(tokio::time::Instant::now() < deadline, "worker process {pid} outlived the gateway");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "worker process {pid} outlived the gateway"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -184,7 +223,8 @@ pub struct WorkerRow {
     pub reason: Option<String>,
 }
 
-type EventStream = dyn futures::Stream<Item = Result<SseEvent, turnwatch::client::ClientError>> + Unpin + Send;
+type EventStream =
+    dyn futures::Stream<Item = Result<SseEvent, turnwatch::client::ClientError>> + Unpin + Send;
 
 /// Reads a session stream, remembering what it saw.
 pub struct Reader {
@@ -197,7 +237,9 @@ impl Reader {
     /// The next non-ping event, `None` when the stream ends.
     pub async fn next(&mut self) -> Option<SseEvent> {
         loop {
-            let ev = tokio::time::timeout(GUARD, self.stream.next()).await.expect("stream went silent")?;
+            let ev = tokio::time::timeout(GUARD, self.stream.next())
+                .await
+                .expect("stream went silent")?;
             let ev = ev.ok()?;
             if ev.event != "ping" {
                 self.seen.push(ev.clone());
@@ -210,7 +252,10 @@ impl Reader {
     pub async fn until_complete(&mut self, turn: &str) -> Vec<SseEvent> {
         let mut out = Vec::new();
         loop {
-            let ev = self.next().await.unwrap_or_else(|| panic!("stream ended before {turn} completed: {out:?}"));
+            let ev = self
+                .next()
+                .await
+                .unwrap_or_else(|| panic!("stream ended before {turn} completed: {out:?}"));
             if ev.data.get("turnId").and_then(Value::as_str) == Some(turn) {
                 let done = ev.event == "complete";
                 out.push(ev);
@@ -235,11 +280,22 @@ pub fn assert_failed(events: &[SseEvent], code: &str) -> Value {
     let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
     let n = names.len();
     assert!(n >= 3, "too few events: {names:?}");
-    assert_eq!(&names[n - 3..], ["error", "agent-error", "complete"], "{names:?}");
-    assert_eq!(names.iter().filter(|e| **e == "complete").count(), 1, "{names:?}");
+    assert_eq!(
+        &names[n - 3..],
+        ["error", "agent-error", "complete"],
+        "{names:?}"
+    );
+    assert_eq!(
+        names.iter().filter(|e| **e == "complete").count(),
+        1,
+        "{names:?}"
+    );
     let err = &events[n - 3].data;
     assert_eq!(err["code"], code, "{err}");
-    assert!(err["error"].as_str().is_some_and(|s| s.len() > 10), "a sentence: {err}");
+    assert!(
+        err["error"].as_str().is_some_and(|s| s.len() > 10),
+        "a sentence: {err}"
+    );
     assert_eq!(events[n - 2].data, *err);
     assert_eq!(events[n - 1].data["status"], "failed");
     err.clone()
@@ -252,5 +308,8 @@ pub fn assert_completed(events: &[SseEvent]) -> String {
     assert_eq!(last.data["status"], "completed");
     assert_eq!(events.iter().filter(|e| e.event == "complete").count(), 1);
     assert!(!events.iter().any(|e| e.event == "error"), "{events:?}");
-    last.data["finalText"].as_str().unwrap_or_default().to_owned()
+    last.data["finalText"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }

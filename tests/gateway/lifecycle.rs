@@ -1,5 +1,6 @@
 //! Failure-matrix rows 16, 18 and 19: session delete, graceful stop, crash and restart.
 
+use futures::StreamExt;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -11,16 +12,31 @@ async fn row16_session_deleted_mid_turn() {
     let s = gw.session("hang").await;
     let mut r = gw.open(&s, None).await;
     let turn = gw.post(&s, "forever").await;
-    gw.wait_workers(&s, |r| r.iter().any(|w| w.state == "busy")).await;
-    let resp = gw.http.delete(format!("{}/api/v1/agents/{}", gw.url, s.id)).bearer_auth(&s.token).send().await.unwrap();
+    gw.wait_workers(&s, |r| r.iter().any(|w| w.state == "busy"))
+        .await;
+    let resp = gw
+        .http
+        .delete(format!("{}/api/v1/agents/{}", gw.url, s.id))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert_failed(&r.until_complete(&turn).await, "session_deleted");
     let closed = r.next().await.expect("a closed event");
     assert_eq!(closed.event, "closed");
     assert!(r.next().await.is_none(), "the stream ends after closed");
-    let rows = gw.wait_workers(&s, |r| r.iter().all(|w| w.state == "exited")).await;
+    let rows = gw
+        .wait_workers(&s, |r| r.iter().all(|w| w.state == "exited"))
+        .await;
     assert_eq!(rows[0].intentional, Some(true));
-    let gone = gw.http.get(format!("{}/api/v1/agents/{}", gw.url, s.id)).bearer_auth(&s.token).send().await.unwrap();
+    let gone = gw
+        .http
+        .get(format!("{}/api/v1/agents/{}", gw.url, s.id))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(gone.status(), 404);
     gw.stop().await;
 }
@@ -31,14 +47,15 @@ async fn row18_graceful_stop_fails_in_flight_turns_before_exit() {
     let s = gw.session("hang").await;
     let mut r = gw.open(&s, None).await;
     let turn = gw.post(&s, "mid-flight").await;
-    gw.wait_workers(&s, |r| r.iter().any(|w| w.state == "busy")).await;
+    gw.wait_workers(&s, |r| r.iter().any(|w| w.state == "busy"))
+        .await;
     let stopping = tokio::spawn(gw.stop());
     let events = r.until_complete(&turn).await;
     assert_failed(&events, "gateway_shutdown");
     stopping.await.unwrap();
 }
 
-/// Row 19: the gateway process is SIGKILLed mid-turn; on restart the turn fails, and a client
+/// Row 19: the gateway process is `SIGKILL`ed mid-turn; on restart the turn fails, and a client
 /// that resumes with its last event id receives the failure. The orphaned worker exits too.
 #[tokio::test]
 async fn row19_gateway_killed_then_restarted() {
@@ -50,7 +67,14 @@ async fn row19_gateway_killed_then_restarted() {
     );
     std::fs::write(&conf, toml).unwrap();
     let mut child = tokio::process::Command::new(BIN)
-        .args(["gateway", "--listen", "127.0.0.1:0", "--database", &db_url, "--config"])
+        .args([
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            &db_url,
+            "--config",
+        ])
         .arg(&conf)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -58,14 +82,32 @@ async fn row19_gateway_killed_then_restarted() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(crate::harness::GUARD, lines.next_line()).await.unwrap().unwrap().unwrap();
+    let first = tokio::time::timeout(crate::harness::GUARD, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     let url = first.rsplit(' ').next().unwrap().to_owned();
     let client = turnwatch::client::Client::new(&url, None);
-    let session = client.create_session(&Default::default()).await.unwrap();
-    let mut stream = client.events(&session.agent_id, &session.token, None).await.unwrap();
-    let turn = client.post_message(&session.agent_id, &session.token, "a long, slow reply", None).await.unwrap().turn_id;
+    let session = client
+        .create_session(&turnwatch::api::CreateSession::default())
+        .await
+        .unwrap();
+    let mut stream = client
+        .events(&session.agent_id, &session.token, None)
+        .await
+        .unwrap();
+    let turn = client
+        .post_message(
+            &session.agent_id,
+            &session.token,
+            "a long, slow reply",
+            None,
+        )
+        .await
+        .unwrap()
+        .turn_id;
     let mut last = None;
-    use futures::StreamExt;
     while let Some(Ok(ev)) = stream.next().await {
         if ev.event == "output" {
             last = ev.id;
@@ -73,18 +115,32 @@ async fn row19_gateway_killed_then_restarted() {
         }
     }
     let last = last.expect("some output before the kill");
-    let pid: i64 = sqlx::query_scalar("SELECT pid FROM workers").fetch_one(&sqlx::SqlitePool::connect(&db_url).await.unwrap()).await.unwrap();
+    let pid: i64 = sqlx::query_scalar("SELECT pid FROM workers")
+        .fetch_one(&sqlx::SqlitePool::connect(&db_url).await.unwrap())
+        .await
+        .unwrap();
     child.kill().await.unwrap();
     drop(stream);
     assert_gone(pid as u32).await; // the worker saw its stdin close and exited
 
-    let gw = TestGateway::start_on(config(vec![("slow", worker(&["--mode", "echo"]))]), dir, db_url).await;
-    let s = crate::harness::Session { id: session.agent_id.clone(), token: session.token.clone() };
+    let gw = TestGateway::start_on(
+        config(vec![("slow", worker(&["--mode", "echo"]))]),
+        dir,
+        db_url,
+    )
+    .await;
+    let s = crate::harness::Session {
+        id: session.agent_id.clone(),
+        token: session.token.clone(),
+    };
     let mut r = gw.open(&s, Some(last)).await;
     let events = r.until_complete(turn.as_str()).await;
     let err = assert_failed(&events, "gateway_restarted");
     assert_eq!(err["turnId"], turn.as_str());
-    assert!(events.iter().filter_map(|e| e.id).all(|id| id > last), "only what came after the cursor");
+    assert!(
+        events.iter().filter_map(|e| e.id).all(|id| id > last),
+        "only what came after the cursor"
+    );
     r.assert_quiet(Duration::from_millis(200)).await;
     gw.stop().await;
 }

@@ -8,7 +8,11 @@ use crate::harness::{GUARD, TestGateway, assert_completed, config, worker};
 
 #[tokio::test]
 async fn row20_reconnect_with_last_event_id_gets_the_rest_once_in_order() {
-    let gw = TestGateway::start(config(vec![("slow", worker(&["--mode", "slow", "--deltas", "12", "--delay-ms", "60"]))])).await;
+    let gw = TestGateway::start(config(vec![(
+        "slow",
+        worker(&["--mode", "slow", "--deltas", "12", "--delay-ms", "60"]),
+    )]))
+    .await;
     let s = gw.session("slow").await;
     let mut r = gw.open(&s, None).await;
     let text = "abcdefghijkl";
@@ -25,8 +29,16 @@ async fn row20_reconnect_with_last_event_id_gets_the_rest_once_in_order() {
     let after = r.until_complete(&turn).await;
     let all: Vec<_> = before.iter().chain(&after).collect();
     let ids: Vec<i64> = all.iter().map(|e| e.id.unwrap()).collect();
-    assert_eq!(ids, (1..=ids.len() as i64).collect::<Vec<_>>(), "every id once, in order");
-    let streamed: String = all.iter().filter(|e| e.event == "output").map(|e| e.data["content"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        (1..=ids.len() as i64).collect::<Vec<_>>(),
+        "every id once, in order"
+    );
+    let streamed: String = all
+        .iter()
+        .filter(|e| e.event == "output")
+        .map(|e| e.data["content"].as_str().unwrap())
+        .collect();
     assert_eq!(streamed, text);
     assert_completed(&after);
     gw.stop().await;
@@ -36,7 +48,10 @@ async fn row20_reconnect_with_last_event_id_gets_the_rest_once_in_order() {
 async fn row21_no_cursor_replays_only_turns_in_flight() {
     let gw = TestGateway::start(config(vec![
         ("echo", worker(&["--mode", "echo"])),
-        ("slow", worker(&["--mode", "slow", "--deltas", "20", "--delay-ms", "50"])),
+        (
+            "slow",
+            worker(&["--mode", "slow", "--deltas", "20", "--delay-ms", "50"]),
+        ),
     ]))
     .await;
     let (s, _, _) = gw.turn("echo", "already over").await;
@@ -62,17 +77,30 @@ async fn row21_no_cursor_replays_only_turns_in_flight() {
 async fn sse_framing_retry_connected_and_headers() {
     let gw = TestGateway::start(config(vec![("echo", worker(&["--mode", "echo"]))])).await;
     let s = gw.session("echo").await;
-    let resp = gw.http.get(format!("{}/api/v1/agents/{}/events", gw.url, s.id)).bearer_auth(&s.token).send().await.unwrap();
+    let resp = gw
+        .http
+        .get(format!("{}/api/v1/agents/{}/events", gw.url, s.id))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     assert_eq!(resp.headers()["cache-control"], "no-cache");
     assert_eq!(resp.headers()["x-accel-buffering"], "no");
     let mut body = resp.bytes_stream();
     let mut text = String::new();
     while !text.contains("event: connected") {
-        let chunk = tokio::time::timeout(GUARD, body.next()).await.unwrap().unwrap().unwrap();
+        let chunk = tokio::time::timeout(GUARD, body.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
-    assert!(text.starts_with(": turnwatch\nretry: 3000\n\n") || text.starts_with("retry: 3000\n"), "{text:?}");
+    assert!(
+        text.starts_with(": turnwatch\nretry: 3000\n\n") || text.starts_with("retry: 3000\n"),
+        "{text:?}"
+    );
     gw.stop().await;
 }
 
@@ -80,25 +108,64 @@ async fn sse_framing_retry_connected_and_headers() {
 /// stop at `complete` or `error`. Raw HTTP, nothing from this crate.
 #[tokio::test]
 async fn lobu_client_works_unchanged() {
-    let gw = TestGateway::start(config(vec![("echo", worker(&["--mode", "echo"])), ("crash", worker(&["--mode", "crash-after"]))])).await;
+    let gw = TestGateway::start(config(vec![
+        ("echo", worker(&["--mode", "echo"])),
+        ("crash", worker(&["--mode", "crash-after"])),
+    ]))
+    .await;
     for (agent, want) in [("echo", "complete"), ("crash", "error")] {
         let http = reqwest::Client::new();
-        let created: Value = http.post(format!("{}/lobu/api/v1/agents", gw.url)).json(&json!({ "agentId": agent })).send().await.unwrap().json().await.unwrap();
+        let created: Value = http
+            .post(format!("{}/lobu/api/v1/agents", gw.url))
+            .json(&json!({ "agentId": agent }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(created["success"], true);
-        let (id, token) = (created["agentId"].as_str().unwrap(), created["token"].as_str().unwrap());
-        assert_eq!(created["sseUrl"], format!("/lobu/api/v1/agents/{id}/events"));
-        let events = http.get(format!("{}{}", gw.url, created["sseUrl"].as_str().unwrap())).bearer_auth(token).send().await.unwrap();
+        let (id, token) = (
+            created["agentId"].as_str().unwrap(),
+            created["token"].as_str().unwrap(),
+        );
+        assert_eq!(
+            created["sseUrl"],
+            format!("/lobu/api/v1/agents/{id}/events")
+        );
+        let events = http
+            .get(format!("{}{}", gw.url, created["sseUrl"].as_str().unwrap()))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         let posted: Value = http
-            .post(format!("{}{}", gw.url, created["messagesUrl"].as_str().unwrap()))
+            .post(format!(
+                "{}{}",
+                gw.url,
+                created["messagesUrl"].as_str().unwrap()
+            ))
             .bearer_auth(token)
             .json(&json!({ "content": "hello lobu" }))
-            .send().await.unwrap().json().await.unwrap();
-        assert_eq!((posted["success"].clone(), posted["queued"].clone()), (json!(true), json!(true)));
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (posted["success"].clone(), posted["queued"].clone()),
+            (json!(true), json!(true))
+        );
         let mut body = events.bytes_stream();
         let mut text = String::new();
         let stop = format!("event: {want}\n");
         while !text.contains(&stop) {
-            let chunk = tokio::time::timeout(GUARD, body.next()).await.unwrap().unwrap().unwrap();
+            let chunk = tokio::time::timeout(GUARD, body.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
             text.push_str(&String::from_utf8_lossy(&chunk));
         }
         if want == "complete" {
@@ -115,12 +182,23 @@ async fn repeated_message_id_is_idempotent_and_turns_run_in_order() {
     let gw = TestGateway::start(config(vec![("echo", worker(&["--mode", "echo"]))])).await;
     let s = gw.session("echo").await;
     let mut r = gw.open(&s, None).await;
-    let a = gw.client.post_message(&s.id, &s.token, "one", Some("msg-1".into())).await.unwrap();
-    let b = gw.client.post_message(&s.id, &s.token, "one", Some("msg-1".into())).await.unwrap();
+    let a = gw
+        .client
+        .post_message(&s.id, &s.token, "one", Some("msg-1".into()))
+        .await
+        .unwrap();
+    let b = gw
+        .client
+        .post_message(&s.id, &s.token, "one", Some("msg-1".into()))
+        .await
+        .unwrap();
     assert_eq!(a.turn_id, b.turn_id);
     assert!(!a.deduplicated && b.deduplicated);
     let c = gw.post(&s, "two").await;
-    assert_eq!(assert_completed(&r.until_complete(a.turn_id.as_str()).await), "one");
+    assert_eq!(
+        assert_completed(&r.until_complete(a.turn_id.as_str()).await),
+        "one"
+    );
     assert_eq!(assert_completed(&r.until_complete(&c).await), "two");
     r.assert_quiet(Duration::from_millis(300)).await;
     gw.stop().await;
@@ -129,7 +207,11 @@ async fn repeated_message_id_is_idempotent_and_turns_run_in_order() {
 #[tokio::test]
 async fn same_thread_resumes_the_session_unless_forced_new() {
     let gw = TestGateway::start(config(vec![("echo", worker(&["--mode", "echo"]))])).await;
-    let req = |force_new| turnwatch::api::CreateSession { agent_id: None, thread: Some("t1".into()), force_new };
+    let req = |force_new| turnwatch::api::CreateSession {
+        agent_id: None,
+        thread: Some("t1".into()),
+        force_new,
+    };
     let a = gw.client.create_session(&req(false)).await.unwrap();
     let b = gw.client.create_session(&req(false)).await.unwrap();
     let c = gw.client.create_session(&req(true)).await.unwrap();

@@ -19,17 +19,38 @@ impl Actor {
     pub(super) async fn on_cmd(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Turn(t) => self.queue.push_back(t),
-            Cmd::Cancel { turn_id, reason, reply } => {
+            Cmd::Cancel {
+                turn_id,
+                reason,
+                reply,
+            } => {
                 let _ = reply.send(self.cancel(&turn_id, reason).await);
             }
-            Cmd::Kill { generation, pid, reason, reply } => {
+            Cmd::Kill {
+                generation,
+                pid,
+                reason,
+                reply,
+            } => {
                 let _ = reply.send(self.kill(generation, pid, reason).await);
             }
             Cmd::Delete { reply } => {
-                self.close(ErrorCode::SessionDeleted, "the session was deleted", "session_deleted", Some(reply)).await;
+                self.close(
+                    ErrorCode::SessionDeleted,
+                    "the session was deleted",
+                    "session_deleted",
+                    Some(reply),
+                )
+                .await;
             }
             Cmd::Shutdown => {
-                self.close(ErrorCode::GatewayShutdown, "the gateway is shutting down", "gateway_shutdown", None).await;
+                self.close(
+                    ErrorCode::GatewayShutdown,
+                    "the gateway is shutting down",
+                    "gateway_shutdown",
+                    None,
+                )
+                .await;
             }
         }
     }
@@ -37,23 +58,46 @@ impl Actor {
     async fn cancel(&mut self, turn_id: &crate::ids::TurnId, reason: String) -> bool {
         if let Some(i) = self.queue.iter().position(|t| &t.turn_id == turn_id) {
             let turn = self.queue.remove(i).expect("index from position");
-            return self.end(&turn, TurnEnding::failed(ErrorCode::CancelledByOperator, reason)).await;
+            return self
+                .end(
+                    &turn,
+                    TurnEnding::failed(ErrorCode::CancelledByOperator, reason),
+                )
+                .await;
         }
         match self.take_phase() {
             Phase::Busy { turn, .. } if &turn.turn_id == turn_id => {
-                let won = self.end(&turn, TurnEnding::failed(ErrorCode::CancelledByOperator, reason)).await;
+                let won = self
+                    .end(
+                        &turn,
+                        TurnEnding::failed(ErrorCode::CancelledByOperator, reason),
+                    )
+                    .await;
                 if let Some(live) = &self.worker {
-                    live.proc.send(&ToWorker::Cancel { turn_id: turn.turn_id.clone() });
+                    live.proc.send(&ToWorker::Cancel {
+                        turn_id: turn.turn_id.clone(),
+                    });
                 }
                 self.finish_turn(&turn);
                 won
             }
-            Phase::Starting { turn: Some(turn), until } if &turn.turn_id == turn_id => {
+            Phase::Starting {
+                turn: Some(turn),
+                until,
+            } if &turn.turn_id == turn_id => {
                 self.phase = Phase::Starting { turn: None, until };
-                self.end(&turn, TurnEnding::failed(ErrorCode::CancelledByOperator, reason)).await
+                self.end(
+                    &turn,
+                    TurnEnding::failed(ErrorCode::CancelledByOperator, reason),
+                )
+                .await
             }
             Phase::WaitingCapacity { turn, .. } if &turn.turn_id == turn_id => {
-                self.end(&turn, TurnEnding::failed(ErrorCode::CancelledByOperator, reason)).await
+                self.end(
+                    &turn,
+                    TurnEnding::failed(ErrorCode::CancelledByOperator, reason),
+                )
+                .await
             }
             other => {
                 self.phase = other;
@@ -63,7 +107,10 @@ impl Actor {
     }
 
     async fn kill(&mut self, generation: u32, pid: u32, reason: String) -> Result<(), ActionError> {
-        let current = self.worker.as_ref().map(|l| (l.proc.generation, l.proc.pid));
+        let current = self
+            .worker
+            .as_ref()
+            .map(|l| (l.proc.generation, l.proc.pid));
         if current != Some((generation, pid)) {
             return Err(ActionError::TargetChanged {
                 worker: self.worker_id.clone(),
@@ -73,22 +120,39 @@ impl Actor {
         }
         let sentence = format!("an operator killed the worker ({reason})");
         match self.take_phase() {
-            Phase::Busy { turn, .. } | Phase::Starting { turn: Some(turn), .. } => {
-                self.end(&turn, TurnEnding::failed(ErrorCode::CancelledByOperator, sentence)).await;
+            Phase::Busy { turn, .. }
+            | Phase::Starting {
+                turn: Some(turn), ..
+            } => {
+                self.end(
+                    &turn,
+                    TurnEnding::failed(ErrorCode::CancelledByOperator, sentence),
+                )
+                .await;
             }
             other => self.phase = other,
         }
-        self.phase = Phase::Idle { since: Instant::now() };
+        self.phase = Phase::Idle {
+            since: Instant::now(),
+        };
         self.stop_worker(StopHow::Kill, format!("operator_kill: {reason}"));
         Ok(())
     }
 
     /// Ends everything this session owes, stops its worker and retires the actor.
-    async fn close(&mut self, code: ErrorCode, sentence: &str, reason: &str, reply: Option<oneshot::Sender<()>>) {
+    async fn close(
+        &mut self,
+        code: ErrorCode,
+        sentence: &str,
+        reason: &str,
+        reply: Option<oneshot::Sender<()>>,
+    ) {
         let ending = || TurnEnding::failed(code, sentence);
         match self.take_phase() {
             Phase::Busy { turn, .. }
-            | Phase::Starting { turn: Some(turn), .. }
+            | Phase::Starting {
+                turn: Some(turn), ..
+            }
             | Phase::WaitingCapacity { turn, .. } => {
                 self.end(&turn, ending()).await;
             }
@@ -105,7 +169,9 @@ impl Actor {
                     self.end(&turn, ending()).await;
                 }
                 Cmd::Cancel { reply, .. } => drop(reply.send(false)),
-                Cmd::Kill { reply, .. } => drop(reply.send(Err(ActionError::UnknownWorker(self.worker_id.clone())))),
+                Cmd::Kill { reply, .. } => {
+                    drop(reply.send(Err(ActionError::UnknownWorker(self.worker_id.clone()))))
+                }
                 Cmd::Delete { reply } => replies.push(reply),
                 Cmd::Shutdown => {}
             }
@@ -145,31 +211,56 @@ impl Actor {
 
     pub(super) async fn on_timer(&mut self) {
         let now = Instant::now();
-        let Some(agent) = self.agent().cloned() else { return };
+        let Some(agent) = self.agent().cloned() else {
+            return;
+        };
         let d = |d: std::time::Duration| humantime::format_duration(d).to_string();
         match self.take_phase() {
             Phase::WaitingCapacity { turn, until, .. } if now >= until => {
-                let msg = format!("no worker capacity became free within {} (max_workers = {})",
-                    d(agent.queue_timeout), self.ctx.config.gateway.max_workers);
-                self.end(&turn, TurnEnding::failed(ErrorCode::QueueTimeout, msg)).await;
+                let msg = format!(
+                    "no worker capacity became free within {} (max_workers = {})",
+                    d(agent.queue_timeout),
+                    self.ctx.config.gateway.max_workers
+                );
+                self.end(&turn, TurnEnding::failed(ErrorCode::QueueTimeout, msg))
+                    .await;
             }
             Phase::Starting { turn, until } if now >= until => {
                 if let Some(turn) = turn {
-                    let msg = format!("the worker did not report ready within {}", d(agent.startup_timeout));
-                    self.end(&turn, TurnEnding::failed(ErrorCode::WorkerStartupTimeout, msg)).await;
+                    let msg = format!(
+                        "the worker did not report ready within {}",
+                        d(agent.startup_timeout)
+                    );
+                    self.end(
+                        &turn,
+                        TurnEnding::failed(ErrorCode::WorkerStartupTimeout, msg),
+                    )
+                    .await;
                 }
                 self.stop_worker(StopHow::Graceful, "startup_timeout".into());
             }
-            Phase::Busy { turn, deadline_at, .. } if now >= deadline_at => {
-                let msg = format!("the turn ran past its {} deadline; the worker was stopped", d(agent.deadline));
-                self.end(&turn, TurnEnding::failed(ErrorCode::TurnDeadlineExceeded, msg)).await;
+            Phase::Busy {
+                turn, deadline_at, ..
+            } if now >= deadline_at => {
+                let msg = format!(
+                    "the turn ran past its {} deadline; the worker was stopped",
+                    d(agent.deadline)
+                );
+                self.end(
+                    &turn,
+                    TurnEnding::failed(ErrorCode::TurnDeadlineExceeded, msg),
+                )
+                .await;
                 self.finish_turn(&turn);
                 self.stop_worker(StopHow::Graceful, "turn_deadline_exceeded".into());
             }
             Phase::Busy { turn, stall_at, .. } if now >= stall_at => {
-                let msg = format!("the worker made no progress for {} (heartbeats do not count); it was stopped",
-                    d(agent.stall_timeout));
-                self.end(&turn, TurnEnding::failed(ErrorCode::TurnStalled, msg)).await;
+                let msg = format!(
+                    "the worker made no progress for {} (heartbeats do not count); it was stopped",
+                    d(agent.stall_timeout)
+                );
+                self.end(&turn, TurnEnding::failed(ErrorCode::TurnStalled, msg))
+                    .await;
                 self.finish_turn(&turn);
                 self.stop_worker(StopHow::Graceful, "turn_stalled".into());
             }
@@ -192,38 +283,74 @@ impl Actor {
             Some(WorkerEvent::Oversize) => {
                 let limit = self.ctx.config.gateway.max_line_bytes;
                 if let Phase::Busy { turn, .. } = self.take_phase() {
-                    let msg = format!("the worker wrote a line over the {limit}-byte limit; it was stopped");
-                    self.end(&turn, TurnEnding::failed(ErrorCode::WorkerProtocolError, msg)).await;
+                    let msg = format!(
+                        "the worker wrote a line over the {limit}-byte limit; it was stopped"
+                    );
+                    self.end(
+                        &turn,
+                        TurnEnding::failed(ErrorCode::WorkerProtocolError, msg),
+                    )
+                    .await;
                     self.finish_turn(&turn);
                 }
                 self.reject(None, "rejected", "line over the size limit", "");
                 self.stop_worker(StopHow::Kill, "worker_protocol_error".into());
             }
             Some(WorkerEvent::Exited(info)) => self.on_exit(info).await,
-            None => self.on_exit(ExitInfo { code: None, signal: None }).await,
+            None => {
+                self.on_exit(ExitInfo {
+                    code: None,
+                    signal: None,
+                })
+                .await
+            }
         }
     }
 
     async fn on_exit(&mut self, info: ExitInfo) {
-        let Some(live) = self.worker.take() else { return };
+        let Some(live) = self.worker.take() else {
+            return;
+        };
         let reason = if info.is_clean() { "exited" } else { "crashed" };
-        record_exit(&self.ctx, &self.worker_id, &live.proc, info, false, reason.into());
+        record_exit(
+            &self.ctx,
+            &self.worker_id,
+            &live.proc,
+            info,
+            false,
+            reason.into(),
+        );
         let (turn, when) = match self.take_phase() {
             Phase::Busy { turn, .. } => (turn, "while handling the turn"),
-            Phase::Starting { turn: Some(turn), .. } => (turn, "before it was ready"),
+            Phase::Starting {
+                turn: Some(turn), ..
+            } => (turn, "before it was ready"),
             other => {
                 self.phase = other;
                 return; // An idle worker's exit owes no stream anything.
             }
         };
-        let code = if info.is_clean() { ErrorCode::WorkerExited } else { ErrorCode::WorkerCrashed };
+        let code = if info.is_clean() {
+            ErrorCode::WorkerExited
+        } else {
+            ErrorCode::WorkerCrashed
+        };
         let msg = format!("the worker process {} {when}", info.describe());
-        self.end(&turn, TurnEnding::failed(code, msg).with_exit(info.code, info.signal)).await;
+        self.end(
+            &turn,
+            TurnEnding::failed(code, msg).with_exit(info.code, info.signal),
+        )
+        .await;
     }
 
     async fn on_line(&mut self, line: &str) {
         let Ok(msg) = serde_json::from_str::<FromWorker>(line) else {
-            self.reject(None, "rejected", "not a protocol line (bad JSON or unknown type)", line);
+            self.reject(
+                None,
+                "rejected",
+                "not a protocol line (bad JSON or unknown type)",
+                line,
+            );
             return;
         };
         let Some(turn_id) = msg.turn_id().cloned() else {
@@ -231,22 +358,40 @@ impl Actor {
         };
         match &self.phase {
             Phase::Busy { turn, .. } if turn.turn_id == turn_id => self.on_turn_line(msg).await,
-            _ if self.worker.as_ref().is_some_and(|l| l.ended.contains(&turn_id)) => {
+            _ if self
+                .worker
+                .as_ref()
+                .is_some_and(|l| l.ended.contains(&turn_id)) =>
+            {
                 self.reject(Some(turn_id), "late", "its turn had already ended", line);
             }
-            _ => self.reject(Some(turn_id), "rejected", "names a turn this worker does not hold", line),
+            _ => self.reject(
+                Some(turn_id),
+                "rejected",
+                "names a turn this worker does not hold",
+                line,
+            ),
         }
     }
 
-    async fn on_lifecycle(&mut self, msg: &FromWorker, line: &str) {
-        let Some(live) = self.worker.as_mut() else { return };
+    async fn on_lifecycle(&mut self, msg: &FromWorker, raw: &str) {
+        let Some(live) = self.worker.as_mut() else {
+            return;
+        };
         match msg {
             FromWorker::Heartbeat => {
                 let now = Instant::now();
-                if live.last_heartbeat_write.is_none_or(|t| now >= t + HEARTBEAT_WRITE_EVERY) {
+                if live
+                    .last_heartbeat_write
+                    .is_none_or(|t| now >= t + HEARTBEAT_WRITE_EVERY)
+                {
                     live.last_heartbeat_write = Some(now);
                     let generation = live.proc.generation;
-                    self.ctx.journal.send(Write::WorkerHeartbeat { worker_id: self.worker_id.clone(), generation, at: now_ms() });
+                    self.ctx.journal.send(Write::WorkerHeartbeat {
+                        worker_id: self.worker_id.clone(),
+                        generation,
+                        at: now_ms(),
+                    });
                 }
             }
             FromWorker::Ready if !live.ready => {
@@ -258,39 +403,68 @@ impl Actor {
                     self.dispatch(turn).await;
                 }
             }
-            _ => self.reject(None, "rejected", "unexpected line", line),
+            _ => self.reject(None, "rejected", "unexpected line", raw),
         }
     }
 
     async fn on_turn_line(&mut self, msg: FromWorker) {
-        let Some(agent) = self.agent().cloned() else { return };
+        let Some(agent) = self.agent().cloned() else {
+            return;
+        };
         let generation = self.worker.as_ref().map_or(0, |l| l.proc.generation);
-        let Phase::Busy { turn, started, stall_at, text, produced, .. } = &mut self.phase else { return };
-        let base = json!({ "messageId": turn.message_id, "turnId": turn.turn_id, "timestamp": now_ms() });
+        let Phase::Busy {
+            turn,
+            started,
+            stall_at,
+            text,
+            produced,
+            ..
+        } = &mut self.phase
+        else {
+            return;
+        };
+        let base =
+            json!({ "messageId": turn.message_id, "turnId": turn.turn_id, "timestamp": now_ms() });
         let (kind, mut data) = match msg {
             FromWorker::Delta { content, .. } => {
                 if text.len() + content.len() <= MAX_TEXT {
                     text.push_str(&content);
                 }
                 *produced |= !content.is_empty();
-                (EventKind::Output, json!({ "type": "delta", "content": content }))
+                (
+                    EventKind::Output,
+                    json!({ "type": "delta", "content": content }),
+                )
             }
             FromWorker::Status { state, .. } => {
                 let elapsed = started.elapsed().as_secs();
-                (EventKind::Status, json!({ "type": "status", "status": { "state": state, "elapsedSeconds": elapsed } }))
+                (
+                    EventKind::Status,
+                    json!({ "type": "status", "status": { "state": state, "elapsedSeconds": elapsed } }),
+                )
             }
             FromWorker::Complete { final_text, .. } => {
-                let final_text = final_text.filter(|t| !t.is_empty()).or_else(|| (!text.is_empty()).then(|| text.clone()));
+                let final_text = final_text
+                    .filter(|t| !t.is_empty())
+                    .or_else(|| (!text.is_empty()).then(|| text.clone()));
                 let ending = if final_text.is_some() || *produced {
                     TurnEnding::completed(final_text)
                 } else {
-                    TurnEnding::failed(ErrorCode::AgentError, "the worker reported the turn complete without producing any text")
+                    TurnEnding::failed(
+                        ErrorCode::AgentError,
+                        "the worker reported the turn complete without producing any text",
+                    )
                 };
                 return self.end_busy(ending).await;
             }
             FromWorker::Error { error, code, .. } => {
-                let sentence = match code { Some(c) => format!("{error} (worker code: {c})"), None => error };
-                return self.end_busy(TurnEnding::failed(ErrorCode::AgentError, sentence)).await;
+                let sentence = match code {
+                    Some(c) => format!("{error} (worker code: {c})"),
+                    None => error,
+                };
+                return self
+                    .end_busy(TurnEnding::failed(ErrorCode::AgentError, sentence))
+                    .await;
             }
             FromWorker::Ready | FromWorker::Heartbeat => return,
         };
