@@ -219,3 +219,40 @@ async fn same_thread_resumes_the_session_unless_forced_new() {
     assert_ne!(a.agent_id, c.agent_id);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn cursor_older_than_retention_is_told_about_the_gap() {
+    let mut c = config(vec![("echo", worker(&["--mode", "echo"]))]);
+    c.gateway.event_retention = Duration::from_millis(100);
+    let gw = TestGateway::start(c).await;
+    let (s, _, first) = gw.turn("echo", "soon forgotten").await;
+    let old = first[0].id.unwrap();
+    // The pruner runs every second at this retention; wait until the first turn is pruned.
+    let deadline = tokio::time::Instant::now() + GUARD;
+    loop {
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(&gw.db().await)
+            .await
+            .unwrap();
+        if left == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "events were never pruned"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut r = gw.open(&s, Some(old)).await;
+    let connected = r.connected.clone().unwrap();
+    assert_eq!(connected.data["gap"], true, "{connected:?}");
+    assert!(connected.data["resumedFrom"].is_null());
+    let turn = gw.post(&s, "after the gap").await;
+    let events = r.until_complete(&turn).await;
+    assert!(
+        events[0].id.unwrap() > first.last().unwrap().id.unwrap(),
+        "ids are never reused"
+    );
+    assert_completed(&events);
+    gw.stop().await;
+}
