@@ -61,6 +61,23 @@ impl ErrorCode {
         }
     }
 
+    /// Whether a turn ending with this code was stranded first: its worker gone, or one of its
+    /// clocks run out. (Cancels, deletes and shutdowns are decisions, not strandings.)
+    pub fn strands(self) -> bool {
+        matches!(
+            self,
+            Self::WorkerCrashed
+                | Self::WorkerExited
+                | Self::WorkerStartupTimeout
+                | Self::TurnStalled
+                | Self::TurnDeadlineExceeded
+                | Self::WorkerProtocolError
+                | Self::QueueTimeout
+                | Self::GatewayRestarted
+                | Self::ReplicaLost
+        )
+    }
+
     /// Parses a wire name.
     pub fn parse(s: &str) -> Option<Self> {
         serde_json::from_value(Value::String(s.to_owned())).ok()

@@ -6,6 +6,7 @@ mod agents;
 mod auth;
 mod error;
 mod sse;
+mod tail;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -23,6 +24,7 @@ use crate::api::{ErrorCode, TurnEnding};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::journal::{Hub, Journal};
+use crate::metrics::Metrics;
 use crate::store::{self, Store, WorkerExit, Write};
 use crate::supervisor::{Supervisor, end_turn};
 
@@ -48,6 +50,8 @@ pub struct AppState {
     hub: Arc<Hub>,
     supervisor: Supervisor,
     tokens: auth::Tokens,
+    metrics: Arc<Metrics>,
+    started: std::time::Instant,
     /// Cancelled when the gateway begins to stop.
     stopping: CancellationToken,
     /// Cancelled once every turn has ended: streams flush and end.
@@ -139,7 +143,13 @@ async fn prepare(config: Config, database_url: &str) -> Result<Prepared, Gateway
     let (journal, journal_task) = Journal::start(Arc::clone(&store), Arc::clone(&hub));
     recover(store.as_ref(), &journal).await?;
     let config = Arc::new(config);
-    let supervisor = Supervisor::new(Arc::clone(&config), journal.clone(), Arc::clone(&store));
+    let metrics = Arc::new(Metrics::default());
+    let supervisor = Supervisor::new(
+        Arc::clone(&config),
+        journal.clone(),
+        Arc::clone(&store),
+        Arc::clone(&metrics),
+    );
     let state = Arc::new(AppState {
         config,
         store,
@@ -147,6 +157,8 @@ async fn prepare(config: Config, database_url: &str) -> Result<Prepared, Gateway
         hub,
         supervisor,
         tokens,
+        metrics,
+        started: std::time::Instant::now(),
         stopping: CancellationToken::new(),
         streams_stop: CancellationToken::new(),
     });

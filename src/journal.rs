@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::ids::SessionId;
-use crate::store::{Applied, Store, StoreError, StoredEvent, Write};
+use crate::store::{AdminEvent, Applied, Store, StoreError, StoredEvent, Write};
 
 /// The most writes committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -113,24 +113,29 @@ async fn run(store: Arc<dyn Store>, hub: Arc<Hub>, mut rx: mpsc::UnboundedReceiv
             }
             continue;
         }
-        let results = match store.apply(&writes).await {
-            Ok(results) => results.into_iter().map(Ok).collect(),
+        let mut admin = Vec::new();
+        let results: Vec<Result<Applied, StoreError>> = match store.apply(&writes).await {
+            Ok(batch) => {
+                admin = batch.admin;
+                batch.results.into_iter().map(Ok).collect()
+            }
             // One bad write must not sink its neighbours: retry them one by one.
             Err(e) if writes.len() > 1 => {
                 tracing::warn!(error = %e, "batch failed; retrying its writes one by one");
                 let mut out = Vec::with_capacity(writes.len());
                 for w in &writes {
-                    out.push(
-                        store
-                            .apply(std::slice::from_ref(w))
-                            .await
-                            .map(|mut r| r.remove(0)),
-                    );
+                    out.push(store.apply(std::slice::from_ref(w)).await.map(|mut b| {
+                        admin.append(&mut b.admin);
+                        b.results.remove(0)
+                    }));
                 }
                 out
             }
             Err(e) => vec![Err(e)],
         };
+        for e in admin {
+            hub.publish_admin(e);
+        }
         for (result, reply) in results.into_iter().zip(replies) {
             let result = result.map_err(|e| {
                 tracing::error!(error = %e, "store write failed");
@@ -151,13 +156,40 @@ async fn run(store: Arc<dyn Store>, hub: Arc<Hub>, mut rx: mpsc::UnboundedReceiv
     }
 }
 
-/// Live fan-out of committed session events, one broadcast channel per watched session.
-#[derive(Default)]
+/// Admin events buffered for slow admin readers; further behind, they catch up from the store.
+const ADMIN_BUFFER: usize = 4096;
+
+/// Live fan-out of committed events: one broadcast channel per watched session, one for the
+/// admin log.
 pub struct Hub {
     sessions: Mutex<HashMap<SessionId, broadcast::Sender<Arc<StoredEvent>>>>,
+    admin: broadcast::Sender<Arc<AdminEvent>>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            sessions: Mutex::default(),
+            admin: broadcast::channel(ADMIN_BUFFER).0,
+        }
+    }
 }
 
 impl Hub {
+    /// Subscribes to future admin events.
+    pub fn subscribe_admin(&self) -> broadcast::Receiver<Arc<AdminEvent>> {
+        self.admin.subscribe()
+    }
+
+    /// How many admin streams are open.
+    pub fn admin_connections(&self) -> usize {
+        self.admin.receiver_count()
+    }
+
+    fn publish_admin(&self, event: AdminEvent) {
+        let _ = self.admin.send(Arc::new(event));
+    }
+
     /// Subscribes to a session's future events.
     pub fn subscribe(&self, session: &SessionId) -> broadcast::Receiver<Arc<StoredEvent>> {
         let mut map = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);

@@ -13,6 +13,7 @@ pub mod config;
 pub mod gateway;
 pub mod ids;
 pub mod journal;
+pub mod metrics;
 pub mod store;
 pub mod supervisor;
 pub mod worker;

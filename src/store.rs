@@ -6,7 +6,11 @@
 //! its terminal events; every later one is a no-op. Backends share these semantics; the URL
 //! scheme picks one ([`open`]).
 
+mod lifecycle;
+pub mod query;
 pub mod sqlite;
+
+pub use query::{Overview, Page, Snapshot, TurnQuery, TurnRow, WorkerQuery, WorkerRecord};
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -181,6 +185,15 @@ pub enum Write {
         at: i64,
         /// The hard deadline (epoch ms).
         deadline_at: i64,
+        /// The agent's stall timeout (ms), for the stranded rule.
+        stall_ms: i64,
+    },
+    /// A turn began waiting for worker capacity; past `until` it is stranded.
+    TurnWaiting {
+        /// The turn.
+        turn_id: TurnId,
+        /// Its queue deadline (epoch ms).
+        until: i64,
     },
     /// Append a session event; with a turn, only while that turn is open (else it is late).
     Event {
@@ -196,6 +209,8 @@ pub enum Write {
         at: i64,
         /// The worker that produced it, to record it as late if its turn has ended.
         from: Option<(WorkerId, u32)>,
+        /// Also log a `turn.progress` admin event (the caller rate-limits these).
+        announce: bool,
     },
     /// End a turn: the conditional terminal write.
     EndTurn {
@@ -209,6 +224,9 @@ pub enum Write {
         events: Vec<(EventKind, Value)>,
         /// When (epoch ms).
         at: i64,
+        /// The turn was stranded (its worker gone, or a clock ran out): log `turn.stranded`
+        /// before `turn.failed`.
+        stranded: bool,
     },
     /// A worker process started.
     WorkerSpawned(WorkerSpawn),
@@ -238,11 +256,48 @@ pub enum Write {
     WorkerExited(WorkerExit),
     /// A worker line was rejected or late.
     Reject(Rejection),
+    /// An operator acted (kill, cancel): logged as `operator.action`.
+    Action(OperatorAction),
     /// Drop the events of turns that ended before `before` (epoch ms).
     Prune {
         /// The cutoff.
         before: i64,
     },
+}
+
+/// An operator action, for the admin log.
+#[derive(Clone, Debug)]
+pub struct OperatorAction {
+    /// `kill` or `cancel`.
+    pub action: &'static str,
+    /// The worker or turn acted on.
+    pub target: String,
+    /// The operator's reason.
+    pub reason: String,
+    /// The token's configured name.
+    pub token: String,
+    /// When (epoch ms).
+    pub at: i64,
+}
+
+/// A logged admin lifecycle event (protocol.md §3).
+#[derive(Clone, Debug)]
+pub struct AdminEvent {
+    /// Its sequence number in the admin log: the SSE `id`.
+    pub seq: i64,
+    /// `worker.spawned`, `turn.failed`, ...
+    pub kind: String,
+    /// One line of JSON.
+    pub data: String,
+}
+
+/// What a batch did: one result per write, and the admin events it logged.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// One per write, in order.
+    pub results: Vec<Applied>,
+    /// The lifecycle events the batch logged, in order.
+    pub admin: Vec<AdminEvent>,
 }
 
 /// What one [`Write`] did.
@@ -264,8 +319,9 @@ pub enum Applied {
 /// The store's interface; one implementation per backend.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Applies a batch of writes in one transaction, in order; one result per write.
-    async fn apply(&self, batch: &[Write]) -> Result<Vec<Applied>, StoreError>;
+    /// Applies a batch of writes in one transaction, in order, logging the admin lifecycle
+    /// events they imply in the same transaction.
+    async fn apply(&self, batch: &[Write]) -> Result<Batch, StoreError>;
     /// A session by id (deleted ones included).
     async fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError>;
     /// The live session of an agent's thread.
@@ -295,6 +351,35 @@ pub trait Store: Send + Sync + 'static {
     async fn live_workers(&self) -> Result<Vec<(WorkerId, u32)>, StoreError>;
     /// The generation a new process in this slot gets.
     async fn next_generation(&self, worker: &WorkerId) -> Result<u32, StoreError>;
+
+    /// Counts for the overview at time `now` (epoch ms).
+    async fn overview(&self, now: i64) -> Result<Overview, StoreError>;
+    /// Worker generations, newest first.
+    async fn workers(&self, q: &WorkerQuery) -> Result<Vec<WorkerRecord>, StoreError>;
+    /// Turns, newest first; `now` decides which are stranded.
+    async fn turns(&self, q: &TurnQuery, now: i64) -> Result<Vec<TurnRow>, StoreError>;
+    /// One turn with its message content.
+    async fn turn_row(&self, id: &TurnId, now: i64) -> Result<Option<TurnRow>, StoreError>;
+    /// The admin events about a turn, then its session events still kept, in order.
+    async fn turn_timeline(
+        &self,
+        id: &TurnId,
+    ) -> Result<(Vec<AdminEvent>, Vec<StoredEvent>), StoreError>;
+    /// Rejected and late output of a worker slot, newest first: (generation, turn, kind,
+    /// reason, line, at).
+    async fn rejections(
+        &self,
+        worker: &WorkerId,
+        limit: i64,
+    ) -> Result<Vec<query::RejectionRow>, StoreError>;
+    /// Admin events with `seq > after`, oldest first, at most `limit`.
+    async fn admin_events_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<AdminEvent>, StoreError>;
+    /// Live workers, open turns and the admin log's high-water mark, read together.
+    async fn snapshot(&self, now: i64) -> Result<Snapshot, StoreError>;
 }
 
 /// Opens the store a URL names, creating and migrating it as needed.

@@ -20,6 +20,7 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::ids::{MessageId, SessionId, TurnId, WorkerId};
 use crate::journal::Journal;
+use crate::metrics::Metrics;
 use crate::store::{SessionRecord, Store, Write};
 use actor::{Actor, Cmd};
 
@@ -69,6 +70,7 @@ pub(crate) struct Ctx {
     capacity: Arc<Semaphore>,
     tracker: TaskTracker,
     registry: Mutex<Registry>,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Default)]
@@ -92,7 +94,12 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// A supervisor with no workers yet.
-    pub fn new(config: Arc<Config>, journal: Journal, store: Arc<dyn Store>) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        journal: Journal,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let capacity = Arc::new(Semaphore::new(config.gateway.max_workers));
         Self {
             ctx: Arc::new(Ctx {
@@ -102,6 +109,7 @@ impl Supervisor {
                 capacity,
                 tracker: TaskTracker::new(),
                 registry: Mutex::new(Registry::default()),
+                metrics,
             }),
         }
     }
@@ -155,6 +163,15 @@ impl Supervisor {
         .map_err(|_| ActionError::UnknownWorker(worker.clone()))?;
         rx.await
             .map_err(|_| ActionError::UnknownWorker(worker.clone()))?
+    }
+
+    /// The live stderr tail of a worker slot's current process: (generation, text).
+    pub async fn stderr_tail(&self, worker: &WorkerId) -> Option<(u32, String)> {
+        let session = self.ctx.registry().by_worker.get(worker).cloned()?;
+        let tx = self.actor_of(&session)?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Cmd::Stderr { reply }).ok()?;
+        rx.await.ok().flatten()
     }
 
     /// Ends a turn now with `cancelled_by_operator`; the worker gets `cancel`.
@@ -223,11 +240,6 @@ impl Supervisor {
         self.ctx.tracker.close();
         self.ctx.tracker.wait().await;
     }
-
-    /// The agent a worker serves, and the live (generation, pid) of a worker slot.
-    pub fn is_known_worker(&self, worker: &WorkerId) -> bool {
-        self.ctx.registry().by_worker.contains_key(worker)
-    }
 }
 
 /// The one way to end a turn: the conditional terminal write with its events. True if this
@@ -241,12 +253,14 @@ pub(crate) async fn end_turn(
 ) -> bool {
     let at = now_ms();
     let events = ending.events(turn, message, at);
+    let stranded = ending.code.is_some_and(ErrorCode::strands);
     let write = Write::EndTurn {
         session_id: session.clone(),
         turn_id: turn.clone(),
         ending,
         events,
         at,
+        stranded,
     };
     matches!(journal.write(write).await, Ok(crate::store::Applied::Events(v)) if !v.is_empty())
 }

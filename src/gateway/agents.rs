@@ -167,6 +167,7 @@ pub async fn delete(
         data: json!({ "reason": "session deleted" }),
         at,
         from: None,
+        announce: false,
     };
     app.journal.write(closed).await?;
     Ok(Json(

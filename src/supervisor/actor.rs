@@ -37,6 +37,9 @@ pub(super) enum Cmd {
     Delete {
         reply: oneshot::Sender<()>,
     },
+    Stderr {
+        reply: oneshot::Sender<Option<(u32, String)>>,
+    },
     Shutdown,
 }
 
@@ -77,6 +80,8 @@ enum Phase {
         deadline_at: Instant,
         text: String,
         produced: bool,
+        /// When the last `turn.progress` admin event went out (at most one a second).
+        announced: Option<Instant>,
     },
 }
 
@@ -240,6 +245,10 @@ impl Actor {
                     let wait = self
                         .agent()
                         .map_or(std::time::Duration::ZERO, |a| a.queue_timeout);
+                    self.ctx.journal.send(Write::TurnWaiting {
+                        turn_id: turn.turn_id.clone(),
+                        until: now_ms() + wait.as_millis() as i64,
+                    });
                     self.phase = Phase::WaitingCapacity {
                         turn,
                         permit: rx,
@@ -324,6 +333,7 @@ impl Actor {
             generation: live.proc.generation,
             at,
             deadline_at: at + deadline.as_millis() as i64,
+            stall_ms: stall.as_millis() as i64,
         };
         // Durable before the worker sees it; a turn cancelled while queued is skipped.
         if !matches!(self.ctx.journal.write(write).await, Ok(Applied::Done(true))) {
@@ -343,6 +353,7 @@ impl Actor {
             deadline_at: now + deadline,
             text: String::new(),
             produced: false,
+            announced: None,
         };
     }
 

@@ -12,6 +12,8 @@ use crate::supervisor::ActionError;
 use crate::supervisor::process::{ExitInfo, WorkerEvent};
 use crate::supervisor::stop::{StopHow, record_exit};
 
+/// `turn.progress` admin events go out at most this often per turn.
+const ANNOUNCE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Heartbeats are written to the store at most this often.
 const HEARTBEAT_WRITE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -42,6 +44,13 @@ impl Actor {
                     Some(reply),
                 )
                 .await;
+            }
+            Cmd::Stderr { reply } => {
+                let tail = self
+                    .worker
+                    .as_ref()
+                    .map(|l| (l.proc.generation, l.proc.stderr_tail()));
+                let _ = reply.send(tail);
             }
             Cmd::Shutdown => {
                 self.close(
@@ -173,6 +182,7 @@ impl Actor {
                     drop(reply.send(Err(ActionError::UnknownWorker(self.worker_id.clone()))))
                 }
                 Cmd::Delete { reply } => replies.push(reply),
+                Cmd::Stderr { reply } => drop(reply.send(None)),
                 Cmd::Shutdown => {}
             }
         }
@@ -308,6 +318,7 @@ impl Actor {
     }
 
     async fn on_exit(&mut self, info: ExitInfo) {
+        let seen = Instant::now();
         let Some(live) = self.worker.take() else {
             return;
         };
@@ -336,11 +347,10 @@ impl Actor {
             ErrorCode::WorkerCrashed
         };
         let msg = format!("the worker process {} {when}", info.describe());
-        self.end(
-            &turn,
-            TurnEnding::failed(code, msg).with_exit(info.code, info.signal),
-        )
-        .await;
+        let ending = TurnEnding::failed(code, msg).with_exit(info.code, info.signal);
+        if self.end(&turn, ending).await {
+            self.ctx.metrics.crash_to_error.observe(seen.elapsed());
+        }
     }
 
     async fn on_line(&mut self, line: &str) {
@@ -418,6 +428,7 @@ impl Actor {
             stall_at,
             text,
             produced,
+            announced,
             ..
         } = &mut self.phase
         else {
@@ -468,7 +479,12 @@ impl Actor {
             }
             FromWorker::Ready | FromWorker::Heartbeat => return,
         };
-        *stall_at = Instant::now() + agent.stall_timeout;
+        let now = Instant::now();
+        *stall_at = now + agent.stall_timeout;
+        let announce = announced.is_none_or(|t| now >= t + ANNOUNCE_EVERY);
+        if announce {
+            *announced = Some(now);
+        }
         if let (Some(d), Some(b)) = (data.as_object_mut(), base.as_object()) {
             d.extend(b.clone());
         }
@@ -479,6 +495,7 @@ impl Actor {
             data,
             at: now_ms(),
             from: Some((self.worker_id.clone(), generation)),
+            announce,
         });
     }
 

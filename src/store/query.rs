@@ -1,0 +1,192 @@
+//! What the admin read side asks the store, and what it gets back.
+//!
+//! **Stranded**, defined once: a turn still owed its terminal event whose worker is gone (the
+//! generation it was dispatched to has exited), or whose stall clock (`last_progress_at +
+//! stall_ms`) or deadline has run out, or that has waited for worker capacity past its queue
+//! deadline. The gateway resolves these itself; while one exists, operators see it.
+
+use crate::ids::{SessionId, TurnId, WorkerId};
+use std::collections::BTreeMap;
+
+/// Pagination: at most `limit` rows after the opaque `cursor` of a previous page.
+#[derive(Clone, Debug, Default)]
+pub struct Page {
+    /// Rows per page (1..=1000).
+    pub limit: i64,
+    /// The last row of the previous page, as [`WorkerRecord::cursor`] / [`TurnRow::cursor`] gave it.
+    pub cursor: Option<String>,
+}
+
+/// Which workers to list.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerQuery {
+    /// A state (`starting`, `ready`, `busy`, `idle`, `exited`), or `live` for all but exited.
+    pub state: Option<String>,
+    /// One worker slot only.
+    pub worker: Option<WorkerId>,
+    /// One session only.
+    pub session: Option<SessionId>,
+    /// One agent only.
+    pub agent: Option<String>,
+    /// The page.
+    pub page: Page,
+}
+
+/// Which turns to list.
+#[derive(Clone, Debug, Default)]
+pub struct TurnQuery {
+    /// A state (`queued`, `dispatched`, `streaming`, `completed`, `failed`), `open` (not
+    /// ended) or `stranded`.
+    pub state: Option<String>,
+    /// One agent only.
+    pub agent: Option<String>,
+    /// One session only.
+    pub session: Option<SessionId>,
+    /// One worker slot only.
+    pub worker: Option<WorkerId>,
+    /// The page.
+    pub page: Page,
+}
+
+/// One worker generation as stored.
+#[derive(Clone, Debug)]
+pub struct WorkerRecord {
+    /// The slot.
+    pub worker_id: WorkerId,
+    /// The generation.
+    pub generation: u32,
+    /// OS pid.
+    pub pid: u32,
+    /// Agent.
+    pub agent_id: String,
+    /// Session.
+    pub session_id: SessionId,
+    /// `starting`, `ready`, `busy`, `idle` or `exited`.
+    pub state: String,
+    /// Epoch ms.
+    pub started_at: i64,
+    /// Epoch ms.
+    pub ready_at: Option<i64>,
+    /// Epoch ms.
+    pub last_heartbeat_at: Option<i64>,
+    /// Epoch ms.
+    pub last_progress_at: Option<i64>,
+    /// The turn it holds.
+    pub current_turn_id: Option<TurnId>,
+    /// Turns handed to it.
+    pub turns_served: i64,
+    /// Exit code.
+    pub exit_code: Option<i32>,
+    /// Signal number.
+    pub signal: Option<i32>,
+    /// Epoch ms.
+    pub exited_at: Option<i64>,
+    /// Stopped on purpose.
+    pub intentional: Option<bool>,
+    /// Why it exited.
+    pub exit_reason: Option<String>,
+    /// Last stderr lines (set at exit).
+    pub stderr_tail: Option<String>,
+}
+
+impl WorkerRecord {
+    /// This row as a pagination cursor.
+    pub fn cursor(&self) -> String {
+        format!("{}:{}:{}", self.started_at, self.worker_id, self.generation)
+    }
+}
+
+/// One turn as the admin side sees it.
+#[derive(Clone, Debug)]
+pub struct TurnRow {
+    /// The turn.
+    pub id: TurnId,
+    /// Its session.
+    pub session_id: SessionId,
+    /// Its agent.
+    pub agent_id: String,
+    /// Its message id.
+    pub message_id: String,
+    /// The message text (shown to operators only).
+    pub content: String,
+    /// `queued`, `dispatched`, `streaming`, `completed`, `failed`.
+    pub state: String,
+    /// The worker slot it went to.
+    pub worker_id: Option<WorkerId>,
+    /// That worker's generation.
+    pub worker_generation: Option<u32>,
+    /// Epoch ms.
+    pub created_at: i64,
+    /// Epoch ms.
+    pub dispatched_at: Option<i64>,
+    /// Epoch ms.
+    pub first_output_at: Option<i64>,
+    /// Epoch ms.
+    pub last_progress_at: Option<i64>,
+    /// Epoch ms.
+    pub deadline_at: Option<i64>,
+    /// Epoch ms.
+    pub ended_at: Option<i64>,
+    /// `completed` or `failed`.
+    pub outcome: Option<String>,
+    /// Failure code.
+    pub code: Option<String>,
+    /// Failure sentence.
+    pub error: Option<String>,
+    /// Stranded at the time of the query.
+    pub stranded: bool,
+}
+
+impl TurnRow {
+    /// This row as a pagination cursor.
+    pub fn cursor(&self) -> String {
+        format!("{}:{}", self.created_at, self.id)
+    }
+}
+
+/// One rejected or late worker line.
+#[derive(Clone, Debug)]
+pub struct RejectionRow {
+    /// Generation that wrote it.
+    pub generation: u32,
+    /// The turn it named.
+    pub turn_id: Option<String>,
+    /// `rejected` or `late`.
+    pub kind: String,
+    /// Why.
+    pub reason: String,
+    /// The line (clipped).
+    pub line: String,
+    /// Epoch ms.
+    pub at: i64,
+}
+
+/// Counts for the overview.
+#[derive(Clone, Debug, Default)]
+pub struct Overview {
+    /// Live workers by state.
+    pub workers_by_state: BTreeMap<String, i64>,
+    /// Turns by state.
+    pub turns_by_state: BTreeMap<String, i64>,
+    /// Failed turns by code.
+    pub failed_by_code: BTreeMap<String, i64>,
+    /// Turns stranded now.
+    pub stranded: i64,
+}
+
+/// What a cursorless admin stream starts from.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// The admin log's last sequence number when the snapshot was read.
+    pub seq: i64,
+    /// Live workers.
+    pub workers: Vec<WorkerRecord>,
+    /// Open turns.
+    pub turns: Vec<TurnRow>,
+}
+
+/// Splits a cursor `a:b[:c]` into its epoch-ms head and the rest.
+pub fn split_cursor(cursor: &str) -> Option<(i64, &str)> {
+    let (ms, rest) = cursor.split_once(':')?;
+    Some((ms.parse().ok()?, rest))
+}
