@@ -1,6 +1,8 @@
 //! Wire types shared by the gateway and its clients: error codes, request and response bodies,
 //! session event payloads, and the worker protocol's lines (protocol.md §1, §2, §4).
 
+pub mod admin;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 

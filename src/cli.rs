@@ -1,6 +1,9 @@
 //! Command-line parsing and dispatch: `main` parses, this module calls the library.
 
-use clap::{Parser, Subcommand};
+pub mod kill;
+pub mod status;
+
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 use crate::chat::{ChatRequest, chat};
@@ -55,8 +58,45 @@ pub enum Command {
         /// The message.
         message: String,
     },
+    /// Snapshot of workers, in-flight and stranded turns.
+    Status {
+        /// Which gateway.
+        #[command(flatten)]
+        target: Target,
+        /// One JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Stream admin events as NDJSON (snapshot first) until interrupted.
+        #[arg(long)]
+        watch: bool,
+        /// Exit 3 when any turn is stranded.
+        #[arg(long)]
+        exit_code: bool,
+    },
+    /// Kill a worker's current process (compare-and-kill), waiting for its exit.
+    Kill {
+        /// Which gateway.
+        #[command(flatten)]
+        target: Target,
+        /// The worker id (`w-...`).
+        worker: String,
+        /// Why, for the operator log.
+        #[arg(long, default_value = "killed from the CLI")]
+        reason: String,
+    },
     /// The reference worker (speaks the worker protocol on stdin/stdout).
     Worker(WorkerArgs),
+}
+
+/// The gateway an admin command talks to.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// Gateway URL.
+    #[arg(long, env = "TURNWATCH_URL", default_value = "http://127.0.0.1:7420")]
+    pub url: String,
+    /// Operator or read-only token.
+    #[arg(long, env = "TURNWATCH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// Runs the parsed command; returns the process exit code.
@@ -100,6 +140,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(outcome.exit_code())
         }
+        Some(Command::Status {
+            target,
+            json,
+            watch,
+            exit_code,
+        }) => status_cmd(&target, json, watch, exit_code).await,
+        Some(Command::Kill {
+            target,
+            worker,
+            reason,
+        }) => {
+            let client = Client::new(&target.url, target.token);
+            match kill::kill(&client, &worker, &reason).await {
+                Ok(k) => {
+                    let how = match (&k.exit["signal"], &k.exit["exitCode"]) {
+                        (serde_json::Value::String(s), _) => s.clone(),
+                        (_, c) => format!("exit code {c}"),
+                    };
+                    println!(
+                        "killed {worker} generation {} (pid {}): {how}, intentional",
+                        k.generation, k.pid
+                    );
+                    Ok(0)
+                }
+                Err(kill::KillError::Client(e @ crate::client::ClientError::Connect { .. })) => {
+                    eprintln!("turnwatch: {e}");
+                    Ok(2)
+                }
+                Err(e) => {
+                    eprintln!("turnwatch: kill failed: {e}");
+                    Ok(1)
+                }
+            }
+        }
         Some(Command::Worker(args)) => Ok(crate::worker::run(&args)),
     }
 }
@@ -135,6 +209,42 @@ async fn gateway(
     );
     crate::gateway::run(config, &database, listener, stop_signal()).await?;
     Ok(0)
+}
+
+async fn status_cmd(
+    target: &Target,
+    json: bool,
+    watch: bool,
+    exit_code: bool,
+) -> anyhow::Result<i32> {
+    let client = Client::new(&target.url, target.token.clone());
+    if watch {
+        let mut stdout = std::io::stdout();
+        return match status::watch(&client, &mut stdout).await {
+            Ok(()) => Ok(0),
+            Err(e) => {
+                eprintln!("turnwatch: {e}");
+                Ok(2)
+            }
+        };
+    }
+    let s = match status::fetch(&client).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("turnwatch: {e}");
+            return Ok(2);
+        }
+    };
+    if json {
+        println!("{}", status::to_json(&s));
+    } else {
+        status::render(&target.url, &s, &mut std::io::stdout())?;
+    }
+    Ok(if exit_code && s.overview.stranded > 0 {
+        status::STRANDED_EXIT
+    } else {
+        0
+    })
 }
 
 /// Resolves on ctrl-c or SIGTERM.

@@ -142,6 +142,12 @@ impl Client {
         .await
     }
 
+    /// `GET` any path, decoding the JSON answer.
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.send(self.with_auth(self.http.get(self.url(path)), None))
+            .await
+    }
+
     /// Opens a session's event stream, resuming after `last_event_id` if given.
     pub async fn events(
         &self,
@@ -150,20 +156,39 @@ impl Client {
         last_event_id: Option<i64>,
     ) -> Result<impl Stream<Item = Result<SseEvent, ClientError>> + Unpin + use<>, ClientError>
     {
-        let mut r = self
-            .http
-            .get(self.url(&format!("/api/v1/agents/{session}/events")));
+        let path = format!("/api/v1/agents/{session}/events");
+        self.open_sse(&path, Some(token), last_event_id).await
+    }
+
+    /// Opens the admin event stream (`snapshot` first when there is no cursor).
+    pub async fn admin_events(
+        &self,
+        last_event_id: Option<i64>,
+    ) -> Result<impl Stream<Item = Result<SseEvent, ClientError>> + Unpin + use<>, ClientError>
+    {
+        self.open_sse("/api/v1/admin/events", None, last_event_id)
+            .await
+    }
+
+    async fn open_sse(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        last_event_id: Option<i64>,
+    ) -> Result<impl Stream<Item = Result<SseEvent, ClientError>> + Unpin + use<>, ClientError>
+    {
+        let mut r = self.http.get(self.url(path));
         if let Some(id) = last_event_id {
             r = r.header("Last-Event-ID", id.to_string());
         }
-        let resp = self
-            .with_auth(r, Some(token))
-            .send()
-            .await
-            .map_err(|source| ClientError::Connect {
-                url: self.base.clone(),
-                source,
-            })?;
+        let resp =
+            self.with_auth(r, token)
+                .send()
+                .await
+                .map_err(|source| ClientError::Connect {
+                    url: self.base.clone(),
+                    source,
+                })?;
         if !resp.status().is_success() {
             let status = resp.status().as_u16();
             let body: ErrorBody = resp

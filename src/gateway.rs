@@ -2,6 +2,7 @@
 //! (start with recovery of turns a crash left open; graceful stop that ends every turn).
 
 mod admin;
+mod admin_read;
 mod agents;
 mod auth;
 mod error;
@@ -65,6 +66,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/agents/{id}", get(agents::get).delete(agents::delete))
         .route("/agents/{id}/messages", post(agents::post_message))
         .route("/agents/{id}/events", get(sse::events))
+        .route("/admin/overview", get(admin_read::overview))
+        .route("/admin/workers", get(admin_read::workers))
+        .route("/admin/workers/{id}", get(admin_read::worker))
+        .route("/admin/turns", get(admin_read::turns))
+        .route("/admin/turns/{id}", get(admin_read::turn))
+        .route("/admin/events", get(admin_read::events))
         .route("/admin/workers/{id}/kill", post(admin::kill))
         .route("/admin/turns/{id}/cancel", post(admin::cancel));
     let limit = state.config.gateway.max_body_bytes;
@@ -72,6 +79,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest("/api/v1", api.clone())
         .nest("/lobu/api/v1", api)
         .route("/healthz", get(admin::healthz))
+        .route("/metrics", get(admin_read::metrics))
         .fallback(|| async { ApiError::not_found("not_found", "no such route") })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

@@ -7,6 +7,7 @@
 //! nothing reaches a client that a restart could lose.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -40,19 +41,27 @@ struct Job {
 #[derive(Clone)]
 pub struct Journal {
     tx: mpsc::UnboundedSender<Job>,
+    pending: Arc<AtomicUsize>,
 }
 
 impl Journal {
     /// Starts the writer task; it ends once every handle is dropped and its queue is drained.
     pub fn start(store: Arc<dyn Store>, hub: Arc<Hub>) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(store, hub, rx));
-        (Self { tx }, task)
+        let pending = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(run(store, hub, rx, Arc::clone(&pending)));
+        (Self { tx, pending }, task)
+    }
+
+    /// Writes queued but not yet committed: the event log's lag.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
     }
 
     /// Applies one write and waits for its commit.
     pub async fn write(&self, write: Write) -> Result<Applied, JournalError> {
         let (reply, rx) = oneshot::channel();
+        self.pending.fetch_add(1, Ordering::Relaxed);
         self.tx
             .send(Job {
                 write: Some(write),
@@ -79,6 +88,7 @@ impl Journal {
 
     /// Queues a write without waiting; it still commits before anything queued after it.
     pub fn send(&self, write: Write) {
+        self.pending.fetch_add(1, Ordering::Relaxed);
         if self
             .tx
             .send(Job {
@@ -92,7 +102,12 @@ impl Journal {
     }
 }
 
-async fn run(store: Arc<dyn Store>, hub: Arc<Hub>, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn run(
+    store: Arc<dyn Store>,
+    hub: Arc<Hub>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    pending: Arc<AtomicUsize>,
+) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         let mut writes = Vec::with_capacity(jobs.len());
@@ -133,6 +148,7 @@ async fn run(store: Arc<dyn Store>, hub: Arc<Hub>, mut rx: mpsc::UnboundedReceiv
             }
             Err(e) => vec![Err(e)],
         };
+        pending.fetch_sub(writes.len(), Ordering::Relaxed);
         for e in admin {
             hub.publish_admin(e);
         }

@@ -104,8 +104,15 @@ pub fn parse_signal(s: &str) -> Option<nix::sys::signal::Signal> {
 fn die(args: &WorkerArgs) -> ! {
     if let Some(sig) = args.signal.as_deref().and_then(parse_signal) {
         eprintln!("turnwatch worker: dying by {sig}");
+        if sig == nix::sys::signal::Signal::SIGABRT {
+            // abort() restores SIGABRT's default action first, even if it was inherited ignored.
+            std::process::abort();
+        }
         let _ = nix::sys::signal::raise(sig);
         std::thread::sleep(Duration::from_secs(1));
+        // Still alive: the Rust runtime handles some signals itself (SIGSEGV, SIGBUS).
+        eprintln!("turnwatch worker: {sig} was handled in-process; exiting like a shell would");
+        std::process::exit(128 + sig as i32);
     }
     eprintln!("turnwatch worker: exiting with code {}", args.exit_code);
     std::process::exit(args.exit_code)

@@ -7,6 +7,8 @@
 #[path = "gateway/harness.rs"]
 mod harness;
 
+#[path = "gateway/admin.rs"]
+mod admin;
 #[path = "gateway/bad_input.rs"]
 mod bad_input;
 #[path = "gateway/failures.rs"]

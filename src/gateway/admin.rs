@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use super::AppState;
 use super::error::{ApiError, Body};
+use crate::clock::now_ms;
 use crate::ids::{TurnId, WorkerId};
+use crate::store::{OperatorAction, Write};
 use crate::supervisor::ActionError;
 
 /// `POST .../workers/{id}/kill` body.
@@ -65,9 +67,10 @@ pub async fn kill(
     let worker = WorkerId(id);
     tracing::info!(%worker, generation, pid, %reason, token = %who, "operator kill");
     app.supervisor
-        .kill(&worker, generation, pid, reason)
+        .kill(&worker, generation, pid, reason.clone())
         .await
         .map_err(action_error)?;
+    record(&app, "kill", worker.to_string(), reason, who).await?;
     let body = json!({ "success": true, "workerId": worker, "generation": generation, "pid": pid });
     Ok((StatusCode::ACCEPTED, Json(body)))
 }
@@ -87,10 +90,32 @@ pub async fn cancel(
     let turn = TurnId(id);
     tracing::info!(%turn, %reason, token = %who, "operator cancel");
     app.supervisor
-        .cancel(&turn, reason)
+        .cancel(&turn, reason.clone())
         .await
         .map_err(action_error)?;
+    record(&app, "cancel", turn.to_string(), reason, who).await?;
     Ok(Json(json!({ "success": true, "turnId": turn })))
+}
+
+/// Logs an accepted operator action as `operator.action`.
+async fn record(
+    app: &AppState,
+    action: &'static str,
+    target: String,
+    reason: String,
+    token: String,
+) -> Result<(), ApiError> {
+    let at = now_ms();
+    app.journal
+        .write(Write::Action(OperatorAction {
+            action,
+            target,
+            reason,
+            token,
+            at,
+        }))
+        .await?;
+    Ok(())
 }
 
 /// `GET /healthz`: 200 while the gateway takes turns, 503 once it is stopping.

@@ -48,6 +48,19 @@ impl Tokens {
         }
     }
 
+    /// Requires a token that may read the admin side (operator or read-only); returns its
+    /// name and role.
+    pub fn reader(&self, headers: &HeaderMap) -> Result<(String, Role), ApiError> {
+        match self.caller(headers)? {
+            Caller::Named(name, role @ (Role::Operator | Role::Readonly)) => Ok((name, role)),
+            Caller::Open => Ok(("anonymous".into(), Role::Operator)),
+            Caller::Named(_, Role::Client) => {
+                Err(forbidden("a client token reaches the Agent API only"))
+            }
+            Caller::Other(_) => Err(forbidden("unknown token")),
+        }
+    }
+
     /// Requires an operator (or, with no tokens configured, anyone on loopback).
     pub fn operator(&self, headers: &HeaderMap) -> Result<String, ApiError> {
         match self.caller(headers)? {

@@ -21,10 +21,10 @@ const COMMENT_EVERY: Duration = Duration::from_secs(15);
 /// `?since=N`, the URL form of `Last-Event-ID`.
 #[derive(Debug, Deserialize)]
 pub struct Since {
-    since: Option<String>,
+    pub(super) since: Option<String>,
 }
 
-fn cursor(headers: &HeaderMap, q: &Since) -> Result<Option<i64>, ApiError> {
+pub(super) fn cursor(headers: &HeaderMap, q: &Since) -> Result<Option<i64>, ApiError> {
     let raw = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())

@@ -188,6 +188,10 @@ impl TestGateway {
 
     /// Stops the gateway gracefully and checks that every worker process it started is gone.
     pub async fn stop(mut self) {
+        self.halt().await;
+    }
+
+    async fn halt(&mut self) {
         let pids: Vec<i64> = sqlx::query_scalar("SELECT pid FROM workers")
             .fetch_all(&self.db().await)
             .await
@@ -196,6 +200,12 @@ impl TestGateway {
         for pid in pids {
             assert_gone(pid as u32).await;
         }
+    }
+
+    /// Stops it gracefully and starts a new gateway on the same data.
+    pub async fn restart(mut self, config: Config) -> Self {
+        self.halt().await;
+        Self::start_on(config, self._dir, self.db_url).await
     }
 }
 

@@ -1,0 +1,153 @@
+//! `turnwatch status`: a headless snapshot of workers, in-flight and stranded turns; `--json`
+//! for scripts, `--watch` for an NDJSON stream of admin events, `--exit-code` to exit 3 when
+//! anything is stranded.
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::time::Duration;
+
+use crate::api::admin::{Overview, Page, TurnInfo, WorkerInfo};
+use crate::client::{Client, ClientError};
+
+/// Exit code when `--exit-code` finds stranded turns.
+pub const STRANDED_EXIT: i32 = 3;
+
+/// Everything `status` shows.
+pub struct Status {
+    /// The overview.
+    pub overview: Overview,
+    /// Live workers.
+    pub workers: Vec<WorkerInfo>,
+    /// Open turns (stranded ones are flagged).
+    pub turns: Vec<TurnInfo>,
+}
+
+/// Reads the snapshot.
+pub async fn fetch(client: &Client) -> Result<Status, ClientError> {
+    let overview: Overview = client.get_json("/api/v1/admin/overview").await?;
+    let workers: Page<WorkerInfo> = client
+        .get_json("/api/v1/admin/workers?state=live&limit=1000")
+        .await?;
+    let turns: Page<TurnInfo> = client
+        .get_json("/api/v1/admin/turns?state=open&limit=1000")
+        .await?;
+    Ok(Status {
+        overview,
+        workers: workers.items,
+        turns: turns.items,
+    })
+}
+
+/// The snapshot as one JSON object.
+pub fn to_json(s: &Status) -> Value {
+    json!({ "overview": s.overview, "workers": s.workers, "turns": s.turns })
+}
+
+fn age(rfc3339: Option<&str>) -> String {
+    let Some(t) = rfc3339.and_then(|t| humantime::parse_rfc3339(t).ok()) else {
+        return "-".into();
+    };
+    let d = std::time::SystemTime::now()
+        .duration_since(t)
+        .unwrap_or_default();
+    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+}
+
+fn counts(m: &std::collections::BTreeMap<String, i64>) -> String {
+    if m.is_empty() {
+        return "none".into();
+    }
+    m.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The snapshot as a readable table.
+pub fn render(url: &str, s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
+    let o = &s.overview;
+    writeln!(
+        out,
+        "gateway {url}  v{}  up {}",
+        o.version,
+        humantime::format_duration(Duration::from_secs(o.uptime_seconds))
+    )?;
+    writeln!(
+        out,
+        "workers: {}   turns: {}   stranded: {}",
+        counts(&o.workers),
+        counts(&o.turns),
+        o.stranded
+    )?;
+    writeln!(out, "\nWORKERS ({})", s.workers.len())?;
+    writeln!(
+        out,
+        "{:<20} {:>4} {:>8} {:<9} {:<12} {:>10}  TURN",
+        "WORKER", "GEN", "PID", "STATE", "AGENT", "UPTIME"
+    )?;
+    for w in &s.workers {
+        let turn = w.current_turn_id.as_ref().map_or("-", |t| t.as_str());
+        writeln!(
+            out,
+            "{:<20} {:>4} {:>8} {:<9} {:<12} {:>10}  {turn}",
+            w.worker_id,
+            w.generation,
+            w.pid,
+            w.state,
+            w.agent_id,
+            age(Some(&w.started_at))
+        )?;
+    }
+    writeln!(out, "\nTURNS IN FLIGHT ({})", s.turns.len())?;
+    writeln!(
+        out,
+        "{:<36} {:<10} {:<12} {:>10} {:>12}  WORKER",
+        "TURN", "STATE", "AGENT", "AGE", "NO PROGRESS"
+    )?;
+    for t in &s.turns {
+        let state = if t.stranded {
+            "STRANDED"
+        } else {
+            t.state.as_str()
+        };
+        let worker = t.worker_id.as_ref().map_or("-", |w| w.as_str());
+        writeln!(
+            out,
+            "{:<36} {:<10} {:<12} {:>10} {:>12}  {worker}",
+            t.turn_id,
+            state,
+            t.agent_id,
+            age(Some(&t.created_at)),
+            age(t.last_progress_at.as_deref())
+        )?;
+    }
+    Ok(())
+}
+
+/// Prints admin events as NDJSON until the stream can no longer be resumed.
+pub async fn watch(client: &Client, out: &mut (dyn Write + Send)) -> Result<(), ClientError> {
+    let mut last: Option<i64> = None;
+    let mut failures = 0u32;
+    loop {
+        match client.admin_events(last).await {
+            Ok(mut stream) => {
+                failures = 0;
+                while let Some(Ok(ev)) = stream.next().await {
+                    if ev.event == "ping" {
+                        continue;
+                    }
+                    last = ev.id.or(last);
+                    let line = json!({ "event": ev.event, "id": ev.id, "data": ev.data });
+                    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                        return Ok(()); // stdout closed: the reader is gone
+                    }
+                }
+            }
+            Err(e @ ClientError::Api { .. }) => return Err(e),
+            Err(e) if failures >= 10 => return Err(e),
+            Err(_) => failures += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(200 * u64::from(failures.min(10) + 1))).await;
+    }
+}

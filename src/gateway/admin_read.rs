@@ -1,0 +1,427 @@
+//! The admin read side (protocol.md §3): overview, workers, turns, their details, the admin
+//! event stream, and `/metrics`. Read-only tokens see all of it except message content.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::AppState;
+use super::error::ApiError;
+use super::sse::{Since, cursor};
+use super::tail::{PAGE, Start, tail};
+use crate::api::admin::{
+    Overview, Page, Snapshot, TimelineEntry, TurnDetail, TurnInfo, WorkerDetail, WorkerInfo,
+};
+use crate::api::signal_name;
+use crate::clock::{now_ms, opt_rfc3339, to_rfc3339};
+use crate::config::Role;
+use crate::ids::{SessionId, TurnId, WorkerId};
+use crate::store::{self, TurnQuery, TurnRow, WorkerQuery, WorkerRecord};
+
+/// This process's replica id (one replica until several share a database).
+pub const REPLICA: &str = "local";
+
+/// List filters: `?state=&agent=&session=&worker=&limit=&cursor=`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListParams {
+    state: Option<String>,
+    agent: Option<String>,
+    session: Option<String>,
+    worker: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+impl ListParams {
+    fn page(&self) -> Result<store::Page, ApiError> {
+        let limit = self.limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::invalid("`limit` must be between 1 and 1000"));
+        }
+        if let Some(c) = &self.cursor
+            && store::query::split_cursor(c).is_none()
+        {
+            return Err(ApiError::invalid("`cursor` is not one this API gave out"));
+        }
+        Ok(store::Page {
+            limit,
+            cursor: self.cursor.clone(),
+        })
+    }
+}
+
+/// A store worker row on the wire.
+pub fn worker_info(w: &WorkerRecord) -> WorkerInfo {
+    WorkerInfo {
+        worker_id: w.worker_id.clone(),
+        generation: w.generation,
+        pid: w.pid,
+        agent_id: w.agent_id.clone(),
+        session_id: w.session_id.clone(),
+        state: w.state.clone(),
+        started_at: to_rfc3339(w.started_at),
+        ready_at: opt_rfc3339(w.ready_at),
+        last_heartbeat_at: opt_rfc3339(w.last_heartbeat_at),
+        last_progress_at: opt_rfc3339(w.last_progress_at),
+        current_turn_id: w.current_turn_id.clone(),
+        turns_served: w.turns_served,
+        exit_code: w.exit_code,
+        signal: w.signal.map(signal_name),
+        exited_at: opt_rfc3339(w.exited_at),
+        intentional: w.intentional,
+        exit_reason: w.exit_reason.clone(),
+        replica_id: REPLICA.to_owned(),
+    }
+}
+
+/// A store turn row on the wire; the content only when asked for.
+pub fn turn_info(t: &TurnRow, with_content: bool) -> TurnInfo {
+    TurnInfo {
+        turn_id: t.id.clone(),
+        session_id: t.session_id.clone(),
+        agent_id: t.agent_id.clone(),
+        message_id: t.message_id.clone(),
+        state: t.state.clone(),
+        stranded: t.stranded,
+        worker_id: t.worker_id.clone(),
+        worker_generation: t.worker_generation,
+        created_at: to_rfc3339(t.created_at),
+        dispatched_at: opt_rfc3339(t.dispatched_at),
+        first_output_at: opt_rfc3339(t.first_output_at),
+        last_progress_at: opt_rfc3339(t.last_progress_at),
+        deadline_at: opt_rfc3339(t.deadline_at),
+        ended_at: opt_rfc3339(t.ended_at),
+        outcome: t.outcome.clone(),
+        code: t.code.clone(),
+        error: t.error.clone(),
+        content: with_content.then(|| t.content.clone()),
+    }
+}
+
+fn page<T, R>(
+    rows: &[R],
+    limit: i64,
+    to: impl Fn(&R) -> T,
+    cursor: impl Fn(&R) -> String,
+) -> Page<T> {
+    let next_cursor = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(&cursor))
+        .flatten();
+    Page {
+        success: true,
+        items: rows.iter().map(to).collect(),
+        next_cursor,
+    }
+}
+
+/// `GET /api/v1/admin/overview`.
+pub async fn overview(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    app.tokens.reader(&headers)?;
+    let o = app.store.overview(now_ms()).await?;
+    let body = Overview {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        uptime_seconds: app.started.elapsed().as_secs(),
+        replicas: 1,
+        workers: o.workers_by_state,
+        turns: o.turns_by_state,
+        failed_by_code: o.failed_by_code,
+        stranded: o.stranded,
+        agents: app.config.agents.keys().cloned().collect(),
+        sse_connections: app.hub.connections() + app.hub.admin_connections(),
+    };
+    let mut v = serde_json::to_value(body).map_err(|e| ApiError::internal(&e))?;
+    v["success"] = json!(true);
+    Ok(Json(v))
+}
+
+/// `GET /api/v1/admin/workers`.
+pub async fn workers(
+    State(app): State<Arc<AppState>>,
+    Query(p): Query<ListParams>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    app.tokens.reader(&headers)?;
+    let q = WorkerQuery {
+        state: p.state.clone(),
+        worker: p.worker.clone().map(WorkerId),
+        session: p.session.clone().map(SessionId),
+        agent: p.agent.clone(),
+        page: p.page()?,
+    };
+    let rows = app.store.workers(&q).await?;
+    Ok(Json(page(
+        &rows,
+        q.page.limit,
+        worker_info,
+        WorkerRecord::cursor,
+    )))
+}
+
+/// `GET /api/v1/admin/workers/{id}`.
+pub async fn worker(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    app.tokens.reader(&headers)?;
+    let id = WorkerId(id);
+    let q = WorkerQuery {
+        worker: Some(id.clone()),
+        page: store::Page {
+            limit: 20,
+            cursor: None,
+        },
+        ..Default::default()
+    };
+    let generations = app.store.workers(&q).await?;
+    let Some(newest) = generations.first() else {
+        return Err(ApiError::not_found(
+            "worker_not_found",
+            format!("no worker {id}"),
+        ));
+    };
+    let stderr = match app.supervisor.stderr_tail(&id).await {
+        Some((generation, tail)) if generation == newest.generation => tail,
+        _ => newest.stderr_tail.clone().unwrap_or_default(),
+    };
+    let tq = TurnQuery {
+        worker: Some(id.clone()),
+        page: store::Page {
+            limit: 20,
+            cursor: None,
+        },
+        ..Default::default()
+    };
+    let turns = app.store.turns(&tq, now_ms()).await?;
+    let rejected = app.store.rejections(&id, 50).await?;
+    Ok(Json(WorkerDetail {
+        success: true,
+        worker: worker_info(newest),
+        generations: generations.iter().map(worker_info).collect(),
+        stderr_tail: stderr.lines().map(str::to_owned).collect(),
+        recent_turns: turns.iter().map(|t| turn_info(t, false)).collect(),
+        rejected_output: rejected
+            .iter()
+            .map(|r| json!({ "generation": r.generation, "turnId": r.turn_id, "kind": r.kind, "reason": r.reason, "line": r.line, "at": to_rfc3339(r.at) }))
+            .collect(),
+    }))
+}
+
+/// `GET /api/v1/admin/turns`.
+pub async fn turns(
+    State(app): State<Arc<AppState>>,
+    Query(p): Query<ListParams>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    app.tokens.reader(&headers)?;
+    if let Some(s) = p.state.as_deref()
+        && ![
+            "queued",
+            "dispatched",
+            "streaming",
+            "completed",
+            "failed",
+            "open",
+            "stranded",
+        ]
+        .contains(&s)
+    {
+        return Err(ApiError::invalid(format!("unknown turn state `{s}`")));
+    }
+    let q = TurnQuery {
+        state: p.state.clone(),
+        agent: p.agent.clone(),
+        session: p.session.clone().map(SessionId),
+        worker: p.worker.clone().map(WorkerId),
+        page: p.page()?,
+    };
+    let rows = app.store.turns(&q, now_ms()).await?;
+    Ok(Json(page(
+        &rows,
+        q.page.limit,
+        |t| turn_info(t, false),
+        TurnRow::cursor,
+    )))
+}
+
+/// `GET /api/v1/admin/turns/{id}`: the turn and its timeline.
+pub async fn turn(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let (_, role) = app.tokens.reader(&headers)?;
+    let operator = role == Role::Operator;
+    let id = TurnId(id);
+    let Some(row) = app.store.turn_row(&id, now_ms()).await? else {
+        return Err(ApiError::not_found(
+            "turn_not_found",
+            format!("no turn {id}"),
+        ));
+    };
+    let (admin, session) = app.store.turn_timeline(&id).await?;
+    let mut timeline: Vec<TimelineEntry> = admin
+        .iter()
+        .map(|e| TimelineEntry {
+            source: "admin".into(),
+            seq: e.seq,
+            kind: e.kind.clone(),
+            data: parse(&e.data),
+        })
+        .collect();
+    timeline.extend(session.iter().map(|e| {
+        let mut data = parse(&e.data);
+        if !operator && let Some(obj) = data.as_object_mut() {
+            obj.remove("content");
+            obj.remove("finalText");
+        }
+        TimelineEntry {
+            source: "session".into(),
+            seq: e.seq,
+            kind: e.kind.clone(),
+            data,
+        }
+    }));
+    timeline.sort_by_key(|e| {
+        (
+            e.data["timestamp"].as_i64().unwrap_or(0),
+            e.source != "admin",
+            e.seq,
+        )
+    });
+    Ok(Json(TurnDetail {
+        success: true,
+        turn: turn_info(&row, operator),
+        timeline,
+    }))
+}
+
+fn parse(data: &str) -> Value {
+    serde_json::from_str(data).unwrap_or(Value::Null)
+}
+
+/// `GET /api/v1/admin/events`: `snapshot` (without a cursor), then the lifecycle log.
+pub async fn events(
+    State(app): State<Arc<AppState>>,
+    Query(q): Query<Since>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    app.tokens.reader(&headers)?;
+    let cursor = cursor(&headers, &q)?;
+    let rx = app.hub.subscribe_admin();
+    let mut head = vec![
+        Event::default()
+            .retry(app.config.gateway.sse_retry)
+            .comment("turnwatch admin"),
+    ];
+    let start = match cursor {
+        Some(c) => {
+            let backlog = app.store.admin_events_after(c, PAGE).await?;
+            let more = backlog.len() as i64 == PAGE;
+            Start {
+                head,
+                backlog,
+                last: c,
+                more,
+            }
+        }
+        None => {
+            let s = app.store.snapshot(now_ms()).await?;
+            let snap = Snapshot {
+                workers: s.workers.iter().map(worker_info).collect(),
+                turns: s.turns.iter().map(|t| turn_info(t, false)).collect(),
+            };
+            let data = serde_json::to_string(&snap).map_err(|e| ApiError::internal(&e))?;
+            head.push(
+                Event::default()
+                    .id(s.seq.to_string())
+                    .event("snapshot")
+                    .data(data),
+            );
+            Start {
+                head,
+                backlog: Vec::new(),
+                last: s.seq,
+                more: false,
+            }
+        }
+    };
+    let store = Arc::clone(&app.store);
+    let fetch = move |after| {
+        let store = Arc::clone(&store);
+        async move { store.admin_events_after(after, PAGE).await }
+    };
+    let stream = tail(start, rx, fetch, app.streams_stop.clone());
+    let keep_alive = KeepAlive::new()
+        .interval(Duration::from_secs(15))
+        .text("ping");
+    Ok((
+        [("x-accel-buffering", "no"), ("cache-control", "no-cache")],
+        Sse::new(stream).keep_alive(keep_alive),
+    ))
+}
+
+/// `GET /metrics`: Prometheus text.
+pub async fn metrics(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    use std::fmt::Write;
+    app.tokens.reader(&headers)?;
+    let o = app.store.overview(now_ms()).await?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP turnwatch_turns Turns by state.\n# TYPE turnwatch_turns gauge"
+    );
+    for (state, n) in &o.turns_by_state {
+        let _ = writeln!(out, "turnwatch_turns{{state=\"{state}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP turnwatch_turns_failed Failed turns by code.\n# TYPE turnwatch_turns_failed gauge"
+    );
+    for (code, n) in &o.failed_by_code {
+        let _ = writeln!(out, "turnwatch_turns_failed{{code=\"{code}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP turnwatch_turns_stranded Turns stranded now.\n# TYPE turnwatch_turns_stranded gauge\nturnwatch_turns_stranded {}",
+        o.stranded
+    );
+    let _ = writeln!(
+        out,
+        "# HELP turnwatch_workers Live workers by state.\n# TYPE turnwatch_workers gauge"
+    );
+    for (state, n) in &o.workers_by_state {
+        let _ = writeln!(out, "turnwatch_workers{{state=\"{state}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP turnwatch_sse_connections Open SSE streams.\n# TYPE turnwatch_sse_connections gauge\n\
+         turnwatch_sse_connections{{stream=\"session\"}} {}\nturnwatch_sse_connections{{stream=\"admin\"}} {}",
+        app.hub.connections(),
+        app.hub.admin_connections()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP turnwatch_event_log_lag Writes queued for the store, not yet committed.\n\
+         # TYPE turnwatch_event_log_lag gauge\nturnwatch_event_log_lag {}",
+        app.journal.pending()
+    );
+    app.metrics.crash_to_error.render(
+        "turnwatch_crash_to_error_seconds",
+        "From a worker's exit being seen to its turn's error being committed.",
+        &mut out,
+    );
+    Ok(([("content-type", "text/plain; version=0.0.4")], out))
+}
