@@ -43,6 +43,7 @@ impl Histogram {
         }
         let n = self.count.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {n}");
+        #[allow(clippy::cast_precision_loss)] // exact below 2^52 µs, i.e. 142 years of latency
         let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {n}");
     }

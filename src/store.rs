@@ -9,6 +9,8 @@
 mod lifecycle;
 pub mod query;
 pub mod sqlite;
+#[cfg(test)]
+mod tests;
 
 pub use query::{Overview, Page, Snapshot, TurnQuery, TurnRow, WorkerQuery, WorkerRecord};
 

@@ -4,8 +4,9 @@
 use serde_json::{Value, json};
 
 use super::{Applied, Write};
+use crate::api::TurnEnding;
 use crate::api::{Outcome, signal_name};
-use crate::ids::{TurnId, WorkerId};
+use crate::ids::{SessionId, TurnId, WorkerId};
 
 /// One admin event to log.
 pub struct Lifecycle {
@@ -107,37 +108,14 @@ pub fn derive(write: &Write, applied: &Applied) -> Vec<Lifecycle> {
                 ..
             },
             Applied::Events(e),
-        ) if !e.is_empty() => {
-            let mut out = Vec::with_capacity(2);
-            let code = ending.code.map(crate::api::ErrorCode::as_str);
-            if *stranded {
-                out.push(ev(
-                    "turn.stranded",
-                    Some(turn_id),
-                    None,
-                    json!({ "turnId": turn_id, "sessionId": session_id, "reason": code }),
-                    *at,
-                ));
-            }
-            let (kind, mut data) = match ending.outcome {
-                Outcome::Completed => (
-                    "turn.completed",
-                    json!({ "turnId": turn_id, "sessionId": session_id }),
-                ),
-                Outcome::Failed => (
-                    "turn.failed",
-                    json!({ "turnId": turn_id, "sessionId": session_id, "code": code, "error": ending.error }),
-                ),
-            };
-            if let Some(c) = ending.exit_code {
-                data["exitCode"] = json!(c);
-            }
-            if let Some(s) = ending.signal {
-                data["signal"] = json!(signal_name(s));
-            }
-            out.push(ev(kind, Some(turn_id), None, data, *at));
-            out
-        }
+        ) if !e.is_empty() => ended(session_id, turn_id, ending, *at, *stranded),
+        _ => derive_worker(write, applied),
+    }
+}
+
+/// Worker, output and operator events.
+fn derive_worker(write: &Write, applied: &Applied) -> Vec<Lifecycle> {
+    match (write, applied) {
         (Write::WorkerSpawned(s), _) => vec![ev(
             "worker.spawned",
             None,
@@ -209,4 +187,43 @@ fn rejected(
         json!({ "workerId": worker, "generation": generation, "turnId": turn, "kind": kind, "reason": reason }),
         at,
     )
+}
+
+/// `turn.stranded` (when it was) and `turn.completed` / `turn.failed`.
+fn ended(
+    session_id: &SessionId,
+    turn_id: &TurnId,
+    ending: &TurnEnding,
+    at: i64,
+    stranded: bool,
+) -> Vec<Lifecycle> {
+    let mut out = Vec::with_capacity(2);
+    let code = ending.code.map(crate::api::ErrorCode::as_str);
+    if stranded {
+        out.push(ev(
+            "turn.stranded",
+            Some(turn_id),
+            None,
+            json!({ "turnId": turn_id, "sessionId": session_id, "reason": code }),
+            at,
+        ));
+    }
+    let (kind, mut data) = match ending.outcome {
+        Outcome::Completed => (
+            "turn.completed",
+            json!({ "turnId": turn_id, "sessionId": session_id }),
+        ),
+        Outcome::Failed => (
+            "turn.failed",
+            json!({ "turnId": turn_id, "sessionId": session_id, "code": code, "error": ending.error }),
+        ),
+    };
+    if let Some(c) = ending.exit_code {
+        data["exitCode"] = json!(c);
+    }
+    if let Some(s) = ending.signal {
+        data["signal"] = json!(signal_name(s));
+    }
+    out.push(ev(kind, Some(turn_id), None, data, at));
+    out
 }

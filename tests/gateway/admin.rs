@@ -143,7 +143,9 @@ async fn workers_and_turns_tell_the_truth_about_real_processes() {
         .clone();
     assert_eq!(w.state, "busy");
     assert_eq!(
-        w.current_turn_id.as_ref().map(|t| t.as_str()),
+        w.current_turn_id
+            .as_ref()
+            .map(turnwatch::ids::TurnId::as_str),
         Some(turn.as_str())
     );
     assert!(
@@ -273,14 +275,14 @@ async fn roles_and_tokens() {
         .await
         .unwrap();
     assert!(
-        anon.create_session(&Default::default())
+        anon.create_session(&turnwatch::api::CreateSession::default())
             .await
             .unwrap_err()
             .to_string()
             .contains("401")
     );
     assert!(
-        ro.create_session(&Default::default())
+        ro.create_session(&turnwatch::api::CreateSession::default())
             .await
             .unwrap_err()
             .to_string()

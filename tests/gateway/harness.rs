@@ -50,7 +50,7 @@ pub struct TestGateway {
     pub http: reqwest::Client,
     pub db_url: String,
     /// Keeps the data dir alive as long as the gateway.
-    pub _dir: TempDir,
+    pub dir: TempDir,
 }
 
 impl TestGateway {
@@ -70,7 +70,7 @@ impl TestGateway {
             url,
             gw: Some(gw),
             db_url,
-            _dir: dir,
+            dir,
         }
     }
 
@@ -205,7 +205,7 @@ impl TestGateway {
     /// Stops it gracefully and starts a new gateway on the same data.
     pub async fn restart(mut self, config: Config) -> Self {
         self.halt().await;
-        Self::start_on(config, self._dir, self.db_url).await
+        Self::start_on(config, self.dir, self.db_url).await
     }
 }
 

@@ -1,0 +1,186 @@
+//! Store conformance: the stranded rule and the query plans behind the admin lists.
+
+use super::*;
+use crate::api::{ErrorCode, TurnEnding};
+use crate::clock::now_ms;
+
+async fn temp_store() -> (tempfile::TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&format!("sqlite://{}", dir.path().join("t.db").display()))
+        .await
+        .unwrap();
+    (dir, store)
+}
+
+fn session(id: &str) -> SessionRecord {
+    SessionRecord {
+        id: SessionId(id.into()),
+        agent_id: "echo".into(),
+        thread: None,
+        token: "tok".into(),
+        created_at: 0,
+        last_activity: 0,
+        expires_at: i64::MAX,
+        deleted_at: None,
+        pruned_through: 0,
+    }
+}
+
+fn turn(id: &str, session: &str, created_at: i64) -> TurnRecord {
+    TurnRecord {
+        id: TurnId(id.into()),
+        session_id: SessionId(session.into()),
+        agent_id: "echo".into(),
+        message_id: format!("m-{id}").into(),
+        content: "hi".into(),
+        state: "queued".into(),
+        worker_id: None,
+        created_at,
+        ended_at: None,
+        code: None,
+    }
+}
+
+async fn stranded(store: &Arc<dyn Store>, now: i64) -> Vec<String> {
+    let q = TurnQuery {
+        state: Some("stranded".into()),
+        page: Page {
+            limit: 100,
+            cursor: None,
+        },
+        ..Default::default()
+    };
+    store
+        .turns(&q, now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id.to_string())
+        .collect()
+}
+
+fn dispatch(id: &str, worker: &str, at: i64, deadline_at: i64) -> Write {
+    Write::Dispatch {
+        turn_id: TurnId(id.into()),
+        worker_id: WorkerId(worker.into()),
+        generation: 1,
+        at,
+        deadline_at,
+        stall_ms: 1_000,
+    }
+}
+
+#[tokio::test]
+async fn stranded_turns_appear_and_then_resolve() {
+    let (_dir, store) = temp_store().await;
+    let now = now_ms();
+    let spawn = |w: &str, s: &str| {
+        Write::WorkerSpawned(WorkerSpawn {
+            worker_id: WorkerId(w.into()),
+            generation: 1,
+            pid: 4242,
+            agent_id: "echo".into(),
+            session_id: SessionId(s.into()),
+            at: now - 10_000,
+        })
+    };
+    let mut writes = vec![Write::CreateSession(session("s1"))];
+    for t in ["healthy", "stalled", "late", "gone", "waiting", "queued"] {
+        writes.push(Write::InsertTurn {
+            turn: turn(t, "s1", now - 5_000),
+        });
+    }
+    writes.extend([
+        spawn("w-ok", "s1"),
+        spawn("w-gone", "s1"),
+        dispatch("healthy", "w-ok", now - 100, now + 60_000),
+        dispatch("stalled", "w-ok", now - 5_000, now + 60_000),
+        dispatch("late", "w-ok", now - 100, now - 1),
+        dispatch("gone", "w-gone", now - 100, now + 60_000),
+        Write::TurnWaiting {
+            turn_id: TurnId("waiting".into()),
+            until: now - 1,
+        },
+        Write::WorkerExited(WorkerExit {
+            worker_id: WorkerId("w-gone".into()),
+            generation: 1,
+            exit_code: Some(1),
+            signal: None,
+            at: now - 50,
+            intentional: false,
+            reason: "crashed".into(),
+            stderr_tail: String::new(),
+        }),
+    ]);
+    store.apply(&writes).await.unwrap();
+    let mut found = stranded(&store, now).await;
+    found.sort();
+    assert_eq!(
+        found,
+        ["gone", "late", "stalled", "waiting"],
+        "queued-behind and healthy turns are not stranded"
+    );
+    assert_eq!(store.overview(now).await.unwrap().stranded, 4);
+
+    let end = |id: &str| {
+        let ending = TurnEnding::failed(ErrorCode::TurnStalled, "stalled");
+        let events = ending.events(&TurnId(id.into()), &format!("m-{id}").into(), now);
+        Write::EndTurn {
+            session_id: SessionId("s1".into()),
+            turn_id: TurnId(id.into()),
+            ending,
+            events,
+            at: now,
+            stranded: true,
+        }
+    };
+    let batch = store
+        .apply(&[
+            end("stalled"),
+            end("late"),
+            end("gone"),
+            end("waiting"),
+            end("gone"),
+        ])
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = batch.admin.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "turn.stranded").count(), 4);
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "turn.failed").count(),
+        4,
+        "the second end of `gone` changes nothing"
+    );
+    assert!(stranded(&store, now).await.is_empty());
+}
+
+#[tokio::test]
+async fn admin_lists_answer_from_indexes() {
+    let (dir, _store) = temp_store().await;
+    let pool =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
+    let plans = [
+        "SELECT * FROM turns t WHERE t.ended_at IS NULL ORDER BY t.created_at DESC LIMIT 100",
+        "SELECT * FROM turns t WHERE t.state = 'failed' ORDER BY t.created_at DESC, t.id DESC LIMIT 100",
+        "SELECT * FROM turns t WHERE (t.created_at, t.id) < (5, 'x') ORDER BY t.created_at DESC, t.id DESC LIMIT 100",
+        "SELECT * FROM turns t WHERE t.agent_id = 'a' ORDER BY t.created_at DESC LIMIT 100",
+        "SELECT * FROM turns t WHERE t.worker_id = 'w' ORDER BY t.created_at DESC LIMIT 100",
+        "SELECT * FROM workers WHERE exited_at IS NULL ORDER BY started_at DESC LIMIT 100",
+        "SELECT * FROM admin_events WHERE seq > 5 ORDER BY seq LIMIT 1000",
+        "SELECT * FROM admin_events WHERE turn_id = 't' ORDER BY seq",
+    ];
+    for q in plans {
+        let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {q}"))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        let plan: Vec<&str> = rows.iter().map(|r| r.3.as_str()).collect();
+        assert!(
+            plan.iter()
+                .all(|p| !p.starts_with("SCAN") || p.contains("USING")),
+            "full scan for `{q}`: {plan:?}"
+        );
+    }
+}
