@@ -24,21 +24,32 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 pub trait Logged: Clone + Send + Sync + 'static {
     /// Its sequence number: the SSE `id`.
     fn seq(&self) -> i64;
-    /// Its SSE frame.
-    fn to_sse(&self) -> Event;
+    /// Its SSE event name.
+    fn kind(&self) -> &str;
+    /// Its JSON data.
+    fn data(&self) -> &str;
     /// Whether the stream ends after it.
-    fn is_final(&self) -> bool;
+    fn is_final(&self) -> bool {
+        false
+    }
+    /// Its SSE frame.
+    fn to_sse(&self) -> Event {
+        Event::default()
+            .id(self.seq().to_string())
+            .event(self.kind())
+            .data(self.data())
+    }
 }
 
 impl Logged for StoredEvent {
     fn seq(&self) -> i64 {
         self.seq
     }
-    fn to_sse(&self) -> Event {
-        Event::default()
-            .id(self.seq.to_string())
-            .event(&self.kind)
-            .data(&self.data)
+    fn kind(&self) -> &str {
+        &self.kind
+    }
+    fn data(&self) -> &str {
+        &self.data
     }
     fn is_final(&self) -> bool {
         self.kind == "closed"
@@ -49,14 +60,11 @@ impl Logged for AdminEvent {
     fn seq(&self) -> i64 {
         self.seq
     }
-    fn to_sse(&self) -> Event {
-        Event::default()
-            .id(self.seq.to_string())
-            .event(&self.kind)
-            .data(&self.data)
+    fn kind(&self) -> &str {
+        &self.kind
     }
-    fn is_final(&self) -> bool {
-        false
+    fn data(&self) -> &str {
+        &self.data
     }
 }
 

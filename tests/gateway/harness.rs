@@ -200,6 +200,75 @@ impl TestGateway {
         for pid in pids {
             assert_gone(pid as u32).await;
         }
+        self.audit_admin_log().await;
+    }
+
+    /// Every test ends by checking the admin log against the state it describes: each ended
+    /// turn has exactly one `turn.completed`/`turn.failed` with its code, preceded by
+    /// `turn.stranded` exactly when that code strands; each exited worker exactly one
+    /// `worker.exited` with its exit code and intent.
+    async fn audit_admin_log(&self) {
+        let db = self.db().await;
+        let log: Vec<(String, String)> =
+            sqlx::query_as("SELECT kind, data FROM admin_events ORDER BY seq")
+                .fetch_all(&db)
+                .await
+                .unwrap();
+        let log: Vec<(String, Value)> = log
+            .into_iter()
+            .map(|(k, d)| (k, serde_json::from_str(&d).unwrap()))
+            .collect();
+        let turns: Vec<(String, String, Option<String>)> =
+            sqlx::query_as("SELECT id, state, code FROM turns WHERE ended_at IS NOT NULL")
+                .fetch_all(&db)
+                .await
+                .unwrap();
+        for (id, state, code) in turns {
+            let about: Vec<&(String, Value)> = log
+                .iter()
+                .filter(|(k, d)| k.starts_with("turn.") && d["turnId"] == id.as_str())
+                .collect();
+            let ends: Vec<_> = about
+                .iter()
+                .filter(|(k, _)| k == "turn.completed" || k == "turn.failed")
+                .collect();
+            assert_eq!(
+                ends.len(),
+                1,
+                "turn {id} must have one terminal admin event: {about:?}"
+            );
+            assert_eq!(ends[0].0, format!("turn.{state}"), "{about:?}");
+            assert_eq!(ends[0].1["code"].as_str(), code.as_deref(), "{about:?}");
+            let strands = code
+                .as_deref()
+                .and_then(turnwatch::api::ErrorCode::parse)
+                .is_some_and(turnwatch::api::ErrorCode::strands);
+            let stranded: Vec<_> = about
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .filter(|k| *k == "turn.stranded")
+                .collect();
+            assert_eq!(
+                stranded.len(),
+                usize::from(strands),
+                "turn {id} ({code:?}): {about:?}"
+            );
+        }
+        let workers: Vec<(String, i64, Option<i32>, Option<bool>)> =
+            sqlx::query_as("SELECT worker_id, generation, exit_code, intentional FROM workers WHERE exited_at IS NOT NULL").fetch_all(&db).await.unwrap();
+        for (id, generation, code, intentional) in workers {
+            let exits: Vec<_> = log
+                .iter()
+                .filter(|(k, d)| {
+                    k == "worker.exited"
+                        && d["workerId"] == id.as_str()
+                        && d["generation"] == generation
+                })
+                .collect();
+            assert_eq!(exits.len(), 1, "worker {id}/{generation}: {exits:?}");
+            assert_eq!(exits[0].1["exitCode"].as_i64(), code.map(i64::from));
+            assert_eq!(exits[0].1["intentional"].as_bool(), intentional);
+        }
     }
 
     /// Stops it gracefully and starts a new gateway on the same data.
