@@ -15,9 +15,38 @@ use crate::worker::WorkerArgs;
 #[derive(Debug, Parser)]
 #[command(name = "turnwatch", version, about)]
 pub struct Cli {
-    /// What to do.
+    /// What to do; without a subcommand, the operator console.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Console options.
+    #[command(flatten)]
+    pub console: ConsoleArgs,
+}
+
+/// The console's options (no subcommand).
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// Attach to this gateway (else a context, else an embedded gateway).
+    #[arg(long, env = "TURNWATCH_URL")]
+    pub url: Option<String>,
+    /// Operator or read-only token.
+    #[arg(long, env = "TURNWATCH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A named gateway from the config's `[contexts.NAME]`.
+    #[arg(long)]
+    pub context: Option<String>,
+    /// No actions.
+    #[arg(long)]
+    pub readonly: bool,
+    /// No colours (also: the `NO_COLOR` environment variable).
+    #[arg(long)]
+    pub no_color: bool,
+    /// Embedded gateway plus demo traffic: healthy, slow, crashing, hanging, failing agents.
+    #[arg(long, conflicts_with_all = ["url", "context"])]
+    pub demo: bool,
+    /// Config file (contexts; the embedded gateway's agents).
+    #[arg(long, env = "TURNWATCH_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 /// The subcommands.
@@ -102,11 +131,7 @@ pub struct Target {
 /// Runs the parsed command; returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        None => {
-            use clap::CommandFactory;
-            Cli::command().print_help()?;
-            Ok(2)
-        }
+        None => console(cli.console).await,
         Some(Command::Gateway {
             listen,
             database,
@@ -208,6 +233,51 @@ async fn gateway(
         listener.local_addr()?
     );
     crate::gateway::run(config, &database, listener, stop_signal()).await?;
+    Ok(0)
+}
+
+async fn console(args: ConsoleArgs) -> anyhow::Result<i32> {
+    use crate::console::{demo, driver::Driver, embedded, render::Palette, runner};
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let color = !args.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let mut embedded_gw = None;
+    let (url, token, readonly) = if let Some(url) = args.url {
+        (url, args.token, args.readonly)
+    } else if let Some(name) = &args.context {
+        let ctx = config
+            .contexts
+            .get(name)
+            .ok_or_else(|| anyhow::anyhow!("no context `{name}` in the config file"))?;
+        let token = args
+            .token
+            .or_else(|| ctx.token.clone())
+            .or_else(|| ctx.token_env.as_ref().and_then(|v| std::env::var(v).ok()));
+        (ctx.url.clone(), token, args.readonly || ctx.readonly)
+    } else {
+        let (cfg, db) = if args.demo {
+            (embedded::demo_config(), "demo.db")
+        } else {
+            (config, "embedded.db")
+        };
+        let e = embedded::start(cfg, &data_dir(), db).await?;
+        let out = (e.gateway.url(), Some(e.token.clone()), args.readonly);
+        embedded_gw = Some(e);
+        out
+    };
+    let client = Client::new(&url, token);
+    let traffic = args.demo.then(|| tokio::spawn(demo::run(client.clone())));
+    let (driver, rx) = Driver::start(client, url, readonly, crate::clock::now_ms());
+    let result = runner::run(driver, rx, Palette { color }).await;
+    if let Some(t) = traffic {
+        t.abort();
+    }
+    if let Some(e) = embedded_gw {
+        e.gateway.stop().await?; // ends its turns, stops its workers
+    }
+    result?;
     Ok(0)
 }
 

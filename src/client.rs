@@ -36,7 +36,8 @@ pub enum ClientError {
 /// One SSE event as received.
 #[derive(Clone, Debug)]
 pub struct SseEvent {
-    /// Its `id:`, if it has one.
+    /// The last event id seen on the stream, as SSE defines it: an event without an `id:`
+    /// line (a `ping`) repeats the previous one.
     pub id: Option<i64>,
     /// Its `event:` name.
     pub event: String,

@@ -47,6 +47,26 @@ pub struct Config {
     /// Bearer tokens.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// Console contexts: named gateways.
+    #[serde(default)]
+    pub contexts: BTreeMap<String, ContextConfig>,
+}
+
+/// One `[contexts.NAME]` table: a gateway the console can attach to.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContextConfig {
+    /// Its URL.
+    pub url: String,
+    /// An operator or read-only token.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// The environment variable holding the token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Attach read-only.
+    #[serde(default)]
+    pub readonly: bool,
 }
 
 /// The `[gateway]` table.
@@ -204,6 +224,7 @@ impl Default for Config {
             gateway: GatewayConfig::default(),
             agents,
             tokens: Vec::new(),
+            contexts: BTreeMap::new(),
         }
     }
 }

@@ -1,0 +1,183 @@
+//! Row text and row order: the cells each view shows, and how each column sorts. Every state
+//! is spelled out in text (with a glyph), so colour is never the only signal.
+
+use std::cmp::Ordering;
+
+use super::model::{EventLine, Turn, Worker};
+use super::state::Sort;
+
+/// `4s`, `2m05s`, `1h02m`, `3d04h`.
+pub fn span(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+/// A worker state with its glyph.
+pub fn worker_state(state: &str) -> String {
+    let glyph = match state {
+        "busy" => "●",
+        "idle" | "ready" => "○",
+        "starting" => "…",
+        "exited" => "✗",
+        _ => "?",
+    };
+    format!("{glyph} {state}")
+}
+
+/// A turn state with its glyph; stranded wins.
+pub fn turn_state(t: &Turn) -> String {
+    if t.stranded && t.is_open() {
+        return "! STRANDED".into();
+    }
+    let glyph = match t.state.as_str() {
+        "queued" => "…",
+        "dispatched" => "→",
+        "streaming" => "▸",
+        "completed" => "✓",
+        "failed" => return format!("✗ {}", t.code.as_deref().unwrap_or("failed")),
+        _ => "?",
+    };
+    format!("{glyph} {}", t.state)
+}
+
+/// The Workers view's cells.
+pub fn worker(w: &Worker, now: i64) -> Vec<String> {
+    let exited = w.state == "exited";
+    let last_exit = w.last_exit.as_ref().map_or_else(String::new, |e| {
+        let why = if e.intentional {
+            e.reason
+                .split(':')
+                .next()
+                .unwrap_or("intentional")
+                .to_owned()
+        } else {
+            "crashed".into()
+        };
+        format!("{} {why}", e.describe())
+    });
+    vec![
+        w.id.to_string(),
+        w.generation.to_string(),
+        if exited {
+            "-".into()
+        } else {
+            w.pid.to_string()
+        },
+        worker_state(&w.state),
+        w.agent.clone(),
+        if exited {
+            "-".into()
+        } else {
+            span(now - w.started_at)
+        },
+        w.current_turn
+            .as_ref()
+            .map_or_else(|| "-".into(), ToString::to_string),
+        last_exit,
+    ]
+}
+
+/// The Turns and Stranded views' cells.
+pub fn turn(t: &Turn, now: i64) -> Vec<String> {
+    let end = t.ended_at.unwrap_or(now);
+    let stuck = |p: i64| {
+        if t.is_open() {
+            span(end - p)
+        } else {
+            "-".into()
+        }
+    };
+    let deadline = match t.deadline_at {
+        Some(d) if t.is_open() && d > now => format!("in {}", span(d - now)),
+        Some(_) if t.is_open() => "PASSED".into(),
+        _ => "-".into(),
+    };
+    vec![
+        t.id.to_string(),
+        turn_state(t),
+        t.agent.clone(),
+        span(end - t.created_at),
+        t.last_progress_at.map_or_else(|| "-".into(), stuck),
+        deadline,
+        t.worker
+            .as_ref()
+            .map_or_else(|| "-".into(), ToString::to_string),
+    ]
+}
+
+/// The Events view's cells.
+pub fn event(e: &EventLine) -> Vec<String> {
+    let secs = e.at.div_euclid(1000);
+    let time = format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        (secs / 3600) % 24,
+        (secs / 60) % 60,
+        secs % 60,
+        e.at.rem_euclid(1000)
+    );
+    vec![
+        e.seq.map_or_else(|| "—".into(), |s| s.to_string()),
+        time,
+        e.kind.clone(),
+        e.text.clone(),
+    ]
+}
+
+fn rank(state: &str) -> u8 {
+    match state {
+        "busy" => 0,
+        "starting" => 1,
+        "idle" | "ready" => 2,
+        _ => 3,
+    }
+}
+
+fn directed(o: Ordering, sort: Sort) -> Ordering {
+    if sort.reverse { o.reverse() } else { o }
+}
+
+/// Orders workers: by default busy first, then newest; else by the chosen column.
+pub fn sort_workers(ws: &mut [&Worker], sort: Sort, now: i64) {
+    ws.sort_by(|a, b| {
+        let o = match sort.column {
+            None => rank(&a.state)
+                .cmp(&rank(&b.state))
+                .then(b.started_at.cmp(&a.started_at)),
+            Some(1) => a.generation.cmp(&b.generation),
+            Some(2) => a.pid.cmp(&b.pid),
+            Some(5) => (now - a.started_at).cmp(&(now - b.started_at)),
+            Some(c) => worker(a, now)[c].cmp(&worker(b, now)[c]),
+        };
+        directed(o.then_with(|| a.id.cmp(&b.id)), sort)
+    });
+}
+
+/// Orders turns: by default the most stuck first (stranded, then longest without progress,
+/// then oldest); else by the chosen column.
+pub fn sort_turns(ts: &mut [&Turn], sort: Sort, now: i64) {
+    let stuck = |t: &Turn| now - t.last_progress_at.unwrap_or(t.created_at);
+    ts.sort_by(|a, b| {
+        let o = match sort.column {
+            None => b
+                .is_open()
+                .cmp(&a.is_open())
+                .then(b.stranded.cmp(&a.stranded))
+                .then(b.ended_at.cmp(&a.ended_at))
+                .then(stuck(b).cmp(&stuck(a)))
+                .then(a.created_at.cmp(&b.created_at)),
+            Some(3) => b.created_at.cmp(&a.created_at),
+            Some(4) => stuck(a).cmp(&stuck(b)),
+            Some(5) => a
+                .deadline_at
+                .unwrap_or(i64::MAX)
+                .cmp(&b.deadline_at.unwrap_or(i64::MAX)),
+            Some(c) => turn(a, now)[c].cmp(&turn(b, now)[c]),
+        };
+        directed(o.then_with(|| a.id.cmp(&b.id)), sort)
+    });
+}

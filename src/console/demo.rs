@@ -1,0 +1,85 @@
+//! `--demo`: traffic against the embedded gateway that keeps every view populated with real
+//! turns on real worker processes, in a realistic mix.
+
+use std::time::Duration;
+
+use crate::api::CreateSession;
+use crate::client::Client;
+
+/// Agents and their weights in the mix.
+const MIX: &[(&str, u32)] = &[
+    ("echo", 30),
+    ("slow", 14),
+    ("crash-exit1", 6),
+    ("crash-kill", 4),
+    ("crash-abort", 3),
+    ("exit0", 2),
+    ("hang", 4),
+    ("heartbeat", 3),
+    ("never-ready", 2),
+    ("missing", 2),
+    ("garbage", 3),
+    ("error", 3),
+];
+
+/// A small xorshift generator: the demo needs variety, not cryptography.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn pick(rng: &mut Rng) -> &'static str {
+    let total: u32 = MIX.iter().map(|(_, w)| w).sum();
+    let mut r = rng.below(u64::from(total)) as u32;
+    for (name, w) in MIX {
+        if r < *w {
+            return name;
+        }
+        r -= w;
+    }
+    "echo"
+}
+
+/// Sends demo turns until the task is dropped: every 150–650 ms, one message to an agent from
+/// the mix; a few threads are reused so sessions see several turns.
+pub async fn run(client: Client) {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(7, |d| d.as_nanos() as u64)
+        | 1;
+    let mut rng = Rng(seed);
+    let mut n = 0u64;
+    loop {
+        n += 1;
+        let agent = pick(&mut rng);
+        let thread =
+            (agent == "echo" && rng.below(3) == 0).then(|| format!("demo-thread-{}", rng.below(4)));
+        let req = CreateSession {
+            agent_id: Some(agent.into()),
+            thread,
+            force_new: false,
+        };
+        let client = client.clone();
+        tokio::spawn(async move {
+            if let Ok(s) = client.create_session(&req).await {
+                let text = format!(
+                    "demo message {n} for {agent}: the quick brown fox jumps over the lazy dog"
+                );
+                let _ = client
+                    .post_message(&s.agent_id, &s.token, &text, None)
+                    .await;
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(150 + rng.below(500))).await;
+    }
+}

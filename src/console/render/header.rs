@@ -1,0 +1,145 @@
+//! The header (gateway, stream, counts, badges), the tab line and the footer.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use std::collections::BTreeMap;
+
+use super::Palette;
+use crate::console::cells::span;
+use crate::console::keys;
+use crate::console::state::{Link, Mode, State, View};
+
+fn clock(ms: i64) -> String {
+    let s = ms.div_euclid(1000);
+    format!(
+        "{:02}:{:02}:{:02} UTC",
+        (s / 3600) % 24,
+        (s / 60) % 60,
+        s % 60
+    )
+}
+
+/// Two header lines.
+pub fn render(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
+    let c = &state.conn;
+    let age = c.last_event_at.map_or_else(
+        || "no events yet".into(),
+        |t| format!("last event {} ago", span(state.now - t)),
+    );
+    let (link, style) = match &c.link {
+        Link::Live => ("● live".to_owned(), p.good()),
+        Link::Connecting => ("… connecting".to_owned(), p.warn()),
+        Link::Reconnecting(n) => (format!("↻ reconnecting {n}"), p.warn()),
+    };
+    let mut first = vec![
+        Span::styled("turnwatch ", p.strong()),
+        Span::raw(format!("{}  ", c.target)),
+        Span::raw("admin stream "),
+        Span::styled(link, style),
+        Span::raw(format!("  {age}  ")),
+        Span::raw(clock(state.now)),
+    ];
+    if let (Some(err), false) = (&c.error, c.link == Link::Live) {
+        first.push(Span::styled(format!("  {err}"), p.bad()));
+    }
+    let mut workers: BTreeMap<&str, usize> = BTreeMap::new();
+    for w in state.model.workers.values() {
+        *workers.entry(w.state.as_str()).or_default() += 1;
+    }
+    let in_flight = state.model.turns.values().filter(|t| t.is_open()).count();
+    let failed = state
+        .model
+        .turns
+        .values()
+        .filter(|t| t.state == "failed")
+        .count();
+    let stranded = state.model.stranded_count();
+    let counts = workers
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut second = vec![
+        Span::raw(format!(
+            "workers: {}   turns: in flight {in_flight}, recently failed {failed}   ",
+            if counts.is_empty() {
+                "none".into()
+            } else {
+                counts
+            }
+        )),
+        Span::styled(
+            format!("stranded {stranded}"),
+            if stranded > 0 { p.bad() } else { p.dim() },
+        ),
+    ];
+    if state.readonly {
+        second.push(Span::styled("  [READ-ONLY]", p.warn()));
+    }
+    if state.frozen.is_some() {
+        second.push(Span::styled("  [FROZEN: f to thaw]", p.warn()));
+    }
+    if let Some(since) = c.stale_since.filter(|_| state.is_stale()) {
+        second.push(Span::styled(
+            format!("  [STALE {}]", span(state.now - since)),
+            p.bad(),
+        ));
+    }
+    frame.render_widget(
+        Paragraph::new(vec![Line::from(first), Line::from(second)]),
+        area,
+    );
+}
+
+/// The tab line, with the filter in force.
+pub fn tabs(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
+    let mut spans = Vec::new();
+    for (i, v) in View::ALL.iter().enumerate() {
+        let label = format!(" {} {} ", i + 1, v.title());
+        let label = if *v == View::Stranded {
+            format!("{label}({} open) ", state.model.stranded_count())
+        } else {
+            label
+        };
+        spans.push(if *v == state.view {
+            Span::styled(format!("[{}]", label.trim()), p.selected())
+        } else {
+            Span::raw(label)
+        });
+        spans.push(Span::raw(" "));
+    }
+    if let Some(f) = &state.filter {
+        spans.push(Span::styled(format!("  filter /{}/", f.raw), p.warn()));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// The footer: what is being typed, or a notice, or the main keys.
+pub fn footer(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
+    let line = match &state.mode {
+        Mode::Filter(s) => Line::from(vec![
+            Span::styled("/", p.strong()),
+            Span::raw(format!("{s}▏  (enter apply, esc cancel, !re inverts)")),
+        ]),
+        Mode::Command(s) => Line::from(vec![
+            Span::styled(":", p.strong()),
+            Span::raw(format!("{s}▏  (enter run, esc cancel)")),
+        ]),
+        Mode::Help | Mode::Detail(_) => Line::from(Span::styled("esc close", p.dim())),
+        Mode::Normal => match &state.notice {
+            Some((text, true)) => Line::from(Span::styled(text.clone(), p.bad())),
+            Some((text, false)) => Line::from(Span::raw(text.clone())),
+            None => {
+                let text = keys::FOOTER
+                    .iter()
+                    .map(|(k, w)| format!("{k} {w}"))
+                    .collect::<Vec<_>>()
+                    .join("  ");
+                Line::from(Span::styled(text, p.dim()))
+            }
+        },
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}

@@ -1,0 +1,234 @@
+//! Overlays: the help (generated from the key table) and the detail panes.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+use super::Palette;
+use crate::api::admin::{TurnDetail, WorkerDetail, WorkerInfo};
+use crate::console::cells::{span, worker_state};
+use crate::console::keys;
+use crate::console::model::{Exit, summary};
+use crate::console::state::{Detail, State};
+
+fn inset(area: Rect, dx: u16, dy: u16) -> Rect {
+    Rect {
+        x: area.x + dx.min(area.width / 4),
+        y: area.y + dy.min(area.height / 4),
+        width: area.width.saturating_sub(2 * dx.min(area.width / 4)),
+        height: area.height.saturating_sub(2 * dy.min(area.height / 4)),
+    }
+}
+
+fn boxed(frame: &mut Frame<'_>, area: Rect, title: &str, lines: Vec<Line<'static>>) {
+    frame.render_widget(Clear, area);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(format!(" {title} · esc closes "));
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+}
+
+/// Every key of the current view, from the binding table.
+pub fn help(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
+    let mut lines: Vec<Line<'static>> = keys::help()
+        .map(|(k, h)| {
+            Line::from(vec![
+                Span::styled(format!("{k:>12}  "), p.strong()),
+                Span::raw(h),
+            ])
+        })
+        .collect();
+    lines.push(Line::raw(""));
+    lines.push(Line::raw(format!(
+        "  {} view. Colours repeat what the text says: ✗ failed/crashed, ! STRANDED, … waiting.",
+        state.view.title()
+    )));
+    boxed(frame, inset(area, 6, 1), "keys", lines);
+}
+
+/// A worker's or a turn's detail.
+pub fn detail(frame: &mut Frame<'_>, area: Rect, detail: &Detail, now: i64, p: Palette) {
+    let area = inset(area, 2, 0);
+    match detail {
+        Detail::Loading(what) => boxed(frame, area, what, vec![Line::raw("loading…")]),
+        Detail::Failed(e) => boxed(frame, area, "error", vec![Line::styled(e.clone(), p.bad())]),
+        Detail::Worker(d) => boxed(
+            frame,
+            area,
+            &format!("worker {}", d.worker.worker_id),
+            worker_lines(d, now, p),
+        ),
+        Detail::Turn(d) => boxed(
+            frame,
+            area,
+            &format!("turn {}", d.turn.turn_id),
+            turn_lines(d, p),
+        ),
+    }
+}
+
+fn ms(t: &str) -> i64 {
+    humantime::parse_rfc3339(t)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn exit_of(w: &WorkerInfo) -> Option<Exit> {
+    w.exited_at.as_ref().map(|at| Exit {
+        generation: w.generation,
+        code: w.exit_code,
+        signal: w.signal.clone(),
+        intentional: w.intentional.unwrap_or(false),
+        reason: w.exit_reason.clone().unwrap_or_default(),
+        at: ms(at),
+    })
+}
+
+fn worker_lines(d: &WorkerDetail, now: i64, p: Palette) -> Vec<Line<'static>> {
+    let w = &d.worker;
+    let mut out = vec![
+        Line::raw(format!(
+            "generation {}  pid {}  {}  agent {}  session {}",
+            w.generation,
+            w.pid,
+            worker_state(&w.state),
+            w.agent_id,
+            w.session_id
+        )),
+        Line::raw(format!(
+            "started {} ({} ago)  turns served {}",
+            w.started_at,
+            span(now - ms(&w.started_at)),
+            w.turns_served
+        )),
+        Line::raw(""),
+        Line::styled("EXITS", p.strong()),
+    ];
+    for g in &d.generations {
+        let line = match exit_of(g) {
+            Some(e) => {
+                let style = if e.intentional { p.dim() } else { p.bad() };
+                let kind = if e.intentional {
+                    "intentional"
+                } else {
+                    "CRASH"
+                };
+                Line::styled(
+                    format!(
+                        "  gen {}  exit {}  {kind}  {}  at {}",
+                        g.generation,
+                        e.describe(),
+                        e.reason,
+                        g.exited_at.clone().unwrap_or_default()
+                    ),
+                    style,
+                )
+            }
+            None => Line::raw(format!("  gen {}  running (pid {})", g.generation, g.pid)),
+        };
+        out.push(line);
+    }
+    out.push(Line::raw(""));
+    out.push(Line::styled("RECENT TURNS", p.strong()));
+    for t in &d.recent_turns {
+        let code = t.code.clone().map(|c| format!(" {c}")).unwrap_or_default();
+        out.push(Line::raw(format!(
+            "  {}  {}{code}  {}",
+            t.turn_id, t.state, t.created_at
+        )));
+    }
+    out.push(Line::raw(""));
+    out.push(Line::styled(
+        format!("STDERR (last {} lines)", d.stderr_tail.len()),
+        p.strong(),
+    ));
+    out.extend(d.stderr_tail.iter().map(|l| Line::raw(format!("  {l}"))));
+    if !d.rejected_output.is_empty() {
+        out.push(Line::raw(""));
+        out.push(Line::styled("REJECTED OUTPUT", p.strong()));
+        for r in &d.rejected_output {
+            out.push(Line::raw(format!(
+                "  {} {}: {}",
+                r["kind"].as_str().unwrap_or(""),
+                r["reason"].as_str().unwrap_or(""),
+                r["line"].as_str().unwrap_or("")
+            )));
+        }
+    }
+    out
+}
+
+fn turn_lines(d: &TurnDetail, p: Palette) -> Vec<Line<'static>> {
+    let t = &d.turn;
+    let mut out = vec![
+        Line::raw(format!(
+            "session {}  agent {}  message {}",
+            t.session_id, t.agent_id, t.message_id
+        )),
+        Line::raw(format!(
+            "state {}{}  worker {} gen {}",
+            t.state,
+            if t.stranded { "  ! STRANDED" } else { "" },
+            t.worker_id.as_ref().map_or("-", |w| w.as_str()),
+            t.worker_generation.map_or("-".into(), |g| g.to_string())
+        )),
+        Line::raw(format!(
+            "created {}  dispatched {}  deadline {}",
+            t.created_at,
+            t.dispatched_at.as_deref().unwrap_or("-"),
+            t.deadline_at.as_deref().unwrap_or("-")
+        )),
+    ];
+    if let Some(code) = &t.code {
+        out.push(Line::styled(
+            format!("failed: {code}: {}", t.error.as_deref().unwrap_or("")),
+            p.bad(),
+        ));
+    }
+    if let Some(content) = &t.content {
+        out.push(Line::raw(format!("message: {content}")));
+    }
+    out.push(Line::raw(""));
+    out.push(Line::styled("TIMELINE", p.strong()));
+    let start = d
+        .timeline
+        .first()
+        .and_then(|e| e.data["timestamp"].as_i64())
+        .unwrap_or(0);
+    for e in &d.timeline {
+        let at = e.data["timestamp"].as_i64().unwrap_or(start);
+        let text = if e.source == "admin" {
+            summary(&e.kind, &e.data)
+        } else {
+            session_summary(&e.kind, &e.data)
+        };
+        out.push(Line::raw(format!(
+            "  +{:>6}ms  {:<7} {:<16} {text}",
+            at - start,
+            e.source,
+            e.kind
+        )));
+    }
+    out
+}
+
+fn session_summary(kind: &str, d: &serde_json::Value) -> String {
+    match kind {
+        "output" => format!("{:?}", d["content"].as_str().unwrap_or("…")),
+        "status" => d["status"]["state"].as_str().unwrap_or("").to_owned(),
+        "error" | "agent-error" => format!(
+            "{}: {}",
+            d["code"].as_str().unwrap_or(""),
+            d["error"].as_str().unwrap_or("")
+        ),
+        "complete" => d["status"].as_str().unwrap_or("").to_owned(),
+        _ => String::new(),
+    }
+}

@@ -1,0 +1,352 @@
+//! The console's whole state: the model, what the operator is looking at, and the connection.
+//! [`State::prepare`] rebuilds the current view's filtered, sorted row index only when
+//! something it depends on changed, so a frame never sorts.
+
+use regex::Regex;
+
+use super::model::{Model, Turn, Worker};
+use crate::api::admin::{TurnDetail, WorkerDetail};
+use crate::ids::{TurnId, WorkerId};
+
+/// The views, in tab order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    /// Worker slots.
+    Workers,
+    /// Turns in flight.
+    Turns,
+    /// Stranded turns.
+    Stranded,
+    /// The admin log.
+    Events,
+}
+
+impl View {
+    /// All views in tab order.
+    pub const ALL: [Self; 4] = [Self::Workers, Self::Turns, Self::Stranded, Self::Events];
+
+    /// The view's title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Workers => "Workers",
+            Self::Turns => "Turns",
+            Self::Stranded => "Stranded",
+            Self::Events => "Events",
+        }
+    }
+
+    fn index(self) -> usize {
+        Self::ALL.iter().position(|v| *v == self).unwrap_or(0)
+    }
+
+    /// The next (or previous) view.
+    pub fn step(self, forward: bool) -> Self {
+        let n = Self::ALL.len();
+        let i = if forward {
+            self.index() + 1
+        } else {
+            self.index() + n - 1
+        };
+        Self::ALL[i % n]
+    }
+
+    /// Column titles.
+    pub fn columns(self) -> &'static [&'static str] {
+        match self {
+            Self::Workers => &[
+                "WORKER",
+                "GEN",
+                "PID",
+                "STATE",
+                "AGENT",
+                "UPTIME",
+                "TURN",
+                "LAST EXIT",
+            ],
+            Self::Turns | Self::Stranded => &[
+                "TURN",
+                "STATE",
+                "AGENT",
+                "AGE",
+                "NO PROGRESS",
+                "DEADLINE",
+                "WORKER",
+            ],
+            Self::Events => &["SEQ", "TIME", "EVENT", "DETAILS"],
+        }
+    }
+}
+
+/// The admin stream's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// Not yet connected.
+    Connecting,
+    /// Receiving events.
+    Live,
+    /// Lost; trying again (attempt n).
+    Reconnecting(u32),
+}
+
+/// What the console is connected to.
+#[derive(Clone, Debug)]
+pub struct Conn {
+    /// Where (URL).
+    pub target: String,
+    /// The admin stream.
+    pub link: Link,
+    /// When the last event arrived (epoch ms).
+    pub last_event_at: Option<i64>,
+    /// When the data went stale (epoch ms), while not live.
+    pub stale_since: Option<i64>,
+    /// The last connection error.
+    pub error: Option<String>,
+}
+
+/// What a detail pane shows.
+#[derive(Clone, Debug)]
+pub enum Detail {
+    /// Waiting for the gateway.
+    Loading(String),
+    /// A worker's detail.
+    Worker(Box<WorkerDetail>),
+    /// A turn's detail.
+    Turn(Box<TurnDetail>),
+    /// The gateway refused or failed.
+    Failed(String),
+}
+
+/// Modal state: what keys mean right now.
+#[derive(Clone, Debug)]
+pub enum Mode {
+    /// Tables.
+    Normal,
+    /// Typing a filter.
+    Filter(String),
+    /// Typing a `:` command.
+    Command(String),
+    /// The help overlay.
+    Help,
+    /// A drill-down pane.
+    Detail(Detail),
+}
+
+/// The applied row filter.
+#[derive(Clone, Debug)]
+pub struct Filter {
+    /// As typed.
+    pub raw: String,
+    /// Compiled (without the `!`).
+    pub regex: Regex,
+    /// `!` prefix: keep rows that do not match.
+    pub invert: bool,
+}
+
+impl Filter {
+    /// Parses `regex` or `!regex`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let (invert, pattern) = raw.strip_prefix('!').map_or((false, raw), |p| (true, p));
+        let regex = Regex::new(pattern).map_err(|e| format!("bad filter: {e}"))?;
+        Ok(Self {
+            raw: raw.to_owned(),
+            regex,
+            invert,
+        })
+    }
+
+    /// Whether a row's text passes.
+    pub fn keeps(&self, text: &str) -> bool {
+        self.regex.is_match(text) != self.invert
+    }
+}
+
+/// The sort of one view: a column, and its direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Sort {
+    /// Column index; `None` is the view's default order (most stuck first).
+    pub column: Option<usize>,
+    /// Reversed.
+    pub reverse: bool,
+}
+
+/// A row of the current view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RowKey {
+    /// A worker slot.
+    Worker(WorkerId),
+    /// A turn.
+    Turn(TurnId),
+    /// An admin log line, by position.
+    Event(usize),
+}
+
+/// The console state.
+pub struct State {
+    /// The gateway's data.
+    pub model: Model,
+    /// The connection.
+    pub conn: Conn,
+    /// The current view.
+    pub view: View,
+    /// Modal state.
+    pub mode: Mode,
+    /// The row filter.
+    pub filter: Option<Filter>,
+    /// Per view: sort.
+    pub sorts: [Sort; 4],
+    /// Per view: the selected row.
+    pub selected: [usize; 4],
+    /// Events view follows the tail.
+    pub follow: bool,
+    /// Turns view includes ended turns.
+    pub show_ended: bool,
+    /// Frozen rows (cells), shown instead of live rows while set.
+    pub frozen: Option<Vec<Vec<String>>>,
+    /// Actions are off.
+    pub readonly: bool,
+    /// The clock (epoch ms), moved by ticks.
+    pub now: i64,
+    /// A message for the operator, and whether it is an error.
+    pub notice: Option<(String, bool)>,
+    /// The current view's rows after filter and sort.
+    pub rows: Vec<RowKey>,
+    /// Rows must be rebuilt before the next frame.
+    pub rows_dirty: bool,
+    /// The screen must be redrawn.
+    pub dirty: bool,
+    /// The operator asked to leave.
+    pub quit: bool,
+    /// Table height in rows, from the last frame (for paging).
+    pub page: usize,
+}
+
+impl State {
+    /// A console attached (or attaching) to `target`.
+    pub fn new(target: String, readonly: bool, now: i64) -> Self {
+        Self {
+            model: Model::default(),
+            conn: Conn {
+                target,
+                link: Link::Connecting,
+                last_event_at: None,
+                stale_since: Some(now),
+                error: None,
+            },
+            view: View::Workers,
+            mode: Mode::Normal,
+            filter: None,
+            sorts: [Sort::default(); 4],
+            selected: [0; 4],
+            follow: true,
+            show_ended: false,
+            frozen: None,
+            readonly,
+            now,
+            notice: None,
+            rows: Vec::new(),
+            rows_dirty: true,
+            dirty: true,
+            quit: false,
+            page: 20,
+        }
+    }
+
+    /// Index of the current view.
+    pub fn vi(&self) -> usize {
+        View::ALL.iter().position(|v| *v == self.view).unwrap_or(0)
+    }
+
+    /// The selected row of the current view.
+    pub fn selected_row(&self) -> Option<&RowKey> {
+        self.rows.get(self.selected[self.vi()])
+    }
+
+    /// Rebuilds the row index if needed and keeps the selection in range.
+    pub fn prepare(&mut self) {
+        if self.rows_dirty && self.frozen.is_none() {
+            self.rows = self.build_rows();
+            self.rows_dirty = false;
+        }
+        let vi = self.vi();
+        let len = self.frozen.as_ref().map_or(self.rows.len(), Vec::len);
+        if self.view == View::Events && self.follow {
+            self.selected[vi] = len.saturating_sub(1);
+        }
+        self.selected[vi] = self.selected[vi].min(len.saturating_sub(1));
+    }
+
+    fn build_rows(&self) -> Vec<RowKey> {
+        let keep = |cells: &[String]| {
+            self.filter
+                .as_ref()
+                .is_none_or(|f| f.keeps(&cells.join(" ")))
+        };
+        let sort = self.sorts[self.vi()];
+        match self.view {
+            View::Workers => {
+                let mut ws: Vec<&Worker> = self
+                    .model
+                    .workers
+                    .values()
+                    .filter(|w| keep(&super::cells::worker(w, self.now)))
+                    .collect();
+                super::cells::sort_workers(&mut ws, sort, self.now);
+                ws.into_iter()
+                    .map(|w| RowKey::Worker(w.id.clone()))
+                    .collect()
+            }
+            View::Turns | View::Stranded => {
+                // Stranded: open ones, and the resolved ones still in memory (how they ended).
+                let stranded_view = self.view == View::Stranded;
+                let mut ts: Vec<&Turn> = self
+                    .model
+                    .turns
+                    .values()
+                    .filter(|t| {
+                        if stranded_view {
+                            t.stranded
+                        } else {
+                            t.is_open() || self.show_ended
+                        }
+                    })
+                    .filter(|t| keep(&super::cells::turn(t, self.now)))
+                    .collect();
+                super::cells::sort_turns(&mut ts, sort, self.now);
+                ts.into_iter().map(|t| RowKey::Turn(t.id.clone())).collect()
+            }
+            View::Events => (0..self.model.events.len())
+                .filter(|i| keep(&super::cells::event(&self.model.events[*i])))
+                .map(RowKey::Event)
+                .collect(),
+        }
+    }
+
+    /// The cells of a row.
+    pub fn cells(&self, key: &RowKey) -> Vec<String> {
+        match key {
+            RowKey::Worker(id) => self
+                .model
+                .workers
+                .get(id)
+                .map(|w| super::cells::worker(w, self.now))
+                .unwrap_or_default(),
+            RowKey::Turn(id) => self
+                .model
+                .turns
+                .get(id)
+                .map(|t| super::cells::turn(t, self.now))
+                .unwrap_or_default(),
+            RowKey::Event(i) => self
+                .model
+                .events
+                .get(*i)
+                .map(super::cells::event)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Whether the data on screen may be out of date.
+    pub fn is_stale(&self) -> bool {
+        self.conn.link != Link::Live
+    }
+}

@@ -1,0 +1,332 @@
+//! `update(state, msg) -> effects`: every input arrives as a [`Msg`]; this changes memory only
+//! and returns the I/O it wants as [`Effect`]s for the runner to perform.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use serde_json::Value;
+
+use super::keys::{Action, binding};
+use super::state::{Detail, Filter, Link, Mode, RowKey, State, View};
+use crate::api::admin::{Snapshot, TurnDetail, WorkerDetail};
+use crate::ids::{TurnId, WorkerId};
+
+/// Rows kept when freezing a view.
+const FREEZE_ROWS: usize = 10_000;
+
+/// Everything that can happen to the console.
+#[derive(Clone, Debug)]
+pub enum Msg {
+    /// A key press.
+    Key(KeyEvent),
+    /// The clock moved (epoch ms).
+    Tick(i64),
+    /// The admin stream.
+    Link(LinkMsg),
+    /// A worker's detail arrived.
+    WorkerDetail(Result<Box<WorkerDetail>, String>),
+    /// A turn's detail arrived.
+    TurnDetail(Result<Box<TurnDetail>, String>),
+}
+
+/// What the admin stream reports.
+#[derive(Clone, Debug)]
+pub enum LinkMsg {
+    /// Connecting; attempt 0 is the first.
+    Connecting(u32),
+    /// Connected.
+    Connected,
+    /// The snapshot at admin sequence `seq`.
+    Snapshot(i64, Box<Snapshot>),
+    /// One lifecycle event.
+    Event(i64, String, Value),
+    /// The stream dropped or could not connect.
+    Lost(String),
+}
+
+/// I/O the console wants done.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Leave.
+    Quit,
+    /// Reconnect the admin stream now; `fresh` drops the cursor and takes a new snapshot.
+    Reconnect {
+        /// Start over from a snapshot.
+        fresh: bool,
+    },
+    /// Fetch a worker's detail.
+    LoadWorker(WorkerId),
+    /// Fetch a turn's detail.
+    LoadTurn(TurnId),
+}
+
+/// Applies one message.
+pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
+    state.dirty = true;
+    match msg {
+        Msg::Key(key) => on_key(state, key),
+        Msg::Tick(now) => {
+            state.now = now;
+            Vec::new()
+        }
+        Msg::Link(l) => on_link(state, l),
+        Msg::WorkerDetail(r) => {
+            if matches!(state.mode, Mode::Detail(Detail::Loading(_))) {
+                state.mode = Mode::Detail(r.map_or_else(Detail::Failed, Detail::Worker));
+            }
+            Vec::new()
+        }
+        Msg::TurnDetail(r) => {
+            if matches!(state.mode, Mode::Detail(Detail::Loading(_))) {
+                state.mode = Mode::Detail(r.map_or_else(Detail::Failed, Detail::Turn));
+            }
+            Vec::new()
+        }
+    }
+}
+
+fn on_link(state: &mut State, l: LinkMsg) -> Vec<Effect> {
+    let now = state.now;
+    match l {
+        LinkMsg::Connecting(0) => state.conn.link = Link::Connecting,
+        LinkMsg::Connecting(n) => state.conn.link = Link::Reconnecting(n),
+        LinkMsg::Connected => {
+            state.conn.link = Link::Live;
+            state.conn.stale_since = None;
+            state.conn.error = None;
+            let from = state
+                .model
+                .last_seq
+                .map_or_else(|| "a snapshot".into(), |s| format!("event #{s}"));
+            state.model.note(
+                now,
+                "console",
+                format!("connected to {}, resuming from {from}", state.conn.target),
+            );
+        }
+        LinkMsg::Snapshot(seq, snap) => {
+            state.model.apply_snapshot(&snap, seq);
+            state.conn.last_event_at = Some(now);
+            let text = format!(
+                "snapshot: {} workers, {} open turns",
+                snap.workers.len(),
+                snap.turns.len()
+            );
+            state.model.note(now, "console", text);
+            state.rows_dirty = true;
+        }
+        LinkMsg::Event(seq, kind, data) => {
+            if state.model.last_seq.is_some_and(|last| seq <= last) {
+                // The gateway's log restarted under us: what we hold no longer lines up.
+                state.model.note(
+                    now,
+                    "gap",
+                    format!("event log restarted at #{seq}; reloading a snapshot"),
+                );
+                state.model.last_seq = None;
+                return vec![Effect::Reconnect { fresh: true }];
+            }
+            state.model.apply_event(seq, &kind, &data);
+            state.conn.last_event_at = Some(now);
+            state.rows_dirty = true;
+        }
+        LinkMsg::Lost(error) => {
+            if state.conn.link == Link::Live {
+                state
+                    .model
+                    .note(now, "console", format!("admin stream lost: {error}"));
+            }
+            state.conn.stale_since.get_or_insert(now);
+            state.conn.error = Some(error);
+        }
+    }
+    Vec::new()
+}
+
+fn on_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
+    if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+        state.quit = true;
+        return vec![Effect::Quit];
+    }
+    match &mut state.mode {
+        Mode::Filter(input) => match key.code {
+            KeyCode::Enter => {
+                let raw = std::mem::take(input);
+                state.mode = Mode::Normal;
+                apply_filter(state, &raw);
+            }
+            KeyCode::Esc => state.mode = Mode::Normal,
+            KeyCode::Backspace => drop(input.pop()),
+            KeyCode::Char(c) => input.push(c),
+            _ => {}
+        },
+        Mode::Command(input) => match key.code {
+            KeyCode::Enter => {
+                let cmd = std::mem::take(input);
+                state.mode = Mode::Normal;
+                return run_command(state, cmd.trim());
+            }
+            KeyCode::Esc => state.mode = Mode::Normal,
+            KeyCode::Backspace => drop(input.pop()),
+            KeyCode::Char(c) => input.push(c),
+            _ => {}
+        },
+        Mode::Help | Mode::Detail(_) => {
+            if matches!(
+                key.code,
+                KeyCode::Esc | KeyCode::Char('q' | '?') | KeyCode::Backspace
+            ) {
+                state.mode = Mode::Normal;
+            }
+        }
+        Mode::Normal => {
+            if let Some(b) = binding(state.view, key) {
+                return act(state, b.action);
+            }
+        }
+    }
+    Vec::new()
+}
+
+fn apply_filter(state: &mut State, raw: &str) {
+    if raw.is_empty() {
+        state.filter = None;
+        state.notice = Some(("filter cleared".into(), false));
+    } else {
+        match Filter::parse(raw) {
+            Ok(f) => {
+                state.filter = Some(f);
+                state.notice = None;
+            }
+            Err(e) => state.notice = Some((e, true)),
+        }
+    }
+    state.rows_dirty = true;
+}
+
+fn run_command(state: &mut State, cmd: &str) -> Vec<Effect> {
+    let view = match cmd {
+        "q" | "q!" | "quit" => return act(state, Action::Quit),
+        "workers" | "w" => View::Workers,
+        "turns" | "t" => View::Turns,
+        "stranded" | "s" => View::Stranded,
+        "events" | "e" => View::Events,
+        other => {
+            state.notice = Some((
+                format!("unknown command `:{other}` (try :workers :turns :stranded :events :q)"),
+                true,
+            ));
+            return Vec::new();
+        }
+    };
+    act(state, Action::Goto(view))
+}
+
+fn set_view(state: &mut State, view: View) {
+    if state.view != view {
+        state.view = view;
+        state.frozen = None;
+        state.rows_dirty = true;
+    }
+}
+
+fn act(state: &mut State, action: Action) -> Vec<Effect> {
+    let vi = state.vi();
+    let len = state.frozen.as_ref().map_or(state.rows.len(), Vec::len);
+    let last = len.saturating_sub(1);
+    let sel = &mut state.selected[vi];
+    let events = state.view == View::Events;
+    match action {
+        Action::Quit => {
+            state.quit = true;
+            return vec![Effect::Quit];
+        }
+        Action::NextView => set_view(state, state.view.step(true)),
+        Action::PrevView => set_view(state, state.view.step(false)),
+        Action::Goto(v) => set_view(state, v),
+        Action::Down => *sel = (*sel + 1).min(last),
+        Action::Up => {
+            *sel = sel.saturating_sub(1);
+            state.follow &= !events;
+        }
+        Action::PageDown => *sel = (*sel + state.page.max(1)).min(last),
+        Action::PageUp => {
+            *sel = sel.saturating_sub(state.page.max(1));
+            state.follow &= !events;
+        }
+        Action::Top => {
+            *sel = 0;
+            state.follow &= !events;
+        }
+        Action::Bottom => {
+            *sel = last;
+            state.follow |= events;
+        }
+        Action::Open => return open(state),
+        Action::Filter => {
+            state.mode = Mode::Filter(
+                state
+                    .filter
+                    .as_ref()
+                    .map(|f| f.raw.clone())
+                    .unwrap_or_default(),
+            )
+        }
+        Action::Command => state.mode = Mode::Command(String::new()),
+        Action::Help => state.mode = Mode::Help,
+        Action::Freeze => freeze(state),
+        Action::Sort => {
+            let n = state.view.columns().len();
+            let s = &mut state.sorts[vi];
+            s.column = match s.column {
+                None => Some(0),
+                Some(c) if c + 1 < n => Some(c + 1),
+                Some(_) => None,
+            };
+            state.rows_dirty = true;
+        }
+        Action::Reverse => {
+            state.sorts[vi].reverse ^= true;
+            state.rows_dirty = true;
+        }
+        Action::ToggleEnded => {
+            state.show_ended ^= true;
+            state.rows_dirty = true;
+        }
+        Action::Reconnect => {
+            state
+                .model
+                .note(state.now, "console", "reconnecting (ctrl-r)".into());
+            return vec![Effect::Reconnect { fresh: false }];
+        }
+    }
+    Vec::new()
+}
+
+fn open(state: &mut State) -> Vec<Effect> {
+    let effect = match state.selected_row() {
+        Some(RowKey::Worker(id)) => Effect::LoadWorker(id.clone()),
+        Some(RowKey::Turn(id)) => Effect::LoadTurn(id.clone()),
+        _ => return Vec::new(),
+    };
+    let what = match &effect {
+        Effect::LoadWorker(id) => format!("worker {id}"),
+        Effect::LoadTurn(id) => format!("turn {id}"),
+        _ => String::new(),
+    };
+    state.mode = Mode::Detail(Detail::Loading(what));
+    vec![effect]
+}
+
+fn freeze(state: &mut State) {
+    if state.frozen.take().is_some() {
+        state.rows_dirty = true;
+        return;
+    }
+    state.prepare();
+    let rows = state
+        .rows
+        .iter()
+        .take(FREEZE_ROWS)
+        .map(|k| state.cells(k))
+        .collect();
+    state.frozen = Some(rows);
+}
