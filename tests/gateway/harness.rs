@@ -276,6 +276,20 @@ impl TestGateway {
         self.halt().await;
         Self::start_on(config, self.dir, self.db_url).await
     }
+
+    /// Stops it gracefully and starts a new gateway on the same data and the same address.
+    pub async fn restart_in_place(mut self, config: Config) -> Self {
+        let addr = self.gw.as_ref().unwrap().addr;
+        self.halt().await;
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let gw = gateway::start(config, &self.db_url, listener)
+            .await
+            .unwrap();
+        Self {
+            gw: Some(gw),
+            ..self
+        }
+    }
 }
 
 /// Waits (guarded) until no process has this pid.

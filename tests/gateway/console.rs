@@ -1,0 +1,183 @@
+//! The console's own loop (state, link, effects; no terminal) against a real gateway.
+
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedReceiver;
+use turnwatch::client::Client;
+use turnwatch::console::driver::Driver;
+use turnwatch::console::state::{Detail, Mode, RowKey, State, View};
+use turnwatch::console::update::Msg;
+
+use crate::harness::{GUARD, TestGateway, config, worker};
+
+/// Feeds the console its messages until `done` holds (guarded).
+async fn pump(driver: &mut Driver, rx: &mut UnboundedReceiver<Msg>, done: impl Fn(&State) -> bool) {
+    let deadline = tokio::time::Instant::now() + GUARD;
+    while !done(&driver.state) {
+        let msg = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("the console never saw it")
+            .unwrap();
+        driver.handle(msg);
+    }
+}
+
+fn exits(s: &State) -> Vec<String> {
+    let mut v: Vec<String> = s
+        .model
+        .workers
+        .values()
+        .filter_map(|w| w.last_exit.as_ref().map(|e| e.describe()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn console_shows_real_exit_codes_and_stranded_turns() {
+    let mut hang = worker(&["--mode", "hang"]);
+    hang.stall_timeout = Duration::from_millis(300);
+    let gw = TestGateway::start(config(vec![
+        (
+            "exit3",
+            worker(&["--mode", "crash-after", "--exit-code", "3"]),
+        ),
+        (
+            "killed",
+            worker(&["--mode", "crash-after", "--signal", "KILL"]),
+        ),
+        ("hang", hang),
+    ]))
+    .await;
+    let (mut driver, mut rx) = Driver::start(
+        Client::new(&gw.url, None),
+        gw.url.clone(),
+        false,
+        turnwatch::clock::now_ms(),
+    );
+    for agent in ["exit3", "killed", "hang"] {
+        gw.turn(agent, "go").await;
+    }
+    pump(&mut driver, &mut rx, |s| {
+        exits(s).len() == 3
+            && s.model
+                .turns
+                .values()
+                .filter(|t| t.stranded && t.code.is_some())
+                .count()
+                == 3
+    })
+    .await;
+    // The hung worker ignores `shutdown`, so the stall stop took SIGTERM.
+    assert_eq!(exits(&driver.state), ["137 SIGKILL", "143 SIGTERM", "3"]);
+    let s = &mut driver.state;
+    s.view = View::Stranded;
+    s.rows_dirty = true;
+    s.prepare();
+    let mut codes: Vec<String> = s.rows.iter().map(|r| s.cells(r)[1].clone()).collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        ["✗ turn_stalled", "✗ worker_crashed", "✗ worker_crashed"]
+    );
+
+    // Drill down: the real worker's stderr comes back from the gateway.
+    s.view = View::Workers;
+    s.rows_dirty = true;
+    s.prepare();
+    let i = s
+        .rows
+        .iter()
+        .position(|r| matches!(r, RowKey::Worker(w) if s.model.workers[w].agent == "exit3"))
+        .unwrap();
+    s.selected[0] = i;
+    driver.handle(Msg::Key(crossterm::event::KeyEvent::from(
+        crossterm::event::KeyCode::Enter,
+    )));
+    pump(&mut driver, &mut rx, |s| {
+        matches!(s.mode, Mode::Detail(Detail::Worker(_)))
+    })
+    .await;
+    let Mode::Detail(Detail::Worker(d)) = &driver.state.mode else {
+        unreachable!()
+    };
+    assert_eq!(d.worker.exit_code, Some(3));
+    assert!(
+        d.stderr_tail
+            .iter()
+            .any(|l| l.contains("exiting with code 3")),
+        "{:?}",
+        d.stderr_tail
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn console_marks_stale_then_resumes_after_a_gateway_restart() {
+    let agents = || config(vec![("echo", worker(&["--mode", "echo"]))]);
+    let gw = TestGateway::start(agents()).await;
+    let (mut driver, mut rx) = Driver::start(
+        Client::new(&gw.url, None),
+        gw.url.clone(),
+        false,
+        turnwatch::clock::now_ms(),
+    );
+    let (_, first, _) = gw.turn("echo", "before").await;
+    pump(&mut driver, &mut rx, |s| {
+        s.model
+            .turns
+            .values()
+            .any(|t| t.id.as_str() == first && t.state == "completed")
+    })
+    .await;
+    let gw = gw.restart_in_place(agents()).await;
+    pump(&mut driver, &mut rx, State::is_stale).await;
+    let seen = driver.state.model.last_seq.unwrap();
+    assert!(
+        driver
+            .state
+            .model
+            .turns
+            .values()
+            .any(|t| t.id.as_str() == first),
+        "the last data is kept while stale"
+    );
+    let (_, second, _) = gw.turn("echo", "after").await;
+    pump(&mut driver, &mut rx, |s| {
+        !s.is_stale()
+            && s.model
+                .turns
+                .values()
+                .any(|t| t.id.as_str() == second && t.state == "completed")
+    })
+    .await;
+    let notes: Vec<&str> = driver
+        .state
+        .model
+        .events
+        .iter()
+        .filter(|e| e.seq.is_none())
+        .map(|e| e.text.as_str())
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains(&format!("resuming from event #{seen}"))),
+        "{notes:?}"
+    );
+    assert!(
+        !driver.state.model.events.iter().any(|e| e.kind == "gap"),
+        "same log: no gap"
+    );
+    let seqs: Vec<i64> = driver
+        .state
+        .model
+        .events
+        .iter()
+        .filter_map(|e| e.seq)
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "every admin event once, in order: {seqs:?}"
+    );
+    gw.stop().await;
+}
