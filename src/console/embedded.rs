@@ -1,5 +1,5 @@
 //! The console's embedded gateway: with no `--url` and no context, the console starts a
-//! gateway in this process (SQLite in the data dir, an ephemeral loopback port, a generated
+//! gateway in this process (`SQLite` in the data dir, an ephemeral loopback port, a generated
 //! operator token) and attaches to it over HTTP like to any other.
 
 use std::path::Path;

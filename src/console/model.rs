@@ -330,11 +330,11 @@ impl Model {
     fn end_turn(&mut self, turn_id: &TurnId, kind: &str, d: &Value, at: i64) {
         let mut worker = None;
         self.set_turn(turn_id, |t| {
-            t.state = kind.trim_start_matches("turn.").to_owned();
+            kind.trim_start_matches("turn.").clone_into(&mut t.state);
             t.ended_at = Some(at);
             t.code = d["code"].as_str().map(str::to_owned);
             t.error = d["error"].as_str().map(str::to_owned);
-            worker = t.worker.clone();
+            worker.clone_from(&t.worker);
         });
         if let Some(w) = worker {
             self.set_worker(&w, |w| {

@@ -40,6 +40,7 @@ impl View {
     }
 
     /// The next (or previous) view.
+    #[must_use]
     pub fn step(self, forward: bool) -> Self {
         let n = Self::ALL.len();
         let i = if forward {
@@ -181,6 +182,7 @@ pub enum RowKey {
 }
 
 /// The console state.
+#[allow(clippy::struct_excessive_bools)] // independent switches (follow, readonly, redraw, quit), not a state machine
 pub struct State {
     /// The gateway's data.
     pub model: Model,

@@ -1,6 +1,8 @@
 //! Headless console tests at three levels: state (messages in, state and effects out),
 //! widgets (a region rendered into a buffer), whole screens (`TestBackend` + snapshots).
 
+#![allow(clippy::too_many_lines)] // fixtures read best as one story
+
 mod screens;
 mod states;
 
@@ -12,7 +14,6 @@ use serde_json::{Value, json};
 use super::render::{Palette, render};
 use super::state::State;
 use super::update::{Effect, LinkMsg, Msg, update};
-use crate::api::admin::Snapshot;
 
 /// The fixtures' clock: 2027-01-15T08:00:00Z.
 pub const T0: i64 = 1_800_000_000_000;
@@ -58,13 +59,7 @@ pub fn fixture() -> State {
             Msg::Link(LinkMsg::Connected),
         ],
     );
-    send(
-        &mut s,
-        [Msg::Link(LinkMsg::Snapshot(
-            0,
-            Box::new(Snapshot::default()),
-        ))],
-    );
+    send(&mut s, [Msg::Link(LinkMsg::Snapshot(0, Box::default()))]);
     let spawn = |w: &str, pid: u32, agent: &str, sess: &str| json!({"workerId": w, "generation": 1, "pid": pid, "agentId": agent, "sessionId": sess});
     let turn = |t: &str, agent: &str, sess: &str| json!({"turnId": t, "agentId": agent, "sessionId": sess, "messageId": format!("m-{t}")});
     let dispatch = |t: &str, w: &str, deadline: i64| json!({"turnId": t, "workerId": w, "generation": 1, "deadlineAt": deadline});

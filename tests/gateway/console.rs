@@ -26,7 +26,11 @@ fn exits(s: &State) -> Vec<String> {
         .model
         .workers
         .values()
-        .filter_map(|w| w.last_exit.as_ref().map(|e| e.describe()))
+        .filter_map(|w| {
+            w.last_exit
+                .as_ref()
+                .map(turnwatch::console::model::Exit::describe)
+        })
         .collect();
     v.sort();
     v
