@@ -57,7 +57,7 @@ pub fn demo_config() -> Config {
         (
             "slow",
             agent(
-                &["--mode", "slow", "--deltas", "12", "--delay-ms", "400"],
+                &["--mode", "slow", "--deltas", "20", "--delay-ms", "500"],
                 |_| {},
             ),
         ),
