@@ -3,7 +3,10 @@
 //! [`state::State`] and returns [`update::Effect`]s; the runner performs them; [`render`] draws
 //! from state.
 
+pub mod action;
 pub mod cells;
+pub mod chat;
+pub mod chat_link;
 pub mod keys;
 pub mod model;
 pub mod render;

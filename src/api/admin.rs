@@ -28,6 +28,18 @@ pub struct Overview {
     pub agents: Vec<String>,
     /// Open SSE connections (session and admin streams).
     pub sse_connections: usize,
+    /// Who is asking: the token's name and role (`operator` or `readonly`).
+    #[serde(default)]
+    pub caller: Caller,
+}
+
+/// The caller of an admin request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Caller {
+    /// The token's configured name (`anonymous` without tokens).
+    pub name: String,
+    /// `operator` or `readonly`.
+    pub role: String,
 }
 
 /// One worker generation.

@@ -3,11 +3,13 @@
 
 use tokio::sync::mpsc;
 
+use super::action::Target;
+use super::chat_link::{self, ChatStream};
 use super::link::{self, LinkHandle};
 use super::state::State;
 use super::update::{Effect, Msg, update};
-use crate::api::admin::{TurnDetail, WorkerDetail};
-use crate::client::Client;
+use crate::api::admin::{Overview, TurnDetail, WorkerDetail};
+use crate::client::{Client, ClientError};
 
 /// State plus the I/O it asks for.
 pub struct Driver {
@@ -16,6 +18,7 @@ pub struct Driver {
     client: Client,
     tx: mpsc::UnboundedSender<Msg>,
     link: LinkHandle,
+    chat: ChatStream,
 }
 
 impl Driver {
@@ -35,6 +38,7 @@ impl Driver {
                 client,
                 tx,
                 link,
+                chat: ChatStream::default(),
             },
             rx,
         )
@@ -75,6 +79,62 @@ impl Driver {
                     let _ = tx.send(Msg::TurnDetail(r.map(Box::new).map_err(|e| e.to_string())));
                 });
             }
+            Effect::LoadOverview => {
+                tokio::spawn(async move {
+                    let r = client.get_json::<Overview>("/api/v1/admin/overview").await;
+                    let _ = tx.send(Msg::Overview(r.map(Box::new).map_err(|e| e.to_string())));
+                });
+            }
+            Effect::ChatSend {
+                agent,
+                session,
+                content,
+                local,
+            } => {
+                tokio::spawn(chat_link::send(
+                    client,
+                    tx,
+                    self.chat.clone(),
+                    agent,
+                    session,
+                    content,
+                    local,
+                ));
+            }
+            Effect::Act { target, reason } => {
+                tokio::spawn(async move {
+                    let _ = tx.send(Msg::ActionAnswer(act(&client, &target, &reason).await));
+                });
+            }
         }
+    }
+}
+
+/// Sends a kill or cancel exactly as snapshotted; the refusal reads plainly.
+async fn act(client: &Client, target: &Target, reason: &str) -> Result<(), String> {
+    let (path, body) = match target {
+        Target::Kill {
+            worker,
+            generation,
+            pid,
+            ..
+        } => (
+            format!("/api/v1/admin/workers/{worker}/kill"),
+            serde_json::json!({ "generation": generation, "pid": pid, "reason": reason }),
+        ),
+        Target::Cancel { turn, .. } => (
+            format!("/api/v1/admin/turns/{turn}/cancel"),
+            serde_json::json!({ "reason": reason }),
+        ),
+    };
+    match client.post_json(&path, &body).await {
+        Ok(_) => Ok(()),
+        Err(ClientError::Api { code, message, .. }) => Err(match code.as_str() {
+            "target_changed" => format!("the target changed, nothing was done ({message})"),
+            "forbidden" => format!("this token may not act ({message})"),
+            "already_ended" => format!("the turn had already ended ({message})"),
+            _ => format!("{message} [{code}]"),
+        }),
+        Err(e) => Err(e.to_string()),
     }
 }

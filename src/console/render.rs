@@ -12,6 +12,7 @@
 //! ```
 //! Overlays (help, a worker's or turn's detail) draw over the table.
 
+mod chat;
 mod header;
 mod overlay;
 mod table;
@@ -74,11 +75,16 @@ pub fn render(frame: &mut Frame<'_>, state: &State, palette: Palette) {
     .areas(frame.area());
     header::render(frame, head, state, palette);
     header::tabs(frame, tabs, state, palette);
-    table::render(frame, body, state, palette);
+    if state.view == super::state::View::Chat {
+        chat::render(frame, body, state, palette);
+    } else {
+        table::render(frame, body, state, palette);
+    }
     header::footer(frame, foot, state, palette);
     match &state.mode {
         Mode::Help => overlay::help(frame, body, state, palette),
         Mode::Detail(d) => overlay::detail(frame, body, d, state.now, palette),
+        Mode::Confirm(c) => overlay::confirm(frame, body, c, state.now, palette),
         _ => {}
     }
 }

@@ -4,6 +4,9 @@
 
 use regex::Regex;
 
+/// Rows kept when freezing a view.
+const FREEZE_ROWS: usize = 10_000;
+
 use super::model::{Model, Turn, Worker};
 use crate::api::admin::{TurnDetail, WorkerDetail};
 use crate::ids::{TurnId, WorkerId};
@@ -19,11 +22,19 @@ pub enum View {
     Stranded,
     /// The admin log.
     Events,
+    /// Talk to an agent.
+    Chat,
 }
 
 impl View {
     /// All views in tab order.
-    pub const ALL: [Self; 4] = [Self::Workers, Self::Turns, Self::Stranded, Self::Events];
+    pub const ALL: [Self; 5] = [
+        Self::Workers,
+        Self::Turns,
+        Self::Stranded,
+        Self::Events,
+        Self::Chat,
+    ];
 
     /// The view's title.
     pub fn title(self) -> &'static str {
@@ -32,6 +43,7 @@ impl View {
             Self::Turns => "Turns",
             Self::Stranded => "Stranded",
             Self::Events => "Events",
+            Self::Chat => "Chat",
         }
     }
 
@@ -74,6 +86,7 @@ impl View {
                 "WORKER",
             ],
             Self::Events => &["SEQ", "TIME", "EVENT", "DETAILS"],
+            Self::Chat => &[],
         }
     }
 }
@@ -130,6 +143,8 @@ pub enum Mode {
     Help,
     /// A drill-down pane.
     Detail(Detail),
+    /// A confirmation dialog.
+    Confirm(Box<super::action::Confirm>),
 }
 
 /// The applied row filter.
@@ -195,9 +210,13 @@ pub struct State {
     /// The row filter.
     pub filter: Option<Filter>,
     /// Per view: sort.
-    pub sorts: [Sort; 4],
+    pub sorts: [Sort; 5],
     /// Per view: the selected row.
-    pub selected: [usize; 4],
+    pub selected: [usize; 5],
+    /// The Chat view.
+    pub chat: super::chat::Chat,
+    /// An action sent, waiting for the gateway's confirming event.
+    pub pending: Option<super::action::Pending>,
     /// Events view follows the tail.
     pub follow: bool,
     /// Turns view includes ended turns.
@@ -237,8 +256,10 @@ impl State {
             view: View::Workers,
             mode: Mode::Normal,
             filter: None,
-            sorts: [Sort::default(); 4],
-            selected: [0; 4],
+            sorts: [Sort::default(); 5],
+            selected: [0; 5],
+            chat: super::chat::Chat::default(),
+            pending: None,
             follow: true,
             show_ended: false,
             frozen: None,
@@ -316,6 +337,7 @@ impl State {
                 super::cells::sort_turns(&mut ts, sort, self.now);
                 ts.into_iter().map(|t| RowKey::Turn(t.id.clone())).collect()
             }
+            View::Chat => Vec::new(),
             View::Events => (0..self.model.events.len())
                 .filter(|i| keep(&super::cells::event(&self.model.events[*i])))
                 .map(RowKey::Event)
@@ -345,6 +367,18 @@ impl State {
                 .map(super::cells::event)
                 .unwrap_or_default(),
         }
+    }
+
+    /// Freezes the current rows (their cells as they are now).
+    pub fn freeze_rows(&mut self) {
+        self.prepare();
+        let rows = self
+            .rows
+            .iter()
+            .take(FREEZE_ROWS)
+            .map(|k| self.cells(k))
+            .collect();
+        self.frozen = Some(rows);
     }
 
     /// Whether the data on screen may be out of date.

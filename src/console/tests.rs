@@ -3,6 +3,7 @@
 
 #![allow(clippy::too_many_lines)] // fixtures read best as one story
 
+mod actions;
 mod screens;
 mod states;
 

@@ -4,13 +4,12 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde_json::Value;
 
+use super::action::{self, Target};
+use super::chat::{self, ChatMsg, ChatSession};
 use super::keys::{Action, binding};
 use super::state::{Detail, Filter, Link, Mode, RowKey, State, View};
-use crate::api::admin::{Snapshot, TurnDetail, WorkerDetail};
+use crate::api::admin::{Overview, Snapshot, TurnDetail, WorkerDetail};
 use crate::ids::{TurnId, WorkerId};
-
-/// Rows kept when freezing a view.
-const FREEZE_ROWS: usize = 10_000;
 
 /// Everything that can happen to the console.
 #[derive(Clone, Debug)]
@@ -25,6 +24,12 @@ pub enum Msg {
     WorkerDetail(Result<Box<WorkerDetail>, String>),
     /// A turn's detail arrived.
     TurnDetail(Result<Box<TurnDetail>, String>),
+    /// The gateway's overview (agents, who we are).
+    Overview(Result<Box<Overview>, String>),
+    /// The chat machinery.
+    Chat(ChatMsg),
+    /// The gateway's answer to a kill or cancel: accepted, or refused and why.
+    ActionAnswer(Result<(), String>),
 }
 
 /// What the admin stream reports.
@@ -56,6 +61,26 @@ pub enum Effect {
     LoadWorker(WorkerId),
     /// Fetch a turn's detail.
     LoadTurn(TurnId),
+    /// Fetch the overview.
+    LoadOverview,
+    /// Send a chat message (creating the session first when there is none).
+    ChatSend {
+        /// Agent.
+        agent: String,
+        /// The session to use.
+        session: Option<ChatSession>,
+        /// The text.
+        content: String,
+        /// Local id of the reply.
+        local: u64,
+    },
+    /// Kill or cancel, exactly as snapshotted.
+    Act {
+        /// The target.
+        target: Target,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Applies one message.
@@ -80,6 +105,38 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
             }
             Vec::new()
         }
+        Msg::Overview(Ok(o)) => {
+            on_overview(state, &o);
+            Vec::new()
+        }
+        Msg::Overview(Err(e)) => {
+            state.notice = Some((format!("overview unavailable: {e}"), true));
+            Vec::new()
+        }
+        Msg::Chat(m) => {
+            chat::on_msg(state, m);
+            Vec::new()
+        }
+        Msg::ActionAnswer(a) => {
+            action::on_answer(state, a);
+            Vec::new()
+        }
+    }
+}
+
+fn on_overview(state: &mut State, o: &Overview) {
+    let chosen = state.chat.agent_name().map(str::to_owned);
+    state.chat.agents.clone_from(&o.agents);
+    state.chat.agent = chosen
+        .and_then(|c| o.agents.iter().position(|a| *a == c))
+        .unwrap_or(0);
+    if o.caller.role == "readonly" && !state.readonly {
+        state.readonly = true;
+        state.model.note(
+            state.now,
+            "console",
+            format!("token `{}` is read-only: actions are off", o.caller.name),
+        );
     }
 }
 
@@ -101,6 +158,7 @@ fn on_link(state: &mut State, l: LinkMsg) -> Vec<Effect> {
                 "console",
                 format!("connected to {}, resuming from {from}", state.conn.target),
             );
+            return vec![Effect::LoadOverview];
         }
         LinkMsg::Snapshot(seq, snap) => {
             state.model.apply_snapshot(&snap, seq);
@@ -125,6 +183,7 @@ fn on_link(state: &mut State, l: LinkMsg) -> Vec<Effect> {
                 return vec![Effect::Reconnect { fresh: true }];
             }
             state.model.apply_event(seq, &kind, &data);
+            action::on_event(state, &kind, &data);
             state.conn.last_event_at = Some(now);
             state.rows_dirty = true;
         }
@@ -169,6 +228,19 @@ fn on_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
             KeyCode::Char(c) => input.push(c),
             _ => {}
         },
+        Mode::Confirm(_) => return action::on_key(state, key),
+        Mode::Detail(_) if !state.readonly => {
+            let b = binding(state.view, key, false).map(|b| b.action);
+            if let Some(a @ (Action::Kill | Action::CancelTurn)) = b {
+                return act(state, a);
+            }
+            if matches!(
+                key.code,
+                KeyCode::Esc | KeyCode::Char('q' | '?') | KeyCode::Backspace
+            ) {
+                state.mode = Mode::Normal;
+            }
+        }
         Mode::Help | Mode::Detail(_) => {
             if matches!(
                 key.code,
@@ -177,8 +249,13 @@ fn on_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
                 state.mode = Mode::Normal;
             }
         }
+        Mode::Normal if state.view == View::Chat => match key.code {
+            KeyCode::Tab => return act(state, Action::NextView),
+            KeyCode::BackTab => return act(state, Action::PrevView),
+            _ => return chat::on_key(state, key),
+        },
         Mode::Normal => {
-            if let Some(b) = binding(state.view, key) {
+            if let Some(b) = binding(state.view, key, state.readonly) {
                 return act(state, b.action);
             }
         }
@@ -209,6 +286,7 @@ fn run_command(state: &mut State, cmd: &str) -> Vec<Effect> {
         "turns" | "t" => View::Turns,
         "stranded" | "s" => View::Stranded,
         "events" | "e" => View::Events,
+        "chat" | "c" => View::Chat,
         other => {
             state.notice = Some((
                 format!("unknown command `:{other}` (try :workers :turns :stranded :events :q)"),
@@ -287,6 +365,8 @@ fn act(state: &mut State, action: Action) -> Vec<Effect> {
             state.sorts[vi].reverse ^= true;
             state.rows_dirty = true;
         }
+        Action::Kill => action::open_kill(state),
+        Action::CancelTurn => action::open_cancel(state),
         Action::ToggleEnded => {
             state.show_ended ^= true;
             state.rows_dirty = true;
@@ -321,12 +401,5 @@ fn freeze(state: &mut State) {
         state.rows_dirty = true;
         return;
     }
-    state.prepare();
-    let rows = state
-        .rows
-        .iter()
-        .take(FREEZE_ROWS)
-        .map(|k| state.cells(k))
-        .collect();
-    state.frozen = Some(rows);
+    state.freeze_rows();
 }

@@ -16,7 +16,7 @@ use super::error::ApiError;
 use super::sse::{Since, cursor};
 use super::tail::{PAGE, Start, tail};
 use crate::api::admin::{
-    Overview, Page, Snapshot, TimelineEntry, TurnDetail, TurnInfo, WorkerDetail, WorkerInfo,
+    Caller, Overview, Page, Snapshot, TimelineEntry, TurnDetail, TurnInfo, WorkerDetail, WorkerInfo,
 };
 use crate::api::signal_name;
 use crate::clock::{now_ms, opt_rfc3339, to_rfc3339};
@@ -125,9 +125,16 @@ pub async fn overview(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    app.tokens.reader(&headers)?;
+    let (name, role) = app.tokens.reader(&headers)?;
     let o = app.store.overview(now_ms()).await?;
+    let role = if role == Role::Operator {
+        "operator"
+    } else {
+        "readonly"
+    }
+    .to_owned();
     let body = Overview {
+        caller: Caller { name, role },
         version: env!("CARGO_PKG_VERSION").to_owned(),
         uptime_seconds: app.started.elapsed().as_secs(),
         replicas: 1,

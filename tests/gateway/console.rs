@@ -185,3 +185,146 @@ async fn console_marks_stale_then_resumes_after_a_gateway_restart() {
     );
     gw.stop().await;
 }
+
+fn press(driver: &mut Driver, keys: &str) {
+    for c in keys.chars() {
+        driver.handle(Msg::Key(crossterm::event::KeyEvent::from(
+            crossterm::event::KeyCode::Char(c),
+        )));
+    }
+}
+
+fn press_code(driver: &mut Driver, code: crossterm::event::KeyCode) {
+    driver.handle(Msg::Key(crossterm::event::KeyEvent::from(code)));
+}
+
+/// Chats with `agent` from the Chat view; returns the reply's index.
+async fn chat(
+    driver: &mut Driver,
+    rx: &mut UnboundedReceiver<Msg>,
+    agent: &str,
+    text: &str,
+) -> usize {
+    use crossterm::event::KeyCode;
+    driver.state.view = View::Chat;
+    while driver.state.chat.agent_name() != Some(agent) {
+        press_code(driver, KeyCode::Right);
+    }
+    press(driver, text);
+    press_code(driver, KeyCode::Enter);
+    driver.state.chat.replies.len() - 1
+}
+
+#[tokio::test]
+async fn console_chats_kills_and_cancels_against_a_real_gateway() {
+    use crossterm::event::KeyCode;
+    use turnwatch::console::chat::ReplyEnd;
+    let gw = TestGateway::start(config(vec![
+        ("echo", worker(&["--mode", "echo"])),
+        (
+            "crash",
+            worker(&["--mode", "crash-after", "--exit-code", "5"]),
+        ),
+        ("hang", worker(&["--mode", "hang"])),
+    ]))
+    .await;
+    let (mut driver, mut rx) = Driver::start(
+        Client::new(&gw.url, None),
+        gw.url.clone(),
+        false,
+        turnwatch::clock::now_ms(),
+    );
+    pump(&mut driver, &mut rx, |s| s.chat.agents.len() == 3).await;
+
+    let i = chat(&mut driver, &mut rx, "echo", "hello console").await;
+    pump(&mut driver, &mut rx, |s| s.chat.replies[i].end.is_some()).await;
+    let r = &driver.state.chat.replies[i];
+    assert_eq!(
+        (r.text.as_str(), r.end.clone()),
+        ("hello console", Some(ReplyEnd::Completed))
+    );
+    let turn = r.turn.clone().unwrap();
+    pump(&mut driver, &mut rx, |s| {
+        s.model
+            .turns
+            .get(&turn)
+            .is_some_and(|t| t.state == "completed")
+    })
+    .await;
+
+    let i = chat(&mut driver, &mut rx, "crash", "boom").await;
+    pump(&mut driver, &mut rx, |s| s.chat.replies[i].end.is_some()).await;
+    assert!(
+        matches!(&driver.state.chat.replies[i].end, Some(ReplyEnd::Failed { code, .. }) if code == "worker_crashed")
+    );
+
+    // Kill the busy worker behind a hanging chat turn, from the Workers view.
+    let i = chat(&mut driver, &mut rx, "hang", "wait for me").await;
+    pump(&mut driver, &mut rx, |s| {
+        s.model
+            .workers
+            .values()
+            .any(|w| w.agent == "hang" && w.state == "busy")
+    })
+    .await;
+    driver.state.view = View::Workers;
+    driver.state.rows_dirty = true;
+    driver.state.prepare();
+    let row = driver
+        .state
+        .rows
+        .iter()
+        .position(
+            |r| matches!(r, RowKey::Worker(w) if driver.state.model.workers[w].agent == "hang"),
+        )
+        .unwrap();
+    driver.state.selected[0] = row;
+    press(&mut driver, "x");
+    press_code(&mut driver, KeyCode::Tab);
+    press_code(&mut driver, KeyCode::Enter);
+    pump(&mut driver, &mut rx, |s| s.pending.is_none()).await;
+    let (notice, error) = driver.state.notice.clone().unwrap();
+    assert!(!error && notice.starts_with("killed w-"), "{notice}");
+    pump(&mut driver, &mut rx, |s| s.chat.replies[i].end.is_some()).await;
+    assert!(
+        matches!(&driver.state.chat.replies[i].end, Some(ReplyEnd::Failed { code, .. }) if code == "cancelled_by_operator")
+    );
+    let hang = driver
+        .state
+        .model
+        .workers
+        .values()
+        .find(|w| w.agent == "hang")
+        .unwrap();
+    assert!(
+        hang.last_exit
+            .as_ref()
+            .is_some_and(|e| e.intentional && e.describe() == "137 SIGKILL")
+    );
+
+    // Cancel a hanging turn from the Turns view.
+    let i = chat(&mut driver, &mut rx, "hang", "and again").await;
+    pump(&mut driver, &mut rx, |s| {
+        s.chat.replies[i].turn.as_ref().is_some_and(|t| {
+            s.model
+                .turns
+                .get(t)
+                .is_some_and(|t| t.state == "dispatched")
+        })
+    })
+    .await;
+    driver.state.view = View::Turns;
+    driver.state.rows_dirty = true;
+    driver.state.prepare();
+    press(&mut driver, "c");
+    press_code(&mut driver, KeyCode::Tab);
+    press_code(&mut driver, KeyCode::Enter);
+    pump(&mut driver, &mut rx, |s| s.pending.is_none()).await;
+    let (notice, error) = driver.state.notice.clone().unwrap();
+    assert!(!error && notice.starts_with("cancelled t-"), "{notice}");
+    pump(&mut driver, &mut rx, |s| s.chat.replies[i].end.is_some()).await;
+    assert!(
+        matches!(&driver.state.chat.replies[i].end, Some(ReplyEnd::Failed { code, .. }) if code == "cancelled_by_operator")
+    );
+    gw.stop().await;
+}

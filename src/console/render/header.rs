@@ -128,13 +128,24 @@ pub fn footer(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
             Span::raw(format!("{s}▏  (enter run, esc cancel)")),
         ]),
         Mode::Help | Mode::Detail(_) => Line::from(Span::styled("esc close", p.dim())),
+        Mode::Confirm(_) => Line::from(Span::styled(
+            "tab/←/→ move focus  enter choose  esc cancel  (type a reason)",
+            p.dim(),
+        )),
+        Mode::Normal if state.view == View::Chat && state.notice.is_none() => {
+            Line::from(Span::styled(
+                "type a message  enter send  ←/→ agent  ctrl-n new session  tab views  esc leave  ctrl-c quit",
+                p.dim(),
+            ))
+        }
         Mode::Normal => match &state.notice {
             Some((text, true)) => Line::from(Span::styled(text.clone(), p.bad())),
             Some((text, false)) => Line::from(Span::raw(text.clone())),
             None => {
                 let text = keys::FOOTER
                     .iter()
-                    .map(|(k, w)| format!("{k} {w}"))
+                    .filter(|(_, _, action)| !(state.readonly && *action))
+                    .map(|(k, w, _)| format!("{k} {w}"))
                     .collect::<Vec<_>>()
                     .join("  ");
                 Line::from(Span::styled(text, p.dim()))

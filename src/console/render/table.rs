@@ -26,6 +26,7 @@ fn widths(view: View) -> Vec<Constraint> {
             vec![c(36), c(24), c(14), c(8), c(11), c(10), Constraint::Min(18)]
         }
         View::Events => vec![c(7), c(13), c(22), Constraint::Min(30)],
+        View::Chat => Vec::new(),
     }
 }
 

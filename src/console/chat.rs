@@ -1,0 +1,211 @@
+//! The Chat view's state: the chosen agent, the kept session, the input line and the replies
+//! as they stream in. Sending goes through the Agent API, the same path a client uses.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use serde_json::Value;
+
+use super::state::{State, View};
+use super::update::Effect;
+use crate::ids::TurnId;
+
+/// A chat session the console holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatSession {
+    /// Its agent.
+    pub agent: String,
+    /// Session id.
+    pub id: String,
+    /// Its token.
+    pub token: String,
+}
+
+/// How a reply ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplyEnd {
+    /// `complete{completed}`.
+    Completed,
+    /// `error` then `complete{failed}`, or the gateway refused the message.
+    Failed {
+        /// Machine code.
+        code: String,
+        /// Sentence.
+        error: String,
+    },
+}
+
+/// One message and its reply.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    /// Local id, to match the gateway's answer.
+    pub local: u64,
+    /// The agent it went to.
+    pub agent: String,
+    /// What the operator wrote.
+    pub message: String,
+    /// Its turn, once accepted.
+    pub turn: Option<TurnId>,
+    /// The streamed text.
+    pub text: String,
+    /// When it was sent (epoch ms).
+    pub sent_at: i64,
+    /// When the last chunk arrived (epoch ms).
+    pub last_chunk_at: Option<i64>,
+    /// How it ended.
+    pub end: Option<ReplyEnd>,
+}
+
+/// The Chat view's state.
+#[derive(Clone, Debug, Default)]
+pub struct Chat {
+    /// Agents the gateway offers.
+    pub agents: Vec<String>,
+    /// The chosen one.
+    pub agent: usize,
+    /// The session kept for it.
+    pub session: Option<ChatSession>,
+    /// The input line.
+    pub input: String,
+    /// Messages and replies, oldest first.
+    pub replies: Vec<Reply>,
+    next_local: u64,
+}
+
+/// What the chat machinery reports.
+#[derive(Clone, Debug)]
+pub enum ChatMsg {
+    /// A session was created for an agent.
+    Session(ChatSession),
+    /// The gateway accepted message `local` as `turn`.
+    Queued(u64, TurnId),
+    /// An event of the chat session's stream.
+    Event(String, Value),
+    /// Message `local` could not be sent.
+    Failed(u64, String),
+}
+
+impl Chat {
+    /// The chosen agent's name.
+    pub fn agent_name(&self) -> Option<&str> {
+        self.agents.get(self.agent).map(String::as_str)
+    }
+
+    fn reply_by_turn(&mut self, turn: &str) -> Option<&mut Reply> {
+        self.replies
+            .iter_mut()
+            .rev()
+            .find(|r| r.turn.as_ref().is_some_and(|t| t.as_str() == turn))
+    }
+}
+
+/// A key in the Chat view (normal mode).
+pub fn on_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
+    let chat = &mut state.chat;
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    match key.code {
+        KeyCode::Char('n') if ctrl => {
+            chat.session = None;
+            state.notice = Some(("the next message starts a new session".into(), false));
+        }
+        KeyCode::Char(c) if !ctrl => chat.input.push(c),
+        KeyCode::Backspace => drop(chat.input.pop()),
+        KeyCode::Left | KeyCode::Right if !chat.agents.is_empty() => {
+            let n = chat.agents.len();
+            chat.agent = if key.code == KeyCode::Left {
+                (chat.agent + n - 1) % n
+            } else {
+                (chat.agent + 1) % n
+            };
+            chat.session = None;
+        }
+        KeyCode::Enter => return send(state),
+        KeyCode::Esc => state.view = View::Workers,
+        _ => {}
+    }
+    Vec::new()
+}
+
+fn send(state: &mut State) -> Vec<Effect> {
+    let chat = &mut state.chat;
+    let content = chat.input.trim().to_owned();
+    let Some(agent) = chat.agent_name().map(str::to_owned) else {
+        state.notice = Some((
+            "no agents known yet (waiting for the gateway's overview)".into(),
+            true,
+        ));
+        return Vec::new();
+    };
+    if content.is_empty() {
+        return Vec::new();
+    }
+    chat.input.clear();
+    chat.next_local += 1;
+    let local = chat.next_local;
+    chat.replies.push(Reply {
+        local,
+        agent: agent.clone(),
+        message: content.clone(),
+        turn: None,
+        text: String::new(),
+        sent_at: state.now,
+        last_chunk_at: None,
+        end: None,
+    });
+    vec![Effect::ChatSend {
+        agent,
+        session: chat.session.clone(),
+        content,
+        local,
+    }]
+}
+
+/// A report from the chat machinery.
+pub fn on_msg(state: &mut State, msg: ChatMsg) {
+    let now = state.now;
+    let chat = &mut state.chat;
+    match msg {
+        ChatMsg::Session(s) => {
+            if chat.agent_name() == Some(s.agent.as_str()) {
+                chat.session = Some(s);
+            }
+        }
+        ChatMsg::Queued(local, turn) => {
+            if let Some(r) = chat.replies.iter_mut().find(|r| r.local == local) {
+                r.turn = Some(turn);
+            }
+        }
+        ChatMsg::Failed(local, error) => {
+            if let Some(r) = chat.replies.iter_mut().find(|r| r.local == local) {
+                r.end = Some(ReplyEnd::Failed {
+                    code: "not_sent".into(),
+                    error,
+                });
+            }
+        }
+        ChatMsg::Event(kind, d) => {
+            let Some(r) = d["turnId"].as_str().and_then(|t| chat.reply_by_turn(t)) else {
+                return;
+            };
+            match kind.as_str() {
+                "output" => {
+                    r.text.push_str(d["content"].as_str().unwrap_or_default());
+                    r.last_chunk_at = Some(now);
+                }
+                "error" => {
+                    let code = d["code"].as_str().unwrap_or("unknown").to_owned();
+                    r.end = Some(ReplyEnd::Failed {
+                        code,
+                        error: d["error"].as_str().unwrap_or_default().to_owned(),
+                    });
+                }
+                "complete" if d["status"] == "completed" => r.end = Some(ReplyEnd::Completed),
+                "complete" if r.end.is_none() => {
+                    r.end = Some(ReplyEnd::Failed {
+                        code: "unknown".into(),
+                        error: "the turn failed".into(),
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+}
