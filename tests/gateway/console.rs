@@ -199,12 +199,7 @@ fn press_code(driver: &mut Driver, code: crossterm::event::KeyCode) {
 }
 
 /// Chats with `agent` from the Chat view; returns the reply's index.
-async fn chat(
-    driver: &mut Driver,
-    rx: &mut UnboundedReceiver<Msg>,
-    agent: &str,
-    text: &str,
-) -> usize {
+fn chat(driver: &mut Driver, agent: &str, text: &str) -> usize {
     use crossterm::event::KeyCode;
     driver.state.view = View::Chat;
     while driver.state.chat.agent_name() != Some(agent) {
@@ -236,7 +231,7 @@ async fn console_chats_kills_and_cancels_against_a_real_gateway() {
     );
     pump(&mut driver, &mut rx, |s| s.chat.agents.len() == 3).await;
 
-    let i = chat(&mut driver, &mut rx, "echo", "hello console").await;
+    let i = chat(&mut driver, "echo", "hello console");
     pump(&mut driver, &mut rx, |s| s.chat.replies[i].end.is_some()).await;
     let r = &driver.state.chat.replies[i];
     assert_eq!(
@@ -252,14 +247,14 @@ async fn console_chats_kills_and_cancels_against_a_real_gateway() {
     })
     .await;
 
-    let i = chat(&mut driver, &mut rx, "crash", "boom").await;
+    let i = chat(&mut driver, "crash", "boom");
     pump(&mut driver, &mut rx, |s| s.chat.replies[i].end.is_some()).await;
     assert!(
         matches!(&driver.state.chat.replies[i].end, Some(ReplyEnd::Failed { code, .. }) if code == "worker_crashed")
     );
 
     // Kill the busy worker behind a hanging chat turn, from the Workers view.
-    let i = chat(&mut driver, &mut rx, "hang", "wait for me").await;
+    let i = chat(&mut driver, "hang", "wait for me");
     pump(&mut driver, &mut rx, |s| {
         s.model
             .workers
@@ -303,7 +298,7 @@ async fn console_chats_kills_and_cancels_against_a_real_gateway() {
     );
 
     // Cancel a hanging turn from the Turns view.
-    let i = chat(&mut driver, &mut rx, "hang", "and again").await;
+    let i = chat(&mut driver, "hang", "and again");
     pump(&mut driver, &mut rx, |s| {
         s.chat.replies[i].turn.as_ref().is_some_and(|t| {
             s.model
