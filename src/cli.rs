@@ -115,6 +115,11 @@ pub enum Command {
     },
     /// The reference worker (speaks the worker protocol on stdin/stdout).
     Worker(WorkerArgs),
+    /// Measure the performance figures (all, or one: p1 p2 p3 p4 p5 p6 p7 p8 p9 p11 p12).
+    Bench {
+        /// One figure only.
+        name: Option<String>,
+    },
 }
 
 /// The gateway an admin command talks to.
@@ -200,6 +205,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         }
         Some(Command::Worker(args)) => Ok(crate::worker::run(&args)),
+        Some(Command::Bench { name }) => {
+            crate::bench::run(name.as_deref()).await?;
+            Ok(0)
+        }
     }
 }
 

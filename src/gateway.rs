@@ -12,6 +12,7 @@ mod tail;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -204,6 +205,13 @@ impl Prepared {
             }
         };
         let app = router(Arc::clone(&state));
+        // Nagle's algorithm would hold each small SSE frame behind the previous one's delayed
+        // ACK (~40 ms on Linux): a crash's `error` right after a delta would wait that long.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(graceful)
             .await;

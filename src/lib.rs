@@ -5,6 +5,7 @@
 //! [`client`] (typed HTTP/SSE client), [`worker`] (the reference worker), [`cli`].
 
 pub mod api;
+pub mod bench;
 pub mod chat;
 pub mod cli;
 pub mod client;

@@ -8,8 +8,10 @@ fn main() -> std::process::ExitCode {
     if let Some(turnwatch::cli::Command::Worker(args)) = &cli.command {
         return exit(turnwatch::worker::run(args));
     }
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let quiet = matches!(cli.command, Some(turnwatch::cli::Command::Bench { .. }));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if quiet { "warn" } else { "info" })
+    });
     if cli.command.is_none() {
         // The console owns the terminal: its (embedded gateway's) log goes to a file.
         let dir = turnwatch::config::data_dir();

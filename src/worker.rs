@@ -69,6 +69,10 @@ pub struct WorkerArgs {
     /// After this many replied turns, wait `--delay-ms` and exit with `--exit-code` while idle.
     #[arg(long)]
     pub exit_after_turns: Option<u32>,
+    /// Echo, slow, crash-after: each delta's content is the moment it is written (µs since the
+    /// epoch), for latency benchmarks.
+    #[arg(long)]
+    pub stamp: bool,
 }
 
 type Out = Arc<Mutex<std::io::Stdout>>;
@@ -185,6 +189,12 @@ fn pause(rx: &Receiver<ToWorker>, d: Duration, turn: &TurnId, obey_cancel: bool)
     }
 }
 
+fn now_micros() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros())
+}
+
 fn chunks(content: &str, n: usize) -> Vec<String> {
     let chars: Vec<char> = content.chars().collect();
     let size = chars.len().div_ceil(n.max(1)).max(1);
@@ -223,7 +233,11 @@ fn handle(
                 );
             }
             for piece in chunks(content, args.deltas) {
-                delta(piece);
+                delta(if args.stamp {
+                    now_micros().to_string()
+                } else {
+                    piece
+                });
                 if args.mode == Mode::Slow && pause(rx, delay, turn, true) {
                     return false;
                 }
@@ -241,7 +255,11 @@ fn handle(
                 .into_iter()
                 .take(args.after)
             {
-                delta(piece);
+                delta(if args.stamp {
+                    now_micros().to_string()
+                } else {
+                    piece
+                });
             }
             die(args);
         }

@@ -2,7 +2,9 @@
 //! changed, after draining every message already waiting (a burst of events is one frame).
 
 use crossterm::event::{Event, EventStream, KeyEventKind};
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
+use ratatui::Terminal;
+use ratatui::backend::Backend;
 use std::time::Duration;
 
 use super::driver::Driver;
@@ -15,26 +17,40 @@ const MAX_BATCH: usize = 10_000;
 
 /// Runs the console on the real terminal until the operator quits.
 pub async fn run(
-    mut driver: Driver,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<Msg>,
+    driver: Driver,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Msg>,
     palette: Palette,
 ) -> std::io::Result<()> {
     let mut terminal = ratatui::init(); // raw mode, alternate screen, restore on panic
-    let mut keys = EventStream::new();
+    let keys = EventStream::new().filter_map(|e| async move {
+        match e {
+            Ok(Event::Key(key)) if key.kind != KeyEventKind::Release => Some(Msg::Key(key)),
+            Ok(Event::Resize(..)) => Some(Msg::Tick(now_ms())),
+            _ => None,
+        }
+    });
+    let result = drive(&mut terminal, driver, rx, Box::pin(keys), palette).await;
+    ratatui::restore();
+    result.map(|_| ())
+}
+
+/// The loop itself, on any backend and any key source; returns the number of frames drawn.
+pub async fn drive<B: Backend>(
+    terminal: &mut Terminal<B>,
+    mut driver: Driver,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Msg>,
+    mut keys: impl Stream<Item = Msg> + Unpin,
+    palette: Palette,
+) -> Result<u64, B::Error> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let result = loop {
+    let mut frames = 0;
+    loop {
         let msg = tokio::select! {
             m = rx.recv() => m,
-            k = keys.next() => match k {
-                Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => Some(Msg::Key(key)),
-                Some(Ok(Event::Resize(..))) => Some(Msg::Tick(now_ms())),
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => break Err(e),
-                None => break Ok(()),
-            },
+            Some(k) = keys.next() => Some(k),
             _ = tick.tick() => Some(Msg::Tick(now_ms())),
         };
-        let Some(msg) = msg else { break Ok(()) };
+        let Some(msg) = msg else { return Ok(frames) };
         driver.handle(msg);
         for _ in 0..MAX_BATCH {
             match rx.try_recv() {
@@ -43,18 +59,14 @@ pub async fn run(
             }
         }
         if driver.state.quit {
-            break Ok(());
+            return Ok(frames);
         }
         if driver.state.dirty {
-            let size = terminal.size()?;
-            driver.state.page = page_rows(size.height);
+            driver.state.page = page_rows(terminal.size()?.height);
             driver.state.prepare();
-            if let Err(e) = terminal.draw(|f| render(f, &driver.state, palette)) {
-                break Err(e);
-            }
+            terminal.draw(|f| render(f, &driver.state, palette))?;
             driver.state.dirty = false;
+            frames += 1;
         }
-    };
-    ratatui::restore();
-    result
+    }
 }

@@ -185,6 +185,19 @@ pub struct Sort {
     pub reverse: bool,
 }
 
+/// Header counts, computed once per burst of changes (never per frame).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Workers by state.
+    pub workers: std::collections::BTreeMap<String, usize>,
+    /// Open turns.
+    pub in_flight: usize,
+    /// Failed turns still in memory.
+    pub failed: usize,
+    /// Open stranded turns.
+    pub stranded: usize,
+}
+
 /// A row of the current view.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RowKey {
@@ -231,6 +244,8 @@ pub struct State {
     pub notice: Option<(String, bool)>,
     /// The current view's rows after filter and sort.
     pub rows: Vec<RowKey>,
+    /// Header counts.
+    pub counts: Counts,
     /// Rows must be rebuilt before the next frame.
     pub rows_dirty: bool,
     /// The screen must be redrawn.
@@ -267,6 +282,7 @@ impl State {
             now,
             notice: None,
             rows: Vec::new(),
+            counts: Counts::default(),
             rows_dirty: true,
             dirty: true,
             quit: false,
@@ -286,6 +302,10 @@ impl State {
 
     /// Rebuilds the row index if needed and keeps the selection in range.
     pub fn prepare(&mut self) {
+        if self.rows_dirty {
+            // Counts stay live behind a frozen table; rows do not.
+            self.counts = self.count();
+        }
         if self.rows_dirty && self.frozen.is_none() {
             self.rows = self.build_rows();
             self.rows_dirty = false;
@@ -298,11 +318,25 @@ impl State {
         self.selected[vi] = self.selected[vi].min(len.saturating_sub(1));
     }
 
+    fn count(&self) -> Counts {
+        let mut c = Counts::default();
+        for w in self.model.workers.values() {
+            *c.workers.entry(w.state.clone()).or_default() += 1;
+        }
+        for t in self.model.turns.values() {
+            c.in_flight += usize::from(t.is_open());
+            c.failed += usize::from(t.state == "failed");
+            c.stranded += usize::from(t.is_open() && t.stranded);
+        }
+        c
+    }
+
     fn build_rows(&self) -> Vec<RowKey> {
-        let keep = |cells: &[String]| {
+        // Cells are formatted for the filter only when there is one.
+        let keep = |cells: &dyn Fn() -> Vec<String>| {
             self.filter
                 .as_ref()
-                .is_none_or(|f| f.keeps(&cells.join(" ")))
+                .is_none_or(|f| f.keeps(&cells().join(" ")))
         };
         let sort = self.sorts[self.vi()];
         match self.view {
@@ -311,7 +345,7 @@ impl State {
                     .model
                     .workers
                     .values()
-                    .filter(|w| keep(&super::cells::worker(w, self.now)))
+                    .filter(|w| keep(&|| super::cells::worker(w, self.now)))
                     .collect();
                 super::cells::sort_workers(&mut ws, sort, self.now);
                 ws.into_iter()
@@ -332,14 +366,14 @@ impl State {
                             t.is_open() || self.show_ended
                         }
                     })
-                    .filter(|t| keep(&super::cells::turn(t, self.now)))
+                    .filter(|t| keep(&|| super::cells::turn(t, self.now)))
                     .collect();
                 super::cells::sort_turns(&mut ts, sort, self.now);
                 ts.into_iter().map(|t| RowKey::Turn(t.id.clone())).collect()
             }
             View::Chat => Vec::new(),
             View::Events => (0..self.model.events.len())
-                .filter(|i| keep(&super::cells::event(&self.model.events[*i])))
+                .filter(|i| keep(&|| super::cells::event(&self.model.events[*i])))
                 .map(RowKey::Event)
                 .collect(),
         }

@@ -4,12 +4,11 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
-use std::collections::BTreeMap;
 
 use super::Palette;
 use crate::console::cells::span;
 use crate::console::keys;
-use crate::console::state::{Link, Mode, State, View};
+use crate::console::state::{Counts, Link, Mode, State, View};
 
 fn clock(ms: i64) -> String {
     let s = ms.div_euclid(1000);
@@ -44,18 +43,13 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
     if let (Some(err), false) = (&c.error, c.link == Link::Live) {
         first.push(Span::styled(format!("  {err}"), p.bad()));
     }
-    let mut workers: BTreeMap<&str, usize> = BTreeMap::new();
-    for w in state.model.workers.values() {
-        *workers.entry(w.state.as_str()).or_default() += 1;
-    }
-    let in_flight = state.model.turns.values().filter(|t| t.is_open()).count();
-    let failed = state
-        .model
-        .turns
-        .values()
-        .filter(|t| t.state == "failed")
-        .count();
-    let stranded = state.model.stranded_count();
+    let Counts {
+        workers,
+        in_flight,
+        failed,
+        stranded,
+    } = &state.counts;
+    let (in_flight, failed, stranded) = (*in_flight, *failed, *stranded);
     let counts = workers
         .iter()
         .map(|(k, v)| format!("{k} {v}"))
@@ -99,7 +93,7 @@ pub fn tabs(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
     for (i, v) in View::ALL.iter().enumerate() {
         let label = format!(" {} {} ", i + 1, v.title());
         let label = if *v == View::Stranded {
-            format!("{label}({} open) ", state.model.stranded_count())
+            format!("{label}({} open) ", state.counts.stranded)
         } else {
             label
         };

@@ -1,0 +1,93 @@
+//! `turnwatch bench [NAME]`: the performance figures of `performance.md`, each printed beside a
+//! floor measured in the same run (these machines are shared and noisy: ratios hold, absolute
+//! times drift). One line per figure: `name value unit floor ratio`, then details.
+
+mod console;
+mod gateway;
+mod process;
+
+use std::time::Duration;
+
+/// One measured figure.
+#[derive(Clone, Debug)]
+pub struct Figure {
+    /// `P1-crash-exit1`, …
+    pub name: String,
+    /// The value.
+    pub value: f64,
+    /// Its unit.
+    pub unit: &'static str,
+    /// The floor measured in the same run, if the figure has one.
+    pub floor: Option<f64>,
+    /// The target from performance.md, in words.
+    pub target: &'static str,
+    /// p50/p99 and other details.
+    pub extra: String,
+}
+
+impl Figure {
+    fn line(&self) -> String {
+        let floor = self.floor.map_or_else(|| "-".into(), |f| format!("{f:.3}"));
+        let ratio = self
+            .floor
+            .filter(|f| *f > 0.0)
+            .map_or_else(|| "-".into(), |f| format!("{:.2}", self.value / f));
+        format!(
+            "{:<24} {:>12.3} {:<8} {:>10} {:>8}  {}  [target {}]",
+            self.name, self.value, self.unit, floor, ratio, self.extra, self.target
+        )
+    }
+}
+
+/// Milliseconds of a duration.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The p-th percentile (0..=100) of samples, sorted in place.
+pub fn pct(samples: &mut [f64], p: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    samples.sort_by(f64::total_cmp);
+    let i = ((p / 100.0) * (samples.len() - 1) as f64).round() as usize;
+    samples[i.min(samples.len() - 1)]
+}
+
+/// The figures, in order, with the names `bench NAME` accepts.
+pub const NAMES: &[&str] = &[
+    "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9", "p11", "p12",
+];
+
+/// Runs one figure (or all with `None`), printing each line as it is measured.
+pub async fn run(only: Option<&str>) -> anyhow::Result<()> {
+    if let Some(name) = only
+        && !NAMES.contains(&name)
+    {
+        anyhow::bail!("unknown figure `{name}`; one of: {}", NAMES.join(" "));
+    }
+    println!(
+        "{:<24} {:>12} {:<8} {:>10} {:>8}  details",
+        "name", "value", "unit", "floor", "ratio"
+    );
+    for name in NAMES.iter().filter(|n| only.is_none_or(|o| o == **n)) {
+        let figures = match *name {
+            "p1" => gateway::p1_crash_to_error().await?,
+            "p2" => gateway::p2_hung_to_error().await?,
+            "p3" => gateway::p3_throughput().await?,
+            "p4" => gateway::p4_delta_latency().await?,
+            "p5" => process::p5_idle_connections().await?,
+            "p6" => console::p6_frame_time(),
+            "p7" => console::p7_ingest(),
+            "p8" => console::p8_idle_cpu().await?,
+            "p9" => process::p9_demo_first_frame().await?,
+            "p11" => process::p11_idle_rss().await?,
+            "p12" => process::p12_start_to_health().await?,
+            _ => Vec::new(),
+        };
+        for f in figures {
+            println!("{}", f.line());
+        }
+    }
+    Ok(())
+}

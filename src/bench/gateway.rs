@@ -1,0 +1,403 @@
+//! Gateway figures measured in-process over loopback with real worker processes: P1 crash to
+//! error, P2 hung worker to error, P3 throughput, P4 delta latency. Each floor is the same
+//! thing done over raw pipes with no gateway, in the same run.
+
+use futures::StreamExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use super::{Figure, ms, pct};
+use crate::api::CreateSession;
+use crate::client::{Client, SseEvent};
+use crate::config::{AgentConfig, Config};
+use crate::gateway::RunningGateway;
+
+const SAMPLES: usize = 300;
+
+fn agent(args: &[&str]) -> AgentConfig {
+    let mut command = vec!["turnwatch".to_owned(), "worker".to_owned()];
+    command.extend(args.iter().map(|a| (*a).to_owned()));
+    AgentConfig::with_command(command)
+}
+
+async fn start(
+    agents: Vec<(&str, AgentConfig)>,
+) -> anyhow::Result<(RunningGateway, Client, tempfile::TempDir)> {
+    let mut c = Config::default();
+    c.gateway.default_agent = agents[0].0.to_owned();
+    c.gateway.stop_grace = Duration::from_millis(200);
+    c.agents = agents.into_iter().map(|(n, a)| (n.to_owned(), a)).collect();
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let gw =
+        crate::gateway::start(c, &url, tokio::net::TcpListener::bind("127.0.0.1:0").await?).await?;
+    let client = Client::new(&gw.url(), None);
+    Ok((gw, client, dir))
+}
+
+type Events =
+    Box<dyn futures::Stream<Item = Result<SseEvent, crate::client::ClientError>> + Unpin + Send>;
+
+/// A session with its stream open (after `connected`).
+async fn session(client: &Client, agent: &str) -> anyhow::Result<(String, String, Events)> {
+    let s = client
+        .create_session(&CreateSession {
+            agent_id: Some(agent.into()),
+            ..Default::default()
+        })
+        .await?;
+    let mut events: Events = Box::new(client.events(&s.agent_id, &s.token, None).await?);
+    while let Some(ev) = events.next().await {
+        if ev?.event == "connected" {
+            break;
+        }
+    }
+    Ok((s.agent_id, s.token, events))
+}
+
+async fn next_of(events: &mut Events, kinds: &[&str]) -> anyhow::Result<(Instant, SseEvent)> {
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(30), events.next())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("stream ended"))??;
+        if kinds.contains(&ev.event.as_str()) {
+            return Ok((Instant::now(), ev));
+        }
+    }
+}
+
+/// A reference worker on raw pipes: (child, stdin, stdout lines), after its `ready`.
+async fn raw_worker(
+    args: &[&str],
+) -> anyhow::Result<(
+    tokio::process::Child,
+    tokio::process::ChildStdin,
+    tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+)> {
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("worker")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdin"))?;
+    let mut lines = BufReader::new(
+        child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?,
+    )
+    .lines();
+    lines.next_line().await?; // ready
+    Ok((child, stdin, lines))
+}
+
+fn turn_line(i: usize, content: &str) -> String {
+    format!(
+        "{}\n",
+        serde_json::json!({"type": "turn", "turnId": format!("t-{i}"), "messageId": format!("m-{i}"), "content": content})
+    )
+}
+
+fn latency(name: &str, mut samples: Vec<f64>, mut floor: Vec<f64>, target: &'static str) -> Figure {
+    let (p50, p99, n) = (
+        pct(&mut samples, 50.0),
+        pct(&mut samples, 99.0),
+        samples.len(),
+    );
+    let floor50 = pct(&mut floor, 50.0);
+    let extra = format!(
+        "p50={p50:.3} p99={p99:.3} max={:.3} n={n} floor-p99={:.3}",
+        samples[n - 1],
+        pct(&mut floor, 99.0)
+    );
+    Figure {
+        name: name.into(),
+        value: p50,
+        unit: "ms",
+        floor: Some(floor50),
+        target,
+        extra,
+    }
+}
+
+/// P1: worker crash mid-turn → `error` at an SSE client, for exit 1 and SIGKILL. The worker
+/// stamps its last delta with the time it wrote it, right before it dies; a sample is the
+/// client's receipt of `error` minus that stamp. The floor is the same interval for a parent
+/// reading the child's stdout and seeing its exit (`wait`), with no gateway.
+pub async fn p1_crash_to_error() -> anyhow::Result<Vec<Figure>> {
+    let stamp = |v: &serde_json::Value| v["content"].as_str().and_then(|c| c.parse::<f64>().ok());
+    let mut floor = Vec::with_capacity(SAMPLES);
+    for i in 0..SAMPLES {
+        let (mut child, mut stdin, mut lines) = raw_worker(&[
+            "--mode",
+            "crash-after",
+            "--after",
+            "1",
+            "--exit-code",
+            "1",
+            "--stamp",
+        ])
+        .await?;
+        stdin.write_all(turn_line(i, "crash").as_bytes()).await?;
+        let line = lines.next_line().await?.unwrap_or_default();
+        let at = stamp(&serde_json::from_str(&line)?).ok_or_else(|| anyhow::anyhow!("no stamp"))?;
+        child.wait().await?;
+        floor.push((now_micros() - at) / 1000.0);
+    }
+    let (gw, client, _dir) = start(vec![
+        (
+            "exit1",
+            agent(&[
+                "--mode",
+                "crash-after",
+                "--after",
+                "1",
+                "--exit-code",
+                "1",
+                "--stamp",
+            ]),
+        ),
+        (
+            "sigkill",
+            agent(&[
+                "--mode",
+                "crash-after",
+                "--after",
+                "1",
+                "--signal",
+                "KILL",
+                "--stamp",
+            ]),
+        ),
+    ])
+    .await?;
+    let mut out = Vec::new();
+    for (name, agent) in [("P1-crash-exit1", "exit1"), ("P1-crash-sigkill", "sigkill")] {
+        let mut samples = Vec::with_capacity(SAMPLES);
+        for _ in 0..SAMPLES {
+            let (sid, token, mut events) = session(&client, agent).await?;
+            client.post_message(&sid, &token, "crash", None).await?;
+            let (_, delta) = next_of(&mut events, &["output"]).await?;
+            let (_, ev) = next_of(&mut events, &["error"]).await?;
+            let received = now_micros();
+            anyhow::ensure!(
+                ev.data["code"] == "worker_crashed",
+                "unexpected {:?}",
+                ev.data
+            );
+            let at = stamp(&delta.data).ok_or_else(|| anyhow::anyhow!("no stamp"))?;
+            samples.push((received - at) / 1000.0);
+        }
+        out.push(latency(
+            name,
+            samples,
+            floor.clone(),
+            "p50 <= 5 ms, p99 <= 50 ms",
+        ));
+    }
+    gw.stop().await?;
+    Ok(out)
+}
+
+/// P2: a hung worker (alive, silent) → `error`, against the configured stall timeout; and the
+/// time until the hung worker is gone.
+pub async fn p2_hung_to_error() -> anyhow::Result<Vec<Figure>> {
+    let stall = Duration::from_secs(1);
+    let mut hang = agent(&["--mode", "hang"]);
+    hang.stall_timeout = stall;
+    let (gw, client, _dir) = start(vec![("hang", hang)]).await?;
+    let (mut to_error, mut stopped) = (Vec::new(), 0);
+    for _ in 0..5 {
+        let (sid, token, mut events) = session(&client, "hang").await?;
+        client
+            .post_message(&sid, &token, "are you there", None)
+            .await?;
+        let t0 = Instant::now();
+        let (t1, ev) = next_of(&mut events, &["error"]).await?;
+        anyhow::ensure!(
+            ev.data["code"] == "turn_stalled",
+            "unexpected {:?}",
+            ev.data
+        );
+        to_error.push(ms(t1 - t0));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let d: serde_json::Value = client
+                .get_json(&format!("/api/v1/admin/workers?session={sid}"))
+                .await?;
+            if d["items"][0]["exitedAt"].is_string() {
+                stopped += 1;
+                break;
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    gw.stop().await?;
+    let mut s = to_error.clone();
+    let extra = format!(
+        "p50={:.1} max={:.1} n=5 hung-workers-stopped={stopped}/5",
+        pct(&mut s, 50.0),
+        s[s.len() - 1]
+    );
+    Ok(vec![Figure {
+        name: "P2-hung-to-error".into(),
+        value: pct(&mut s, 50.0),
+        unit: "ms",
+        floor: Some(ms(stall)),
+        target: "stall timeout + <= 1 s, worker stopped",
+        extra,
+    }])
+}
+
+/// P3: turns/s through one gateway, echo worker, 1 kB reply in 10 deltas, 64 concurrent
+/// sessions; the floor is the same loop over raw pipes to 64 workers with no gateway.
+pub async fn p3_throughput() -> anyhow::Result<Vec<Figure>> {
+    const SESSIONS: usize = 64;
+    let window = Duration::from_secs(5);
+    let content = "x".repeat(1024);
+    // Floor: raw pipes.
+    let mut tasks = Vec::new();
+    for s in 0..SESSIONS {
+        let content = content.clone();
+        tasks.push(tokio::spawn(async move {
+            let (_child, mut stdin, mut lines) =
+                raw_worker(&["--mode", "echo", "--deltas", "10"]).await?;
+            let (start, mut n) = (Instant::now(), 0u64);
+            while start.elapsed() < window {
+                stdin
+                    .write_all(turn_line(s * 1_000_000 + n as usize, &content).as_bytes())
+                    .await?;
+                while let Some(l) = lines.next_line().await? {
+                    if l.contains("\"complete\"") {
+                        break;
+                    }
+                }
+                n += 1;
+            }
+            anyhow::Ok(n)
+        }));
+    }
+    let mut raw = 0;
+    for t in tasks {
+        raw += t.await??;
+    }
+    let raw_rate = raw as f64 / window.as_secs_f64();
+    // Through the gateway.
+    let (gw, client, _dir) =
+        start(vec![("echo", agent(&["--mode", "echo", "--deltas", "10"]))]).await?;
+    let mut tasks = Vec::new();
+    for _ in 0..SESSIONS {
+        let (client, content) = (client.clone(), content.clone());
+        tasks.push(tokio::spawn(async move {
+            let (sid, token, mut events) = session(&client, "echo").await?;
+            client.post_message(&sid, &token, &content, None).await?; // warm: spawn the worker
+            next_of(&mut events, &["complete"]).await?;
+            let (start, mut n) = (Instant::now(), 0u64);
+            while start.elapsed() < window {
+                client.post_message(&sid, &token, &content, None).await?;
+                next_of(&mut events, &["complete"]).await?;
+                n += 1;
+            }
+            anyhow::Ok(n)
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    gw.stop().await?;
+    let rate = total as f64 / window.as_secs_f64();
+    let extra = format!(
+        "turns={total} in {}s, 64 sessions, 1 kB in 10 deltas; floor = raw pipes, no gateway",
+        window.as_secs()
+    );
+    Ok(vec![Figure {
+        name: "P3-turns-per-second".into(),
+        value: rate,
+        unit: "turns/s",
+        floor: Some(raw_rate),
+        target: ">= 2000 turns/s",
+        extra,
+    }])
+}
+
+fn now_micros() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_micros() as f64)
+}
+
+/// P4: worker delta → SSE client latency (the worker stamps each delta as it writes it); the
+/// floor is the same stamp read by a parent straight from the worker's stdout.
+pub async fn p4_delta_latency() -> anyhow::Result<Vec<Figure>> {
+    let args = [
+        "--mode",
+        "slow",
+        "--stamp",
+        "--deltas",
+        "50",
+        "--delay-ms",
+        "4",
+    ];
+    let mut floor = Vec::new();
+    let (_child, mut stdin, mut lines) = raw_worker(&args).await?;
+    for i in 0..10 {
+        stdin
+            .write_all(turn_line(i, &"x".repeat(50)).as_bytes())
+            .await?;
+        while let Some(l) = lines.next_line().await? {
+            let v: serde_json::Value = serde_json::from_str(&l)?;
+            if v["type"] == "complete" {
+                break;
+            }
+            if let Some(stamp) = v["content"].as_str().and_then(|c| c.parse::<f64>().ok()) {
+                floor.push((now_micros() - stamp) / 1000.0);
+            }
+        }
+    }
+    let (gw, client, _dir) = start(vec![("stamp", agent(&args))]).await?;
+    let (sid, token, mut events) = session(&client, "stamp").await?;
+    let mut samples = Vec::new();
+    for _ in 0..20 {
+        client
+            .post_message(&sid, &token, &"x".repeat(50), None)
+            .await?;
+        loop {
+            let (_, ev) = next_of(&mut events, &["output", "complete"]).await?;
+            if ev.event == "complete" {
+                break;
+            }
+            if let Some(stamp) = ev.data["content"]
+                .as_str()
+                .and_then(|c| c.parse::<f64>().ok())
+            {
+                samples.push((now_micros() - stamp) / 1000.0);
+            }
+        }
+    }
+    gw.stop().await?;
+    let mut f = latency("P4-delta-to-sse", samples, floor, "p99 <= 5 ms");
+    let p99 = f
+        .extra
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("p99="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
+    f.value = p99; // the target is a p99
+    f.floor = f
+        .extra
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("floor-p99="))
+        .and_then(|v| v.parse().ok());
+    Ok(vec![f])
+}
