@@ -18,7 +18,7 @@ use crate::store::{AdminEvent, Applied, Store, StoreError, StoredEvent, Write};
 const MAX_BATCH: usize = 512;
 /// Live events buffered per session for slow readers; a reader that falls further behind
 /// catches up from the store.
-const SESSION_BUFFER: usize = 512;
+const SESSION_BUFFER: usize = 16;
 
 /// A write that did not happen.
 #[derive(Clone, Debug, thiserror::Error)]
