@@ -211,7 +211,9 @@ pub enum Write {
         at: i64,
         /// The worker that produced it, to record it as late if its turn has ended.
         from: Option<(WorkerId, u32)>,
-        /// Also log a `turn.progress` admin event (the caller rate-limits these).
+        /// Refresh the turn's progress clock (checking it is still open, else the event is
+        /// late) and log `turn.progress`; the caller sets it on a turn's first progress and at
+        /// most once a second after.
         announce: bool,
     },
     /// End a turn: the conditional terminal write.

@@ -93,10 +93,12 @@ impl Store for SqliteStore {
             results: Vec::with_capacity(batch.len()),
             admin: Vec::new(),
         };
+        let mut seqs = writes::Seqs::new();
         for w in batch {
-            out.results
-                .push(writes::apply_logged(&mut tx, w, &mut out.admin).await?);
+            let applied = writes::apply_logged(&mut tx, &mut seqs, w, &mut out.admin).await?;
+            out.results.push(applied);
         }
+        writes::store_seqs(&mut tx, &seqs).await?;
         tx.commit().await?;
         Ok(out)
     }

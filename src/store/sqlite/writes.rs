@@ -8,20 +8,30 @@ use crate::api::EventKind;
 use crate::ids::{SessionId, TurnId, WorkerId};
 
 /// Appends one event, taking the session's next sequence number.
+#[allow(clippy::too_many_arguments)] // the event's columns, plus the batch's sequence counters
 async fn append(
     conn: &mut SqliteConnection,
+    seqs: &mut Seqs,
     session: &SessionId,
     turn: Option<&TurnId>,
     kind: EventKind,
     data: &serde_json::Value,
     at: i64,
 ) -> Result<StoredEvent, sqlx::Error> {
-    let seq: i64 = sqlx::query_scalar(
-        "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
-    )
-    .bind(session.as_str())
-    .fetch_one(&mut *conn)
-    .await?;
+    let seq = match seqs.get_mut(session) {
+        Some(last) => {
+            *last += 1;
+            *last
+        }
+        None => {
+            let last: i64 = sqlx::query_scalar("SELECT last_seq FROM sessions WHERE id = ?")
+                .bind(session.as_str())
+                .fetch_one(&mut *conn)
+                .await?;
+            seqs.insert(session.clone(), last + 1);
+            last + 1
+        }
+    };
     let data = data.to_string();
     sqlx::query(
         "INSERT INTO events (session_id, seq, turn_id, kind, data, created_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -43,13 +53,33 @@ async fn append(
     })
 }
 
+/// The sessions' last event sequence numbers within one batch: read once per session, counted
+/// in memory, written back once at the end of the batch ([`store_seqs`]).
+pub(super) type Seqs = std::collections::HashMap<SessionId, i64>;
+
+/// Writes the batch's sequence counters back to their sessions.
+pub(super) async fn store_seqs(
+    conn: &mut SqliteConnection,
+    seqs: &Seqs,
+) -> Result<(), sqlx::Error> {
+    for (session, last) in seqs {
+        sqlx::query("UPDATE sessions SET last_seq = ? WHERE id = ?")
+            .bind(last)
+            .bind(session.as_str())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Applies one write and logs the admin events it implies.
 pub(super) async fn apply_logged(
     conn: &mut SqliteConnection,
+    seqs: &mut Seqs,
     w: &Write,
     admin: &mut Vec<AdminEvent>,
 ) -> Result<Applied, sqlx::Error> {
-    let applied = apply_one(conn, w).await?;
+    let applied = apply_one(conn, seqs, w).await?;
     for Lifecycle {
         kind,
         turn_id,
@@ -78,7 +108,11 @@ pub(super) async fn apply_logged(
     Ok(applied)
 }
 
-async fn apply_one(conn: &mut SqliteConnection, w: &Write) -> Result<Applied, sqlx::Error> {
+async fn apply_one(
+    conn: &mut SqliteConnection,
+    seqs: &mut Seqs,
+    w: &Write,
+) -> Result<Applied, sqlx::Error> {
     Ok(match w {
         Write::CreateSession(s) => {
             sqlx::query(
@@ -113,9 +147,12 @@ async fn apply_one(conn: &mut SqliteConnection, w: &Write) -> Result<Applied, sq
             data,
             at,
             from,
-            ..
+            announce,
         } => {
-            if let Some(turn) = turn_id {
+            // The turn's row is touched (and checked open) on its first progress and at most once
+            // a second after: its actor emits progress only for the turn it holds, and the
+            // journal's order puts every such event before that turn's end.
+            if let (Some(turn), true) = (turn_id, announce) {
                 let streaming = matches!(kind, EventKind::Output);
                 let r = sqlx::query(
                     "UPDATE turns SET last_progress_at = ?1, \
@@ -145,15 +182,19 @@ async fn apply_one(conn: &mut SqliteConnection, w: &Write) -> Result<Applied, sq
                     return Ok(Applied::Events(Vec::new()));
                 }
             }
-            let ev = append(conn, session_id, turn_id.as_ref(), *kind, data, *at).await?;
+            let ev = append(conn, seqs, session_id, turn_id.as_ref(), *kind, data, *at).await?;
             Applied::Events(vec![ev])
         }
-        other => apply_turn_write(conn, other).await?,
+        other => apply_turn_write(conn, seqs, other).await?,
     })
 }
 
 /// Turn writes: accept, dispatch, end.
-async fn apply_turn_write(conn: &mut SqliteConnection, w: &Write) -> Result<Applied, sqlx::Error> {
+async fn apply_turn_write(
+    conn: &mut SqliteConnection,
+    seqs: &mut Seqs,
+    w: &Write,
+) -> Result<Applied, sqlx::Error> {
     Ok(match w {
         Write::InsertTurn { turn } => insert_turn(conn, turn).await?,
         Write::Dispatch {
@@ -208,7 +249,7 @@ async fn apply_turn_write(conn: &mut SqliteConnection, w: &Write) -> Result<Appl
             }
             let mut out = Vec::with_capacity(events.len());
             for (kind, data) in events {
-                out.push(append(conn, session_id, Some(turn_id), *kind, data, *at).await?);
+                out.push(append(conn, seqs, session_id, Some(turn_id), *kind, data, *at).await?);
             }
             Applied::Events(out)
         }
