@@ -220,7 +220,7 @@ pub async fn p9_demo_first_frame() -> anyhow::Result<Vec<Figure>> {
             .stdout
             .take()
             .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-        let (mut seen, mut buf) = (String::new(), [0u8; 65536]);
+        let (mut seen, mut buf) = (String::new(), vec![0u8; 65536]);
         let deadline = t0 + Duration::from_secs(20);
         while Instant::now() < deadline {
             let n = tokio::time::timeout(Duration::from_secs(5), out.read(&mut buf)).await??;
