@@ -134,26 +134,34 @@ pub struct Model {
     exited: VecDeque<WorkerId>,
 }
 
-fn ms(rfc3339: &str) -> i64 {
+fn opt_ms(v: Option<&String>) -> Option<i64> {
+    v.map(|s| ms(s))
+}
+
+impl Exit {
+    /// How a worker generation from the admin API ended, if it has.
+    pub fn of(w: &WorkerInfo) -> Option<Self> {
+        w.exited_at.as_ref().map(|at| Self {
+            generation: w.generation,
+            code: w.exit_code,
+            signal: w.signal.clone(),
+            intentional: w.intentional.unwrap_or(false),
+            reason: w.exit_reason.clone().unwrap_or_default(),
+            at: ms(at),
+        })
+    }
+}
+
+/// Epoch ms of an RFC 3339 time (0 when unreadable).
+pub fn ms(rfc3339: &str) -> i64 {
     humantime::parse_rfc3339(rfc3339)
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn opt_ms(v: Option<&String>) -> Option<i64> {
-    v.map(|s| ms(s))
-}
-
 fn worker_from(w: &WorkerInfo) -> Worker {
-    let last_exit = w.exited_at.as_ref().map(|at| Exit {
-        generation: w.generation,
-        code: w.exit_code,
-        signal: w.signal.clone(),
-        intentional: w.intentional.unwrap_or(false),
-        reason: w.exit_reason.clone().unwrap_or_default(),
-        at: ms(at),
-    });
+    let last_exit = Exit::of(w);
     Worker {
         id: w.worker_id.clone(),
         generation: w.generation,

@@ -6,11 +6,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::Palette;
-use crate::api::admin::{TurnDetail, WorkerDetail, WorkerInfo};
+use crate::api::admin::{TurnDetail, WorkerDetail};
 use crate::console::action::Confirm;
 use crate::console::cells::{span, worker_state};
 use crate::console::keys;
-use crate::console::model::{Exit, summary};
+use crate::console::model::{Exit, ms, summary};
 use crate::console::state::{Detail, State};
 
 fn inset(area: Rect, dx: u16, dy: u16) -> Rect {
@@ -74,24 +74,6 @@ pub fn detail(frame: &mut Frame<'_>, area: Rect, detail: &Detail, now: i64, p: P
     }
 }
 
-fn ms(t: &str) -> i64 {
-    humantime::parse_rfc3339(t)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-fn exit_of(w: &WorkerInfo) -> Option<Exit> {
-    w.exited_at.as_ref().map(|at| Exit {
-        generation: w.generation,
-        code: w.exit_code,
-        signal: w.signal.clone(),
-        intentional: w.intentional.unwrap_or(false),
-        reason: w.exit_reason.clone().unwrap_or_default(),
-        at: ms(at),
-    })
-}
-
 fn worker_lines(d: &WorkerDetail, now: i64, p: Palette) -> Vec<Line<'static>> {
     let w = &d.worker;
     let mut out = vec![
@@ -113,7 +95,7 @@ fn worker_lines(d: &WorkerDetail, now: i64, p: Palette) -> Vec<Line<'static>> {
         Line::styled("EXITS", p.strong()),
     ];
     for g in &d.generations {
-        let line = match exit_of(g) {
+        let line = match Exit::of(g) {
             Some(e) => {
                 let style = if e.intentional { p.dim() } else { p.bad() };
                 let kind = if e.intentional {
