@@ -9,7 +9,7 @@ use tokio::time::{Instant, sleep_until};
 
 use super::Ctx;
 use super::process::{ExitInfo, Process, WorkerEvent, signal_group};
-use crate::api::ToWorker;
+use crate::api::{FromWorker, ToWorker};
 use crate::clock::now_ms;
 use crate::ids::WorkerId;
 use crate::store::{Rejection, WorkerExit, Write};
@@ -41,6 +41,8 @@ pub async fn stop(
     loop {
         tokio::select! {
             ev = proc.events.recv() => match ev {
+                // Liveness lines are no output; anything else arriving now is too late.
+                Some(WorkerEvent::Line(line)) if is_liveness(&line) => {}
                 Some(WorkerEvent::Line(line)) => ctx.journal.send(Write::Reject(Rejection {
                     worker_id: worker.clone(),
                     generation: proc.generation,
@@ -92,6 +94,10 @@ pub fn record_exit(
         reason,
         stderr_tail: proc.stderr_tail(),
     }));
+}
+
+fn is_liveness(line: &str) -> bool {
+    matches!(serde_json::from_str::<FromWorker>(line), Ok(FromWorker::Heartbeat | FromWorker::Ready))
 }
 
 /// Cuts a rejected line to what is worth keeping.
