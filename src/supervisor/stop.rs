@@ -97,7 +97,10 @@ pub fn record_exit(
 }
 
 fn is_liveness(line: &str) -> bool {
-    matches!(serde_json::from_str::<FromWorker>(line), Ok(FromWorker::Heartbeat | FromWorker::Ready))
+    matches!(
+        serde_json::from_str::<FromWorker>(line),
+        Ok(FromWorker::Heartbeat | FromWorker::Ready)
+    )
 }
 
 /// Cuts a rejected line to what is worth keeping.
