@@ -267,7 +267,7 @@ pub(crate) async fn end_turn(
 
 /// The worker environment for a session.
 pub(crate) fn worker_env(
-    ctx_agent: &str,
+    agent_id: &str,
     session: &SessionId,
     worker: &WorkerId,
     agent: &crate::config::AgentConfig,
@@ -278,7 +278,7 @@ pub(crate) fn worker_env(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     env.push(("TURNWATCH_SESSION_ID".into(), session.to_string()));
-    env.push(("TURNWATCH_AGENT_ID".into(), ctx_agent.to_owned()));
+    env.push(("TURNWATCH_AGENT_ID".into(), agent_id.to_owned()));
     env.push(("TURNWATCH_WORKER_ID".into(), worker.to_string()));
     env
 }

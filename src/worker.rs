@@ -189,12 +189,6 @@ fn pause(rx: &Receiver<ToWorker>, d: Duration, turn: &TurnId, obey_cancel: bool)
     }
 }
 
-fn now_micros() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros())
-}
-
 fn chunks(content: &str, n: usize) -> Vec<String> {
     let chars: Vec<char> = content.chars().collect();
     let size = chars.len().div_ceil(n.max(1)).max(1);
@@ -234,7 +228,7 @@ fn handle(
             }
             for piece in chunks(content, args.deltas) {
                 delta(if args.stamp {
-                    now_micros().to_string()
+                    crate::clock::now_micros().to_string()
                 } else {
                     piece
                 });
@@ -256,7 +250,7 @@ fn handle(
                 .take(args.after)
             {
                 delta(if args.stamp {
-                    now_micros().to_string()
+                    crate::clock::now_micros().to_string()
                 } else {
                     piece
                 });

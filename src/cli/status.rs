@@ -45,13 +45,11 @@ pub fn to_json(s: &Status) -> Value {
 }
 
 fn age(rfc3339: Option<&str>) -> String {
-    let Some(t) = rfc3339.and_then(|t| humantime::parse_rfc3339(t).ok()) else {
+    let Some(t) = rfc3339.and_then(crate::clock::from_rfc3339) else {
         return "-".into();
     };
-    let d = std::time::SystemTime::now()
-        .duration_since(t)
-        .unwrap_or_default();
-    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+    let secs = (crate::clock::now_ms() - t).max(0) / 1000;
+    humantime::format_duration(Duration::from_secs(secs as u64)).to_string()
 }
 
 fn counts(m: &std::collections::BTreeMap<String, i64>) -> String {

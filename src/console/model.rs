@@ -57,16 +57,7 @@ pub struct Exit {
 impl Exit {
     /// `137 SIGKILL`, `1`, `0`: the shell's number with the signal decoded.
     pub fn describe(&self) -> String {
-        match (&self.signal, self.code) {
-            (Some(sig), _) => {
-                let n = sig
-                    .parse::<nix::sys::signal::Signal>()
-                    .map_or(0, |s| s as i32);
-                format!("{} {sig}", 128 + n)
-            }
-            (None, Some(c)) => c.to_string(),
-            (None, None) => "?".into(),
-        }
+        exit_text(self.code, self.signal.as_deref())
     }
 }
 
@@ -154,10 +145,7 @@ impl Exit {
 
 /// Epoch ms of an RFC 3339 time (0 when unreadable).
 pub fn ms(rfc3339: &str) -> i64 {
-    humantime::parse_rfc3339(rfc3339)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_millis() as i64)
+    crate::clock::from_rfc3339(rfc3339).unwrap_or(0)
 }
 
 fn worker_from(w: &WorkerInfo) -> Worker {
@@ -383,6 +371,20 @@ impl Model {
     }
 }
 
+/// `137 SIGKILL`, `1`, `0`: an exit as a shell shows it, with the signal decoded.
+pub fn exit_text(code: Option<i32>, signal: Option<&str>) -> String {
+    match (signal, code) {
+        (Some(sig), _) => {
+            let n = sig
+                .parse::<nix::sys::signal::Signal>()
+                .map_or(0, |s| s as i32);
+            format!("{} {sig}", 128 + n)
+        }
+        (None, Some(c)) => c.to_string(),
+        (None, None) => "?".into(),
+    }
+}
+
 /// A one-line description of an admin event for the Events view.
 pub fn summary(kind: &str, d: &Value) -> String {
     let g = |k: &str| d[k].as_str().unwrap_or("-").to_owned();
@@ -396,14 +398,10 @@ pub fn summary(kind: &str, d: &Value) -> String {
         ),
         "worker.ready" => format!("{} gen {} ready", g("workerId"), d["generation"]),
         "worker.exited" => {
-            let exit = Exit {
-                generation: 0,
-                code: d["exitCode"].as_i64().map(|c| c as i32),
-                signal: d["signal"].as_str().map(str::to_owned),
-                intentional: false,
-                reason: String::new(),
-                at: 0,
-            };
+            let exit = exit_text(
+                d["exitCode"].as_i64().map(|c| c as i32),
+                d["signal"].as_str(),
+            );
             let intent = if d["intentional"] == true {
                 "intentional"
             } else {
@@ -413,7 +411,7 @@ pub fn summary(kind: &str, d: &Value) -> String {
                 "{} gen {} exit {} {intent} ({})",
                 g("workerId"),
                 d["generation"],
-                exit.describe(),
+                exit,
                 g("reason")
             )
         }

@@ -1,6 +1,7 @@
 //! How the actor reacts to each input: commands, worker lines and exits, capacity, clocks.
 
 use serde_json::json;
+use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tokio::time::Instant;
 
@@ -221,7 +222,8 @@ impl Actor {
 
     pub(super) async fn on_timer(&mut self) {
         let now = Instant::now();
-        let Some(agent) = self.agent().cloned() else {
+        let config = Arc::clone(&self.ctx.config); // a borrow that outlives `&mut self` calls
+        let Some(agent) = config.agents.get(&self.agent_id) else {
             return;
         };
         let d = |d: std::time::Duration| humantime::format_duration(d).to_string();
@@ -418,7 +420,7 @@ impl Actor {
     }
 
     async fn on_turn_line(&mut self, msg: FromWorker) {
-        let Some(agent) = self.agent().cloned() else {
+        let Some(stall_timeout) = self.agent().map(|a| a.stall_timeout) else {
             return;
         };
         let generation = self.worker.as_ref().map_or(0, |l| l.proc.generation);
@@ -480,7 +482,7 @@ impl Actor {
             FromWorker::Ready | FromWorker::Heartbeat => return,
         };
         let now = Instant::now();
-        *stall_at = now + agent.stall_timeout;
+        *stall_at = now + stall_timeout;
         let announce = announced.is_none_or(|t| now >= t + ANNOUNCE_EVERY);
         if announce {
             *announced = Some(now);
