@@ -4,16 +4,16 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 macro_rules! id_type {
-    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $uuid:ident) => {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
         pub struct $name(pub String);
 
         impl $name {
-            /// A fresh random id with this type's prefix.
+            /// A fresh id with this type's prefix.
             pub fn generate() -> Self {
-                Self(format!(concat!($prefix, "{}"), uuid::Uuid::new_v4().simple()))
+                Self(format!(concat!($prefix, "{}"), uuid::Uuid::$uuid().simple()))
             }
 
             /// The id as text.
@@ -39,22 +39,32 @@ macro_rules! id_type {
 id_type!(
     /// A session (conversation): what the Agent API calls the returned `agentId`.
     SessionId,
-    "s-"
+    "s-",
+    new_v4
 );
 id_type!(
     /// One turn: a message and the reply it is owed.
+    ///
+    /// Turn ids are time-ordered (`UUIDv7`): a new turn's entries in the id-keyed indexes land
+    /// at their ends, on pages the same commit already writes, instead of on random pages; in
+    /// `turnwatch bench p3` that cut the journal's WAL bytes per turn by about a quarter. Other
+    /// ids stay random: worker ids are shown shortened, where a shared time prefix would hide
+    /// the difference between them.
     TurnId,
-    "t-"
+    "t-",
+    now_v7
 );
 id_type!(
     /// A worker slot; each process started in it is a new generation.
     WorkerId,
-    "w-"
+    "w-",
+    new_v4
 );
 id_type!(
     /// A client message id; clients may choose their own for idempotency.
     MessageId,
-    "m-"
+    "m-",
+    new_v4
 );
 
 impl WorkerId {

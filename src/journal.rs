@@ -7,8 +7,10 @@
 //! nothing reaches a client that a restart could lose.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::ids::SessionId;
@@ -60,15 +62,21 @@ impl Journal {
 
     /// Applies one write and waits for its commit.
     pub async fn write(&self, write: Write) -> Result<Applied, JournalError> {
+        self.submit(write).await
+    }
+
+    /// Queues a write now and returns its receipt, to await when the caller needs the outcome:
+    /// what is queued after it meanwhile still commits after it.
+    pub fn submit(&self, write: Write) -> Receipt {
         let (reply, rx) = oneshot::channel();
         self.pending.fetch_add(1, Ordering::Relaxed);
-        self.tx
-            .send(Job {
-                write: Some(write),
-                reply: Some(reply),
-            })
-            .map_err(|_| JournalError::Closed)?;
-        rx.await.map_err(|_| JournalError::Closed)?
+        let job = Job {
+            write: Some(write),
+            reply: Some(reply),
+        };
+        // A closed journal drops the job, and with it the reply: the receipt reads `Closed`.
+        let _ = self.tx.send(job);
+        Receipt(rx)
     }
 
     /// Waits until every write queued before this call has committed.
@@ -102,6 +110,19 @@ impl Journal {
     }
 }
 
+/// The outcome of a [`Journal::submit`]ted write, once committed.
+pub struct Receipt(oneshot::Receiver<Result<Applied, JournalError>>);
+
+impl Future for Receipt {
+    type Output = Result<Applied, JournalError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(JournalError::Closed)))
+    }
+}
+
 async fn run(
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
@@ -129,7 +150,9 @@ async fn run(
             continue;
         }
         let mut admin = Vec::new();
-        let results: Vec<Result<Applied, StoreError>> = match store.apply(&writes).await {
+        let writes: Arc<[Write]> = writes.into();
+        let results: Vec<Result<Applied, StoreError>> = match store.apply(Arc::clone(&writes)).await
+        {
             Ok(batch) => {
                 admin = batch.admin;
                 batch.results.into_iter().map(Ok).collect()
@@ -138,8 +161,8 @@ async fn run(
             Err(e) if writes.len() > 1 => {
                 tracing::warn!(error = %e, "batch failed; retrying its writes one by one");
                 let mut out = Vec::with_capacity(writes.len());
-                for w in &writes {
-                    out.push(store.apply(std::slice::from_ref(w)).await.map(|mut b| {
+                for w in writes.iter() {
+                    out.push(store.apply(Arc::new([w.clone()])).await.map(|mut b| {
                         admin.append(&mut b.admin);
                         b.results.remove(0)
                     }));

@@ -27,11 +27,17 @@ pub enum StoreError {
     /// The database answered with an error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The database refused a write.
+    #[error("database error: {0}")]
+    Write(#[from] rusqlite::Error),
+    /// The writer thread stopped before answering (it panicked).
+    #[error("the database writer stopped: {0}")]
+    WriterStopped(String),
     /// A migration failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The URL names no supported backend.
-    #[error("unsupported database URL `{0}` (expected sqlite://PATH)")]
+    #[error("unsupported database URL `{0}` (expected sqlite://PATH to a file)")]
     UnsupportedUrl(String),
     /// A stored value could not be decoded.
     #[error("corrupt stored value: {0}")]
@@ -158,6 +164,20 @@ pub struct Rejection {
     pub at: i64,
 }
 
+/// What a [`Write::Event`] does to its turn's row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Nothing: the turn's actor holds the turn, its dispatch has committed, and the journal's
+    /// order puts the event before the turn's end.
+    Append,
+    /// Append only while the turn is open, else the event is late (its dispatch is not yet
+    /// known to have committed, so the turn may have ended before it).
+    Check,
+    /// Check, refresh the turn's progress clock and log `turn.progress`: on a turn's first
+    /// progress and at most once a second after.
+    Announce,
+}
+
 /// One mutation. See [`Store::apply`].
 #[derive(Clone, Debug)]
 pub enum Write {
@@ -211,10 +231,8 @@ pub enum Write {
         at: i64,
         /// The worker that produced it, to record it as late if its turn has ended.
         from: Option<(WorkerId, u32)>,
-        /// Refresh the turn's progress clock (checking it is still open, else the event is
-        /// late) and log `turn.progress`; the caller sets it on a turn's first progress and at
-        /// most once a second after.
-        announce: bool,
+        /// What the event does to its turn's row.
+        progress: Progress,
     },
     /// End a turn: the conditional terminal write.
     EndTurn {
@@ -325,7 +343,8 @@ pub enum Applied {
 pub trait Store: Send + Sync + 'static {
     /// Applies a batch of writes in one transaction, in order, logging the admin lifecycle
     /// events they imply in the same transaction.
-    async fn apply(&self, batch: &[Write]) -> Result<Batch, StoreError>;
+    /// The batch is shared so a backend may hand it to another thread without copying it.
+    async fn apply(&self, batch: Arc<[Write]>) -> Result<Batch, StoreError>;
     /// A session by id (deleted ones included).
     async fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError>;
     /// The live session of an agent's thread.

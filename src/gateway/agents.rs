@@ -16,7 +16,7 @@ use crate::api::{
 use crate::clock::{now_ms, to_rfc3339};
 use crate::config::Role;
 use crate::ids::{MessageId, SessionId, TurnId};
-use crate::store::{Applied, SessionRecord, TurnRecord, Write};
+use crate::store::{Applied, Progress, SessionRecord, TurnRecord, Write};
 use crate::supervisor::{QueuedTurn, end_turn};
 
 /// `POST /api/v1/agents`: create or resume a session.
@@ -167,7 +167,7 @@ pub async fn delete(
         data: json!({ "reason": "session deleted" }),
         at,
         from: None,
-        announce: false,
+        progress: Progress::Append,
     };
     app.journal.write(closed).await?;
     Ok(Json(

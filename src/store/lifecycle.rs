@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Applied, Write};
+use super::{Applied, Progress, Write};
 use crate::api::TurnEnding;
 use crate::api::{Outcome, signal_name};
 use crate::ids::{SessionId, TurnId, WorkerId};
@@ -66,7 +66,7 @@ pub fn derive(write: &Write, applied: &Applied) -> Vec<Lifecycle> {
         (
             Write::Event {
                 turn_id: Some(turn),
-                announce: true,
+                progress: Progress::Announce,
                 at,
                 ..
             },

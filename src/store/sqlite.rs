@@ -5,7 +5,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Row, SqlitePool};
+use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::query::RejectionRow;
@@ -18,9 +20,80 @@ use crate::ids::{SessionId, TurnId, WorkerId};
 mod reads;
 mod writes;
 
-/// A store in one `SQLite` file.
+/// A store in one `SQLite` file: reads through a small sqlx pool, writes through one
+/// synchronous connection.
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: Arc<Writer>,
+    checkpoints: tokio::task::AbortHandle,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.checkpoints.abort();
+    }
+}
+
+/// How often the WAL is copied back into the database file, off the writer's path.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// WAL pages after which the writer checkpoints itself: a backstop for when the background
+/// checkpoints fall behind.
+const WRITER_CHECKPOINT_PAGES: i64 = 100_000;
+
+/// Checkpoints the WAL in the background. `SQLite` would otherwise checkpoint inside whichever
+/// commit crosses 1000 WAL pages, stalling the journal (and every turn waiting on it) for the
+/// copy and its fsync; a passive checkpoint on a reader connection runs beside the writer.
+async fn checkpoint_loop(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
+    }
+}
+
+/// The writer connection. sqlx's `SQLite` driver runs every statement on its connection's own
+/// thread, so a statement costs two thread hops; a batch of a few hundred writes spent most of
+/// its time switching. The batch instead runs whole on one blocking thread: one hop per batch.
+struct Writer {
+    conn: Mutex<rusqlite::Connection>,
+}
+
+impl Writer {
+    fn open(path: &Path) -> Result<Self, rusqlite::Error> {
+        let conn = rusqlite::Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn apply(&self, batch: &[Write]) -> Result<Batch, rusqlite::Error> {
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut out = Batch {
+            results: Vec::with_capacity(batch.len()),
+            admin: Vec::new(),
+        };
+        let mut seqs = writes::Seqs::new();
+        for w in batch {
+            let applied = writes::apply_logged(&tx, &mut seqs, w, &mut out.admin)?;
+            out.results.push(applied);
+        }
+        writes::store_seqs(&tx, &seqs)?;
+        tx.commit()?;
+        Ok(out)
+    }
 }
 
 impl SqliteStore {
@@ -34,10 +107,20 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        let path = options.get_filename();
+        if path == Path::new(":memory:") {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        }
+        let writer = Arc::new(Writer::open(path)?);
+        let checkpoints = tokio::spawn(checkpoint_loop(pool.clone())).abort_handle();
+        Ok(Self {
+            pool,
+            writer,
+            checkpoints,
+        })
     }
 }
 
@@ -87,20 +170,12 @@ fn event_from(row: &SqliteRow) -> Result<StoredEvent, sqlx::Error> {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn apply(&self, batch: &[Write]) -> Result<Batch, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut out = Batch {
-            results: Vec::with_capacity(batch.len()),
-            admin: Vec::new(),
-        };
-        let mut seqs = writes::Seqs::new();
-        for w in batch {
-            let applied = writes::apply_logged(&mut tx, &mut seqs, w, &mut out.admin).await?;
-            out.results.push(applied);
-        }
-        writes::store_seqs(&mut tx, &seqs).await?;
-        tx.commit().await?;
-        Ok(out)
+    async fn apply(&self, batch: Arc<[Write]>) -> Result<Batch, StoreError> {
+        let writer = Arc::clone(&self.writer);
+        let applied = tokio::task::spawn_blocking(move || writer.apply(&batch))
+            .await
+            .map_err(|e| StoreError::WriterStopped(e.to_string()))?;
+        Ok(applied?)
     }
 
     async fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {

@@ -112,7 +112,7 @@ async fn stranded_turns_appear_and_then_resolve() {
             stderr_tail: String::new(),
         }),
     ]);
-    store.apply(&writes).await.unwrap();
+    store.apply(writes.into()).await.unwrap();
     let mut found = stranded(&store, now).await;
     found.sort();
     assert_eq!(
@@ -135,13 +135,13 @@ async fn stranded_turns_appear_and_then_resolve() {
         }
     };
     let batch = store
-        .apply(&[
+        .apply(Arc::new([
             end("stalled"),
             end("late"),
             end("gone"),
             end("waiting"),
             end("gone"),
-        ])
+        ]))
         .await
         .unwrap();
     let kinds: Vec<&str> = batch.admin.iter().map(|e| e.kind.as_str()).collect();
@@ -183,4 +183,61 @@ async fn admin_lists_answer_from_indexes() {
             "full scan for `{q}`: {plan:?}"
         );
     }
+}
+
+/// The actor gives a worker its turn before the dispatch commits; if an operator ended the turn
+/// first, the dispatch changes nothing and the deltas sent meanwhile (checked) are recorded as
+/// late, never appended after the turn's terminal event.
+#[tokio::test]
+async fn checked_events_of_a_turn_ended_before_its_dispatch_are_late() {
+    let (_dir, store) = temp_store().await;
+    let now = now_ms();
+    let ending = TurnEnding::failed(ErrorCode::CancelledByOperator, "cancelled");
+    let events = ending.events(&TurnId("t1".into()), &MessageId("m-t1".into()), now);
+    let delta = |progress| Write::Event {
+        session_id: SessionId("s1".into()),
+        turn_id: Some(TurnId("t1".into())),
+        kind: crate::api::EventKind::Output,
+        data: serde_json::json!({ "type": "delta", "content": "x" }),
+        at: now,
+        from: Some((WorkerId("w1".into()), 1)),
+        progress,
+    };
+    let batch = store
+        .apply(Arc::new([
+            Write::CreateSession(session("s1")),
+            Write::InsertTurn {
+                turn: turn("t1", "s1", now),
+            },
+            Write::EndTurn {
+                session_id: SessionId("s1".into()),
+                turn_id: TurnId("t1".into()),
+                ending,
+                events,
+                at: now,
+                stranded: false,
+            },
+            dispatch("t1", "w1", now, now + 60_000),
+            delta(Progress::Announce),
+            delta(Progress::Check),
+        ]))
+        .await
+        .unwrap();
+    assert!(matches!(batch.results[3], Applied::Done(false)));
+    for r in &batch.results[4..] {
+        assert!(matches!(r, Applied::Events(e) if e.is_empty()), "{r:?}");
+    }
+    let log = store
+        .events_after(&SessionId("s1".into()), 0, 100)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = log.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds.last(),
+        Some(&"complete"),
+        "nothing after the terminal events"
+    );
+    assert!(!kinds.contains(&"output"));
+    let late = store.rejections(&WorkerId("w1".into()), 10).await.unwrap();
+    assert_eq!(late.len(), 2, "both deltas are recorded as late");
 }

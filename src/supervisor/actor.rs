@@ -13,6 +13,7 @@ use crate::api::{ErrorCode, ToWorker, TurnEnding};
 use crate::clock::now_ms;
 use crate::config::AgentConfig;
 use crate::ids::{SessionId, TurnId, WorkerId};
+use crate::journal::{JournalError, Receipt};
 use crate::store::{Applied, Rejection, SessionRecord, WorkerSpawn, Write};
 
 /// Most recently ended turns remembered per worker, to tell a late reply from a stray one.
@@ -82,6 +83,10 @@ enum Phase {
         produced: bool,
         /// When the last `turn.progress` admin event went out (at most one a second).
         announced: Option<Instant>,
+        /// The dispatch write's receipt until it commits. The worker gets the turn without
+        /// waiting for it; until it is confirmed, every event is checked against the turn's
+        /// row, so nothing is appended to a turn that had already ended.
+        dispatch: Option<Receipt>,
     },
 }
 
@@ -89,6 +94,7 @@ enum Input {
     Cmd(Option<Cmd>),
     Worker(Option<WorkerEvent>),
     Permit(Option<OwnedSemaphorePermit>),
+    Dispatched(Result<Applied, JournalError>),
     Timer,
 }
 
@@ -139,6 +145,7 @@ impl Actor {
                 Input::Cmd(None) => break,
                 Input::Worker(ev) => self.on_worker(ev).await,
                 Input::Permit(p) => self.on_permit(p).await,
+                Input::Dispatched(r) => self.on_dispatched(&r),
                 Input::Timer => self.on_timer().await,
             }
         }
@@ -159,9 +166,14 @@ impl Actor {
                 None => std::future::pending().await,
             }
         };
-        let permit = async {
+        // What the phase waits on: a capacity permit, or the dispatch write's commit.
+        let phase_ev = async {
             match phase {
-                Phase::WaitingCapacity { permit, .. } => permit.await.ok(),
+                Phase::WaitingCapacity { permit, .. } => Input::Permit(permit.await.ok()),
+                Phase::Busy {
+                    dispatch: Some(receipt),
+                    ..
+                } => Input::Dispatched(receipt.await),
                 _ => std::future::pending().await,
             }
         };
@@ -175,7 +187,7 @@ impl Actor {
             biased;
             cmd = rx.recv() => Input::Cmd(cmd),
             ev = worker_ev => Input::Worker(ev),
-            p = permit => Input::Permit(p),
+            input = phase_ev => input,
             () = timer => Input::Timer,
         }
     }
@@ -229,7 +241,7 @@ impl Actor {
                 return;
             };
             if self.worker.as_ref().is_some_and(|w| w.ready) {
-                self.dispatch(turn).await;
+                self.dispatch(turn);
                 return;
             }
             match Arc::clone(&self.ctx.capacity).try_acquire_owned() {
@@ -318,7 +330,7 @@ impl Actor {
         }
     }
 
-    async fn dispatch(&mut self, turn: QueuedTurn) {
+    fn dispatch(&mut self, turn: QueuedTurn) {
         let (Some(agent), Some(live)) = (
             self.ctx.config.agents.get(&self.agent_id),
             self.worker.as_ref(),
@@ -335,10 +347,8 @@ impl Actor {
             deadline_at: at + deadline.as_millis() as i64,
             stall_ms: stall.as_millis() as i64,
         };
-        // Durable before the worker sees it; a turn cancelled while queued is skipped.
-        if !matches!(self.ctx.journal.write(write).await, Ok(Applied::Done(true))) {
-            return;
-        }
+        // Not awaited: the worker starts while the write commits (see `Phase::Busy::dispatch`).
+        let receipt = self.ctx.journal.submit(write);
         live.proc.send(&ToWorker::Turn {
             turn_id: turn.turn_id.clone(),
             message_id: turn.message_id.clone(),
@@ -354,7 +364,31 @@ impl Actor {
             text: String::new(),
             produced: false,
             announced: None,
+            dispatch: Some(receipt),
         };
+    }
+
+    /// The dispatch write committed. If the turn had ended before it (an operator's cancel
+    /// raced the dispatch), the worker is told to drop it and nothing more is written for it.
+    fn on_dispatched(&mut self, result: &Result<Applied, JournalError>) {
+        let confirmed = matches!(result, Ok(Applied::Done(true)));
+        if let Err(e) = result {
+            tracing::error!(session = %self.session, error = %e, "dispatch write failed");
+        }
+        if confirmed {
+            if let Phase::Busy { dispatch, .. } = &mut self.phase {
+                *dispatch = None;
+            }
+            return;
+        }
+        if let Phase::Busy { turn, .. } = self.take_phase() {
+            if let Some(live) = &self.worker {
+                live.proc.send(&ToWorker::Cancel {
+                    turn_id: turn.turn_id.clone(),
+                });
+            }
+            self.finish_turn(&turn);
+        }
     }
 
     fn worker_state(&self, state: &'static str, turn_id: Option<TurnId>) {

@@ -1,49 +1,54 @@
-//! Writes: every [`Write`] variant as SQL, run inside the batch's transaction.
+//! Writes: every [`Write`] variant as SQL, run synchronously inside the batch's transaction on
+//! the writer connection (see [`super::Writer`]). Statements are prepared once per connection
+//! and reused from its cache.
 
-use sqlx::SqliteConnection;
+use rusqlite::{Connection, params};
 
 use super::super::lifecycle::{self, Lifecycle};
-use super::super::{AdminEvent, Applied, StoredEvent, TurnRecord, WorkerExit, Write};
+use super::super::{AdminEvent, Applied, Progress, StoredEvent, TurnRecord, WorkerExit, Write};
 use crate::api::EventKind;
 use crate::ids::{SessionId, TurnId, WorkerId};
 
+type Result<T> = std::result::Result<T, rusqlite::Error>;
+
+/// The sessions' last event sequence numbers within one batch: read once per session, counted
+/// in memory, written back once at the end of the batch ([`store_seqs`]).
+pub(super) type Seqs = std::collections::HashMap<SessionId, i64>;
+
 /// Appends one event, taking the session's next sequence number.
-#[allow(clippy::too_many_arguments)] // the event's columns, plus the batch's sequence counters
-async fn append(
-    conn: &mut SqliteConnection,
+fn append(
+    conn: &Connection,
     seqs: &mut Seqs,
     session: &SessionId,
     turn: Option<&TurnId>,
-    kind: EventKind,
-    data: &serde_json::Value,
+    (kind, data): (EventKind, &serde_json::Value),
     at: i64,
-) -> Result<StoredEvent, sqlx::Error> {
+) -> Result<StoredEvent> {
     let seq = match seqs.get_mut(session) {
         Some(last) => {
             *last += 1;
             *last
         }
         None => {
-            let last: i64 = sqlx::query_scalar("SELECT last_seq FROM sessions WHERE id = ?")
-                .bind(session.as_str())
-                .fetch_one(&mut *conn)
-                .await?;
+            let last: i64 = conn
+                .prepare_cached("SELECT last_seq FROM sessions WHERE id = ?")?
+                .query_row([session.as_str()], |r| r.get(0))?;
             seqs.insert(session.clone(), last + 1);
             last + 1
         }
     };
     let data = data.to_string();
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO events (session_id, seq, turn_id, kind, data, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(session.as_str())
-    .bind(seq)
-    .bind(turn.map(TurnId::as_str))
-    .bind(kind.as_str())
-    .bind(&data)
-    .bind(at)
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(params![
+        session.as_str(),
+        seq,
+        turn.map(TurnId::as_str),
+        kind.as_str(),
+        &data,
+        at
+    ])?;
     Ok(StoredEvent {
         session_id: session.clone(),
         seq,
@@ -53,33 +58,23 @@ async fn append(
     })
 }
 
-/// The sessions' last event sequence numbers within one batch: read once per session, counted
-/// in memory, written back once at the end of the batch ([`store_seqs`]).
-pub(super) type Seqs = std::collections::HashMap<SessionId, i64>;
-
 /// Writes the batch's sequence counters back to their sessions.
-pub(super) async fn store_seqs(
-    conn: &mut SqliteConnection,
-    seqs: &Seqs,
-) -> Result<(), sqlx::Error> {
+pub(super) fn store_seqs(conn: &Connection, seqs: &Seqs) -> Result<()> {
+    let mut update = conn.prepare_cached("UPDATE sessions SET last_seq = ? WHERE id = ?")?;
     for (session, last) in seqs {
-        sqlx::query("UPDATE sessions SET last_seq = ? WHERE id = ?")
-            .bind(last)
-            .bind(session.as_str())
-            .execute(&mut *conn)
-            .await?;
+        update.execute(params![last, session.as_str()])?;
     }
     Ok(())
 }
 
 /// Applies one write and logs the admin events it implies.
-pub(super) async fn apply_logged(
-    conn: &mut SqliteConnection,
+pub(super) fn apply_logged(
+    conn: &Connection,
     seqs: &mut Seqs,
     w: &Write,
     admin: &mut Vec<AdminEvent>,
-) -> Result<Applied, sqlx::Error> {
-    let applied = apply_one(conn, seqs, w).await?;
+) -> Result<Applied> {
+    let applied = apply_one(conn, seqs, w)?;
     for Lifecycle {
         kind,
         turn_id,
@@ -88,17 +83,21 @@ pub(super) async fn apply_logged(
     } in lifecycle::derive(w, &applied)
     {
         let data = data.to_string();
-        let at = crate::clock::now_ms();
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO admin_events (kind, turn_id, worker_id, data, created_at) VALUES (?, ?, ?, ?, ?) RETURNING seq",
-        )
-        .bind(kind)
-        .bind(turn_id.as_ref().map(TurnId::as_str))
-        .bind(worker_id.as_ref().map(WorkerId::as_str))
-        .bind(&data)
-        .bind(at)
-        .fetch_one(&mut *conn)
-        .await?;
+        let seq: i64 = conn
+            .prepare_cached(
+                "INSERT INTO admin_events (kind, turn_id, worker_id, data, created_at) \
+                 VALUES (?, ?, ?, ?, ?) RETURNING seq",
+            )?
+            .query_row(
+                params![
+                    kind,
+                    turn_id.as_ref().map(TurnId::as_str),
+                    worker_id.as_ref().map(WorkerId::as_str),
+                    &data,
+                    crate::clock::now_ms()
+                ],
+                |r| r.get(0),
+            )?;
         admin.push(AdminEvent {
             seq,
             kind: kind.to_owned(),
@@ -108,37 +107,31 @@ pub(super) async fn apply_logged(
     Ok(applied)
 }
 
-async fn apply_one(
-    conn: &mut SqliteConnection,
-    seqs: &mut Seqs,
-    w: &Write,
-) -> Result<Applied, sqlx::Error> {
+fn apply_one(conn: &Connection, seqs: &mut Seqs, w: &Write) -> Result<Applied> {
     Ok(match w {
         Write::CreateSession(s) => {
-            sqlx::query(
+            conn.prepare_cached(
                 "INSERT INTO sessions (id, agent_id, thread, token, created_at, last_activity, expires_at) \
                  VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(s.id.as_str())
-            .bind(&s.agent_id)
-            .bind(&s.thread)
-            .bind(&s.token)
-            .bind(s.created_at)
-            .bind(s.last_activity)
-            .bind(s.expires_at)
-            .execute(&mut *conn)
-            .await?;
+            )?
+            .execute(params![
+                s.id.as_str(),
+                &s.agent_id,
+                &s.thread,
+                &s.token,
+                s.created_at,
+                s.last_activity,
+                s.expires_at
+            ])?;
             Applied::Done(true)
         }
         Write::DeleteSession { id, at } => {
-            let r = sqlx::query(
-                "UPDATE sessions SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
-            )
-            .bind(at)
-            .bind(id.as_str())
-            .execute(&mut *conn)
-            .await?;
-            Applied::Done(r.rows_affected() == 1)
+            let n = conn
+                .prepare_cached(
+                    "UPDATE sessions SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
+                )?
+                .execute(params![at, id.as_str()])?;
+            Applied::Done(n == 1)
         }
         Write::Event {
             session_id,
@@ -147,56 +140,63 @@ async fn apply_one(
             data,
             at,
             from,
-            announce,
+            progress,
         } => {
-            // The turn's row is touched (and checked open) on its first progress and at most once
-            // a second after: its actor emits progress only for the turn it holds, and the
-            // journal's order puts every such event before that turn's end.
-            if let (Some(turn), true) = (turn_id, announce) {
-                let streaming = matches!(kind, EventKind::Output);
-                let r = sqlx::query(
+            // The turn's row is read or touched only when the event asks for it (see
+            // `Progress`): most deltas are appended without looking.
+            if let Some(turn) = turn_id
+                && !is_open(conn, turn, *kind, *progress, *at)?
+            {
+                if let Some((worker, generation)) = from {
+                    let late = Output {
+                        kind: "late",
+                        reason: "its turn had already ended",
+                        line: &data.to_string(),
+                    };
+                    record_output(conn, (worker, *generation), Some(turn), &late, *at)?;
+                }
+                return Ok(Applied::Events(Vec::new()));
+            }
+            let ev = append(conn, seqs, session_id, turn_id.as_ref(), (*kind, data), *at)?;
+            Applied::Events(vec![ev])
+        }
+        other => apply_turn_write(conn, seqs, other)?,
+    })
+}
+
+/// Whether the turn is open, as far as `progress` asks; an announcement also refreshes the
+/// turn's progress clock (and marks it streaming on output).
+fn is_open(
+    conn: &Connection,
+    turn: &TurnId,
+    kind: EventKind,
+    progress: Progress,
+    at: i64,
+) -> Result<bool> {
+    Ok(match progress {
+        Progress::Append => true,
+        Progress::Check => conn
+            .prepare_cached("SELECT 1 FROM turns WHERE id = ? AND ended_at IS NULL")?
+            .exists([turn.as_str()])?,
+        Progress::Announce => {
+            let streaming = matches!(kind, EventKind::Output);
+            let n = conn
+                .prepare_cached(
                     "UPDATE turns SET last_progress_at = ?1, \
                      first_output_at = CASE WHEN ?2 THEN COALESCE(first_output_at, ?1) ELSE first_output_at END, \
                      state = CASE WHEN ?2 THEN 'streaming' ELSE state END \
                      WHERE id = ?3 AND ended_at IS NULL",
-                )
-                .bind(at)
-                .bind(streaming)
-                .bind(turn.as_str())
-                .execute(&mut *conn)
-                .await?;
-                if r.rows_affected() == 0 {
-                    if let Some((worker, generation)) = from {
-                        record_output(
-                            conn,
-                            worker,
-                            *generation,
-                            Some(turn),
-                            "late",
-                            "its turn had already ended",
-                            &data.to_string(),
-                            *at,
-                        )
-                        .await?;
-                    }
-                    return Ok(Applied::Events(Vec::new()));
-                }
-            }
-            let ev = append(conn, seqs, session_id, turn_id.as_ref(), *kind, data, *at).await?;
-            Applied::Events(vec![ev])
+                )?
+                .execute(params![at, streaming, turn.as_str()])?;
+            n == 1
         }
-        other => apply_turn_write(conn, seqs, other).await?,
     })
 }
 
 /// Turn writes: accept, dispatch, end.
-async fn apply_turn_write(
-    conn: &mut SqliteConnection,
-    seqs: &mut Seqs,
-    w: &Write,
-) -> Result<Applied, sqlx::Error> {
+fn apply_turn_write(conn: &Connection, seqs: &mut Seqs, w: &Write) -> Result<Applied> {
     Ok(match w {
-        Write::InsertTurn { turn } => insert_turn(conn, turn).await?,
+        Write::InsertTurn { turn } => insert_turn(conn, turn)?,
         Write::Dispatch {
             turn_id,
             worker_id,
@@ -205,21 +205,22 @@ async fn apply_turn_write(
             deadline_at,
             stall_ms,
         } => {
-            let r = sqlx::query(
-                "UPDATE turns SET state = 'dispatched', worker_id = ?, worker_generation = ?, \
-                 dispatched_at = ?, last_progress_at = ?, deadline_at = ?, stall_ms = ? \
-                 WHERE id = ? AND ended_at IS NULL",
-            )
-            .bind(worker_id.as_str())
-            .bind(i64::from(*generation))
-            .bind(at)
-            .bind(at)
-            .bind(deadline_at)
-            .bind(stall_ms)
-            .bind(turn_id.as_str())
-            .execute(&mut *conn)
-            .await?;
-            Applied::Done(r.rows_affected() == 1)
+            let n = conn
+                .prepare_cached(
+                    "UPDATE turns SET state = 'dispatched', worker_id = ?, worker_generation = ?, \
+                     dispatched_at = ?, last_progress_at = ?, deadline_at = ?, stall_ms = ? \
+                     WHERE id = ? AND ended_at IS NULL",
+                )?
+                .execute(params![
+                    worker_id.as_str(),
+                    generation,
+                    at,
+                    at,
+                    deadline_at,
+                    stall_ms,
+                    turn_id.as_str()
+                ])?;
+            Applied::Done(n == 1)
         }
         Write::EndTurn {
             session_id,
@@ -229,63 +230,66 @@ async fn apply_turn_write(
             at,
             ..
         } => {
-            let r = sqlx::query(
-                "UPDATE turns SET state = ?, outcome = ?, code = ?, error = ?, final_text = ?, \
-                 exit_code = ?, signal = ?, ended_at = ? WHERE id = ? AND ended_at IS NULL",
-            )
-            .bind(ending.outcome.as_str())
-            .bind(ending.outcome.as_str())
-            .bind(ending.code.map(crate::api::ErrorCode::as_str))
-            .bind(&ending.error)
-            .bind(&ending.final_text)
-            .bind(ending.exit_code)
-            .bind(ending.signal)
-            .bind(at)
-            .bind(turn_id.as_str())
-            .execute(&mut *conn)
-            .await?;
-            if r.rows_affected() == 0 {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE turns SET state = ?, outcome = ?, code = ?, error = ?, final_text = ?, \
+                     exit_code = ?, signal = ?, ended_at = ? WHERE id = ? AND ended_at IS NULL",
+                )?
+                .execute(params![
+                    ending.outcome.as_str(),
+                    ending.outcome.as_str(),
+                    ending.code.map(crate::api::ErrorCode::as_str),
+                    &ending.error,
+                    &ending.final_text,
+                    ending.exit_code,
+                    ending.signal,
+                    at,
+                    turn_id.as_str()
+                ])?;
+            if n == 0 {
                 return Ok(Applied::Events(Vec::new()));
             }
             let mut out = Vec::with_capacity(events.len());
             for (kind, data) in events {
-                out.push(append(conn, seqs, session_id, Some(turn_id), *kind, data, *at).await?);
+                out.push(append(
+                    conn,
+                    seqs,
+                    session_id,
+                    Some(turn_id),
+                    (*kind, data),
+                    *at,
+                )?);
             }
             Applied::Events(out)
         }
         Write::TurnWaiting { turn_id, until } => {
-            let r = sqlx::query(
-                "UPDATE turns SET queue_deadline_at = ? WHERE id = ? AND ended_at IS NULL",
-            )
-            .bind(until)
-            .bind(turn_id.as_str())
-            .execute(&mut *conn)
-            .await?;
-            Applied::Done(r.rows_affected() == 1)
+            let n = conn
+                .prepare_cached(
+                    "UPDATE turns SET queue_deadline_at = ? WHERE id = ? AND ended_at IS NULL",
+                )?
+                .execute(params![until, turn_id.as_str()])?;
+            Applied::Done(n == 1)
         }
-        other => apply_worker_write(conn, other).await?,
+        other => apply_worker_write(conn, other)?,
     })
 }
 
 /// Worker bookkeeping, rejected output and pruning.
-async fn apply_worker_write(
-    conn: &mut SqliteConnection,
-    w: &Write,
-) -> Result<Applied, sqlx::Error> {
+fn apply_worker_write(conn: &Connection, w: &Write) -> Result<Applied> {
     Ok(match w {
         Write::WorkerSpawned(s) => {
-            sqlx::query(
+            conn.prepare_cached(
                 "INSERT INTO workers (worker_id, generation, pid, agent_id, session_id, state, started_at) \
                  VALUES (?, ?, ?, ?, ?, 'starting', ?)",
-            )
-            .bind(s.worker_id.as_str())
-            .bind(i64::from(s.generation))
-            .bind(i64::from(s.pid))
-            .bind(&s.agent_id)
-            .bind(s.session_id.as_str())
-            .bind(s.at)
-            .execute(&mut *conn)
-            .await?;
+            )?
+            .execute(params![
+                s.worker_id.as_str(),
+                s.generation,
+                s.pid,
+                &s.agent_id,
+                s.session_id.as_str(),
+                s.at
+            ])?;
             Applied::Done(true)
         }
         Write::WorkerState {
@@ -295,53 +299,51 @@ async fn apply_worker_write(
             turn_id,
             at,
         } => {
-            let r = sqlx::query(
-                "UPDATE workers SET state = ?1, current_turn_id = ?2, \
-                 ready_at = CASE WHEN ?1 = 'ready' THEN ?3 ELSE ready_at END, \
-                 turns_served = turns_served + (?2 IS NOT NULL), \
-                 last_progress_at = CASE WHEN ?2 IS NOT NULL THEN ?3 ELSE last_progress_at END \
-                 WHERE worker_id = ?4 AND generation = ?5 AND exited_at IS NULL",
-            )
-            .bind(state)
-            .bind(turn_id.as_ref().map(TurnId::as_str))
-            .bind(at)
-            .bind(worker_id.as_str())
-            .bind(i64::from(*generation))
-            .execute(&mut *conn)
-            .await?;
-            Applied::Done(r.rows_affected() == 1)
+            let n = conn
+                .prepare_cached(
+                    "UPDATE workers SET state = ?1, current_turn_id = ?2, \
+                     ready_at = CASE WHEN ?1 = 'ready' THEN ?3 ELSE ready_at END, \
+                     turns_served = turns_served + (?2 IS NOT NULL), \
+                     last_progress_at = CASE WHEN ?2 IS NOT NULL THEN ?3 ELSE last_progress_at END \
+                     WHERE worker_id = ?4 AND generation = ?5 AND exited_at IS NULL",
+                )?
+                .execute(params![
+                    state,
+                    turn_id.as_ref().map(TurnId::as_str),
+                    at,
+                    worker_id.as_str(),
+                    generation
+                ])?;
+            Applied::Done(n == 1)
         }
         Write::WorkerHeartbeat {
             worker_id,
             generation,
             at,
         } => {
-            sqlx::query(
+            conn.prepare_cached(
                 "UPDATE workers SET last_heartbeat_at = ? WHERE worker_id = ? AND generation = ?",
-            )
-            .bind(at)
-            .bind(worker_id.as_str())
-            .bind(i64::from(*generation))
-            .execute(&mut *conn)
-            .await?;
+            )?
+            .execute(params![at, worker_id.as_str(), generation])?;
             Applied::Done(true)
         }
-        Write::WorkerExited(e) => worker_exited(conn, e).await?,
+        Write::WorkerExited(e) => worker_exited(conn, e)?,
         Write::Reject(r) => {
+            let output = Output {
+                kind: r.kind,
+                reason: &r.reason,
+                line: &r.line,
+            };
             record_output(
                 conn,
-                &r.worker_id,
-                r.generation,
+                (&r.worker_id, r.generation),
                 r.turn_id.as_ref(),
-                r.kind,
-                &r.reason,
-                &r.line,
+                &output,
                 r.at,
-            )
-            .await?;
+            )?;
             Applied::Done(true)
         }
-        Write::Prune { before } => prune(conn, *before).await?,
+        Write::Prune { before } => prune(conn, *before)?,
         Write::Action(_) => Applied::Done(true),
         Write::CreateSession(_)
         | Write::DeleteSession { .. }
@@ -353,118 +355,109 @@ async fn apply_worker_write(
     })
 }
 
-async fn insert_turn(conn: &mut SqliteConnection, t: &TurnRecord) -> Result<Applied, sqlx::Error> {
-    let r = sqlx::query(
-        "INSERT INTO turns (id, session_id, agent_id, message_id, content, state, created_at) \
-         VALUES (?, ?, ?, ?, ?, 'queued', ?) ON CONFLICT (session_id, message_id) DO NOTHING",
-    )
-    .bind(t.id.as_str())
-    .bind(t.session_id.as_str())
-    .bind(&t.agent_id)
-    .bind(t.message_id.as_str())
-    .bind(&t.content)
-    .bind(t.created_at)
-    .execute(&mut *conn)
-    .await?;
-    if r.rows_affected() == 1 {
-        sqlx::query("UPDATE sessions SET last_activity = ? WHERE id = ?")
-            .bind(t.created_at)
-            .bind(t.session_id.as_str())
-            .execute(&mut *conn)
-            .await?;
+fn insert_turn(conn: &Connection, t: &TurnRecord) -> Result<Applied> {
+    let n = conn
+        .prepare_cached(
+            "INSERT INTO turns (id, session_id, agent_id, message_id, content, state, created_at) \
+             VALUES (?, ?, ?, ?, ?, 'queued', ?) ON CONFLICT (session_id, message_id) DO NOTHING",
+        )?
+        .execute(params![
+            t.id.as_str(),
+            t.session_id.as_str(),
+            &t.agent_id,
+            t.message_id.as_str(),
+            &t.content,
+            t.created_at
+        ])?;
+    if n == 1 {
+        conn.prepare_cached("UPDATE sessions SET last_activity = ? WHERE id = ?")?
+            .execute(params![t.created_at, t.session_id.as_str()])?;
         return Ok(Applied::Turn {
             turn_id: t.id.clone(),
             created: true,
         });
     }
-    let existing: String =
-        sqlx::query_scalar("SELECT id FROM turns WHERE session_id = ? AND message_id = ?")
-            .bind(t.session_id.as_str())
-            .bind(t.message_id.as_str())
-            .fetch_one(&mut *conn)
-            .await?;
+    let existing: String = conn
+        .prepare_cached("SELECT id FROM turns WHERE session_id = ? AND message_id = ?")?
+        .query_row(params![t.session_id.as_str(), t.message_id.as_str()], |r| {
+            r.get(0)
+        })?;
     Ok(Applied::Turn {
         turn_id: TurnId(existing),
         created: false,
     })
 }
 
-async fn worker_exited(
-    conn: &mut SqliteConnection,
-    e: &WorkerExit,
-) -> Result<Applied, sqlx::Error> {
-    let r = sqlx::query(
-        "UPDATE workers SET state = 'exited', exit_code = ?, signal = ?, exited_at = ?, \
-         intentional = ?, exit_reason = ?, stderr_tail = ?, current_turn_id = NULL \
-         WHERE worker_id = ? AND generation = ? AND exited_at IS NULL",
-    )
-    .bind(e.exit_code)
-    .bind(e.signal)
-    .bind(e.at)
-    .bind(e.intentional)
-    .bind(&e.reason)
-    .bind(&e.stderr_tail)
-    .bind(e.worker_id.as_str())
-    .bind(i64::from(e.generation))
-    .execute(&mut *conn)
-    .await?;
-    Ok(Applied::Done(r.rows_affected() == 1))
+fn worker_exited(conn: &Connection, e: &WorkerExit) -> Result<Applied> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE workers SET state = 'exited', exit_code = ?, signal = ?, exited_at = ?, \
+             intentional = ?, exit_reason = ?, stderr_tail = ?, current_turn_id = NULL \
+             WHERE worker_id = ? AND generation = ? AND exited_at IS NULL",
+        )?
+        .execute(params![
+            e.exit_code,
+            e.signal,
+            e.at,
+            e.intentional,
+            &e.reason,
+            &e.stderr_tail,
+            e.worker_id.as_str(),
+            e.generation
+        ])?;
+    Ok(Applied::Done(n == 1))
 }
 
-#[allow(clippy::too_many_arguments)] // one column each; a struct would only be unpacked again
-async fn record_output(
-    conn: &mut SqliteConnection,
-    worker: &WorkerId,
-    generation: u32,
+/// A worker's output line that was not accepted, and why.
+struct Output<'a> {
+    kind: &'a str,
+    reason: &'a str,
+    line: &'a str,
+}
+
+fn record_output(
+    conn: &Connection,
+    (worker, generation): (&WorkerId, u32),
     turn: Option<&TurnId>,
-    kind: &str,
-    reason: &str,
-    line: &str,
+    output: &Output<'_>,
     at: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<()> {
+    conn.prepare_cached(
         "INSERT INTO worker_output (worker_id, generation, turn_id, kind, reason, line, created_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(worker.as_str())
-    .bind(i64::from(generation))
-    .bind(turn.map(TurnId::as_str))
-    .bind(kind)
-    .bind(reason)
-    .bind(line)
-    .bind(at)
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(params![
+        worker.as_str(),
+        generation,
+        turn.map(TurnId::as_str),
+        output.kind,
+        output.reason,
+        output.line,
+        at
+    ])?;
     Ok(())
 }
 
 /// Drops the events of turns that ended before `before`, remembering per session how far the
 /// log was pruned so a resume from before that point is told about its gap.
-async fn prune(conn: &mut SqliteConnection, before: i64) -> Result<Applied, sqlx::Error> {
-    let turns: Vec<(String, String)> = sqlx::query_as(
-        "SELECT id, session_id FROM turns WHERE ended_at IS NOT NULL AND events_pruned = 0 \
-         AND ended_at < ? LIMIT 500",
-    )
-    .bind(before)
-    .fetch_all(&mut *conn)
-    .await?;
+fn prune(conn: &Connection, before: i64) -> Result<Applied> {
+    let turns: Vec<(String, String)> = conn
+        .prepare_cached(
+            "SELECT id, session_id FROM turns WHERE ended_at IS NOT NULL AND events_pruned = 0 \
+             AND ended_at < ? LIMIT 500",
+        )?
+        .query_map([before], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_>>()?;
     for (turn, session) in &turns {
-        sqlx::query(
+        conn.prepare_cached(
             "UPDATE sessions SET pruned_through = MAX(pruned_through, \
              COALESCE((SELECT MAX(seq) FROM events WHERE turn_id = ?1), 0)) WHERE id = ?2",
-        )
-        .bind(turn)
-        .bind(session)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query("DELETE FROM events WHERE turn_id = ?")
-            .bind(turn)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query("UPDATE turns SET events_pruned = 1 WHERE id = ?")
-            .bind(turn)
-            .execute(&mut *conn)
-            .await?;
+        )?
+        .execute(params![turn, session])?;
+        conn.prepare_cached("DELETE FROM events WHERE turn_id = ?")?
+            .execute([turn])?;
+        conn.prepare_cached("UPDATE turns SET events_pruned = 1 WHERE id = ?")?
+            .execute([turn])?;
     }
     Ok(Applied::Done(!turns.is_empty()))
 }

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use super::{Actor, Cmd, MAX_TEXT, Phase};
 use crate::api::{ErrorCode, EventKind, FromWorker, ToWorker, TurnEnding};
 use crate::clock::now_ms;
-use crate::store::Write;
+use crate::store::{Progress, Write};
 use crate::supervisor::ActionError;
 use crate::supervisor::process::{ExitInfo, WorkerEvent};
 use crate::supervisor::stop::{StopHow, record_exit};
@@ -366,7 +366,7 @@ impl Actor {
             return;
         };
         let Some(turn_id) = msg.turn_id().cloned() else {
-            return self.on_lifecycle(&msg, line).await;
+            return self.on_lifecycle(&msg, line);
         };
         match &self.phase {
             Phase::Busy { turn, .. } if turn.turn_id == turn_id => self.on_turn_line(msg).await,
@@ -386,7 +386,7 @@ impl Actor {
         }
     }
 
-    async fn on_lifecycle(&mut self, msg: &FromWorker, raw: &str) {
+    fn on_lifecycle(&mut self, msg: &FromWorker, raw: &str) {
         let Some(live) = self.worker.as_mut() else {
             return;
         };
@@ -412,7 +412,7 @@ impl Actor {
                 if let Phase::Starting { turn, .. } = self.take_phase()
                     && let Some(turn) = turn
                 {
-                    self.dispatch(turn).await;
+                    self.dispatch(turn);
                 }
             }
             _ => self.reject(None, "rejected", "unexpected line", raw),
@@ -431,6 +431,7 @@ impl Actor {
             text,
             produced,
             announced,
+            dispatch,
             ..
         } = &mut self.phase
         else {
@@ -483,10 +484,15 @@ impl Actor {
         };
         let now = Instant::now();
         *stall_at = now + stall_timeout;
-        let announce = announced.is_none_or(|t| now >= t + ANNOUNCE_EVERY);
-        if announce {
+        let due = announced.is_none_or(|t| now >= t + ANNOUNCE_EVERY);
+        if due {
             *announced = Some(now);
         }
+        let progress = match (due, dispatch.is_some()) {
+            (true, _) => Progress::Announce,
+            (false, true) => Progress::Check,
+            (false, false) => Progress::Append,
+        };
         if let (Some(d), Some(b)) = (data.as_object_mut(), base.as_object()) {
             d.extend(b.clone());
         }
@@ -497,7 +503,7 @@ impl Actor {
             data,
             at: now_ms(),
             from: Some((self.worker_id.clone(), generation)),
-            announce,
+            progress,
         });
     }
 
