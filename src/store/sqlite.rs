@@ -7,6 +7,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -38,16 +39,22 @@ impl Drop for SqliteStore {
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// WAL pages after which the writer checkpoints itself: a backstop for when the background
 /// checkpoints fall behind.
-const WRITER_CHECKPOINT_PAGES: i64 = 100_000;
+const WRITER_CHECKPOINT_PAGES: i64 = 8000;
 
 /// Checkpoints the WAL in the background. `SQLite` would otherwise checkpoint inside whichever
 /// commit crosses 1000 WAL pages, stalling the journal (and every turn waiting on it) for the
 /// copy and its fsync; a passive checkpoint on a reader connection runs beside the writer.
-async fn checkpoint_loop(pool: SqlitePool) {
+/// An idle store is left alone: only commits since the last round are checkpointed.
+async fn checkpoint_loop(pool: SqlitePool, writer: Arc<Writer>) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen = 0;
     loop {
         tick.tick().await;
+        let commits = writer.commits.load(Ordering::Relaxed);
+        if commits == std::mem::replace(&mut seen, commits) {
+            continue;
+        }
         if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
             .execute(&pool)
             .await
@@ -62,6 +69,8 @@ async fn checkpoint_loop(pool: SqlitePool) {
 /// its time switching. The batch instead runs whole on one blocking thread: one hop per batch.
 struct Writer {
     conn: Mutex<rusqlite::Connection>,
+    /// Batches committed so far.
+    commits: AtomicU64,
 }
 
 impl Writer {
@@ -75,6 +84,7 @@ impl Writer {
         conn.set_prepared_statement_cache_capacity(64);
         Ok(Self {
             conn: Mutex::new(conn),
+            commits: AtomicU64::new(0),
         })
     }
 
@@ -92,6 +102,7 @@ impl Writer {
         }
         writes::store_seqs(&tx, &seqs)?;
         tx.commit()?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(out)
     }
 }
@@ -115,7 +126,8 @@ impl SqliteStore {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         }
         let writer = Arc::new(Writer::open(path)?);
-        let checkpoints = tokio::spawn(checkpoint_loop(pool.clone())).abort_handle();
+        let checkpoints =
+            tokio::spawn(checkpoint_loop(pool.clone(), Arc::clone(&writer))).abort_handle();
         Ok(Self {
             pool,
             writer,
