@@ -212,7 +212,9 @@ impl Prepared {
                 tracing::debug!(error = %e, "could not set TCP_NODELAY");
             }
         });
-        let served = axum::serve(listener, app)
+        // One service for all connections: serving a bare `Router` rebuilds its route table for
+        // every connection (~12 KiB each, held as long as an SSE stream is open).
+        let served = axum::serve(listener, app.into_make_service())
             .with_graceful_shutdown(graceful)
             .await;
         pruner.abort();
