@@ -6,13 +6,13 @@ mod admin_read;
 mod agents;
 mod auth;
 mod error;
+mod serve;
 mod sse;
 mod tail;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -204,19 +204,7 @@ impl Prepared {
                 state.streams_stop.cancel();
             }
         };
-        let app = router(Arc::clone(&state));
-        // Nagle's algorithm would hold each small SSE frame behind the previous one's delayed
-        // ACK (~40 ms on Linux): a crash's `error` right after a delta would wait that long.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
-        // One service for all connections: serving a bare `Router` rebuilds its route table for
-        // every connection (~12 KiB each, held as long as an SSE stream is open).
-        let served = axum::serve(listener, app.into_make_service())
-            .with_graceful_shutdown(graceful)
-            .await;
+        serve::serve(listener, router(Arc::clone(&state)), graceful).await;
         pruner.abort();
         // In case the server ended on its own: still end every turn before returning.
         if !state.streams_stop.is_cancelled() {
@@ -225,7 +213,7 @@ impl Prepared {
         state.journal.flush().await;
         drop(state);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.journal_task).await;
-        Ok(served?)
+        Ok(())
     }
 }
 
