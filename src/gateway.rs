@@ -204,7 +204,13 @@ impl Prepared {
                 state.streams_stop.cancel();
             }
         };
-        serve::serve(listener, router(Arc::clone(&state)), graceful).await;
+        serve::serve(
+            listener,
+            router(Arc::clone(&state)),
+            Arc::clone(&state),
+            graceful,
+        )
+        .await;
         pruner.abort();
         // In case the server ended on its own: still end every turn before returning.
         if !state.streams_stop.is_cancelled() {

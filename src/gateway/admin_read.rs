@@ -5,16 +5,14 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::AppState;
 use super::error::ApiError;
 use super::sse::{Since, cursor};
-use super::tail::{PAGE, Start, tail};
+use super::tail::{self, PAGE, Start, frame, tail};
 use crate::api::admin::{
     Caller, Overview, Page, Snapshot, TimelineEntry, TurnDetail, TurnInfo, WorkerDetail, WorkerInfo,
 };
@@ -325,11 +323,10 @@ pub async fn events(
     app.tokens.reader(&headers)?;
     let cursor = cursor(&headers, &q)?;
     let rx = app.hub.subscribe_admin();
-    let mut head = vec![
-        Event::default()
-            .retry(app.config.gateway.sse_retry)
-            .comment("turnwatch admin"),
-    ];
+    let mut head = vec![frame::retry(
+        app.config.gateway.sse_retry,
+        "turnwatch admin",
+    )];
     let start = match cursor {
         Some(c) => {
             let backlog = app.store.admin_events_after(c, PAGE).await?;
@@ -348,12 +345,7 @@ pub async fn events(
                 turns: s.turns.iter().map(|t| turn_info(t, false)).collect(),
             };
             let data = serde_json::to_string(&snap).map_err(|e| ApiError::internal(&e))?;
-            head.push(
-                Event::default()
-                    .id(s.seq.to_string())
-                    .event("snapshot")
-                    .data(data),
-            );
+            head.push(frame::event(Some(s.seq), "snapshot", &data));
             Start {
                 head,
                 backlog: Vec::new(),
@@ -367,14 +359,12 @@ pub async fn events(
         let store = Arc::clone(&store);
         async move { store.admin_events_after(after, PAGE).await }
     };
-    let stream = tail(start, rx, fetch, app.streams_stop.clone());
-    let keep_alive = KeepAlive::new()
-        .interval(Duration::from_secs(15))
-        .text("ping");
-    Ok((
-        [("x-accel-buffering", "no"), ("cache-control", "no-cache")],
-        Sse::new(stream).keep_alive(keep_alive),
-    ))
+    Ok(tail::response(tail(
+        start,
+        rx,
+        fetch,
+        app.streams_stop.clone(),
+    )))
 }
 
 /// `GET /metrics`: Prometheus text.

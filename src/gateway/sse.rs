@@ -1,22 +1,21 @@
 //! The session event stream (protocol.md §1.1): `retry:`, `connected`, the owed backlog, then
 //! the live tail, each logged event exactly once and in order.
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
+use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::AppState;
 use super::agents::authorize;
 use super::error::ApiError;
-use super::tail::{PAGE, Start, tail};
+use super::tail::{self, PAGE, Start, frame, tail};
 use crate::clock::now_ms;
-
-const COMMENT_EVERY: Duration = Duration::from_secs(15);
 
 /// `?since=N`, the URL form of `Last-Event-ID`.
 #[derive(Debug, Deserialize)]
@@ -40,15 +39,26 @@ pub(super) fn cursor(headers: &HeaderMap, q: &Since) -> Result<Option<i64>, ApiE
     }
 }
 
-/// `GET /api/v1/agents/{id}/events`.
+/// `GET /api/v1/agents/{id}/events`. Most requests never get here: `serve` answers them
+/// without hyper (see there); this serves the rest.
 pub async fn events(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
     Query(q): Query<Since>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let session = authorize(&app, &headers, &id).await?;
-    let cursor = cursor(&headers, &q)?;
+    Ok(tail::response(open(&app, &id, &q, &headers).await?))
+}
+
+/// Authorizes a session stream request and opens its stream: the frames to send, in order.
+pub(super) async fn open(
+    app: &AppState,
+    id: &str,
+    q: &Since,
+    headers: &HeaderMap,
+) -> Result<impl Stream<Item = Result<Bytes, Infallible>> + Send + use<>, ApiError> {
+    let session = authorize(app, headers, id).await?;
+    let cursor = cursor(headers, q)?;
     // Subscribe before reading the backlog, so nothing falls between the two.
     let rx = app.hub.subscribe(&session.id);
     let (resumed, gap, last, backlog) = match cursor {
@@ -80,10 +90,8 @@ pub async fn events(
     }
     let retry = app.config.gateway.sse_retry;
     let head = vec![
-        Event::default().retry(retry).comment("turnwatch"),
-        Event::default()
-            .event("connected")
-            .data(connected.to_string()),
+        frame::retry(retry, "turnwatch"),
+        frame::event(None, "connected", &connected.to_string()),
     ];
     let more = cursor.is_some() && backlog.len() as i64 == PAGE;
     let start = Start {
@@ -98,8 +106,5 @@ pub async fn events(
         let (store, sid) = (Arc::clone(&store), sid.clone());
         async move { store.events_after(&sid, after, PAGE).await }
     };
-    let stream = tail(start, rx, fetch, app.streams_stop.clone());
-    let keep_alive = KeepAlive::new().interval(COMMENT_EVERY).text("ping");
-    let headers = [("x-accel-buffering", "no"), ("cache-control", "no-cache")];
-    Ok((headers, Sse::new(stream).keep_alive(keep_alive)))
+    Ok(tail(start, rx, fetch, app.streams_stop.clone()))
 }

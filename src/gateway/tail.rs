@@ -2,8 +2,14 @@
 //! each logged event exactly once and in order. The caller subscribes to the live channel
 //! *before* reading the backlog; the tail skips anything at or below what it already sent, and
 //! catches up from the store when the live channel lags.
+//!
+//! Frames are SSE wire bytes ([`frame`]), so the same stream can be an axum body or be written
+//! straight to a socket (see `serve`).
 
-use axum::response::sse::Event;
+use axum::body::Body;
+use axum::body::Bytes;
+use axum::http::header;
+use axum::response::IntoResponse;
 use futures::Stream;
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -18,7 +24,54 @@ use crate::store::{AdminEvent, StoreError, StoredEvent};
 
 /// Backlog page size.
 pub const PAGE: i64 = 1000;
-const PING_EVERY: Duration = Duration::from_secs(30);
+/// An idle stream gets a comment this often (for proxies and to notice a gone client), and
+/// every second time a `ping` event (the Lobu gateway's keep-alive, every 30 s).
+const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(15);
+
+/// The response headers of an event stream.
+pub const HEADERS: [(header::HeaderName, &str); 3] = [
+    (header::CONTENT_TYPE, "text/event-stream"),
+    (header::CACHE_CONTROL, "no-cache"),
+    (header::HeaderName::from_static("x-accel-buffering"), "no"),
+];
+
+/// An event stream as an axum response.
+pub fn response(
+    stream: impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+) -> impl IntoResponse {
+    (HEADERS, Body::from_stream(stream))
+}
+
+/// SSE frames on the wire.
+pub mod frame {
+    use axum::body::Bytes;
+    use std::fmt::Write as _;
+    use std::time::Duration;
+
+    /// An event: `id:` (when given), `event:`, one `data:` line per line of `data`.
+    pub fn event(id: Option<i64>, kind: &str, data: &str) -> Bytes {
+        let mut out = String::with_capacity(data.len() + kind.len() + 32);
+        if let Some(id) = id {
+            let _ = writeln!(out, "id: {id}");
+        }
+        let _ = writeln!(out, "event: {kind}");
+        for line in data.split('\n') {
+            let _ = writeln!(out, "data: {}", line.strip_suffix('\r').unwrap_or(line));
+        }
+        out.push('\n');
+        Bytes::from(out)
+    }
+
+    /// A comment: ignored by clients, it keeps the connection busy.
+    pub fn comment(text: &str) -> Bytes {
+        Bytes::from(format!(": {text}\n\n"))
+    }
+
+    /// The reconnection delay a client should use, with a comment.
+    pub fn retry(after: Duration, text: &str) -> Bytes {
+        Bytes::from(format!("retry: {}\n: {text}\n\n", after.as_millis()))
+    }
+}
 
 /// A logged event that can be tailed.
 pub trait Logged: Clone + Send + Sync + 'static {
@@ -33,11 +86,8 @@ pub trait Logged: Clone + Send + Sync + 'static {
         false
     }
     /// Its SSE frame.
-    fn to_sse(&self) -> Event {
-        Event::default()
-            .id(self.seq().to_string())
-            .event(self.kind())
-            .data(self.data())
+    fn to_sse(&self) -> Bytes {
+        frame::event(Some(self.seq()), self.kind(), self.data())
     }
 }
 
@@ -71,7 +121,7 @@ impl Logged for AdminEvent {
 /// Where a tail starts.
 pub struct Start<E> {
     /// Frames sent first (`retry:`, `connected`, `snapshot`).
-    pub head: Vec<Event>,
+    pub head: Vec<Bytes>,
     /// Logged events owed before the live tail.
     pub backlog: Vec<E>,
     /// Everything at or below this has been accounted for.
@@ -83,7 +133,7 @@ pub struct Start<E> {
 enum Next<E> {
     Event(Arc<E>),
     CatchUp,
-    Ping,
+    KeepAlive,
     End,
 }
 
@@ -93,7 +143,7 @@ pub fn tail<E, F, Fut>(
     mut rx: broadcast::Receiver<Arc<E>>,
     fetch: F,
     stop: CancellationToken,
-) -> impl Stream<Item = Result<Event, Infallible>>
+) -> impl Stream<Item = Result<Bytes, Infallible>>
 where
     E: Logged,
     F: Fn(i64) -> Fut + Send + 'static,
@@ -106,7 +156,9 @@ where
         let mut last = start.last;
         let mut pending: VecDeque<E> = start.backlog.into();
         let mut paging = start.more;
-        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+        let first = tokio::time::Instant::now() + KEEP_ALIVE_EVERY;
+        let mut keep_alive = tokio::time::interval_at(first, KEEP_ALIVE_EVERY);
+        let mut ticks = 0u64;
         loop {
             while let Some(e) = pending.pop_front() {
                 last = last.max(e.seq());
@@ -134,16 +186,21 @@ where
                     Err(RecvError::Lagged(_)) => Next::CatchUp,
                     Err(RecvError::Closed) => Next::End,
                 },
-                _ = ping.tick() => Next::Ping,
+                _ = keep_alive.tick() => Next::KeepAlive,
                 () = stop.cancelled() => Next::End,
             };
             match next {
                 Next::Event(e) if e.seq() > last => pending.push_back((*e).clone()),
                 Next::Event(_) => {}
                 Next::CatchUp => paging = true,
-                Next::Ping => {
-                    let data = serde_json::json!({ "timestamp": now_ms() }).to_string();
-                    yield Ok(Event::default().event("ping").data(data));
+                Next::KeepAlive => {
+                    ticks += 1;
+                    if ticks % 2 == 0 {
+                        let data = serde_json::json!({ "timestamp": now_ms() }).to_string();
+                        yield Ok(frame::event(None, "ping", &data));
+                    } else {
+                        yield Ok(frame::comment("ping"));
+                    }
                 }
                 Next::End => {
                     // Deliver what was committed before the stop, then end.

@@ -256,3 +256,99 @@ async fn cursor_older_than_retention_is_told_about_the_gap() {
     assert_completed(&events);
     gw.stop().await;
 }
+
+/// Reads from a raw connection until `needle` has arrived (or the connection ends).
+async fn read_until(tcp: &mut tokio::net::TcpStream, needle: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    while !text.contains(needle) {
+        let n = tokio::time::timeout(GUARD, tcp.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    text
+}
+
+async fn stream_count(gw: &TestGateway) -> u64 {
+    let o: Value = gw
+        .http
+        .get(format!("{}/api/v1/admin/overview", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    o["sseConnections"].as_u64().unwrap()
+}
+
+/// Session streams on a fresh connection are answered without hyper; a head split over two
+/// writes, or a connection that already carried a request, goes through hyper. All three
+/// behave the same, errors included, and a client hanging up is noticed.
+#[tokio::test]
+async fn session_streams_are_the_same_on_every_connection_path() {
+    use tokio::io::AsyncWriteExt;
+    let gw = TestGateway::start(config(vec![("echo", worker(&["--mode", "echo"]))])).await;
+    let s = gw.session("echo").await;
+    let addr = gw.url.trim_start_matches("http://").to_owned();
+    let head = |token: &str| {
+        format!(
+            "GET /api/v1/agents/{}/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n",
+            s.id
+        )
+    };
+    // Fresh connection, whole head at once.
+    let mut direct = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    direct.write_all(head(&s.token).as_bytes()).await.unwrap();
+    let text = read_until(&mut direct, "event: connected").await;
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(
+        text.contains("content-type: text/event-stream\r\n"),
+        "{text}"
+    );
+    // The head in two pieces.
+    let mut split = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let full = head(&s.token);
+    split.write_all(&full.as_bytes()[..20]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    split.write_all(&full.as_bytes()[20..]).await.unwrap();
+    let text = read_until(&mut split, "event: connected").await;
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    // A connection that served a request first.
+    let mut reused = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    reused
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    read_until(&mut reused, "\r\n\r\n").await;
+    reused.write_all(full.as_bytes()).await.unwrap();
+    let text = read_until(&mut reused, "event: connected").await;
+    assert!(text.contains("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert_eq!(stream_count(&gw).await, 3);
+
+    gw.post(&s, "on every path").await;
+    for tcp in [&mut direct, &mut split, &mut reused] {
+        let text = read_until(tcp, "event: complete").await;
+        assert!(text.contains("\"finalText\":\"on every path\""), "{text}");
+    }
+    // A wrong token: the same JSON error either way, and the connection ends.
+    let mut forbidden = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    forbidden.write_all(head("wrong").as_bytes()).await.unwrap();
+    let text = read_until(&mut forbidden, "\u{0}").await;
+    assert!(text.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{text}");
+    assert!(text.contains("\"code\":\"forbidden\""), "{text}");
+    // Hanging up ends the stream.
+    drop((direct, split, reused));
+    let deadline = tokio::time::Instant::now() + GUARD;
+    while stream_count(&gw).await > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "streams left open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gw.stop().await;
+}
