@@ -39,11 +39,14 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 const PEEK: usize = 4096;
 /// The most headers a peeked request may carry.
 const MAX_HEADERS: usize = 32;
+/// How long stopping waits for open connections to finish their responses: a client that
+/// stopped reading must not hold the gateway up forever.
+const DRAIN: Duration = Duration::from_secs(10);
 /// The API prefixes a session stream is served under.
 const PREFIXES: [&str; 2] = ["/api/v1/agents/", "/lobu/api/v1/agents/"];
 
-/// Serves until `shutdown` resolves, then stops accepting and waits for every connection to
-/// finish (event streams end once the gateway's stop token is cancelled).
+/// Serves until `shutdown` resolves, then stops accepting and waits (up to [`DRAIN`]) for every
+/// connection to finish (event streams end once the gateway's stop token is cancelled).
 pub(super) async fn serve(
     listener: TcpListener,
     app: Router,
@@ -82,7 +85,12 @@ pub(super) async fn serve(
     drop(listener);
     closing.cancel();
     tasks.close();
-    tasks.wait().await;
+    if tokio::time::timeout(DRAIN, tasks.wait()).await.is_err() {
+        tracing::warn!(
+            open = tasks.len(),
+            "connections still open after {DRAIN:?}; stopping without them"
+        );
+    }
 }
 
 async fn connection(tcp: TcpStream, app: Router, state: Arc<AppState>, closing: CancellationToken) {
