@@ -94,3 +94,15 @@ pub async fn run(only: Option<&str>) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The lines a piped child writes to stdout.
+pub fn stdout_lines(
+    child: &mut tokio::process::Child,
+) -> anyhow::Result<tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>> {
+    use tokio::io::AsyncBufReadExt as _;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("the child's stdout is not piped"))?;
+    Ok(tokio::io::BufReader::new(stdout).lines())
+}

@@ -249,10 +249,10 @@ impl Hub {
         map.values().map(broadcast::Sender::receiver_count).sum()
     }
 
-    fn publish(&self, event: &StoredEvent) {
+    fn publish(&self, event: &Arc<StoredEvent>) {
         let mut map = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(tx) = map.get(&event.session_id)
-            && tx.send(Arc::new(event.clone())).is_err()
+            && tx.send(Arc::clone(event)).is_err()
         {
             // Nobody is watching any more; forget the channel.
             map.remove(&event.session_id);

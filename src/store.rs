@@ -335,7 +335,8 @@ pub enum Applied {
         created: bool,
     },
     /// The events appended (empty when the turn had already ended).
-    Events(Vec<StoredEvent>),
+    /// Shared, so publishing them to every stream copies none.
+    Events(Vec<Arc<StoredEvent>>),
 }
 
 /// The store's interface; one implementation per backend.

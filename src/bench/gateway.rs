@@ -5,7 +5,7 @@
 use futures::StreamExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 
 use super::{Figure, ms, pct};
 use crate::api::CreateSession;
@@ -107,13 +107,7 @@ async fn raw_worker(
         .stdin
         .take()
         .ok_or_else(|| anyhow::anyhow!("no stdin"))?;
-    let mut lines = BufReader::new(
-        child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow::anyhow!("no stdout"))?,
-    )
-    .lines();
+    let mut lines = super::stdout_lines(&mut child)?;
     lines.next_line().await?; // ready
     Ok((child, stdin, lines))
 }

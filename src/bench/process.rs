@@ -4,7 +4,7 @@
 use futures::{StreamExt, stream};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::AsyncReadExt;
 
 use super::{Figure, ms, pct};
 use crate::api::CreateSession;
@@ -35,13 +35,7 @@ impl Spawned {
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()?;
-        let mut lines = BufReader::new(
-            child
-                .stdout
-                .take()
-                .ok_or_else(|| anyhow::anyhow!("no stdout"))?,
-        )
-        .lines();
+        let mut lines = super::stdout_lines(&mut child)?;
         let first = lines
             .next_line()
             .await?

@@ -74,7 +74,7 @@ pub mod frame {
 }
 
 /// A logged event that can be tailed.
-pub trait Logged: Clone + Send + Sync + 'static {
+pub trait Logged: Send + Sync + 'static {
     /// Its sequence number: the SSE `id`.
     fn seq(&self) -> i64;
     /// Its SSE event name.
@@ -154,7 +154,7 @@ where
             yield Ok::<_, Infallible>(frame);
         }
         let mut last = start.last;
-        let mut pending: VecDeque<E> = start.backlog.into();
+        let mut pending: VecDeque<Arc<E>> = start.backlog.into_iter().map(Arc::new).collect();
         let mut paging = start.more;
         let first = tokio::time::Instant::now() + KEEP_ALIVE_EVERY;
         let mut keep_alive = tokio::time::interval_at(first, KEEP_ALIVE_EVERY);
@@ -171,7 +171,7 @@ where
                 match fetch(last).await {
                     Ok(page) => {
                         paging = page.len() as i64 == PAGE;
-                        pending = page.into();
+                        pending = page.into_iter().map(Arc::new).collect();
                         continue;
                     }
                     Err(e) => {
@@ -190,7 +190,7 @@ where
                 () = stop.cancelled() => Next::End,
             };
             match next {
-                Next::Event(e) if e.seq() > last => pending.push_back((*e).clone()),
+                Next::Event(e) if e.seq() > last => pending.push_back(e),
                 Next::Event(_) => {}
                 Next::CatchUp => paging = true,
                 Next::KeepAlive => {

@@ -3,6 +3,7 @@
 //! and reused from its cache.
 
 use rusqlite::{Connection, params};
+use std::sync::Arc;
 
 use super::super::lifecycle::{self, Lifecycle};
 use super::super::{AdminEvent, Applied, Progress, StoredEvent, TurnRecord, WorkerExit, Write};
@@ -23,7 +24,7 @@ fn append(
     turn: Option<&TurnId>,
     (kind, data): (EventKind, &serde_json::Value),
     at: i64,
-) -> Result<StoredEvent> {
+) -> Result<Arc<StoredEvent>> {
     let seq = match seqs.get_mut(session) {
         Some(last) => {
             *last += 1;
@@ -49,13 +50,13 @@ fn append(
         &data,
         at
     ])?;
-    Ok(StoredEvent {
+    Ok(Arc::new(StoredEvent {
         session_id: session.clone(),
         seq,
         turn_id: turn.cloned(),
         kind: kind.as_str().to_owned(),
         data,
-    })
+    }))
 }
 
 /// Writes the batch's sequence counters back to their sessions.
