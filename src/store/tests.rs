@@ -166,7 +166,9 @@ async fn admin_lists_answer_from_indexes() {
         "SELECT * FROM turns t WHERE t.state = 'failed' ORDER BY t.created_at DESC, t.id DESC LIMIT 100",
         "SELECT * FROM turns t WHERE (t.created_at, t.id) < (5, 'x') ORDER BY t.created_at DESC, t.id DESC LIMIT 100",
         "SELECT * FROM turns t WHERE t.agent_id = 'a' ORDER BY t.created_at DESC LIMIT 100",
-        "SELECT * FROM turns t WHERE t.worker_id = 'w' ORDER BY t.created_at DESC LIMIT 100",
+        "SELECT * FROM turns t WHERE t.session_id = 's' ORDER BY t.created_at DESC LIMIT 100",
+        "SELECT * FROM turns t WHERE t.session_id IN (SELECT session_id FROM workers WHERE worker_id = 'w') \
+         AND t.worker_id = 'w' ORDER BY t.created_at DESC LIMIT 100",
         "SELECT * FROM workers WHERE exited_at IS NULL ORDER BY started_at DESC LIMIT 100",
         "SELECT * FROM admin_events WHERE seq > 5 ORDER BY seq LIMIT 1000",
         "SELECT * FROM admin_events WHERE turn_id = 't' ORDER BY seq",
@@ -182,6 +184,14 @@ async fn admin_lists_answer_from_indexes() {
                 .all(|p| !p.starts_with("SCAN") || p.contains("USING")),
             "full scan for `{q}`: {plan:?}"
         );
+        // A session's or a worker's turns are searched, not found by walking every turn.
+        if q.contains("session_id") {
+            assert!(
+                plan.iter()
+                    .any(|p| p.starts_with("SEARCH t USING INDEX") && p.contains("session_id=")),
+                "`{q}` does not search by session: {plan:?}"
+            );
+        }
     }
 }
 

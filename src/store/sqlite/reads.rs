@@ -186,7 +186,11 @@ pub(super) async fn turns(
         b.push(" AND t.session_id = ").push_bind(s.to_string());
     }
     if let Some(w) = &q.worker {
-        b.push(" AND t.worker_id = ").push_bind(w.to_string());
+        // Through the worker's session: turns are indexed by session, not by worker.
+        b.push(" AND t.session_id IN (SELECT session_id FROM workers WHERE worker_id = ")
+            .push_bind(w.to_string())
+            .push(") AND t.worker_id = ")
+            .push_bind(w.to_string());
     }
     if let Some((ms, id)) = q.page.cursor.as_deref().and_then(split_cursor) {
         b.push(" AND (t.created_at, t.id) < (")

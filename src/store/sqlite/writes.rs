@@ -233,7 +233,7 @@ fn apply_turn_write(conn: &Connection, seqs: &mut Seqs, w: &Write) -> Result<App
         } => {
             let n = conn
                 .prepare_cached(
-                    "UPDATE turns SET state = ?, outcome = ?, code = ?, error = ?, final_text = ?, \
+                    "UPDATE turns SET state = ?, outcome = ?, code = ?, error = ?, \
                      exit_code = ?, signal = ?, ended_at = ? WHERE id = ? AND ended_at IS NULL",
                 )?
                 .execute(params![
@@ -241,7 +241,6 @@ fn apply_turn_write(conn: &Connection, seqs: &mut Seqs, w: &Write) -> Result<App
                     ending.outcome.as_str(),
                     ending.code.map(crate::api::ErrorCode::as_str),
                     &ending.error,
-                    &ending.final_text,
                     ending.exit_code,
                     ending.signal,
                     at,
