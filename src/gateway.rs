@@ -7,6 +7,7 @@ mod agents;
 mod auth;
 mod error;
 mod serve;
+mod sessions;
 mod sse;
 mod tail;
 
@@ -52,6 +53,8 @@ pub struct AppState {
     hub: Arc<Hub>,
     supervisor: Supervisor,
     tokens: auth::Tokens,
+    /// Sessions recently read, for posting messages.
+    sessions: sessions::SessionCache,
     metrics: Arc<Metrics>,
     started: std::time::Instant,
     /// Cancelled when the gateway begins to stop.
@@ -166,6 +169,7 @@ async fn prepare(config: Config, database_url: &str) -> Result<Prepared, Gateway
         hub,
         supervisor,
         tokens,
+        sessions: sessions::SessionCache::default(),
         metrics,
         started: std::time::Instant::now(),
         stopping: CancellationToken::new(),

@@ -70,6 +70,7 @@ pub async fn create(
             pruned_through: 0,
         };
         app.journal.write(Write::CreateSession(s.clone())).await?;
+        app.sessions.put(s.clone());
         s
     };
     let prefix = if uri.path().starts_with("/lobu/") {
@@ -89,16 +90,40 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-/// Loads a live session and checks the caller may use it: 404, 401 or 403 otherwise.
+/// Loads a live session from the store and checks the caller may use it: 404, 401 or 403
+/// otherwise. For handlers that answer with the session's changing fields.
 pub async fn authorize(
     app: &AppState,
     headers: &HeaderMap,
     id: &str,
-) -> Result<SessionRecord, ApiError> {
-    let session = app
-        .store
-        .session(&SessionId(id.to_owned()))
-        .await?
+) -> Result<Arc<SessionRecord>, ApiError> {
+    let id = SessionId(id.to_owned());
+    let found = app.store.session(&id).await?;
+    let session = found.map(|s| app.sessions.put(s));
+    check(app, headers, &id, session)
+}
+
+/// [`authorize`] from a session read less than a second ago (or just created), when the caller
+/// needs only what does not change until the session is deleted.
+pub async fn authorize_cached(
+    app: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<Arc<SessionRecord>, ApiError> {
+    let sid = SessionId(id.to_owned());
+    match app.sessions.get(&sid) {
+        Some(session) => check(app, headers, &sid, Some(session)),
+        None => authorize(app, headers, id).await,
+    }
+}
+
+fn check(
+    app: &AppState,
+    headers: &HeaderMap,
+    id: &SessionId,
+    session: Option<Arc<SessionRecord>>,
+) -> Result<Arc<SessionRecord>, ApiError> {
+    let session = session
         .filter(|s| s.deleted_at.is_none())
         .ok_or_else(|| ApiError::not_found("session_not_found", format!("no session {id}")))?;
     let Some(token) = auth::bearer(headers)? else {
@@ -159,6 +184,7 @@ pub async fn delete(
             at,
         })
         .await?;
+    app.sessions.forget(&s.id);
     app.supervisor.delete_session(&s.id).await;
     let closed = Write::Event {
         session_id: s.id.clone(),
@@ -182,7 +208,7 @@ pub async fn post_message(
     headers: HeaderMap,
     Body(req): Body<PostMessage>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let session = authorize(&app, &headers, &id).await?;
+    let session = authorize_cached(&app, &headers, &id).await?;
     let content = req.content.unwrap_or_default();
     if content.trim().is_empty() {
         return Err(ApiError::invalid("`content` must be a non-empty string"));

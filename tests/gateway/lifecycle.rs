@@ -22,6 +22,16 @@ async fn row16_session_deleted_mid_turn() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    // The session was just used to post: a message after its deletion is refused all the same.
+    let late = gw
+        .http
+        .post(format!("{}/api/v1/agents/{}/messages", gw.url, s.id))
+        .bearer_auth(&s.token)
+        .json(&serde_json::json!({ "content": "after delete" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(late.status(), 404);
     assert_failed(&r.until_complete(&turn).await, "session_deleted");
     let closed = r.next().await.expect("a closed event");
     assert_eq!(closed.event, "closed");
