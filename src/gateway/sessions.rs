@@ -111,10 +111,13 @@ mod tests {
         cache.forget(&id);
         assert!(cache.get(&id).is_none(), "a deleted session is not served");
         // An entry older than the TTL is not served, and is swept once the map is large.
-        cache
-            .lock()
-            .entries
-            .insert(id.clone(), (Instant::now() - TTL, Arc::new(session("s1"))));
+        cache.lock().entries.insert(
+            id.clone(),
+            (
+                Instant::now().checked_sub(TTL).unwrap(),
+                Arc::new(session("s1")),
+            ),
+        );
         assert!(cache.get(&id).is_none(), "an expired session is not served");
         for i in 0..FIRST_SWEEP {
             cache.put(session(&format!("n{i}")));
