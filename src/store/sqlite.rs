@@ -260,10 +260,11 @@ impl Store for SqliteStore {
             .await?
             .unwrap_or(0);
         let rows = sqlx::query(
-            "SELECT session_id, seq, turn_id, kind, data FROM events e \
-             WHERE e.session_id = ?1 AND e.seq <= ?2 AND e.turn_id IS NOT NULL \
-             AND NOT EXISTS (SELECT 1 FROM events c WHERE c.session_id = ?1 AND c.turn_id = e.turn_id \
-                             AND c.kind = 'complete' AND c.seq <= ?2) \
+            // A turn's end and its `complete` commit together: in this snapshot, the turns
+            // with no `complete` are the ones still open.
+            "SELECT e.session_id, e.seq, e.turn_id, e.kind, e.data \
+             FROM turns t JOIN events e ON e.turn_id = t.id \
+             WHERE t.session_id = ?1 AND t.ended_at IS NULL AND e.seq <= ?2 \
              ORDER BY e.seq",
         )
         .bind(session.as_str())
