@@ -225,8 +225,8 @@ pub enum Write {
         turn_id: Option<TurnId>,
         /// The event name.
         kind: EventKind,
-        /// Its JSON.
-        data: Value,
+        /// Its JSON, one line, serialized by whoever sends it (not on the writer's thread).
+        data: String,
         /// When (epoch ms).
         at: i64,
         /// The worker that produced it, to record it as late if its turn has ended.

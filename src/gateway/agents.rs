@@ -190,7 +190,7 @@ pub async fn delete(
         session_id: s.id.clone(),
         turn_id: None,
         kind: EventKind::Closed,
-        data: json!({ "reason": "session deleted" }),
+        data: json!({ "reason": "session deleted" }).to_string(),
         at,
         from: None,
         progress: Progress::Append,

@@ -210,7 +210,7 @@ async fn checked_events_of_a_turn_ended_before_its_dispatch_are_late() {
         session_id: SessionId("s1".into()),
         turn_id: Some(TurnId("t1".into())),
         kind: crate::api::EventKind::Output,
-        data: serde_json::json!({ "type": "delta", "content": "x" }),
+        data: serde_json::json!({ "type": "delta", "content": "x" }).to_string(),
         at: now,
         from: Some((WorkerId("w1".into()), 1)),
         progress,

@@ -22,7 +22,7 @@ fn append(
     seqs: &mut Seqs,
     session: &SessionId,
     turn: Option<&TurnId>,
-    (kind, data): (EventKind, &serde_json::Value),
+    (kind, data): (EventKind, String),
     at: i64,
 ) -> Result<Arc<StoredEvent>> {
     let seq = match seqs.get_mut(session) {
@@ -38,7 +38,6 @@ fn append(
             last + 1
         }
     };
-    let data = data.to_string();
     conn.prepare_cached(
         "INSERT INTO events (session_id, seq, turn_id, kind, data, created_at) VALUES (?, ?, ?, ?, ?, ?)",
     )?
@@ -152,13 +151,20 @@ fn apply_one(conn: &Connection, seqs: &mut Seqs, w: &Write) -> Result<Applied> {
                     let late = Output {
                         kind: "late",
                         reason: "its turn had already ended",
-                        line: &data.to_string(),
+                        line: data,
                     };
                     record_output(conn, (worker, *generation), Some(turn), &late, *at)?;
                 }
                 return Ok(Applied::Events(Vec::new()));
             }
-            let ev = append(conn, seqs, session_id, turn_id.as_ref(), (*kind, data), *at)?;
+            let ev = append(
+                conn,
+                seqs,
+                session_id,
+                turn_id.as_ref(),
+                (*kind, data.clone()),
+                *at,
+            )?;
             Applied::Events(vec![ev])
         }
         other => apply_turn_write(conn, seqs, other)?,
@@ -256,7 +262,7 @@ fn apply_turn_write(conn: &Connection, seqs: &mut Seqs, w: &Write) -> Result<App
                     seqs,
                     session_id,
                     Some(turn_id),
-                    (*kind, data),
+                    (*kind, data.to_string()),
                     *at,
                 )?);
             }

@@ -500,7 +500,7 @@ impl Actor {
             session_id: self.session.clone(),
             turn_id: Some(turn.turn_id.clone()),
             kind,
-            data,
+            data: data.to_string(),
             at: now_ms(),
             from: Some((self.worker_id.clone(), generation)),
             progress,
