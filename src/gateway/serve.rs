@@ -244,7 +244,10 @@ fn response_head<'a>(
     headers: impl Iterator<Item = (&'a str, &'a str)>,
     content_length: Option<usize>,
 ) -> String {
-    let mut head = format!("HTTP/1.1 {status}\r\n");
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\ndate: {}\r\n",
+        httpdate::fmt_http_date(std::time::SystemTime::now())
+    );
     for (name, value) in headers {
         let _ = write!(head, "{name}: {value}\r\n");
     }

@@ -312,6 +312,10 @@ async fn session_streams_are_the_same_on_every_connection_path() {
         text.contains("content-type: text/event-stream\r\n"),
         "{text}"
     );
+    assert!(
+        text.contains(" GMT\r\n") && text.contains("\r\ndate: "),
+        "{text}"
+    );
     // The head in two pieces.
     let mut split = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let full = head(&s.token);
