@@ -442,4 +442,5 @@ impl Actor {
     }
 }
 
+mod commands;
 mod events;

@@ -6,9 +6,13 @@ use rusqlite::{Connection, params};
 use std::sync::Arc;
 
 use super::super::lifecycle::{self, Lifecycle};
-use super::super::{AdminEvent, Applied, Progress, StoredEvent, TurnRecord, WorkerExit, Write};
+use super::super::{AdminEvent, Applied, Progress, StoredEvent, TurnRecord, Write};
 use crate::api::EventKind;
 use crate::ids::{SessionId, TurnId, WorkerId};
+
+mod workers;
+
+use workers::{Output, apply_worker_write, record_output};
 
 type Result<T> = std::result::Result<T, rusqlite::Error>;
 
@@ -280,87 +284,6 @@ fn apply_turn_write(conn: &Connection, seqs: &mut Seqs, w: &Write) -> Result<App
     })
 }
 
-/// Worker bookkeeping, rejected output and pruning.
-fn apply_worker_write(conn: &Connection, w: &Write) -> Result<Applied> {
-    Ok(match w {
-        Write::WorkerSpawned(s) => {
-            conn.prepare_cached(
-                "INSERT INTO workers (worker_id, generation, pid, agent_id, session_id, state, started_at) \
-                 VALUES (?, ?, ?, ?, ?, 'starting', ?)",
-            )?
-            .execute(params![
-                s.worker_id.as_str(),
-                s.generation,
-                s.pid,
-                &s.agent_id,
-                s.session_id.as_str(),
-                s.at
-            ])?;
-            Applied::Done(true)
-        }
-        Write::WorkerState {
-            worker_id,
-            generation,
-            state,
-            turn_id,
-            at,
-        } => {
-            let n = conn
-                .prepare_cached(
-                    "UPDATE workers SET state = ?1, current_turn_id = ?2, \
-                     ready_at = CASE WHEN ?1 = 'ready' THEN ?3 ELSE ready_at END, \
-                     turns_served = turns_served + (?2 IS NOT NULL), \
-                     last_progress_at = CASE WHEN ?2 IS NOT NULL THEN ?3 ELSE last_progress_at END \
-                     WHERE worker_id = ?4 AND generation = ?5 AND exited_at IS NULL",
-                )?
-                .execute(params![
-                    state,
-                    turn_id.as_ref().map(TurnId::as_str),
-                    at,
-                    worker_id.as_str(),
-                    generation
-                ])?;
-            Applied::Done(n == 1)
-        }
-        Write::WorkerHeartbeat {
-            worker_id,
-            generation,
-            at,
-        } => {
-            conn.prepare_cached(
-                "UPDATE workers SET last_heartbeat_at = ? WHERE worker_id = ? AND generation = ?",
-            )?
-            .execute(params![at, worker_id.as_str(), generation])?;
-            Applied::Done(true)
-        }
-        Write::WorkerExited(e) => worker_exited(conn, e)?,
-        Write::Reject(r) => {
-            let output = Output {
-                kind: r.kind,
-                reason: &r.reason,
-                line: &r.line,
-            };
-            record_output(
-                conn,
-                (&r.worker_id, r.generation),
-                r.turn_id.as_ref(),
-                &output,
-                r.at,
-            )?;
-            Applied::Done(true)
-        }
-        Write::Prune { before } => prune(conn, *before)?,
-        Write::Action(_) => Applied::Done(true),
-        Write::CreateSession(_)
-        | Write::DeleteSession { .. }
-        | Write::InsertTurn { .. }
-        | Write::Dispatch { .. }
-        | Write::TurnWaiting { .. }
-        | Write::Event { .. }
-        | Write::EndTurn { .. } => Applied::Done(false),
-    })
-}
-
 fn insert_turn(conn: &Connection, t: &TurnRecord) -> Result<Applied> {
     let n = conn
         .prepare_cached(
@@ -392,78 +315,4 @@ fn insert_turn(conn: &Connection, t: &TurnRecord) -> Result<Applied> {
         turn_id: TurnId(existing),
         created: false,
     })
-}
-
-fn worker_exited(conn: &Connection, e: &WorkerExit) -> Result<Applied> {
-    let n = conn
-        .prepare_cached(
-            "UPDATE workers SET state = 'exited', exit_code = ?, signal = ?, exited_at = ?, \
-             intentional = ?, exit_reason = ?, stderr_tail = ?, current_turn_id = NULL \
-             WHERE worker_id = ? AND generation = ? AND exited_at IS NULL",
-        )?
-        .execute(params![
-            e.exit_code,
-            e.signal,
-            e.at,
-            e.intentional,
-            &e.reason,
-            &e.stderr_tail,
-            e.worker_id.as_str(),
-            e.generation
-        ])?;
-    Ok(Applied::Done(n == 1))
-}
-
-/// A worker's output line that was not accepted, and why.
-struct Output<'a> {
-    kind: &'a str,
-    reason: &'a str,
-    line: &'a str,
-}
-
-fn record_output(
-    conn: &Connection,
-    (worker, generation): (&WorkerId, u32),
-    turn: Option<&TurnId>,
-    output: &Output<'_>,
-    at: i64,
-) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO worker_output (worker_id, generation, turn_id, kind, reason, line, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )?
-    .execute(params![
-        worker.as_str(),
-        generation,
-        turn.map(TurnId::as_str),
-        output.kind,
-        output.reason,
-        output.line,
-        at
-    ])?;
-    Ok(())
-}
-
-/// Drops the events of turns that ended before `before`, remembering per session how far the
-/// log was pruned so a resume from before that point is told about its gap.
-fn prune(conn: &Connection, before: i64) -> Result<Applied> {
-    let turns: Vec<(String, String)> = conn
-        .prepare_cached(
-            "SELECT id, session_id FROM turns WHERE ended_at IS NOT NULL AND events_pruned = 0 \
-             AND ended_at < ? LIMIT 500",
-        )?
-        .query_map([before], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_>>()?;
-    for (turn, session) in &turns {
-        conn.prepare_cached(
-            "UPDATE sessions SET pruned_through = MAX(pruned_through, \
-             COALESCE((SELECT MAX(seq) FROM events WHERE turn_id = ?1), 0)) WHERE id = ?2",
-        )?
-        .execute(params![turn, session])?;
-        conn.prepare_cached("DELETE FROM events WHERE turn_id = ?")?
-            .execute([turn])?;
-        conn.prepare_cached("UPDATE turns SET events_pruned = 1 WHERE id = ?")?
-            .execute([turn])?;
-    }
-    Ok(Applied::Done(!turns.is_empty()))
 }

@@ -1,15 +1,14 @@
-//! How the actor reacts to each input: commands, worker lines and exits, capacity, clocks.
+//! How the actor reacts to its worker (lines and exit), to capacity and to its clocks.
 
 use serde_json::json;
 use std::sync::Arc;
-use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
-use super::{Actor, Cmd, MAX_TEXT, Phase};
-use crate::api::{ErrorCode, EventKind, FromWorker, ToWorker, TurnEnding};
+use super::{Actor, MAX_TEXT, Phase};
+use crate::api::{ErrorCode, EventKind, FromWorker, TurnEnding};
 use crate::clock::now_ms;
 use crate::store::{Progress, Write};
-use crate::supervisor::ActionError;
 use crate::supervisor::process::{ExitInfo, WorkerEvent};
 use crate::supervisor::stop::{StopHow, record_exit};
 
@@ -19,198 +18,6 @@ const ANNOUNCE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 const HEARTBEAT_WRITE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Actor {
-    pub(super) async fn on_cmd(&mut self, cmd: Cmd) {
-        match cmd {
-            Cmd::Turn(t) => self.queue.push_back(t),
-            Cmd::Cancel {
-                turn_id,
-                reason,
-                reply,
-            } => {
-                let _ = reply.send(self.cancel(&turn_id, reason).await);
-            }
-            Cmd::Kill {
-                generation,
-                pid,
-                reason,
-                reply,
-            } => {
-                let _ = reply.send(self.kill(generation, pid, reason).await);
-            }
-            Cmd::Delete { reply } => {
-                self.close(
-                    ErrorCode::SessionDeleted,
-                    "the session was deleted",
-                    "session_deleted",
-                    Some(reply),
-                )
-                .await;
-            }
-            Cmd::Stderr { reply } => {
-                let tail = self
-                    .worker
-                    .as_ref()
-                    .map(|l| (l.proc.generation, l.proc.stderr_tail()));
-                let _ = reply.send(tail);
-            }
-            Cmd::Shutdown => {
-                self.close(
-                    ErrorCode::GatewayShutdown,
-                    "the gateway is shutting down",
-                    "gateway_shutdown",
-                    None,
-                )
-                .await;
-            }
-        }
-    }
-
-    async fn cancel(&mut self, turn_id: &crate::ids::TurnId, reason: String) -> bool {
-        if let Some(i) = self.queue.iter().position(|t| &t.turn_id == turn_id) {
-            let turn = self.queue.remove(i).expect("index from position");
-            return self
-                .end(
-                    &turn,
-                    TurnEnding::failed(ErrorCode::CancelledByOperator, reason),
-                )
-                .await;
-        }
-        match self.take_phase() {
-            Phase::Busy { turn, .. } if &turn.turn_id == turn_id => {
-                let won = self
-                    .end(
-                        &turn,
-                        TurnEnding::failed(ErrorCode::CancelledByOperator, reason),
-                    )
-                    .await;
-                if let Some(live) = &self.worker {
-                    live.proc.send(&ToWorker::Cancel {
-                        turn_id: turn.turn_id.clone(),
-                    });
-                }
-                self.finish_turn(&turn);
-                won
-            }
-            Phase::Starting {
-                turn: Some(turn),
-                until,
-            } if &turn.turn_id == turn_id => {
-                self.phase = Phase::Starting { turn: None, until };
-                self.end(
-                    &turn,
-                    TurnEnding::failed(ErrorCode::CancelledByOperator, reason),
-                )
-                .await
-            }
-            Phase::WaitingCapacity { turn, .. } if &turn.turn_id == turn_id => {
-                self.end(
-                    &turn,
-                    TurnEnding::failed(ErrorCode::CancelledByOperator, reason),
-                )
-                .await
-            }
-            other => {
-                self.phase = other;
-                false
-            }
-        }
-    }
-
-    async fn kill(&mut self, generation: u32, pid: u32, reason: String) -> Result<(), ActionError> {
-        let current = self
-            .worker
-            .as_ref()
-            .map(|l| (l.proc.generation, l.proc.pid));
-        if current != Some((generation, pid)) {
-            return Err(ActionError::TargetChanged {
-                worker: self.worker_id.clone(),
-                generation: current.map(|c| c.0),
-                pid: current.map(|c| c.1),
-            });
-        }
-        let sentence = format!("an operator killed the worker ({reason})");
-        match self.take_phase() {
-            Phase::Busy { turn, .. }
-            | Phase::Starting {
-                turn: Some(turn), ..
-            } => {
-                self.end(
-                    &turn,
-                    TurnEnding::failed(ErrorCode::CancelledByOperator, sentence),
-                )
-                .await;
-            }
-            other => self.phase = other,
-        }
-        self.phase = Phase::Idle {
-            since: Instant::now(),
-        };
-        self.stop_worker(StopHow::Kill, format!("operator_kill: {reason}"));
-        Ok(())
-    }
-
-    /// Ends everything this session owes, stops its worker and retires the actor.
-    async fn close(
-        &mut self,
-        code: ErrorCode,
-        sentence: &str,
-        reason: &str,
-        reply: Option<oneshot::Sender<()>>,
-    ) {
-        let ending = || TurnEnding::failed(code, sentence);
-        match self.take_phase() {
-            Phase::Busy { turn, .. }
-            | Phase::Starting {
-                turn: Some(turn), ..
-            }
-            | Phase::WaitingCapacity { turn, .. } => {
-                self.end(&turn, ending()).await;
-            }
-            Phase::Idle { .. } | Phase::Starting { turn: None, .. } => {}
-        }
-        for turn in std::mem::take(&mut self.queue) {
-            self.end(&turn, ending()).await;
-        }
-        self.stop_worker(StopHow::Graceful, reason.to_owned());
-        let mut replies: Vec<_> = reply.into_iter().collect();
-        for cmd in self.retire(true) {
-            match cmd {
-                Cmd::Turn(turn) => {
-                    self.end(&turn, ending()).await;
-                }
-                Cmd::Cancel { reply, .. } => drop(reply.send(false)),
-                Cmd::Kill { reply, .. } => {
-                    drop(reply.send(Err(ActionError::UnknownWorker(self.worker_id.clone()))))
-                }
-                Cmd::Delete { reply } => replies.push(reply),
-                Cmd::Stderr { reply } => drop(reply.send(None)),
-                Cmd::Shutdown => {}
-            }
-        }
-        for h in self.stops.drain(..) {
-            let _ = h.await;
-        }
-        for r in replies {
-            let _ = r.send(());
-        }
-    }
-
-    /// Leaves the registry. Unless `force`, only when no command is waiting; returns the
-    /// commands that arrived in the meantime (empty when not retired).
-    fn retire(&mut self, force: bool) -> Vec<Cmd> {
-        let mut reg = self.ctx.registry();
-        let mut pending = Vec::new();
-        while let Ok(cmd) = self.rx.try_recv() {
-            pending.push(cmd);
-        }
-        if force || pending.is_empty() {
-            reg.actors.remove(&self.session);
-            reg.by_worker.remove(&self.worker_id);
-            self.finished = true;
-        }
-        pending
-    }
-
     pub(super) async fn on_permit(&mut self, permit: Option<OwnedSemaphorePermit>) {
         if let Phase::WaitingCapacity { turn, .. } = self.take_phase() {
             match permit {
