@@ -172,6 +172,7 @@ async fn admin_lists_answer_from_indexes() {
         "SELECT * FROM workers WHERE exited_at IS NULL ORDER BY started_at DESC LIMIT 100",
         "SELECT * FROM admin_events WHERE seq > 5 ORDER BY seq LIMIT 1000",
         "SELECT * FROM admin_events WHERE turn_id = 't' ORDER BY seq",
+        "SELECT code, COUNT(*) FROM turns WHERE code IS NOT NULL GROUP BY code",
         "SELECT e.seq FROM turns t JOIN events e ON e.turn_id = t.id \
          WHERE t.session_id = 's' AND t.ended_at IS NULL AND e.seq <= 9 ORDER BY e.seq",
     ];
