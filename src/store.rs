@@ -10,7 +10,7 @@ mod lifecycle;
 pub mod query;
 pub mod sqlite;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use query::{Overview, Page, Snapshot, TurnQuery, TurnRow, WorkerQuery, WorkerRecord};
 

@@ -86,20 +86,7 @@ impl SessionCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn session(id: &str) -> SessionRecord {
-        SessionRecord {
-            id: SessionId(id.into()),
-            agent_id: "echo".into(),
-            thread: None,
-            token: "tok".into(),
-            created_at: 0,
-            last_activity: 0,
-            expires_at: i64::MAX,
-            deleted_at: None,
-            pruned_through: 0,
-        }
-    }
+    use crate::store::tests::session;
 
     #[test]
     fn sessions_answer_until_forgotten_or_expired() {

@@ -12,7 +12,8 @@ async fn temp_store() -> (tempfile::TempDir, Arc<dyn Store>) {
     (dir, store)
 }
 
-fn session(id: &str) -> SessionRecord {
+/// A live session with token `tok` that never expires (also used by the gateway's tests).
+pub(crate) fn session(id: &str) -> SessionRecord {
     SessionRecord {
         id: SessionId(id.into()),
         agent_id: "echo".into(),
