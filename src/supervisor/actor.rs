@@ -6,15 +6,15 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
-use super::process::{Process, Spawn, WorkerEvent};
+use super::process::{Process, WorkerEvent};
 use super::stop::{StopHow, clip, stop};
-use super::{ActionError, Ctx, QueuedTurn, end_turn, worker_env};
-use crate::api::{ErrorCode, ToWorker, TurnEnding};
+use super::{ActionError, Ctx, QueuedTurn, end_turn};
+use crate::api::TurnEnding;
 use crate::clock::now_ms;
 use crate::config::AgentConfig;
 use crate::ids::{SessionId, TurnId, WorkerId};
 use crate::journal::{JournalError, Receipt};
-use crate::store::{Applied, Rejection, SessionRecord, WorkerSpawn, Write};
+use crate::store::{Applied, Rejection, SessionRecord, Write};
 
 /// Most recently ended turns remembered per worker, to tell a late reply from a stray one.
 const REMEMBER_ENDED: usize = 16;
@@ -224,173 +224,6 @@ impl Actor {
         .await
     }
 
-    /// Starts the next queued turn when nothing is in flight.
-    async fn advance(&mut self) {
-        loop {
-            match &mut self.phase {
-                Phase::Idle { .. } => {}
-                Phase::Starting {
-                    turn: slot @ None, ..
-                } => {
-                    *slot = self.queue.pop_front();
-                    return;
-                }
-                _ => return,
-            }
-            let Some(turn) = self.queue.pop_front() else {
-                return;
-            };
-            if self.worker.as_ref().is_some_and(|w| w.ready) {
-                self.dispatch(turn);
-                return;
-            }
-            match Arc::clone(&self.ctx.capacity).try_acquire_owned() {
-                Ok(permit) => self.spawn(turn, permit).await,
-                Err(_) => {
-                    let (tx, rx) = oneshot::channel();
-                    let capacity = Arc::clone(&self.ctx.capacity);
-                    let waiter = Waiter(tokio::spawn(async move {
-                        if let Ok(p) = capacity.acquire_owned().await {
-                            let _ = tx.send(p);
-                        }
-                    }));
-                    let wait = self
-                        .agent()
-                        .map_or(std::time::Duration::ZERO, |a| a.queue_timeout);
-                    self.ctx.journal.send(Write::TurnWaiting {
-                        turn_id: turn.turn_id.clone(),
-                        until: now_ms() + wait.as_millis() as i64,
-                    });
-                    self.phase = Phase::WaitingCapacity {
-                        turn,
-                        permit: rx,
-                        until: Instant::now() + wait,
-                        _waiter: waiter,
-                    };
-                    return;
-                }
-            }
-        }
-    }
-
-    async fn spawn(&mut self, turn: QueuedTurn, permit: OwnedSemaphorePermit) {
-        let Some(agent) = self.agent().cloned() else {
-            let msg = format!("agent `{}` is no longer configured", self.agent_id);
-            self.end(&turn, TurnEnding::failed(ErrorCode::WorkerSpawnFailed, msg))
-                .await;
-            return;
-        };
-        if self.generation == 0 {
-            self.generation = self
-                .ctx
-                .store
-                .next_generation(&self.worker_id)
-                .await
-                .unwrap_or(1)
-                .saturating_sub(1);
-        }
-        self.generation += 1;
-        let spec = Spawn {
-            command: &agent.command,
-            env: worker_env(&self.agent_id, &self.session, &self.worker_id, &agent),
-            cwd: agent.cwd.as_deref(),
-            max_line: self.ctx.config.gateway.max_line_bytes,
-            generation: self.generation,
-        };
-        match Process::spawn(&spec, permit) {
-            Err(e) => {
-                let msg = format!(
-                    "the worker command `{}` could not be started: {e}",
-                    agent.command.join(" ")
-                );
-                tracing::warn!(session = %self.session, error = %e, "worker spawn failed");
-                self.end(&turn, TurnEnding::failed(ErrorCode::WorkerSpawnFailed, msg))
-                    .await;
-            }
-            Ok(proc) => {
-                self.ctx.journal.send(Write::WorkerSpawned(WorkerSpawn {
-                    worker_id: self.worker_id.clone(),
-                    generation: proc.generation,
-                    pid: proc.pid,
-                    agent_id: self.agent_id.clone(),
-                    session_id: self.session.clone(),
-                    at: now_ms(),
-                }));
-                self.worker = Some(Live {
-                    proc,
-                    ready: false,
-                    last_heartbeat_write: None,
-                    ended: VecDeque::new(),
-                });
-                self.phase = Phase::Starting {
-                    turn: Some(turn),
-                    until: Instant::now() + agent.startup_timeout,
-                };
-            }
-        }
-    }
-
-    fn dispatch(&mut self, turn: QueuedTurn) {
-        let (Some(agent), Some(live)) = (
-            self.ctx.config.agents.get(&self.agent_id),
-            self.worker.as_ref(),
-        ) else {
-            return;
-        };
-        let (stall, deadline) = (agent.stall_timeout, agent.deadline);
-        let at = now_ms();
-        let write = Write::Dispatch {
-            turn_id: turn.turn_id.clone(),
-            worker_id: self.worker_id.clone(),
-            generation: live.proc.generation,
-            at,
-            deadline_at: at + deadline.as_millis() as i64,
-            stall_ms: stall.as_millis() as i64,
-        };
-        // Not awaited: the worker starts while the write commits (see `Phase::Busy::dispatch`).
-        let receipt = self.ctx.journal.submit(write);
-        live.proc.send(&ToWorker::Turn {
-            turn_id: turn.turn_id.clone(),
-            message_id: turn.message_id.clone(),
-            content: turn.content.clone(),
-        });
-        self.worker_state("busy", Some(turn.turn_id.clone()));
-        let now = Instant::now();
-        self.phase = Phase::Busy {
-            turn,
-            started: now,
-            stall_at: now + stall,
-            deadline_at: now + deadline,
-            text: String::new(),
-            produced: false,
-            announced: None,
-            dispatch: Some(receipt),
-        };
-    }
-
-    /// The dispatch write committed. If the turn had ended before it (an operator's cancel
-    /// raced the dispatch), the worker is told to drop it and nothing more is written for it.
-    fn on_dispatched(&mut self, result: &Result<Applied, JournalError>) {
-        let confirmed = matches!(result, Ok(Applied::Done(true)));
-        if let Err(e) = result {
-            tracing::error!(session = %self.session, error = %e, "dispatch write failed");
-        }
-        if confirmed {
-            if let Phase::Busy { dispatch, .. } = &mut self.phase {
-                *dispatch = None;
-            }
-            return;
-        }
-        if let Phase::Busy { turn, .. } = self.take_phase() {
-            if let Some(live) = &self.worker {
-                live.proc.send(&ToWorker::Cancel {
-                    turn_id: turn.turn_id.clone(),
-                });
-            }
-            self.finish_turn(&turn);
-        }
-    }
-
     fn worker_state(&self, state: &'static str, turn_id: Option<TurnId>) {
         if let Some(live) = &self.worker {
             self.ctx.journal.send(Write::WorkerState {
@@ -443,4 +276,5 @@ impl Actor {
 }
 
 mod commands;
+mod dispatch;
 mod events;
