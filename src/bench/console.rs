@@ -59,6 +59,10 @@ fn big_state(workers: usize, turns: usize) -> State {
 fn frame_time(s: &mut State, frames: u32) -> Duration {
     let mut t = Terminal::new(TestBackend::new(200, 60)).expect("test backend");
     s.prepare();
+    // Warm: the first frames fill the terminal's buffers and the caches of a cold process.
+    for _ in 0..frames / 10 {
+        let _ = t.draw(|f| render(f, s, Palette { color: true }));
+    }
     let start = Instant::now();
     for _ in 0..frames {
         let _ = t.draw(|f| render(f, s, Palette { color: true }));
