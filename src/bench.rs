@@ -8,6 +8,7 @@
 mod console;
 mod gateway;
 mod process;
+mod throughput;
 
 use std::time::Duration;
 
@@ -77,7 +78,7 @@ pub async fn run(only: Option<&str>) -> anyhow::Result<()> {
         let figures = match *name {
             "p1" => gateway::p1_crash_to_error().await?,
             "p2" => gateway::p2_hung_to_error().await?,
-            "p3" => gateway::p3_throughput().await?,
+            "p3" => throughput::p3_throughput().await?,
             "p4" => gateway::p4_delta_latency().await?,
             "p5" => process::p5_idle_connections().await?,
             "p6" => console::p6_frame_time(),
