@@ -255,3 +255,52 @@ async fn checked_events_of_a_turn_ended_before_its_dispatch_are_late() {
     let late = store.rejections(&WorkerId("w1".into()), 10).await.unwrap();
     assert_eq!(late.len(), 2, "both deltas are recorded as late");
 }
+
+/// A database written by the first release (migrations 0001–0002), with a finished turn and
+/// its events, opens with every later migration applied and its history intact.
+#[tokio::test]
+async fn a_database_from_the_first_release_upgrades_with_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+    let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true))
+        .await
+        .unwrap();
+    let mut first = sqlx::migrate!("migrations/sqlite");
+    first.migrations = first
+        .migrations
+        .iter()
+        .filter(|m| m.version <= 2)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    first.run(&pool).await.unwrap();
+    for q in [
+        "INSERT INTO sessions (id, agent_id, token, created_at, last_activity, expires_at, last_seq) \
+         VALUES ('s1', 'echo', 'tok', 1, 1, 9999999999999, 2)",
+        "INSERT INTO turns (id, session_id, agent_id, message_id, content, state, worker_id, \
+         created_at, ended_at, outcome, final_text) \
+         VALUES ('t1', 's1', 'echo', 'm1', 'hello', 'completed', 'w1', 1, 2, 'completed', 'hi')",
+        "INSERT INTO events (session_id, seq, turn_id, kind, data, created_at) VALUES \
+         ('s1', 1, 't1', 'output', '{}', 1), ('s1', 2, 't1', 'complete', '{}', 2)",
+        "INSERT INTO admin_events (kind, turn_id, worker_id, data, created_at) \
+         VALUES ('turn.completed', 't1', 'w1', '{}', 2)",
+    ] {
+        sqlx::query(q).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    let store = open(&url).await.unwrap();
+    let turn = store.turn(&TurnId("t1".into())).await.unwrap().unwrap();
+    assert_eq!(
+        (turn.content.as_str(), turn.state.as_str()),
+        ("hello", "completed")
+    );
+    let log = store
+        .events_after(&SessionId("s1".into()), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 2);
+    let session = store.session(&SessionId("s1".into())).await.unwrap();
+    assert_eq!(session.map(|s| s.token), Some("tok".into()));
+}
