@@ -74,26 +74,59 @@ pub async fn run(only: Option<&str>) -> anyhow::Result<()> {
         "{:<24} {:>12} {:<8} {:>10} {:>8}  details",
         "name", "value", "unit", "floor", "ratio"
     );
-    for name in NAMES.iter().filter(|n| only.is_none_or(|o| o == **n)) {
-        let figures = match *name {
-            "p1" => gateway::p1_crash_to_error().await?,
-            "p2" => gateway::p2_hung_to_error().await?,
-            "p3" => throughput::p3_throughput().await?,
-            "p4" => gateway::p4_delta_latency().await?,
-            "p5" => process::p5_idle_connections().await?,
-            "p6" => console::p6_frame_time(),
-            "p7" => console::p7_ingest(),
-            "p8" => console::p8_idle_cpu().await?,
-            "p9" => process::p9_demo_first_frame().await?,
-            "p11" => process::p11_idle_rss().await?,
-            "p12" => process::p12_start_to_health().await?,
-            _ => Vec::new(),
-        };
-        for f in figures {
-            println!("{}", f.line());
+    match only {
+        Some(name) => {
+            for f in measure(name).await? {
+                println!("{}", f.line());
+            }
+            Ok(())
+        }
+        None => run_each().await,
+    }
+}
+
+/// Every figure, each in a fresh `turnwatch bench NAME` process: a figure must not pay for
+/// what an earlier one left behind (after P5's 10,000 connections, the console's idle frames
+/// cost this process several times their fresh cost, pushing P8 over its target).
+async fn run_each() -> anyhow::Result<()> {
+    let mut failed = Vec::new();
+    for name in NAMES {
+        let mut child = tokio::process::Command::new(std::env::current_exe()?)
+            .args(["bench", name])
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let mut lines = stdout_lines(&mut child)?;
+        lines.next_line().await?; // its header
+        while let Some(line) = lines.next_line().await? {
+            println!("{line}");
+        }
+        if !child.wait().await?.success() {
+            failed.push(*name);
         }
     }
-    Ok(())
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("figures that failed to measure: {}", failed.join(" "))
+    }
+}
+
+async fn measure(name: &str) -> anyhow::Result<Vec<Figure>> {
+    Ok(match name {
+        "p1" => gateway::p1_crash_to_error().await?,
+        "p2" => gateway::p2_hung_to_error().await?,
+        "p3" => throughput::p3_throughput().await?,
+        "p4" => gateway::p4_delta_latency().await?,
+        "p5" => process::p5_idle_connections().await?,
+        "p6" => console::p6_frame_time(),
+        "p7" => console::p7_ingest(),
+        "p8" => console::p8_idle_cpu().await?,
+        "p9" => process::p9_demo_first_frame().await?,
+        "p11" => process::p11_idle_rss().await?,
+        "p12" => process::p12_start_to_health().await?,
+        _ => Vec::new(),
+    })
 }
 
 /// The lines a piped child writes to stdout.

@@ -179,7 +179,9 @@ pub async fn p8_idle_cpu() -> anyhow::Result<Vec<Figure>> {
     let (cpu, wall) = (cpu_seconds() - cpu0, wall0.elapsed().as_secs_f64());
     stop.await?;
     let pct = 100.0 * cpu / wall;
-    let extra = format!("{cpu:.3} s CPU over {wall:.1} s, {frames} frames (a clock tick a second)");
+    let extra = format!(
+        "{cpu:.3} s CPU over {wall:.1} s, {frames} frames (a tick redraws only what it changes)"
+    );
     Ok(vec![Figure {
         name: "P8-console-idle-cpu".into(),
         value: pct,

@@ -6,6 +6,7 @@ use futures::{Stream, StreamExt};
 use ratatui::Terminal;
 use ratatui::backend::Backend;
 use std::time::Duration;
+use tokio::time::Instant;
 
 use super::driver::Driver;
 use super::render::{Palette, page_rows, render};
@@ -42,13 +43,17 @@ pub async fn drive<B: Backend>(
     mut keys: impl Stream<Item = Msg> + Unpin,
     palette: Palette,
 ) -> Result<u64, B::Error> {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut next_tick = Instant::now() + SECOND;
     let mut frames = 0;
     loop {
+        let mut ticked = false;
         let msg = tokio::select! {
             m = rx.recv() => m,
             Some(k) = keys.next() => Some(k),
-            _ = tick.tick() => Some(Msg::Tick(now_ms())),
+            () = tokio::time::sleep_until(next_tick) => {
+                ticked = true;
+                Some(Msg::Tick(now_ms()))
+            }
         };
         let Some(msg) = msg else { return Ok(frames) };
         driver.handle(msg);
@@ -62,11 +67,52 @@ pub async fn drive<B: Backend>(
             return Ok(frames);
         }
         if driver.state.dirty {
+            // Between ticks the clock may be behind: a frame is drawn at the current time.
+            driver.handle(Msg::Tick(now_ms()));
             driver.state.page = page_rows(terminal.size()?.height);
             driver.state.prepare();
             terminal.draw(|f| render(f, &driver.state, palette))?;
             driver.state.dirty = false;
             frames += 1;
         }
+        let soonest = Instant::now() + until_next_tick(&driver.state);
+        next_tick = if ticked {
+            soonest
+        } else {
+            next_tick.min(soonest)
+        };
+    }
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+
+/// A second while the screen counts seconds; otherwise until the minute turns (just after it),
+/// so an idle console sleeps instead of waking every second for nothing.
+fn until_next_tick(state: &super::state::State) -> Duration {
+    if state.counts_seconds() {
+        return SECOND;
+    }
+    let into_minute = now_ms().rem_euclid(60_000).unsigned_abs();
+    Duration::from_millis(60_000 - into_minute + 5)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::state::State;
+
+    #[test]
+    fn an_idle_screen_sleeps_until_the_minute_turns() {
+        let mut s = State::new("http://gw.test".into(), false, now_ms());
+        assert_eq!(until_next_tick(&s), SECOND, "not live yet: ticking");
+        s.conn.link = crate::console::state::Link::Live;
+        let wait = until_next_tick(&s);
+        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(60_005));
+        s.counts.in_flight = 1;
+        assert_eq!(
+            until_next_tick(&s),
+            SECOND,
+            "an open turn's age counts seconds"
+        );
     }
 }

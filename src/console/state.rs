@@ -300,6 +300,23 @@ impl State {
         self.rows.get(self.selected[self.vi()])
     }
 
+    /// Whether the screen counts something in seconds: the ages of live workers and open turns,
+    /// a dialog or detail pane, the chat, an action awaiting its confirmation, a stream that is
+    /// not live. Otherwise the screen changes only with the minute (the clock and "last event"
+    /// are shown to the minute), so an idle console need not redraw every second.
+    pub fn counts_seconds(&self) -> bool {
+        let c = &self.counts;
+        c.in_flight > 0
+            || c.workers
+                .iter()
+                .any(|(state, n)| state != "exited" && *n > 0)
+            || matches!(self.mode, Mode::Detail(_) | Mode::Confirm(_))
+            || self.view == View::Chat
+            || self.pending.is_some()
+            || self.conn.link != Link::Live
+            || self.conn.stale_since.is_some()
+    }
+
     /// Rebuilds the row index if needed and keeps the selection in range.
     pub fn prepare(&mut self) {
         if self.rows_dirty {

@@ -85,13 +85,18 @@ pub enum Effect {
 
 /// Applies one message.
 pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
+    if let Msg::Tick(now) = msg {
+        // A tick redraws only what it changes: every second while something on screen counts
+        // seconds, else when the minute turns.
+        let minute = |ms: i64| ms.div_euclid(60_000);
+        state.dirty |= state.counts_seconds() || minute(now) != minute(state.now);
+        state.now = now;
+        return Vec::new();
+    }
     state.dirty = true;
     match msg {
         Msg::Key(key) => on_key(state, key),
-        Msg::Tick(now) => {
-            state.now = now;
-            Vec::new()
-        }
+        Msg::Tick(_) => Vec::new(),
         Msg::Link(l) => on_link(state, l),
         Msg::WorkerDetail(r) => {
             if matches!(state.mode, Mode::Detail(Detail::Loading(_))) {

@@ -10,14 +10,20 @@ use crate::console::cells::span;
 use crate::console::keys;
 use crate::console::state::{Counts, Link, Mode, State, View};
 
+/// The time of day to the minute: an idle console redraws once a minute
+/// ([`State::counts_seconds`]).
 fn clock(ms: i64) -> String {
-    let s = ms.div_euclid(1000);
-    format!(
-        "{:02}:{:02}:{:02} UTC",
-        (s / 3600) % 24,
-        (s / 60) % 60,
-        s % 60
-    )
+    let m = ms.div_euclid(60_000);
+    format!("{:02}:{:02} UTC", (m / 60) % 24, m % 60)
+}
+
+/// How long ago, to the minute.
+fn ago(ms: i64) -> String {
+    match ms.max(0) / 60_000 {
+        0 => "<1m ago".into(),
+        m @ 1..60 => format!("{m}m ago"),
+        m => format!("{}h{:02}m ago", m / 60, m % 60),
+    }
 }
 
 /// Two header lines.
@@ -25,7 +31,7 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
     let c = &state.conn;
     let age = c.last_event_at.map_or_else(
         || "no events yet".into(),
-        |t| format!("last event {} ago", span(state.now - t)),
+        |t| format!("last event {}", ago(state.now - t)),
     );
     let (link, style) = match &c.link {
         Link::Live => ("● live".to_owned(), p.good()),

@@ -285,3 +285,38 @@ fn readonly_and_exit_descriptions() {
     assert_eq!(exit(None, Some("SIGTERM")).describe(), "143 SIGTERM");
     assert_eq!(exit(None, Some("SIGABRT")).describe(), "134 SIGABRT");
 }
+
+/// A tick redraws every second while something on screen counts seconds, and otherwise only
+/// when the minute turns: an idle console attached to an idle gateway stays asleep.
+#[test]
+fn ticks_redraw_only_what_they_change() {
+    let mut idle = crate::console::state::State::new("http://gw.test:7420".into(), false, T0);
+    send(
+        &mut idle,
+        [
+            Msg::Link(LinkMsg::Connecting(0)),
+            Msg::Link(LinkMsg::Connected),
+            Msg::Link(LinkMsg::Snapshot(0, Box::default())),
+        ],
+    );
+    idle.prepare();
+    idle.dirty = false;
+    send(&mut idle, [Msg::Tick(T0 + 1_000)]);
+    assert!(!idle.dirty, "nothing counts seconds: no redraw");
+    send(&mut idle, [Msg::Tick(T0 + 60_000)]);
+    assert!(idle.dirty, "the minute turned: the clock changes");
+
+    // Live workers show their age in seconds.
+    let mut busy = fixture();
+    busy.prepare();
+    busy.dirty = false;
+    send(&mut busy, [Msg::Tick(T0 + 1_000)]);
+    assert!(busy.dirty);
+
+    // So does a stream that is not live.
+    send(&mut idle, [Msg::Link(LinkMsg::Lost("refused".into()))]);
+    idle.prepare();
+    idle.dirty = false;
+    send(&mut idle, [Msg::Tick(T0 + 61_000)]);
+    assert!(idle.dirty);
+}
