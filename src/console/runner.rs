@@ -43,7 +43,7 @@ pub async fn drive<B: Backend>(
     mut keys: impl Stream<Item = Msg> + Unpin,
     palette: Palette,
 ) -> Result<u64, B::Error> {
-    let mut next_tick = Instant::now() + SECOND;
+    let mut next_tick = Instant::now(); // the first frame at once
     let mut frames = 0;
     loop {
         let mut ticked = false;
