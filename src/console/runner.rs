@@ -26,7 +26,7 @@ pub async fn run(
     let keys = EventStream::new().filter_map(|e| async move {
         match e {
             Ok(Event::Key(key)) if key.kind != KeyEventKind::Release => Some(Msg::Key(key)),
-            Ok(Event::Resize(..)) => Some(Msg::Tick(now_ms())),
+            Ok(Event::Resize(..)) => Some(Msg::Resize),
             _ => None,
         }
     });

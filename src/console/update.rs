@@ -18,6 +18,8 @@ pub enum Msg {
     Key(KeyEvent),
     /// The clock moved (epoch ms).
     Tick(i64),
+    /// The terminal was resized: draw again.
+    Resize,
     /// The admin stream.
     Link(LinkMsg),
     /// A worker's detail arrived.
@@ -96,7 +98,7 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
     state.dirty = true;
     match msg {
         Msg::Key(key) => on_key(state, key),
-        Msg::Tick(_) => Vec::new(),
+        Msg::Tick(_) | Msg::Resize => Vec::new(),
         Msg::Link(l) => on_link(state, l),
         Msg::WorkerDetail(r) => {
             if matches!(state.mode, Mode::Detail(Detail::Loading(_))) {

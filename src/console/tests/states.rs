@@ -303,6 +303,9 @@ fn ticks_redraw_only_what_they_change() {
     idle.dirty = false;
     send(&mut idle, [Msg::Tick(T0 + 1_000)]);
     assert!(!idle.dirty, "nothing counts seconds: no redraw");
+    send(&mut idle, [Msg::Resize]);
+    assert!(idle.dirty, "a resized terminal is drawn again");
+    idle.dirty = false;
     send(&mut idle, [Msg::Tick(T0 + 60_000)]);
     assert!(idle.dirty, "the minute turned: the clock changes");
 
