@@ -67,8 +67,10 @@ pub async fn drive<B: Backend>(
             return Ok(frames);
         }
         if driver.state.dirty {
-            // Between ticks the clock may be behind: a frame is drawn at the current time.
-            driver.handle(Msg::Tick(now_ms()));
+            if !ticked {
+                // Between ticks the clock may be behind: a frame is drawn at the current time.
+                driver.handle(Msg::Tick(now_ms()));
+            }
             driver.state.page = page_rows(terminal.size()?.height);
             driver.state.prepare();
             terminal.draw(|f| render(f, &driver.state, palette))?;

@@ -313,8 +313,7 @@ impl State {
             || matches!(self.mode, Mode::Detail(_) | Mode::Confirm(_))
             || self.view == View::Chat
             || self.pending.is_some()
-            || self.conn.link != Link::Live
-            || self.conn.stale_since.is_some()
+            || self.is_stale()
     }
 
     /// Rebuilds the row index if needed and keeps the selection in range.

@@ -97,7 +97,14 @@ pub async fn authorize(
     headers: &HeaderMap,
     id: &str,
 ) -> Result<Arc<SessionRecord>, ApiError> {
-    let id = SessionId(id.to_owned());
+    load(app, headers, SessionId(id.to_owned())).await
+}
+
+async fn load(
+    app: &AppState,
+    headers: &HeaderMap,
+    id: SessionId,
+) -> Result<Arc<SessionRecord>, ApiError> {
     let found = app.store.session(&id).await?;
     let session = found.map(|s| app.sessions.put(s));
     check(app, headers, &id, session)
@@ -110,10 +117,10 @@ pub async fn authorize_cached(
     headers: &HeaderMap,
     id: &str,
 ) -> Result<Arc<SessionRecord>, ApiError> {
-    let sid = SessionId(id.to_owned());
-    match app.sessions.get(&sid) {
-        Some(session) => check(app, headers, &sid, Some(session)),
-        None => authorize(app, headers, id).await,
+    let id = SessionId(id.to_owned());
+    match app.sessions.get(&id) {
+        Some(session) => check(app, headers, &id, Some(session)),
+        None => load(app, headers, id).await,
     }
 }
 
