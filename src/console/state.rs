@@ -111,7 +111,8 @@ pub struct Conn {
     pub link: Link,
     /// When the last event arrived (epoch ms).
     pub last_event_at: Option<i64>,
-    /// When the data went stale (epoch ms), while not live.
+    /// When the data went stale (epoch ms): set when the stream is lost (possibly before the
+    /// link reports reconnecting), cleared when it is live again.
     pub stale_since: Option<i64>,
     /// The last connection error.
     pub error: Option<String>,
@@ -314,6 +315,8 @@ impl State {
             || self.view == View::Chat
             || self.pending.is_some()
             || self.is_stale()
+            // Set on a lost stream before the link reports reconnecting.
+            || self.conn.stale_since.is_some()
     }
 
     /// Rebuilds the row index if needed and keeps the selection in range.
