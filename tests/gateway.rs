@@ -11,6 +11,8 @@ mod harness;
 mod admin;
 #[path = "gateway/bad_input.rs"]
 mod bad_input;
+#[path = "gateway/connections.rs"]
+mod connections;
 #[path = "gateway/console.rs"]
 mod console;
 #[path = "gateway/failures.rs"]
@@ -19,5 +21,9 @@ mod failures;
 mod lifecycle;
 #[path = "gateway/operator.rs"]
 mod operator;
+#[path = "gateway/raw.rs"]
+mod raw;
 #[path = "gateway/streams.rs"]
 mod streams;
+#[path = "gateway/surface.rs"]
+mod surface;
