@@ -269,3 +269,55 @@ async fn the_listening_line_means_ready() {
         .unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// A session token is checked when a request or a stream starts (the README says so): a
+/// stream opened before the token expired keeps flowing, a reconnect after it gets 401.
+#[tokio::test]
+async fn an_open_stream_outlives_its_token_and_a_reconnect_does_not() {
+    use turnwatch::config::{Role, TokenConfig};
+    let mut c = echo_gateway_config();
+    c.gateway.token_ttl = std::time::Duration::from_millis(300);
+    c.tokens = vec![TokenConfig {
+        name: "op".into(),
+        secret: Some("op-secret".into()),
+        secret_env: None,
+        role: Role::Operator,
+    }];
+    let gw = TestGateway::start(c).await;
+    let op = turnwatch::client::Client::new(&gw.url, Some("op-secret".into()));
+    let created = op
+        .create_session(&turnwatch::api::CreateSession::default())
+        .await
+        .unwrap();
+    let s = Session {
+        id: created.agent_id,
+        token: created.token,
+    };
+    let mut stream = gw.open(&s, None).await;
+    let session_url = format!("{}/api/v1/agents/{}", gw.url, s.id);
+    let deadline = tokio::time::Instant::now() + crate::harness::GUARD;
+    loop {
+        let r = gw.http.get(&session_url).bearer_auth(&s.token);
+        let r = r.send().await.unwrap();
+        if r.status() == StatusCode::UNAUTHORIZED {
+            let e: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(e["code"], "token_expired", "{e}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never expired");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let queued = op.post_message(&s.id, "op-secret", "after expiry", None);
+    let turn = queued.await.unwrap().turn_id.to_string();
+    let text = crate::harness::assert_completed(&stream.until_complete(&turn).await);
+    assert_eq!(text, "after expiry");
+    let again = gw
+        .http
+        .get(format!("{session_url}/events"))
+        .bearer_auth(&s.token);
+    assert_eq!(
+        again.send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    gw.stop().await;
+}
