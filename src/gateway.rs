@@ -96,6 +96,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(error::json_rejections))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             guard::layer,

@@ -156,6 +156,25 @@ async fn requests_without_host_array_bodies_405s_and_bad_cursors_get_json_errors
         assert!(r.header("allow").is_some(), "{r:?}");
     }
 
+    // axum's own rejections (a query or a path segment that does not parse) in the same shape;
+    // a session id that is not UTF-8 once decoded is the router's to refuse on both paths.
+    let mut raw = Raw::connect(&gw.url).await;
+    let r = raw
+        .request("GET", "/api/v1/admin/turns?limit=many", &[&own_host])
+        .await;
+    r.assert_error(400, "invalid_request");
+    let bad_id = "/api/v1/agents/%FF/events";
+    let mut raw = Raw::connect(&gw.url).await;
+    let r = raw.request("GET", bad_id, &[&own_host, &bearer]).await;
+    r.assert_error(400, "invalid_request");
+    let mut raw = Raw::connect(&gw.url).await;
+    assert_eq!(
+        raw.request("GET", "/healthz", &[&own_host]).await.status,
+        200
+    );
+    let r = raw.request("GET", bad_id, &[&own_host, &bearer]).await;
+    r.assert_error(400, "invalid_request");
+
     // A cursor that is no event id, on both paths.
     let since = format!("{}?since=-5", events_path(&s));
     let cases = [
