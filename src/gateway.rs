@@ -9,6 +9,7 @@ mod error;
 mod serve;
 mod sessions;
 mod sse;
+mod sweeper;
 mod tail;
 
 use axum::Router;
@@ -197,11 +198,17 @@ impl Prepared {
             state.journal.clone(),
             state.config.gateway.event_retention,
         ));
+        let sweeper = tokio::spawn(sweeper::run(
+            Arc::clone(&state.store),
+            state.journal.clone(),
+        ));
         let graceful = {
             let state = Arc::clone(&state);
+            let sweeper = sweeper.abort_handle();
             async move {
                 shutdown.await;
                 tracing::info!("stopping: ending in-flight turns and stopping workers");
+                sweeper.abort();
                 state.stopping.cancel();
                 state.supervisor.shutdown().await;
                 state.journal.flush().await;
@@ -216,6 +223,7 @@ impl Prepared {
         )
         .await;
         pruner.abort();
+        sweeper.abort();
         // In case the server ended on its own: still end every turn before returning.
         if !state.streams_stop.is_cancelled() {
             state.supervisor.shutdown().await;

@@ -44,6 +44,38 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Whether the same write may succeed if tried again: the database is busy or locked by
+    /// another connection, an I/O call failed, the disk is full, or the connection was lost.
+    /// Anything else (a constraint, a corrupt value, a failed migration) is refused for good.
+    pub fn is_transient(&self) -> bool {
+        use rusqlite::ErrorCode as C;
+        match self {
+            Self::Write(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                C::DatabaseBusy
+                    | C::DatabaseLocked
+                    | C::SystemIoFailure
+                    | C::DiskFull
+                    | C::CannotOpen
+                    | C::ReadOnly
+                    | C::OutOfMemory
+            ),
+            Self::Database(e) => match e {
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => true,
+                sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                    // SQLite's primary result codes: BUSY, LOCKED, NOMEM, READONLY, IOERR,
+                    // FULL, CANTOPEN (the low byte of an extended code).
+                    c.parse::<i32>()
+                        .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 7 | 8 | 10 | 13 | 14))
+                }),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
 /// A session as stored.
 #[derive(Clone, Debug)]
 pub struct SessionRecord {

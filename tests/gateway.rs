@@ -19,5 +19,7 @@ mod failures;
 mod lifecycle;
 #[path = "gateway/operator.rs"]
 mod operator;
+#[path = "gateway/store_faults.rs"]
+mod store_faults;
 #[path = "gateway/streams.rs"]
 mod streams;

@@ -37,6 +37,8 @@ impl Drop for SqliteStore {
 
 /// How often the WAL is copied back into the database file, off the writer's path.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// How long one try of a batch waits for a lock another process holds.
+const WRITER_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 /// WAL pages after which the writer checkpoints itself: a backstop for when the background
 /// checkpoints fall behind.
 const WRITER_CHECKPOINT_PAGES: i64 = 8000;
@@ -76,7 +78,10 @@ struct Writer {
 impl Writer {
     fn open(path: &Path) -> Result<Self, rusqlite::Error> {
         let conn = rusqlite::Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
+        // Only another process can hold the write lock (this is the one writer, checkpoints
+        // are passive): give up on a try after a second, so the journal can say the store is
+        // unavailable and retry, rather than sit silent in a long wait.
+        conn.busy_timeout(WRITER_BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
