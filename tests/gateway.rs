@@ -11,6 +11,8 @@ mod harness;
 mod admin;
 #[path = "gateway/bad_input.rs"]
 mod bad_input;
+#[path = "gateway/chaos.rs"]
+mod chaos;
 #[path = "gateway/console.rs"]
 mod console;
 #[path = "gateway/failures.rs"]
