@@ -91,6 +91,9 @@ pub struct GatewayConfig {
     /// How long events are kept after their turn ended.
     #[serde(with = "humantime_serde")]
     pub event_retention: Duration,
+    /// How long ended turns, exited workers, admin events and finished sessions are kept.
+    #[serde(with = "humantime_serde")]
+    pub history_retention: Duration,
     /// The `retry:` advice sent to SSE clients.
     #[serde(with = "humantime_serde")]
     pub sse_retry: Duration,
@@ -110,6 +113,7 @@ impl Default for GatewayConfig {
             max_line_bytes: 1024 * 1024,
             stop_grace: Duration::from_secs(2),
             event_retention: Duration::from_secs(15 * 60),
+            history_retention: Duration::from_secs(7 * 24 * 3600),
             sse_retry: Duration::from_secs(3),
             token_ttl: Duration::from_secs(24 * 3600),
         }

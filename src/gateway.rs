@@ -197,6 +197,7 @@ impl Prepared {
         let pruner = tokio::spawn(prune_loop(
             state.journal.clone(),
             state.config.gateway.event_retention,
+            state.config.gateway.history_retention,
         ));
         let sweeper = tokio::spawn(sweeper::run(
             Arc::clone(&state.store),
@@ -267,13 +268,18 @@ async fn recover(store: &dyn Store, journal: &Journal) -> Result<(), GatewayErro
     Ok(())
 }
 
-async fn prune_loop(journal: Journal, retention: Duration) {
+async fn prune_loop(journal: Journal, retention: Duration, history: Duration) {
     let mut tick =
         tokio::time::interval(Duration::from_secs(60).min(retention.max(Duration::from_secs(1))));
     loop {
         tick.tick().await;
         journal.send(Write::Prune {
             before: now_ms() - retention.as_millis() as i64,
+        });
+        // History outlives the events it explains (a turn's row stays after its events go).
+        let history = history.max(retention);
+        journal.send(Write::PruneHistory {
+            before: now_ms() - history.as_millis() as i64,
         });
     }
 }

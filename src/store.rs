@@ -317,6 +317,13 @@ pub enum Write {
         /// The cutoff.
         before: i64,
     },
+    /// Forget history older than `before` (epoch ms): ended turns whose events are already
+    /// pruned, exited worker generations, admin events, rejected output, and sessions left
+    /// with none of these. Bounded per write; the next round takes the rest.
+    PruneHistory {
+        /// The cutoff.
+        before: i64,
+    },
 }
 
 /// An operator action, for the admin log.

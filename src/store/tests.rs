@@ -4,6 +4,8 @@ use super::*;
 use crate::api::{ErrorCode, TurnEnding};
 use crate::clock::now_ms;
 
+mod history;
+
 async fn temp_store() -> (tempfile::TempDir, Arc<dyn Store>) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&format!("sqlite://{}", dir.path().join("t.db").display()))
