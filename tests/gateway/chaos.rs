@@ -386,7 +386,7 @@ async fn client_loop(shared: Arc<Shared>, index: usize) {
             if closed {
                 continue 'sessions;
             }
-            let jitter = (n * 7919 % 100) as f64 / 100.0;
+            let jitter = f64::from(u32::try_from(n * 7919 % 100).unwrap_or(0)) / 100.0;
             tokio::time::sleep(shared.pause.mul_f64(0.5 + jitter)).await;
         }
     }
@@ -572,9 +572,7 @@ impl Stream {
             return false;
         };
         match tokio::time::timeout(Duration::from_millis(50), s.next()).await {
-            Ok(Some(Ok(ev))) if ev.event == "closed" => true,
-            Ok(Some(Ok(ev))) if ev.event == "ping" => false,
-            Ok(Some(Ok(_))) => false,
+            Ok(Some(Ok(ev))) => ev.event == "closed",
             Ok(_) => {
                 self.inner = None;
                 false
