@@ -237,11 +237,10 @@ async fn gateway(
     let listener = tokio::net::TcpListener::bind(&config.gateway.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.gateway.listen))?;
-    println!(
-        "turnwatch gateway listening on http://{}",
-        listener.local_addr()?
-    );
-    crate::gateway::run(config, &database, listener, stop_signal()).await?;
+    // Printed once the store is open, migrated and recovered: a script waiting for this line
+    // may use the gateway at once.
+    let ready = |addr| println!("turnwatch gateway listening on http://{addr}");
+    crate::gateway::run(config, &database, listener, ready, stop_signal()).await?;
     Ok(0)
 }
 
@@ -326,19 +325,25 @@ async fn status_cmd(
     })
 }
 
-/// Resolves on ctrl-c or SIGTERM.
-async fn stop_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let term = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
+/// Resolves on ctrl-c (SIGINT) or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled: a script that sends SIGTERM as soon as it reads the
+/// "listening" line gets a graceful stop, not the default action.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    async fn recv(s: Option<&mut Signal>) {
+        match s {
+            Some(s) => {
+                s.recv().await;
             }
             None => std::future::pending().await,
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
+    }
+    let mut int = signal(SignalKind::interrupt()).ok();
+    let mut term = signal(SignalKind::terminate()).ok();
+    async move {
+        tokio::select! {
+            () = recv(int.as_mut()) => {}
+            () = recv(term.as_mut()) => {}
+        }
     }
 }

@@ -97,9 +97,18 @@ pub struct GatewayConfig {
     /// The `retry:` advice sent to SSE clients.
     #[serde(with = "humantime_serde")]
     pub sse_retry: Duration,
-    /// How long a session token is valid.
+    /// How long a session token is valid (checked when a request or stream starts).
     #[serde(with = "humantime_serde")]
     pub token_ttl: Duration,
+    /// Browser origins (`scheme://host[:port]`) allowed to call the gateway besides its own.
+    pub cors_origins: Vec<String>,
+    /// How long a connection may take to send a complete request head (and may sit idle
+    /// between requests) before the gateway closes it.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// The cap on open client connections; by default the descriptor limit less a reserve for
+    /// workers, the database and `/healthz`.
+    pub max_connections: Option<usize>,
 }
 
 impl Default for GatewayConfig {
@@ -116,6 +125,9 @@ impl Default for GatewayConfig {
             history_retention: Duration::from_secs(7 * 24 * 3600),
             sse_retry: Duration::from_secs(3),
             token_ttl: Duration::from_secs(24 * 3600),
+            cors_origins: Vec::new(),
+            header_timeout: Duration::from_secs(10),
+            max_connections: None,
         }
     }
 }
@@ -279,6 +291,21 @@ impl Config {
                 "key `gateway.max_workers`: must be at least 1".into(),
             ));
         }
+        if self.gateway.header_timeout.is_zero() {
+            return Err(invalid(
+                "key `gateway.header_timeout`: must be more than zero".into(),
+            ));
+        }
+        if self.gateway.max_connections == Some(0) {
+            return Err(invalid(
+                "key `gateway.max_connections`: must be at least 1".into(),
+            ));
+        }
+        if let Some(o) = self.gateway.cors_origins.iter().find(|o| !is_origin(o)) {
+            return Err(invalid(format!(
+                "key `gateway.cors_origins`: `{o}` is not an origin (scheme://host[:port], no path)"
+            )));
+        }
         for (i, t) in self.tokens.iter().enumerate() {
             if t.secret.is_none() == t.secret_env.is_none() {
                 return Err(invalid(format!(
@@ -306,6 +333,17 @@ impl Config {
             })
             .collect()
     }
+}
+
+/// Whether `s` reads as a browser origin: `http` or `https`, a host, maybe a port, no path.
+fn is_origin(s: &str) -> bool {
+    let Ok(uri) = s.parse::<axum::http::Uri>() else {
+        return false;
+    };
+    matches!(uri.scheme_str(), Some("http" | "https"))
+        && uri.authority().is_some_and(|a| !a.as_str().contains('@'))
+        && matches!(uri.path(), "" | "/")
+        && uri.query().is_none()
 }
 
 /// The data directory: `$XDG_DATA_HOME/turnwatch`, else `~/.local/share/turnwatch`.
@@ -338,6 +376,25 @@ mod tests {
         assert!(e.contains("my.toml"), "{e}");
         assert!(e.contains("line 6"), "{e}");
         assert!(e.contains("stall_timeout"), "{e}");
+    }
+
+    #[test]
+    fn cors_origins_must_be_origins() {
+        for bad in [
+            "evil.example",
+            "https://x.example/path",
+            "ftp://x.example",
+            "*",
+        ] {
+            let text = format!("[gateway]\ncors_origins = [\"{bad}\"]\n");
+            let e = Config::parse(&text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("cors_origins"), "{bad}: {e}");
+        }
+        let text =
+            "[gateway]\ncors_origins = [\"https://app.example\", \"http://localhost:3000\"]\n";
+        assert!(Config::parse(text, Path::new("c.toml")).is_ok());
     }
 
     #[test]

@@ -13,6 +13,8 @@ mod admin;
 mod bad_input;
 #[path = "gateway/chaos.rs"]
 mod chaos;
+#[path = "gateway/connections.rs"]
+mod connections;
 #[path = "gateway/console.rs"]
 mod console;
 #[path = "gateway/failures.rs"]
@@ -21,7 +23,11 @@ mod failures;
 mod lifecycle;
 #[path = "gateway/operator.rs"]
 mod operator;
+#[path = "gateway/raw.rs"]
+mod raw;
 #[path = "gateway/store_faults.rs"]
 mod store_faults;
 #[path = "gateway/streams.rs"]
 mod streams;
+#[path = "gateway/surface.rs"]
+mod surface;

@@ -3,6 +3,7 @@
 use super::*;
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one story: the fixture, the prune, what is left
 async fn history_older_than_its_retention_is_forgotten_and_nothing_else() {
     let (dir, store) = temp_store().await;
     let now = now_ms();
