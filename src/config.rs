@@ -264,7 +264,29 @@ impl Config {
         if config.agents.is_empty() {
             config.agents = Self::default().agents;
         }
-        config.validate(path)?;
+        // With one agent and no `default_agent`, that agent is the default: every key of the
+        // file stays optional.
+        let names_default = text
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|t| t.get("gateway")?.get("default_agent").cloned())
+            .is_some();
+        if !names_default
+            && config.agents.len() == 1
+            && let Some(only) = config.agents.keys().next()
+        {
+            config.gateway.default_agent = only.clone();
+        }
+        config.validate(path).map_err(|e| match e {
+            ConfigError::Invalid { path, message } => ConfigError::Invalid {
+                message: match line_of_key(text, &message) {
+                    Some(line) => format!("line {line}: {message}"),
+                    None => message,
+                },
+                path,
+            },
+            e => e,
+        })?;
         Ok(config)
     }
 
@@ -274,9 +296,11 @@ impl Config {
             message,
         };
         if !self.agents.contains_key(&self.gateway.default_agent) {
+            let names: Vec<&str> = self.agents.keys().map(String::as_str).collect();
             return Err(invalid(format!(
-                "key `gateway.default_agent`: agent `{}` is not configured",
-                self.gateway.default_agent
+                "key `gateway.default_agent`: agent `{}` is not configured (set it to one of: {})",
+                self.gateway.default_agent,
+                names.join(", ")
             )));
         }
         for (name, agent) in &self.agents {
@@ -346,6 +370,43 @@ fn is_origin(s: &str) -> bool {
         && uri.query().is_none()
 }
 
+/// The 1-based line of the key a validation message names (`key `a.b.c``), when the file
+/// sets it: the key's own line, else its table's header; `tokens[i]` is the i-th
+/// `[[tokens]]` header.
+fn line_of_key(text: &str, message: &str) -> Option<usize> {
+    let key = message.strip_prefix("key `")?.split('`').next()?;
+    if let Some(i) = key
+        .strip_prefix("tokens[")
+        .and_then(|r| r.strip_suffix(']'))
+        .and_then(|i| i.parse::<usize>().ok())
+    {
+        return text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.trim() == "[[tokens]]")
+            .nth(i)
+            .map(|(n, _)| n + 1);
+    }
+    let (table, leaf) = key.rsplit_once('.')?;
+    let mut current = String::new();
+    let mut header = None;
+    for (n, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if let Some(h) = l.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            current = h.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
+            if current == table {
+                header = Some(n + 1);
+            }
+        } else if current == table
+            && l.strip_prefix(leaf)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        {
+            return Some(n + 1);
+        }
+    }
+    header
+}
+
 /// The data directory: `$XDG_DATA_HOME/turnwatch`, else `~/.local/share/turnwatch`.
 pub fn data_dir() -> PathBuf {
     let base = std::env::var_os("XDG_DATA_HOME")
@@ -404,5 +465,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("default_agent"), "{e}");
+    }
+
+    #[test]
+    fn one_agent_needs_no_default_agent_and_checks_name_their_line() {
+        let c = Config::parse("[agents.mine]\ncommand = [\"x\"]\n", Path::new("c.toml")).unwrap();
+        assert_eq!(c.gateway.default_agent, "mine");
+        let text = "[agents.a]\ncommand = [\"x\"]\n[agents.b]\ncommand = [\"y\"]\n";
+        let e = Config::parse(text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("one of: a, b"), "{e}");
+        let text =
+            "# the gateway\n[gateway]\nlisten = \"127.0.0.1:7420\"\ndefault_agent = \"nope\"\n";
+        let e = Config::parse(text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 4"), "{e}");
+        let text = "[agents.echo]\ncommand = []\n";
+        let e = Config::parse(text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2") && e.contains("agents.echo.command"),
+            "{e}"
+        );
     }
 }

@@ -36,6 +36,14 @@ pub enum StoreError {
     /// A migration failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database file or its directory could not be opened or created.
+    #[error("cannot open the database at {path}: {message}")]
+    Open {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
     /// The URL names no supported backend.
     #[error("unsupported database URL `{0}` (expected sqlite://PATH to a file)")]
     UnsupportedUrl(String),

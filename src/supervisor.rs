@@ -35,6 +35,19 @@ pub struct QueuedTurn {
     pub content: String,
 }
 
+/// The sentence for [`ActionError::TargetChanged`].
+fn target_changed(worker: &WorkerId, generation: Option<u32>, pid: Option<u32>) -> String {
+    match (generation, pid) {
+        (Some(g), Some(p)) => format!(
+            "worker {worker} is now generation {g} (pid {p}), not the process you chose; nothing was killed"
+        ),
+        (Some(g), None) => format!(
+            "worker {worker} is now generation {g} (not started yet), not the process you chose; nothing was killed"
+        ),
+        _ => format!("worker {worker} has no live process any more; nothing was killed"),
+    }
+}
+
 /// Why an operator action was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ActionError {
@@ -42,7 +55,7 @@ pub enum ActionError {
     #[error("no live worker {0}")]
     UnknownWorker(WorkerId),
     /// The worker at that id is no longer the generation and pid asked for.
-    #[error("worker {worker} is now generation {generation:?} pid {pid:?}, not the target")]
+    #[error("{}", target_changed(worker, *generation, *pid))]
     TargetChanged {
         /// The worker slot.
         worker: WorkerId,

@@ -124,12 +124,25 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        let file = options.get_filename().to_owned();
+        let cannot_open = |message: String| StoreError::Open {
+            path: file.display().to_string(),
+            message,
+        };
+        // A missing directory is made, as a service's data directory would be.
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty())
+            && file != Path::new(":memory:")
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| cannot_open(format!("cannot create {}: {e}", dir.display())))?;
+        }
         // A local file needs no liveness ping before each use (one more thread round trip).
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
             .connect_with(options.clone())
-            .await?;
+            .await
+            .map_err(|e| cannot_open(e.to_string()))?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         let path = options.get_filename();
         if path == Path::new(":memory:") {

@@ -306,3 +306,20 @@ async fn a_database_from_the_first_release_upgrades_with_its_history() {
     let session = store.session(&SessionId("s1".into())).await.unwrap();
     assert_eq!(session.map(|s| s.token), Some("tok".into()));
 }
+
+#[tokio::test]
+async fn a_missing_data_directory_is_made_and_an_impossible_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("var/lib/turnwatch/gw.db");
+    open(&format!("sqlite://{}", nested.display()))
+        .await
+        .unwrap();
+    assert!(nested.exists());
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let bad = blocker.join("gw.db");
+    let Err(e) = open(&format!("sqlite://{}", bad.display())).await else {
+        panic!("a database under a file cannot open");
+    };
+    assert!(e.to_string().contains(&bad.display().to_string()), "{e}");
+}
