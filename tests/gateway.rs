@@ -19,5 +19,7 @@ mod failures;
 mod lifecycle;
 #[path = "gateway/operator.rs"]
 mod operator;
+#[path = "gateway/resume.rs"]
+mod resume;
 #[path = "gateway/streams.rs"]
 mod streams;
