@@ -443,6 +443,11 @@ pub trait Store: Send + Sync + 'static {
         worker: &WorkerId,
         limit: i64,
     ) -> Result<Vec<query::RejectionRow>, StoreError>;
+    /// The session's last sequence number (0 before its first event): every event it logs
+    /// later has a larger one. A cursor beyond it is not from this log.
+    async fn session_last_seq(&self, session: &SessionId) -> Result<i64, StoreError>;
+    /// The admin log's last sequence number (0 while it is empty).
+    async fn admin_last_seq(&self) -> Result<i64, StoreError>;
     /// Admin events with `seq > after`, oldest first, at most `limit`.
     async fn admin_events_after(
         &self,

@@ -27,6 +27,8 @@ mod operator;
 mod raw;
 #[path = "gateway/store_faults.rs"]
 mod store_faults;
+#[path = "gateway/resume.rs"]
+mod resume;
 #[path = "gateway/streams.rs"]
 mod streams;
 #[path = "gateway/surface.rs"]

@@ -349,6 +349,14 @@ impl Store for SqliteStore {
         Ok(reads::rejections(&self.pool, worker, limit).await?)
     }
 
+    async fn session_last_seq(&self, session: &SessionId) -> Result<i64, StoreError> {
+        Ok(reads::session_last_seq(&self.pool, session).await?)
+    }
+
+    async fn admin_last_seq(&self) -> Result<i64, StoreError> {
+        Ok(reads::admin_last_seq(&self.pool).await?)
+    }
+
     async fn admin_events_after(
         &self,
         after: i64,

@@ -257,6 +257,24 @@ pub(super) async fn rejections(
         .collect()
 }
 
+pub(super) async fn session_last_seq(
+    pool: &SqlitePool,
+    session: &SessionId,
+) -> Result<i64, sqlx::Error> {
+    let last: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM sessions WHERE id = ?")
+        .bind(session.as_str())
+        .fetch_optional(pool)
+        .await?;
+    Ok(last.unwrap_or(0))
+}
+
+/// The same high-water mark a [`snapshot`] reports.
+pub(super) async fn admin_last_seq(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM admin_events")
+        .fetch_one(pool)
+        .await
+}
+
 pub(super) async fn admin_events_after(
     pool: &SqlitePool,
     after: i64,
