@@ -21,3 +21,5 @@ mod lifecycle;
 mod operator;
 #[path = "gateway/streams.rs"]
 mod streams;
+#[path = "gateway/workers.rs"]
+mod workers;
