@@ -138,9 +138,14 @@ impl Default for GatewayConfig {
 pub struct AgentConfig {
     /// The worker command and its arguments; a first word `turnwatch` means this very binary.
     pub command: Vec<String>,
-    /// Extra environment for the worker.
+    /// Extra environment for the worker. A worker's environment is otherwise only `PATH`,
+    /// `HOME`, `LANG`, `LC_*`, `TZ`, `TMPDIR`, `USER` and its `TURNWATCH_*` values.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// More of the gateway's environment variables to pass to the worker, by name. Never a
+    /// token's `secret_env` (refused at load).
+    #[serde(default)]
+    pub inherit_env: Vec<String>,
     /// The worker's working directory.
     #[serde(default)]
     pub cwd: Option<PathBuf>,
@@ -186,6 +191,7 @@ impl AgentConfig {
         Self {
             command,
             env: BTreeMap::new(),
+            inherit_env: Vec::new(),
             cwd: None,
             startup_timeout: defaults::startup(),
             stall_timeout: defaults::stall(),
@@ -338,6 +344,38 @@ impl Config {
                 )));
             }
         }
+        self.validate_worker_env().map_err(invalid)
+    }
+
+    /// No agent may pass a token's secret variable to its workers (agent code with the
+    /// operator's token has the operator's rights).
+    fn validate_worker_env(&self) -> Result<(), String> {
+        for (name, agent) in &self.agents {
+            let named = agent
+                .inherit_env
+                .iter()
+                .map(|v| ("inherit_env", v))
+                .chain(agent.env.keys().map(|v| ("env", v)));
+            for (key, var) in named {
+                if var.is_empty() || var.contains('=') || var.contains('\0') {
+                    return Err(format!(
+                        "key `agents.{name}.{key}`: `{var}` is not an environment variable name"
+                    ));
+                }
+                if let Some(t) = self
+                    .tokens
+                    .iter()
+                    .find(|t| t.secret_env.as_deref() == Some(var.as_str()))
+                {
+                    return Err(format!(
+                        "key `agents.{name}.{key}`: agent `{name}` would pass `{var}` to its \
+                         workers, the variable that holds the secret of token `{}`; workers \
+                         must never see a token",
+                        t.name
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -370,7 +408,7 @@ fn is_origin(s: &str) -> bool {
         && uri.query().is_none()
 }
 
-/// The 1-based line of the key a validation message names (`key `a.b.c``), when the file
+/// The 1-based line of the key a validation message names (``key `a.b.c` ``), when the file
 /// sets it: the key's own line, else its table's header; `tokens[i]` is the i-th
 /// `[[tokens]]` header.
 fn line_of_key(text: &str, message: &str) -> Option<usize> {
@@ -393,7 +431,9 @@ fn line_of_key(text: &str, message: &str) -> Option<usize> {
     for (n, line) in text.lines().enumerate() {
         let l = line.trim();
         if let Some(h) = l.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-            current = h.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
+            h.trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .clone_into(&mut current);
             if current == table {
                 header = Some(n + 1);
             }
@@ -456,6 +496,26 @@ mod tests {
         let text =
             "[gateway]\ncors_origins = [\"https://app.example\", \"http://localhost:3000\"]\n";
         assert!(Config::parse(text, Path::new("c.toml")).is_ok());
+    }
+
+    #[test]
+    fn an_agent_may_not_pass_a_token_secret_to_its_workers() {
+        let token =
+            "[[tokens]]\nname = \"oncall\"\nsecret_env = \"OPS_SECRET\"\nrole = \"operator\"\n";
+        for agent in [
+            "inherit_env = [\"HOME\", \"OPS_SECRET\"]",
+            "env = { OPS_SECRET = \"x\" }",
+        ] {
+            let text = format!("[agents.echo]\ncommand = [\"x\"]\n{agent}\n{token}");
+            let e = Config::parse(&text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("agents.echo"), "{e}");
+            assert!(e.contains("OPS_SECRET") && e.contains("oncall"), "{e}");
+        }
+        let text = format!("[agents.echo]\ncommand = [\"x\"]\ninherit_env = [\"OTHER\"]\n{token}");
+        let c = Config::parse(&text, Path::new("c.toml")).unwrap();
+        assert_eq!(c.agents["echo"].inherit_env, ["OTHER"]);
     }
 
     #[test]

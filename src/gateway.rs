@@ -32,7 +32,7 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::journal::{Hub, Journal};
 use crate::metrics::Metrics;
-use crate::store::{self, Store, WorkerExit, Write};
+use crate::store::{self, Store, Write};
 use crate::supervisor::{Supervisor, end_turn};
 
 /// Why the gateway could not start.
@@ -276,7 +276,8 @@ impl Prepared {
     }
 }
 
-/// Fails every turn a previous run left open, and closes the books on its workers.
+/// Fails every turn a previous run left open, and closes the books on its workers (killing
+/// any still running: see [`crate::supervisor::recovery`]).
 async fn recover(store: &dyn Store, journal: &Journal) -> Result<(), GatewayError> {
     let turns = store.open_turns().await?;
     if !turns.is_empty() {
@@ -292,18 +293,7 @@ async fn recover(store: &dyn Store, journal: &Journal) -> Result<(), GatewayErro
         );
         end_turn(journal, &t.session_id, &t.id, &t.message_id, ending).await;
     }
-    for (worker_id, generation) in store.live_workers().await? {
-        journal.send(Write::WorkerExited(WorkerExit {
-            worker_id,
-            generation,
-            exit_code: None,
-            signal: None,
-            at: now_ms(),
-            intentional: false,
-            reason: "gateway_restarted".into(),
-            stderr_tail: String::new(),
-        }));
-    }
+    crate::supervisor::recovery::recover_workers(store, journal).await?;
     journal.flush().await;
     Ok(())
 }

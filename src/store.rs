@@ -156,12 +156,38 @@ pub struct WorkerSpawn {
     pub generation: u32,
     /// The OS process id.
     pub pid: u32,
+    /// Where and when it started, when `/proc` could tell.
+    pub origin: Option<ProcessOrigin>,
     /// The agent it runs.
     pub agent_id: String,
     /// The session it serves.
     pub session_id: SessionId,
     /// Start time (epoch ms).
     pub at: i64,
+}
+
+/// Where and when a process started: a pid is reused, this triple is not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessOrigin {
+    /// The host (`/etc/machine-id`, else the hostname).
+    pub host: String,
+    /// The host's boot (`/proc/sys/kernel/random/boot_id`).
+    pub boot_id: String,
+    /// The process's start time in clock ticks since boot (`/proc/PID/stat` field 22).
+    pub start_ticks: u64,
+}
+
+/// A worker generation the store records as running.
+#[derive(Clone, Debug)]
+pub struct LiveWorker {
+    /// The worker slot.
+    pub worker_id: WorkerId,
+    /// Its generation.
+    pub generation: u32,
+    /// Its OS process id, when recorded.
+    pub pid: Option<u32>,
+    /// Where and when it started, when recorded.
+    pub origin: Option<ProcessOrigin>,
 }
 
 /// How a worker process ended.
@@ -419,7 +445,7 @@ pub trait Store: Send + Sync + 'static {
     /// Every turn still owed its terminal event.
     async fn open_turns(&self) -> Result<Vec<TurnRecord>, StoreError>;
     /// Worker generations with no recorded exit.
-    async fn live_workers(&self) -> Result<Vec<(WorkerId, u32)>, StoreError>;
+    async fn live_workers(&self) -> Result<Vec<LiveWorker>, StoreError>;
     /// The generation a new process in this slot gets.
     async fn next_generation(&self, worker: &WorkerId) -> Result<u32, StoreError>;
 

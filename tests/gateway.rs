@@ -25,11 +25,13 @@ mod lifecycle;
 mod operator;
 #[path = "gateway/raw.rs"]
 mod raw;
-#[path = "gateway/store_faults.rs"]
-mod store_faults;
 #[path = "gateway/resume.rs"]
 mod resume;
+#[path = "gateway/store_faults.rs"]
+mod store_faults;
 #[path = "gateway/streams.rs"]
 mod streams;
 #[path = "gateway/surface.rs"]
 mod surface;
+#[path = "gateway/workers.rs"]
+mod workers;

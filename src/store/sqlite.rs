@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use super::query::RejectionRow;
 use super::{
-    AdminEvent, Batch, Overview, SessionRecord, Snapshot, Store, StoreError, StoredEvent,
-    TurnQuery, TurnRecord, TurnRow, WorkerQuery, WorkerRecord, Write,
+    AdminEvent, Batch, LiveWorker, Overview, SessionRecord, Snapshot, Store, StoreError,
+    StoredEvent, TurnQuery, TurnRecord, TurnRow, WorkerQuery, WorkerRecord, Write,
 };
 use crate::ids::{SessionId, TurnId, WorkerId};
 
@@ -299,15 +299,8 @@ impl Store for SqliteStore {
         Ok(rows.iter().map(turn_from).collect::<Result<_, _>>()?)
     }
 
-    async fn live_workers(&self) -> Result<Vec<(WorkerId, u32)>, StoreError> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT worker_id, generation FROM workers WHERE exited_at IS NULL")
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(w, g)| (WorkerId(w), g as u32))
-            .collect())
+    async fn live_workers(&self) -> Result<Vec<LiveWorker>, StoreError> {
+        Ok(reads::live_workers(&self.pool).await?)
     }
 
     async fn overview(&self, now: i64) -> Result<Overview, StoreError> {

@@ -82,6 +82,7 @@ async fn stranded_turns_appear_and_then_resolve() {
             worker_id: WorkerId(w.into()),
             generation: 1,
             pid: 4242,
+            origin: None,
             agent_id: "echo".into(),
             session_id: SessionId(s.into()),
             at: now - 10_000,

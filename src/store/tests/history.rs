@@ -43,6 +43,7 @@ async fn history_older_than_its_retention_is_forgotten_and_nothing_else() {
             worker_id: WorkerId(w.into()),
             generation: 1,
             pid: 4242,
+            origin: None,
             agent_id: "echo".into(),
             session_id: SessionId(s.into()),
             at,

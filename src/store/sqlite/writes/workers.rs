@@ -12,8 +12,8 @@ pub(super) fn apply_worker_write(conn: &Connection, w: &Write) -> Result<Applied
     Ok(match w {
         Write::WorkerSpawned(s) => {
             conn.prepare_cached(
-                "INSERT INTO workers (worker_id, generation, pid, agent_id, session_id, state, started_at) \
-                 VALUES (?, ?, ?, ?, ?, 'starting', ?)",
+                "INSERT INTO workers (worker_id, generation, pid, agent_id, session_id, state, started_at, \
+                 host, boot_id, start_ticks) VALUES (?, ?, ?, ?, ?, 'starting', ?, ?, ?, ?)",
             )?
             .execute(params![
                 s.worker_id.as_str(),
@@ -21,7 +21,10 @@ pub(super) fn apply_worker_write(conn: &Connection, w: &Write) -> Result<Applied
                 s.pid,
                 &s.agent_id,
                 s.session_id.as_str(),
-                s.at
+                s.at,
+                s.origin.as_ref().map(|o| &o.host),
+                s.origin.as_ref().map(|o| &o.boot_id),
+                s.origin.as_ref().map(|o| o.start_ticks as i64),
             ])?;
             Applied::Done(true)
         }
