@@ -264,7 +264,11 @@ fn write_config(dir: &Path) -> PathBuf {
     };
     let text = format!(
         "[gateway]\ndefault_agent = \"echo\"\nmax_workers = 64\nstop_grace = \"500ms\"\n\n{}\n{}\n{}\n",
-        agent("echo", "\"--mode\", \"echo\", \"--deltas\", \"4\""),
+        // Ignores its stdin closing: only the kernel (or recovery) ends it after a gateway dies.
+        agent(
+            "echo",
+            "\"--mode\", \"echo\", \"--deltas\", \"4\", \"--ignore-eof\"",
+        ),
         agent("slow", "\"--mode\", \"slow\", \"--delay-ms\", \"40\""),
         agent(
             "crash",
