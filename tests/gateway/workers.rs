@@ -90,6 +90,11 @@ async fn one_turn(client: &Client, agent: &str, content: &str) -> String {
             events.push(ev);
         }
         if done {
+            assert_eq!(
+                events.last().map(|e| &e.data["status"]),
+                Some(&serde_json::json!("completed")),
+                "{events:?}"
+            );
             return assert_completed(&events);
         }
     }
@@ -333,5 +338,33 @@ async fn a_huge_stderr_line_keeps_the_tail_bounded() {
         .unwrap();
     assert!(recorded.len() <= BOUND, "recorded {} bytes", recorded.len());
     assert!(recorded.contains("more bytes)"), "the cut is said");
+    gw.stop().await;
+}
+
+/// Item 12: with one slot and its worker idle, another session's turn evicts that worker
+/// (intentionally, reason `evicted`) instead of failing `queue_timeout`, and back again.
+#[tokio::test]
+async fn an_idle_worker_yields_its_slot() {
+    let mut c = config(vec![("echo", worker(&["--mode", "echo"]))]);
+    c.gateway.max_workers = 1;
+    let gw = TestGateway::start(c).await;
+    let (a, _, events) = gw.turn("echo", "first").await;
+    assert_eq!(assert_completed(&events), "first");
+    let (b, _, events) = gw.turn("echo", "second").await;
+    assert_eq!(assert_completed(&events), "second");
+    let rows = gw
+        .wait_workers(&a, |r| r.iter().all(|w| w.state == "exited"))
+        .await;
+    assert_eq!(
+        (rows[0].reason.as_deref(), rows[0].intentional),
+        (Some("evicted"), Some(true))
+    );
+    let mut r = gw.open(&a, None).await;
+    let turn = gw.post(&a, "third").await;
+    assert_eq!(assert_completed(&r.until_complete(&turn).await), "third");
+    let rows = gw
+        .wait_workers(&b, |r| r.iter().all(|w| w.state == "exited"))
+        .await;
+    assert_eq!(rows[0].reason.as_deref(), Some("evicted"));
     gw.stop().await;
 }
