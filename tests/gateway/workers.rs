@@ -100,8 +100,8 @@ async fn one_turn(client: &Client, agent: &str, content: &str) -> String {
     }
 }
 
-/// Item 1: a worker that ignores stdin EOF and `SIGTERM` dies with its `SIGKILL`ed gateway,
-/// including one spawned after the gateway's runtime sat idle for longer than tokio keeps an
+/// Item 1: a worker that ignores stdin EOF and `SIGTERM` (one of them `SIGSTOP`ped) dies with
+/// its `SIGKILL`ed gateway, including one spawned after the gateway's runtime sat idle for longer than tokio keeps an
 /// idle blocking thread (10 s): the kernel's parent-death signal follows the forking thread.
 #[tokio::test]
 async fn workers_die_with_a_sigkilled_gateway_even_after_idle() {
@@ -127,6 +127,12 @@ async fn workers_die_with_a_sigkilled_gateway_even_after_idle() {
     for pid in &pids {
         assert!(procinfo::is_running(*pid as u32));
     }
+    // A stopped worker cannot act on anything; only the kernel's SIGKILL still ends it.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pids[0] as i32),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
     gateway.kill().await.unwrap(); // SIGKILL: no graceful stop, no stdin-close courtesy
     for pid in pids {
         wait_dead(pid as u32).await;
