@@ -162,12 +162,17 @@ impl Actor {
         self.ctx.set_idle(&self.session, false);
     }
 
-    /// Tells the idle board whether this session's worker is idle (ready, nothing to do), and
-    /// yields the slot at once when a waiting turn has nobody else to evict.
-    fn sync_idle(&mut self) {
-        let idle = matches!(self.phase, Phase::Idle { .. })
+    /// A ready worker with nothing to do: the kind of worker an eviction may stop.
+    fn is_worker_idle(&self) -> bool {
+        matches!(self.phase, Phase::Idle { .. })
             && self.queue.is_empty()
-            && self.worker.as_ref().is_some_and(|w| w.ready);
+            && self.worker.as_ref().is_some_and(|w| w.ready)
+    }
+
+    /// Tells the idle board whether this session's worker is idle (the board may then order
+    /// evictions for waiting turns, this worker's among them).
+    fn sync_idle(&mut self) {
+        let idle = self.is_worker_idle();
         if idle != self.listed_idle {
             self.listed_idle = idle;
             self.ctx.set_idle(&self.session, idle);
@@ -176,9 +181,7 @@ impl Actor {
 
     /// Evicts the idle worker for another session's turn, if it is still idle.
     fn evict(&mut self) {
-        let idle = matches!(self.phase, Phase::Idle { .. })
-            && self.queue.is_empty()
-            && self.worker.as_ref().is_some_and(|w| w.ready);
+        let idle = self.is_worker_idle();
         let Some(live) = self.worker.take_if(|_| idle) else {
             self.ctx.eviction_refused();
             return;

@@ -120,3 +120,33 @@ impl Ctx {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idle(board: &mut IdleBoard, s: &str) {
+        board.since.insert(SessionId(s.into()), Instant::now());
+    }
+
+    #[test]
+    fn evicts_oldest_idle_first_and_only_as_many_as_wait() {
+        let mut b = IdleBoard::default();
+        idle(&mut b, "old");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        idle(&mut b, "new");
+        assert!(b.rebalance().is_empty(), "nobody waits");
+        b.waiting = 1;
+        assert_eq!(b.rebalance(), [SessionId("old".into())]);
+        assert!(
+            b.rebalance().is_empty(),
+            "one eviction on its way covers one turn"
+        );
+        b.waiting = 3;
+        assert_eq!(b.rebalance(), [SessionId("new".into())]);
+        assert!(b.rebalance().is_empty(), "nobody left to evict");
+        assert_eq!(b.in_flight, 2);
+        idle(&mut b, "later");
+        assert_eq!(b.rebalance(), [SessionId("later".into())]);
+    }
+}
