@@ -90,13 +90,18 @@ async fn one_turn(client: &Client, agent: &str, content: &str) -> String {
             events.push(ev);
         }
         if done {
+            assert_eq!(
+                events.last().map(|e| &e.data["status"]),
+                Some(&serde_json::json!("completed")),
+                "{events:?}"
+            );
             return assert_completed(&events);
         }
     }
 }
 
-/// Item 1: a worker that ignores stdin EOF and `SIGTERM` dies with its `SIGKILL`ed gateway,
-/// including one spawned after the gateway's runtime sat idle for longer than tokio keeps an
+/// Item 1: a worker that ignores stdin EOF and `SIGTERM` (one of them `SIGSTOP`ped) dies with
+/// its `SIGKILL`ed gateway, including one spawned after the gateway's runtime sat idle for longer than tokio keeps an
 /// idle blocking thread (10 s): the kernel's parent-death signal follows the forking thread.
 #[tokio::test]
 async fn workers_die_with_a_sigkilled_gateway_even_after_idle() {
@@ -122,6 +127,12 @@ async fn workers_die_with_a_sigkilled_gateway_even_after_idle() {
     for pid in &pids {
         assert!(procinfo::is_running(*pid as u32));
     }
+    // A stopped worker cannot act on anything; only the kernel's SIGKILL still ends it.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pids[0] as i32),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
     gateway.kill().await.unwrap(); // SIGKILL: no graceful stop, no stdin-close courtesy
     for pid in pids {
         wait_dead(pid as u32).await;
@@ -333,5 +344,33 @@ async fn a_huge_stderr_line_keeps_the_tail_bounded() {
         .unwrap();
     assert!(recorded.len() <= BOUND, "recorded {} bytes", recorded.len());
     assert!(recorded.contains("more bytes)"), "the cut is said");
+    gw.stop().await;
+}
+
+/// Item 12: with one slot and its worker idle, another session's turn evicts that worker
+/// (intentionally, reason `evicted`) instead of failing `queue_timeout`, and back again.
+#[tokio::test]
+async fn an_idle_worker_yields_its_slot() {
+    let mut c = config(vec![("echo", worker(&["--mode", "echo"]))]);
+    c.gateway.max_workers = 1;
+    let gw = TestGateway::start(c).await;
+    let (a, _, events) = gw.turn("echo", "first").await;
+    assert_eq!(assert_completed(&events), "first");
+    let (b, _, events) = gw.turn("echo", "second").await;
+    assert_eq!(assert_completed(&events), "second");
+    let rows = gw
+        .wait_workers(&a, |r| r.iter().all(|w| w.state == "exited"))
+        .await;
+    assert_eq!(
+        (rows[0].reason.as_deref(), rows[0].intentional),
+        (Some("evicted"), Some(true))
+    );
+    let mut r = gw.open(&a, None).await;
+    let turn = gw.post(&a, "third").await;
+    assert_eq!(assert_completed(&r.until_complete(&turn).await), "third");
+    let rows = gw
+        .wait_workers(&b, |r| r.iter().all(|w| w.state == "exited"))
+        .await;
+    assert_eq!(rows[0].reason.as_deref(), Some("evicted"));
     gw.stop().await;
 }
