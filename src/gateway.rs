@@ -97,6 +97,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(error::json_rejections))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             guard::layer,
@@ -115,6 +116,7 @@ fn overflow_router(state: Arc<AppState>) -> Router {
                 "the gateway holds as many connections as it may; retry later",
             )
         })
+        .layer(axum::middleware::from_fn(error::json_rejections))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             guard::layer,

@@ -147,6 +147,9 @@ enum First {
 }
 
 impl Conn {
+    /// Peeks, then serves. What serves is boxed: a task is allocated at the size of its
+    /// largest state, and hyper's connection would make every silent connection pay for it
+    /// (a silent connection cost 3.3 KiB of RSS unboxed, 1.4 KiB boxed: 15,000 of them).
     async fn run(self, tcp: TcpStream) {
         let deadline = tokio::time::Instant::now() + self.header_timeout;
         let first = tokio::select! {
@@ -156,7 +159,7 @@ impl Conn {
         let header_timeout = match first {
             First::Silent => return,
             First::Stream(request) if !self.permit.is_overflow() => {
-                stream_directly(tcp, *request, &self.state).await;
+                Box::pin(stream_directly(tcp, *request, &self.state)).await;
                 return;
             }
             // hyper's clock starts anew: what is left of this one for an incomplete head, the
@@ -166,7 +169,7 @@ impl Conn {
                 .max(Duration::from_millis(1)),
             First::Stream(_) | First::Other { complete: true } => self.header_timeout,
         };
-        self.serve_hyper(tcp, header_timeout).await;
+        Box::pin(self.serve_hyper(tcp, header_timeout)).await;
     }
 
     async fn serve_hyper(self, tcp: TcpStream, header_timeout: Duration) {
