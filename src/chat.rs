@@ -196,6 +196,9 @@ impl Follow<'_> {
         ev: &SseEvent,
         out: &mut (dyn Write + Send),
     ) -> Result<Option<ChatOutcome>, ClientError> {
+        if self.json {
+            print_json(out, ev);
+        }
         if ev.event == "connected" {
             let held = self.cursor.get();
             if self.cursor.on_connected(&ev.data) {
@@ -206,9 +209,6 @@ impl Follow<'_> {
         self.cursor.on_event(ev.id);
         if ev.id.is_some() {
             self.resumes = 0;
-        }
-        if self.json {
-            print_json(out, ev);
         }
         if ev.data.get("turnId").and_then(|t| t.as_str()) != Some(self.turn.as_str()) {
             if ev.event == "closed" {
