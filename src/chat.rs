@@ -141,7 +141,12 @@ impl Follow<'_> {
         loop {
             let next = tokio::time::timeout_at(quiet_until, stream.next()).await;
             let ev = match next {
-                Ok(Some(Ok(ev))) if ev.event == "ping" => continue,
+                Ok(Some(Ok(ev))) if ev.event == "ping" => {
+                    if self.json {
+                        print_json(out, &ev);
+                    }
+                    continue;
+                }
                 Ok(Some(Ok(ev))) => ev,
                 Err(_) => {
                     if let Some(outcome) = self.lost_check.take() {

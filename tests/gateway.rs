@@ -11,6 +11,8 @@ mod harness;
 mod admin;
 #[path = "gateway/bad_input.rs"]
 mod bad_input;
+#[path = "gateway/chat_restart.rs"]
+mod chat_restart;
 #[path = "gateway/console.rs"]
 mod console;
 #[path = "gateway/failures.rs"]
