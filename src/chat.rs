@@ -141,7 +141,12 @@ impl Follow<'_> {
         loop {
             let next = tokio::time::timeout_at(quiet_until, stream.next()).await;
             let ev = match next {
-                Ok(Some(Ok(ev))) if ev.event == "ping" => continue,
+                Ok(Some(Ok(ev))) if ev.event == "ping" => {
+                    if self.json {
+                        print_json(out, &ev);
+                    }
+                    continue;
+                }
                 Ok(Some(Ok(ev))) => ev,
                 Err(_) => {
                     if let Some(outcome) = self.lost_check.take() {
@@ -196,6 +201,9 @@ impl Follow<'_> {
         ev: &SseEvent,
         out: &mut (dyn Write + Send),
     ) -> Result<Option<ChatOutcome>, ClientError> {
+        if self.json {
+            print_json(out, ev);
+        }
         if ev.event == "connected" {
             let held = self.cursor.get();
             if self.cursor.on_connected(&ev.data) {
@@ -206,9 +214,6 @@ impl Follow<'_> {
         self.cursor.on_event(ev.id);
         if ev.id.is_some() {
             self.resumes = 0;
-        }
-        if self.json {
-            print_json(out, ev);
         }
         if ev.data.get("turnId").and_then(|t| t.as_str()) != Some(self.turn.as_str()) {
             if ev.event == "closed" {

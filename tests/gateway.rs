@@ -13,6 +13,8 @@ mod admin;
 mod bad_input;
 #[path = "gateway/chaos.rs"]
 mod chaos;
+#[path = "gateway/chat_restart.rs"]
+mod chat_restart;
 #[path = "gateway/connections.rs"]
 mod connections;
 #[path = "gateway/console.rs"]

@@ -136,6 +136,9 @@ pub fn render(url: &str, s: &Status, out: &mut dyn Write) -> std::io::Result<()>
     Ok(())
 }
 
+/// The gateway pings an idle admin stream every 30 s.
+const SILENT: Duration = Duration::from_secs(75);
+
 /// Prints admin events as NDJSON until the stream can no longer be resumed.
 pub async fn watch(client: &Client, out: &mut (dyn Write + Send)) -> Result<(), ClientError> {
     let mut last: Option<i64> = None;
@@ -144,7 +147,8 @@ pub async fn watch(client: &Client, out: &mut (dyn Write + Send)) -> Result<(), 
         match client.admin_events(last).await {
             Ok(mut stream) => {
                 failures = 0;
-                while let Some(Ok(ev)) = stream.next().await {
+                // A stream with nothing, not even a ping, for `SILENT` is dead: resume it.
+                while let Ok(Some(Ok(ev))) = tokio::time::timeout(SILENT, stream.next()).await {
                     if ev.event == "ping" {
                         continue;
                     }

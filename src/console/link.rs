@@ -66,7 +66,8 @@ async fn run(
                                 last = Some(id);
                                 // A snapshot on a resumed stream: our cursor did not line
                                 // up with the gateway's log (it restarted on other data).
-                                if ev.event == "snapshot" && ev.data["gap"] == true && !send(LinkMsg::Gap(id)) {
+                                let gap = ev.event == "snapshot" && ev.data["gap"] == true;
+                                if gap && !send(LinkMsg::Gap(id)) {
                                     return;
                                 }
                                 let msg = if ev.event == "snapshot" {

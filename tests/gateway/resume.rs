@@ -1,117 +1,16 @@
-//! Resuming streams: a client that lost its stream before its first event id (issue 11 item
-//! 9), a cursor ahead of the gateway's log (item 10), a deleted session's stream (item 4).
+//! Resuming streams: `connected` carries the cursor a client resumes from (issue 11 item 9),
+//! a cursor ahead of the gateway's log is a gap (item 10), a deleted session's stream can be
+//! finished (item 4).
 
 use futures::StreamExt;
 use serde_json::Value;
-use std::process::Stdio;
-use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
 use turnwatch::client::Client;
 use turnwatch::console::driver::Driver;
 use turnwatch::console::state::State;
 use turnwatch::console::update::Msg;
 use turnwatch::gateway;
 
-use crate::harness::{BIN, GUARD, TestGateway, assert_failed, assert_gone, config, worker};
-
-/// Starts `turnwatch gateway` on `listen` and waits for its `listening on` line; returns the
-/// process and its URL.
-async fn spawn_gateway(conf: &std::path::Path, db_url: &str, listen: &str) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args([
-            "gateway",
-            "--listen",
-            listen,
-            "--database",
-            db_url,
-            "--config",
-        ])
-        .arg(conf)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(GUARD, lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let url = first.rsplit(' ').next().unwrap().to_owned();
-    (child, url)
-}
-
-/// Item 9: the gateway is `SIGKILL`ed after `turnwatch chat` posted but before any event id
-/// reached it; restarted on the same data and port, it fails the turn `gateway_restarted`, and
-/// the chat, resuming from where its `connected` said it stood, hears of it and exits 1.
-#[tokio::test]
-async fn chat_killed_before_its_first_event_still_ends_with_the_outcome() {
-    let dir = tempfile::tempdir().unwrap();
-    let db_url = format!("sqlite://{}", dir.path().join("gw.db").display());
-    let conf = dir.path().join("turnwatch.toml");
-    let toml = format!(
-        "[gateway]\ndefault_agent = \"hang\"\n[agents.hang]\ncommand = [\"{BIN}\", \"worker\", \"--mode\", \"hang\"]\n"
-    );
-    std::fs::write(&conf, toml).unwrap();
-    let (mut gw, url) = spawn_gateway(&conf, &db_url, "127.0.0.1:0").await;
-    let mut chat = Command::new(BIN)
-        .args(["chat", "--url", &url, "wait for me"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    // The hang worker has the turn and will never say a word: no event id reached the chat.
-    let deadline = tokio::time::Instant::now() + GUARD;
-    let (db, pid) = loop {
-        // (An error while the gateway is still creating its database means "not yet".)
-        if let Ok(db) = sqlx::SqlitePool::connect(&db_url).await {
-            let busy: Result<Option<i64>, _> =
-                sqlx::query_scalar("SELECT pid FROM workers WHERE state = 'busy'")
-                    .fetch_optional(&db)
-                    .await;
-            if let Ok(Some(pid)) = busy {
-                break (db, pid);
-            }
-            db.close().await;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the turn never got a worker"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
-    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
-        .fetch_one(&db)
-        .await
-        .unwrap();
-    assert_eq!(events, 0, "no event id can have reached the chat");
-    db.close().await;
-    gw.kill().await.unwrap(); // SIGKILL
-    assert_gone(u32::try_from(pid).unwrap()).await; // the worker saw its stdin close and exited
-    let listen = url.trim_start_matches("http://").to_owned();
-    let (mut gw, _) = spawn_gateway(&conf, &db_url, &listen).await;
-
-    let status = tokio::time::timeout(GUARD, chat.wait()).await;
-    if status.is_err() {
-        chat.kill().await.unwrap();
-    }
-    let mut stderr = String::new();
-    chat.stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .await
-        .unwrap();
-    let status = status
-        .unwrap_or_else(|_| panic!("turnwatch chat hung after the gateway restarted: {stderr}"))
-        .unwrap();
-    assert_eq!(status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("gateway_restarted"), "{stderr}");
-    gw.kill().await.unwrap();
-}
+use crate::harness::{GUARD, TestGateway, assert_failed, config, worker};
 
 /// Item 10: a cursor beyond the end of the session's log (a client back from a gateway that
 /// ran on other data) is a gap the client sees, then it gets what the log has.
