@@ -2,14 +2,17 @@
 //! `complete` with status `completed`; 1 on a failed turn; 2 on usage or connection errors.
 //! A stream that ends or stalls without the turn's `complete` is resumed from its last id.
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use std::io::Write;
 use std::time::Duration;
+use tokio::time::Instant;
 
 use crate::api::CreateSession;
-use crate::client::{Client, ClientError, SseEvent};
+use crate::api::admin::TurnDetail;
+use crate::client::{Client, ClientError, Cursor, SseEvent};
 
-/// A stream silent this long (pings come every 30 s) is taken as dead and resumed.
+/// A stream with no event but pings for this long is resumed from its cursor (pings come
+/// every 30 s and say nothing of the turn).
 const STALL: Duration = Duration::from_secs(75);
 /// Resume attempts before giving up with exit 2.
 const MAX_RESUMES: u32 = 8;
@@ -76,60 +79,162 @@ async fn run(
     };
     let session = client.create_session(&create).await?;
     let (sid, token) = (session.agent_id.as_str(), session.token.as_str());
-    // Open the stream before posting, so no event can fall before it.
+    // Open the stream before posting, so no event can fall before it; its `connected` says
+    // where in the log we stand, so even a stream lost before any event resumes from there.
     let mut stream = client.events(sid, token, None).await?;
-    let mut last_id: Option<i64> = None;
+    let mut cursor = Cursor::default();
     while let Some(ev) = tokio::time::timeout(STALL, stream.next())
         .await
         .ok()
         .flatten()
     {
-        if ev?.event == "connected" {
+        let ev = ev?;
+        if ev.event == "connected" {
+            cursor.on_connected(&ev.data);
             break;
         }
     }
     let queued = client.post_message(sid, token, &req.message, None).await?;
-    let turn = queued.turn_id.to_string();
-    let mut failure: Option<(String, String)> = None;
-    let mut resumes = 0;
-    loop {
-        let next = tokio::time::timeout(STALL, stream.next()).await;
-        let ev = match next {
-            Ok(Some(Ok(ev))) => ev,
-            // Ended, broke or stalled without our `complete`: resume from the last id.
-            Ok(None | Some(Err(_))) | Err(_) => {
-                resumes += 1;
-                if resumes > MAX_RESUMES {
-                    return Err(ClientError::Protocol(format!(
-                        "the event stream ended {MAX_RESUMES} times without the turn's terminal event"
-                    )));
+    let mut chat = Follow {
+        client,
+        session: sid,
+        token,
+        turn: queued.turn_id.to_string(),
+        json: req.json,
+        cursor,
+        failure: None,
+        resumes: 0,
+        lost_check: None,
+    };
+    chat.follow(stream, out).await
+}
+
+/// One turn's stream, followed to its `complete` across reconnects.
+struct Follow<'a> {
+    client: &'a Client,
+    session: &'a str,
+    token: &'a str,
+    turn: String,
+    json: bool,
+    cursor: Cursor,
+    /// The turn's `error`, until its `complete`.
+    failure: Option<(String, String)>,
+    /// Reconnects since the last event of the log arrived.
+    resumes: u32,
+    /// After a gap: the outcome the gateway recorded for the turn, used if the log no longer
+    /// holds its events (nothing of it arrives before the stream goes quiet).
+    lost_check: Option<ChatOutcome>,
+}
+
+type Events = std::pin::Pin<Box<dyn Stream<Item = Result<SseEvent, ClientError>> + Send>>;
+
+impl Follow<'_> {
+    async fn follow(
+        &mut self,
+        stream: impl Stream<Item = Result<SseEvent, ClientError>> + Send + 'static,
+        out: &mut (dyn Write + Send),
+    ) -> Result<ChatOutcome, ClientError> {
+        let mut stream: Events = Box::pin(stream);
+        // Pings keep a live stream busy but say nothing of the turn: a stream quiet (pings
+        // aside) for `STALL` is resumed from the cursor too, which re-reads the log.
+        let mut quiet_until = Instant::now() + STALL;
+        loop {
+            let next = tokio::time::timeout_at(quiet_until, stream.next()).await;
+            let ev = match next {
+                Ok(Some(Ok(ev))) if ev.event == "ping" => {
+                    if self.json {
+                        print_json(out, &ev);
+                    }
+                    continue;
                 }
-                tokio::time::sleep(Duration::from_millis(250 * u64::from(resumes))).await;
-                match client.events(sid, token, last_id).await {
-                    Ok(s) => stream = s,
-                    Err(ClientError::Connect { .. }) => continue,
-                    Err(e) => return Err(e),
+                Ok(Some(Ok(ev))) => ev,
+                Err(_) => {
+                    if let Some(outcome) = self.lost_check.take() {
+                        return Ok(outcome);
+                    }
+                    self.resume(&mut stream, false).await?;
+                    quiet_until = Instant::now() + STALL;
+                    continue;
                 }
-                continue;
+                // Ended or broke without our `complete`: resume from the cursor.
+                Ok(None | Some(Err(_))) => {
+                    self.resume(&mut stream, true).await?;
+                    quiet_until = Instant::now() + STALL;
+                    continue;
+                }
+            };
+            quiet_until = Instant::now() + STALL;
+            if let Some(outcome) = self.on_event(&ev, out).await? {
+                return Ok(outcome);
             }
-        };
+        }
+    }
+
+    /// Reconnects with the cursor, replacing `stream`; `broken` ones count towards giving up.
+    /// While the gateway is unreachable `stream` is kept: a broken one ends at once, so the
+    /// next read comes straight back here.
+    async fn resume(&mut self, stream: &mut Events, broken: bool) -> Result<(), ClientError> {
+        if broken {
+            self.resumes += 1;
+            if self.resumes > MAX_RESUMES {
+                return Err(ClientError::Protocol(format!(
+                    "the event stream ended {MAX_RESUMES} times without the turn's terminal event"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250 * u64::from(self.resumes))).await;
+        }
+        match self
+            .client
+            .events(self.session, self.token, self.cursor.get())
+            .await
+        {
+            Ok(s) => *stream = Box::pin(s),
+            Err(ClientError::Connect { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Handles one event; `Some` once the turn's outcome is known.
+    async fn on_event(
+        &mut self,
+        ev: &SseEvent,
+        out: &mut (dyn Write + Send),
+    ) -> Result<Option<ChatOutcome>, ClientError> {
+        if self.json {
+            print_json(out, ev);
+        }
+        if ev.event == "connected" {
+            let held = self.cursor.get();
+            if self.cursor.on_connected(&ev.data) {
+                self.on_gap(held).await?;
+            }
+            return Ok(None);
+        }
+        self.cursor.on_event(ev.id);
         if ev.id.is_some() {
-            last_id = ev.id;
+            self.resumes = 0;
         }
-        if req.json {
-            print_json(out, &ev);
-        }
-        if ev.data.get("turnId").and_then(|t| t.as_str()) != Some(turn.as_str()) {
+        if ev.data.get("turnId").and_then(|t| t.as_str()) != Some(self.turn.as_str()) {
             if ev.event == "closed" {
-                return Ok(ChatOutcome::Failed {
+                return Ok(Some(ChatOutcome::Failed {
                     code: "session_deleted".into(),
                     error: "the session was deleted".into(),
-                });
+                }));
             }
-            continue;
+            return Ok(None);
         }
+        self.lost_check = None; // the log holds the turn after all
+        Ok(self.on_turn_event(ev, out))
+    }
+
+    fn on_turn_event(
+        &mut self,
+        ev: &SseEvent,
+        out: &mut (dyn Write + Send),
+    ) -> Option<ChatOutcome> {
         match ev.event.as_str() {
-            "output" if !req.json => {
+            "output" if !self.json => {
                 let _ = write!(out, "{}", ev.data["content"].as_str().unwrap_or_default());
                 let _ = out.flush();
             }
@@ -139,21 +244,62 @@ async fn run(
                     .as_str()
                     .unwrap_or("the turn failed")
                     .to_owned();
-                failure = Some((code, error));
+                self.failure = Some((code, error));
             }
             "complete" => {
-                if !req.json {
+                if !self.json {
                     let _ = writeln!(out);
                 }
-                return Ok(if ev.data["status"] == "completed" {
+                return Some(if ev.data["status"] == "completed" {
                     ChatOutcome::Completed
                 } else {
-                    let (code, error) =
-                        failure.unwrap_or_else(|| ("unknown".into(), "the turn failed".into()));
+                    let (code, error) = self
+                        .failure
+                        .take()
+                        .unwrap_or_else(|| ("unknown".into(), "the turn failed".into()));
                     ChatOutcome::Failed { code, error }
                 });
             }
             _ => {}
+        }
+        None
+    }
+
+    /// The gateway's log does not line up with our cursor (it restarted on other data, or
+    /// dropped events we had not read): say so, and ask the gateway what became of the turn,
+    /// in case its events are no longer in the log. The admin read needs a reader token (or a
+    /// gateway without tokens); without one the stream is all there is.
+    async fn on_gap(&mut self, held: Option<i64>) -> Result<(), ClientError> {
+        let held = held.map_or_else(String::new, |c| format!(" past event #{c}"));
+        eprintln!(
+            "turnwatch: gap: the gateway's event log does not reach our cursor{held} (it \
+             restarted on other data or pruned it); events may be missing"
+        );
+        let path = format!("/api/v1/admin/turns/{}", self.turn);
+        match self.client.get_json::<TurnDetail>(&path).await {
+            Ok(d) => {
+                // Never exit 0 without the reply: a completed turn whose text is gone is an error.
+                self.lost_check = match d.turn.outcome.as_deref() {
+                    Some("completed") => {
+                        Some(ChatOutcome::Unreachable(ClientError::Protocol(format!(
+                            "turn {} completed, but its reply is no longer in the gateway's log",
+                            self.turn
+                        ))))
+                    }
+                    Some(_) => Some(ChatOutcome::Failed {
+                        code: d.turn.code.unwrap_or_else(|| "unknown".into()),
+                        error: d.turn.error.unwrap_or_else(|| "the turn failed".into()),
+                    }),
+                    None => None,
+                };
+                Ok(())
+            }
+            Err(ClientError::Api { status: 404, .. }) => Err(ClientError::Protocol(format!(
+                "the gateway no longer knows turn {} (its log restarted on other data); its \
+                 outcome is unknown",
+                self.turn
+            ))),
+            Err(_) => Ok(()),
         }
     }
 }

@@ -246,10 +246,8 @@ async fn gateway(
 
 async fn console(args: ConsoleArgs) -> anyhow::Result<i32> {
     use crate::console::{demo, driver::Driver, embedded, render::Palette, runner};
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
+    let file = args.config.as_deref().map(Config::load).transpose()?;
+    let config = file.clone().unwrap_or_default();
     let color = !args.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut embedded_gw = None;
     let (url, token, readonly) = if let Some(url) = args.url {
@@ -266,7 +264,7 @@ async fn console(args: ConsoleArgs) -> anyhow::Result<i32> {
         (ctx.url.clone(), token, args.readonly || ctx.readonly)
     } else {
         let (cfg, db) = if args.demo {
-            (embedded::demo_config(), "demo.db")
+            (embedded::demo_config(file), "demo.db")
         } else {
             (config, "embedded.db")
         };

@@ -45,6 +45,37 @@ pub struct SseEvent {
     pub data: Value,
 }
 
+/// Where a session stream resumes: the highest event id received, or, before any, where the
+/// last `connected` said the connection stood in the log (its `lastEventId`), so a client
+/// whose stream drops before its first event still resumes without missing anything.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cursor(Option<i64>);
+
+impl Cursor {
+    /// The `Last-Event-ID` to resume with.
+    pub fn get(self) -> Option<i64> {
+        self.0
+    }
+
+    /// Takes a `connected` event's data; returns whether it announced a gap (the gateway's log
+    /// does not line up with the cursor sent: it restarts from the position given).
+    pub fn on_connected(&mut self, data: &Value) -> bool {
+        let gap = data["gap"] == true;
+        if gap || self.0.is_none() {
+            self.0 = data["lastEventId"].as_i64();
+        }
+        gap
+    }
+
+    /// Takes an event's id. The events owed to a connection without a cursor may have ids
+    /// below its `lastEventId`, so the cursor only moves forward.
+    pub fn on_event(&mut self, id: Option<i64>) {
+        if let Some(id) = id {
+            self.0 = Some(self.0.map_or(id, |c| c.max(id)));
+        }
+    }
+}
+
 /// A gateway client.
 #[derive(Clone)]
 pub struct Client {
@@ -215,5 +246,33 @@ impl Client {
                 ))),
             },
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cursor;
+    use serde_json::json;
+
+    #[test]
+    fn the_cursor_starts_where_connected_says_and_only_moves_forward() {
+        let mut c = Cursor::default();
+        assert!(!c.on_connected(&json!({ "resumedFrom": null, "lastEventId": 7 })));
+        assert_eq!(
+            c.get(),
+            Some(7),
+            "no event yet: resume from where we connected"
+        );
+        c.on_event(Some(5)); // an owed event of a turn in flight
+        c.on_event(None); // a ping
+        assert_eq!(c.get(), Some(7));
+        c.on_event(Some(9));
+        assert!(!c.on_connected(&json!({ "resumedFrom": 9, "lastEventId": 9 })));
+        assert_eq!(c.get(), Some(9));
+        // The gateway's log does not reach our cursor: it starts over where it says.
+        assert!(c.on_connected(&json!({ "resumedFrom": null, "gap": true, "lastEventId": 0 })));
+        assert_eq!(c.get(), Some(0));
+        c.on_event(Some(1));
+        assert_eq!(c.get(), Some(1));
     }
 }

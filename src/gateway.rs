@@ -11,6 +11,7 @@ mod limits;
 mod serve;
 mod sessions;
 mod sse;
+mod sweeper;
 mod tail;
 
 use axum::Router;
@@ -31,7 +32,7 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::journal::{Hub, Journal};
 use crate::metrics::Metrics;
-use crate::store::{self, Store, WorkerExit, Write};
+use crate::store::{self, Store, Write};
 use crate::supervisor::{Supervisor, end_turn};
 
 /// Why the gateway could not start.
@@ -240,12 +241,19 @@ impl Prepared {
         let pruner = tokio::spawn(prune_loop(
             state.journal.clone(),
             state.config.gateway.event_retention,
+            state.config.gateway.history_retention,
+        ));
+        let sweeper = tokio::spawn(sweeper::run(
+            Arc::clone(&state.store),
+            state.journal.clone(),
         ));
         let graceful = {
             let state = Arc::clone(&state);
+            let sweeper = sweeper.abort_handle();
             async move {
                 shutdown.await;
                 tracing::info!("stopping: ending in-flight turns and stopping workers");
+                sweeper.abort();
                 state.stopping.cancel();
                 state.supervisor.shutdown().await;
                 state.journal.flush().await;
@@ -258,6 +266,7 @@ impl Prepared {
         };
         serve::serve(listener, apps, self.limits, Arc::clone(&state), graceful).await;
         pruner.abort();
+        sweeper.abort();
         // In case the server ended on its own: still end every turn before returning.
         if !state.streams_stop.is_cancelled() {
             state.supervisor.shutdown().await;
@@ -269,7 +278,8 @@ impl Prepared {
     }
 }
 
-/// Fails every turn a previous run left open, and closes the books on its workers.
+/// Fails every turn a previous run left open, and closes the books on its workers (killing
+/// any still running: see [`crate::supervisor::recovery`]).
 async fn recover(store: &dyn Store, journal: &Journal) -> Result<(), GatewayError> {
     let turns = store.open_turns().await?;
     if !turns.is_empty() {
@@ -285,29 +295,23 @@ async fn recover(store: &dyn Store, journal: &Journal) -> Result<(), GatewayErro
         );
         end_turn(journal, &t.session_id, &t.id, &t.message_id, ending).await;
     }
-    for (worker_id, generation) in store.live_workers().await? {
-        journal.send(Write::WorkerExited(WorkerExit {
-            worker_id,
-            generation,
-            exit_code: None,
-            signal: None,
-            at: now_ms(),
-            intentional: false,
-            reason: "gateway_restarted".into(),
-            stderr_tail: String::new(),
-        }));
-    }
+    crate::supervisor::recovery::recover_workers(store, journal).await?;
     journal.flush().await;
     Ok(())
 }
 
-async fn prune_loop(journal: Journal, retention: Duration) {
+async fn prune_loop(journal: Journal, retention: Duration, history: Duration) {
     let mut tick =
         tokio::time::interval(Duration::from_secs(60).min(retention.max(Duration::from_secs(1))));
     loop {
         tick.tick().await;
         journal.send(Write::Prune {
             before: now_ms() - retention.as_millis() as i64,
+        });
+        // History outlives the events it explains (a turn's row stays after its events go).
+        let history = history.max(retention);
+        journal.send(Write::PruneHistory {
+            before: now_ms() - history.as_millis() as i64,
         });
     }
 }

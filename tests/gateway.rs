@@ -11,6 +11,10 @@ mod harness;
 mod admin;
 #[path = "gateway/bad_input.rs"]
 mod bad_input;
+#[path = "gateway/chaos.rs"]
+mod chaos;
+#[path = "gateway/chat_restart.rs"]
+mod chat_restart;
 #[path = "gateway/connections.rs"]
 mod connections;
 #[path = "gateway/console.rs"]
@@ -23,7 +27,13 @@ mod lifecycle;
 mod operator;
 #[path = "gateway/raw.rs"]
 mod raw;
+#[path = "gateway/resume.rs"]
+mod resume;
+#[path = "gateway/store_faults.rs"]
+mod store_faults;
 #[path = "gateway/streams.rs"]
 mod streams;
 #[path = "gateway/surface.rs"]
 mod surface;
+#[path = "gateway/workers.rs"]
+mod workers;

@@ -32,11 +32,24 @@ pub async fn fetch(client: &Client) -> Result<Status, ClientError> {
     let turns: Page<TurnInfo> = client
         .get_json("/api/v1/admin/turns?state=open&limit=1000")
         .await?;
-    Ok(Status {
+    let mut status = Status {
         overview,
         workers: workers.items,
         turns: turns.items,
-    })
+    };
+    // Three requests are three moments: the header's live counts are taken from the rows
+    // shown, so it never says `stranded: 2` above a table with no stranded row.
+    if workers.next_cursor.is_none() {
+        let o = &mut status.overview;
+        o.workers.retain(|state, _| state == "exited");
+        for w in &status.workers {
+            *o.workers.entry(w.state.clone()).or_default() += 1;
+        }
+    }
+    if turns.next_cursor.is_none() {
+        status.overview.stranded = status.turns.iter().filter(|t| t.stranded).count() as i64;
+    }
+    Ok(status)
 }
 
 /// The snapshot as one JSON object.
@@ -123,6 +136,9 @@ pub fn render(url: &str, s: &Status, out: &mut dyn Write) -> std::io::Result<()>
     Ok(())
 }
 
+/// The gateway pings an idle admin stream every 30 s.
+const SILENT: Duration = Duration::from_secs(75);
+
 /// Prints admin events as NDJSON until the stream can no longer be resumed.
 pub async fn watch(client: &Client, out: &mut (dyn Write + Send)) -> Result<(), ClientError> {
     let mut last: Option<i64> = None;
@@ -131,7 +147,8 @@ pub async fn watch(client: &Client, out: &mut (dyn Write + Send)) -> Result<(), 
         match client.admin_events(last).await {
             Ok(mut stream) => {
                 failures = 0;
-                while let Some(Ok(ev)) = stream.next().await {
+                // A stream with nothing, not even a ping, for `SILENT` is dead: resume it.
+                while let Ok(Some(Ok(ev))) = tokio::time::timeout(SILENT, stream.next()).await {
                     if ev.event == "ping" {
                         continue;
                     }

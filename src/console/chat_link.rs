@@ -9,7 +9,7 @@ use tokio::task::AbortHandle;
 use super::chat::{ChatMsg, ChatSession};
 use super::update::Msg;
 use crate::api::CreateSession;
-use crate::client::{Client, ClientError};
+use crate::client::{Client, ClientError, Cursor};
 
 /// Resume attempts for a dropped chat stream.
 const RESUMES: u32 = 5;
@@ -72,23 +72,29 @@ async fn open(
         token: created.token,
     };
     let mut events = client.events(&session.id, &session.token, None).await?;
-    // Wait for `connected`: from here on, nothing of this session can be missed.
+    // Wait for `connected`: from here on, nothing of this session can be missed, even when
+    // the stream drops before its first event (the cursor starts where `connected` says).
+    let mut last = Cursor::default();
     while let Some(Ok(ev)) = events.next().await {
         if ev.event == "connected" {
+            last.on_connected(&ev.data);
             break;
         }
     }
     let _ = tx.send(Msg::Chat(ChatMsg::Session(session.clone())));
     let (client, tx2, s) = (client.clone(), tx.clone(), session.clone());
     let task = tokio::spawn(async move {
-        let mut last = None;
         let mut resumes = 0;
         loop {
             while let Some(Ok(ev)) = events.next().await {
-                if ev.event == "ping" || ev.event == "connected" {
+                if ev.event == "connected" {
+                    last.on_connected(&ev.data);
                     continue;
                 }
-                last = ev.id.or(last);
+                if ev.event == "ping" {
+                    continue;
+                }
+                last.on_event(ev.id);
                 if tx2
                     .send(Msg::Chat(ChatMsg::Event(ev.event, ev.data)))
                     .is_err()
@@ -101,7 +107,7 @@ async fn open(
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(300 * u64::from(resumes))).await;
-            if let Ok(e) = client.events(&s.id, &s.token, last).await {
+            if let Ok(e) = client.events(&s.id, &s.token, last.get()).await {
                 events = e;
             }
         }

@@ -1,5 +1,7 @@
 //! The admin stream, kept alive: connect, feed every event to the console as a message,
-//! and on loss reconnect with backoff, resuming after the last event id.
+//! and on loss reconnect with backoff, resuming after the last event id. When the gateway
+//! answers the cursor with a gap (its log does not reach it), the console is told before the
+//! snapshot that replaces what it holds.
 
 use futures::StreamExt;
 use std::time::Duration;
@@ -62,6 +64,12 @@ async fn run(
                                 if ev.event == "ping" { continue; }
                                 let Some(id) = ev.id else { continue };
                                 last = Some(id);
+                                // A snapshot on a resumed stream: our cursor did not line
+                                // up with the gateway's log (it restarted on other data).
+                                let gap = ev.event == "snapshot" && ev.data["gap"] == true;
+                                if gap && !send(LinkMsg::Gap(id)) {
+                                    return;
+                                }
                                 let msg = if ev.event == "snapshot" {
                                     match serde_json::from_value::<Snapshot>(ev.data) {
                                         Ok(s) => LinkMsg::Snapshot(id, Box::new(s)),

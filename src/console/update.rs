@@ -43,6 +43,8 @@ pub enum LinkMsg {
     Connected,
     /// The snapshot at admin sequence `seq`.
     Snapshot(i64, Box<Snapshot>),
+    /// The gateway's log does not line up with our cursor; a snapshot at `seq` follows.
+    Gap(i64),
     /// One lifecycle event.
     Event(i64, String, Value),
     /// The stream dropped or could not connect.
@@ -177,6 +179,18 @@ fn on_link(state: &mut State, l: LinkMsg) -> Vec<Effect> {
             );
             state.model.note(now, "console", text);
             state.rows_dirty = true;
+        }
+        LinkMsg::Gap(seq) => {
+            let from = state
+                .model
+                .last_seq
+                .map_or_else(String::new, |s| format!(" (we held up to event #{s})"));
+            state.model.note(
+                now,
+                "gap",
+                format!("event log restarted at #{seq}{from}; reloading a snapshot"),
+            );
+            state.model.last_seq = None;
         }
         LinkMsg::Event(seq, kind, data) => {
             if state.model.last_seq.is_some_and(|last| seq <= last) {

@@ -327,7 +327,14 @@ pub async fn events(
         app.config.gateway.sse_retry,
         "turnwatch admin",
     )];
-    let start = match cursor {
+    // A cursor beyond the log's end (the gateway restarted on a fresh or restored database)
+    // does not line up with this log: the client gets a snapshot marked as a gap, as if it
+    // had no cursor, rather than silently losing everything below its cursor.
+    let gap = match cursor {
+        Some(c) => c > app.store.admin_last_seq().await?,
+        None => false,
+    };
+    let start = match cursor.filter(|_| !gap) {
         Some(c) => {
             let backlog = app.store.admin_events_after(c, PAGE).await?;
             let more = backlog.len() as i64 == PAGE;
@@ -339,17 +346,12 @@ pub async fn events(
             }
         }
         None => {
-            let s = app.store.snapshot(now_ms()).await?;
-            let snap = Snapshot {
-                workers: s.workers.iter().map(worker_info).collect(),
-                turns: s.turns.iter().map(|t| turn_info(t, false)).collect(),
-            };
-            let data = serde_json::to_string(&snap).map_err(|e| ApiError::internal(&e))?;
-            head.push(frame::event(Some(s.seq), "snapshot", &data));
+            let (frame, seq) = snapshot(&app, gap).await?;
+            head.push(frame);
             Start {
                 head,
                 backlog: Vec::new(),
-                last: s.seq,
+                last: seq,
                 more: false,
             }
         }
@@ -365,6 +367,25 @@ pub async fn events(
         fetch,
         app.streams_stop.clone(),
     )))
+}
+
+/// The admin stream's `snapshot` frame and the sequence it was taken at; after a gap it says
+/// so (`gap: true`, `resumedFrom: null`, as a session stream's `connected` does).
+async fn snapshot(app: &AppState, gap: bool) -> Result<(axum::body::Bytes, i64), ApiError> {
+    let s = app.store.snapshot(now_ms()).await?;
+    let snap = Snapshot {
+        workers: s.workers.iter().map(worker_info).collect(),
+        turns: s.turns.iter().map(|t| turn_info(t, false)).collect(),
+    };
+    let mut data = serde_json::to_value(&snap).map_err(|e| ApiError::internal(&e))?;
+    if gap {
+        data["gap"] = json!(true);
+        data["resumedFrom"] = Value::Null;
+    }
+    Ok((
+        frame::event(Some(s.seq), "snapshot", &data.to_string()),
+        s.seq,
+    ))
 }
 
 /// `GET /metrics`: Prometheus text.

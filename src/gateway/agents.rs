@@ -33,6 +33,9 @@ pub async fn create(
         }
         Caller::Other(_) => return Err(auth::forbidden("unknown token")),
     }
+    if !app.journal.is_available() {
+        return Err(ApiError::store_unavailable());
+    }
     let agent = req
         .agent_id
         .unwrap_or_else(|| app.config.gateway.default_agent.clone());
@@ -124,6 +127,21 @@ pub async fn authorize_cached(
     }
 }
 
+/// [`authorize`] for a session's event stream, which outlives the session: a deleted session
+/// is answered too (its `deleted_at` set), so a client can read its log to the end.
+pub async fn authorize_stream(
+    app: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<Arc<SessionRecord>, ApiError> {
+    let id = SessionId(id.to_owned());
+    match app.store.session(&id).await? {
+        // Not cached: the cache serves live sessions to message posts.
+        Some(s) if s.deleted_at.is_some() => check_token(app, headers, Arc::new(s)),
+        found => check(app, headers, &id, found.map(|s| app.sessions.put(s))),
+    }
+}
+
 fn check(
     app: &AppState,
     headers: &HeaderMap,
@@ -133,6 +151,15 @@ fn check(
     let session = session
         .filter(|s| s.deleted_at.is_none())
         .ok_or_else(|| ApiError::not_found("session_not_found", format!("no session {id}")))?;
+    check_token(app, headers, session)
+}
+
+/// The caller holds the session's token (unexpired) or an operator token.
+fn check_token(
+    app: &AppState,
+    headers: &HeaderMap,
+    session: Arc<SessionRecord>,
+) -> Result<Arc<SessionRecord>, ApiError> {
     let Some(token) = auth::bearer(headers)? else {
         return Err(auth::unauthorized());
     };
@@ -216,6 +243,9 @@ pub async fn post_message(
     Body(req): Body<PostMessage>,
 ) -> Result<impl IntoResponse, ApiError> {
     let session = authorize_cached(&app, &headers, &id).await?;
+    if !app.journal.is_available() {
+        return Err(ApiError::store_unavailable());
+    }
     let content = req.content.unwrap_or_default();
     if content.trim().is_empty() {
         return Err(ApiError::invalid("`content` must be a non-empty string"));

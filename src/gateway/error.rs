@@ -51,6 +51,15 @@ impl ApiError {
         )
     }
 
+    /// 503 `store_unavailable`: the database cannot be written right now.
+    pub fn store_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the gateway's database cannot be written right now; nothing was accepted, try again shortly",
+        )
+    }
+
     /// The status code.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -70,7 +79,12 @@ impl IntoResponse for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        Self::internal(&e)
+        if e.is_transient() {
+            tracing::warn!(error = %e, "store unavailable");
+            Self::store_unavailable()
+        } else {
+            Self::internal(&e)
+        }
     }
 }
 
@@ -82,6 +96,7 @@ impl From<crate::journal::JournalError> for ApiError {
                 "shutting_down",
                 "the gateway is shutting down",
             ),
+            crate::journal::JournalError::Store(e) if e.is_transient() => Self::store_unavailable(),
             crate::journal::JournalError::Store(e) => Self::internal(&e),
         }
     }

@@ -12,10 +12,11 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use super::AppState;
-use super::agents::authorize;
+use super::agents::authorize_stream;
 use super::error::ApiError;
 use super::tail::{self, PAGE, Start, frame, tail};
 use crate::clock::now_ms;
+use crate::store::{SessionRecord, StoredEvent};
 
 /// `?since=N`, the URL form of `Last-Event-ID`.
 #[derive(Debug, Deserialize)]
@@ -62,41 +63,30 @@ pub async fn events(
 }
 
 /// Authorizes a session stream request and opens its stream: the frames to send, in order.
+///
+/// A deleted session's log can still be read to its end with a cursor (its `closed` ends the
+/// stream); without one, or once the cursor holds everything, it is 410 `session_deleted`.
 pub(super) async fn open(
     app: &AppState,
     id: &str,
     q: &Since,
     headers: &HeaderMap,
 ) -> Result<impl Stream<Item = Result<Bytes, Infallible>> + Send + use<>, ApiError> {
-    let session = authorize(app, headers, id).await?;
+    let session = authorize_stream(app, headers, id).await?;
     let cursor = cursor(headers, q)?;
+    if session.deleted_at.is_some() && cursor.is_none() {
+        return Err(deleted());
+    }
     // Subscribe before reading the backlog, so nothing falls between the two.
     let rx = app.hub.subscribe(&session.id);
-    let (resumed, gap, last, backlog) = match cursor {
-        Some(c) if c < session.pruned_through => {
-            let from = session.pruned_through;
-            (
-                None,
-                true,
-                from,
-                app.store.events_after(&session.id, from, PAGE).await?,
-            )
-        }
-        Some(c) => (
-            Some(c),
-            false,
-            c,
-            app.store.events_after(&session.id, c, PAGE).await?,
-        ),
-        None => {
-            let (high, owed) = app.store.events_in_flight(&session.id).await?;
-            (None, false, high, owed)
-        }
-    };
+    let plan = plan(app, &session, cursor).await?;
+    // `lastEventId`: where this connection stands in the log. A client that has received no
+    // event id yet resumes from it, so it misses nothing that happens after it connected.
     let mut connected = json!({
-        "agentId": session.id, "sessionId": session.id, "timestamp": now_ms(), "resumedFrom": resumed,
+        "agentId": session.id, "sessionId": session.id, "timestamp": now_ms(),
+        "resumedFrom": plan.resumed, "lastEventId": plan.last,
     });
-    if gap {
+    if plan.resumed.is_none() && cursor.is_some() {
         connected["gap"] = json!(true);
     }
     let retry = app.config.gateway.sse_retry;
@@ -104,11 +94,11 @@ pub(super) async fn open(
         frame::retry(retry, "turnwatch"),
         frame::event(None, "connected", &connected.to_string()),
     ];
-    let more = cursor.is_some() && backlog.len() as i64 == PAGE;
+    let more = cursor.is_some() && plan.backlog.len() as i64 == PAGE;
     let start = Start {
         head,
-        backlog,
-        last,
+        backlog: plan.backlog,
+        last: plan.last,
         more,
     };
     let store = Arc::clone(&app.store);
@@ -118,4 +108,61 @@ pub(super) async fn open(
         async move { store.events_after(&sid, after, PAGE).await }
     };
     Ok(tail(start, rx, fetch, app.streams_stop.clone()))
+}
+
+/// Where a session stream starts.
+struct Plan {
+    /// The cursor honoured; `None` without one or after a gap.
+    resumed: Option<i64>,
+    /// Everything at or below this is accounted for: the backlog follows it.
+    last: i64,
+    /// Logged events owed first.
+    backlog: Vec<StoredEvent>,
+}
+
+async fn plan(
+    app: &AppState,
+    session: &SessionRecord,
+    cursor: Option<i64>,
+) -> Result<Plan, ApiError> {
+    let Some(c) = cursor else {
+        let (high, owed) = app.store.events_in_flight(&session.id).await?;
+        return Ok(Plan {
+            resumed: None,
+            last: high,
+            backlog: owed,
+        });
+    };
+    let high = app.store.session_last_seq(&session.id).await?;
+    // A cursor older than what is kept, or beyond the log's end (the gateway restarted on a
+    // fresh or restored database), does not line up with this log: the client is told it is
+    // a gap and gets what the log has, rather than silently losing what lies below its cursor.
+    let (resumed, from) = if c < session.pruned_through || c > high {
+        (None, session.pruned_through)
+    } else {
+        (Some(c), c)
+    };
+    if session.deleted_at.is_some() && from >= high && ends_closed(app, session, high).await? {
+        return Err(deleted()); // the client already holds the whole log, `closed` included
+    }
+    Ok(Plan {
+        resumed,
+        last: from,
+        backlog: app.store.events_after(&session.id, from, PAGE).await?,
+    })
+}
+
+/// Whether the session's log ends with its `closed` (a delete still under way has none yet).
+async fn ends_closed(app: &AppState, session: &SessionRecord, high: i64) -> Result<bool, ApiError> {
+    let last = app.store.events_after(&session.id, high - 1, 1).await?;
+    Ok(last.first().is_some_and(|e| e.kind == "closed"))
+}
+
+fn deleted() -> ApiError {
+    ApiError::new(
+        StatusCode::GONE,
+        "session_deleted",
+        "the session was deleted; a client that holds an event id can read the rest of its \
+         stream with Last-Event-ID",
+    )
 }

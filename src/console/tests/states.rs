@@ -323,3 +323,37 @@ fn ticks_redraw_only_what_they_change() {
     send(&mut idle, [Msg::Tick(T0 + 61_000)]);
     assert!(idle.dirty);
 }
+
+/// A resumed admin stream answered with a gap (the gateway's log restarted on other data): the
+/// console says `gap`, forgets its cursor and replaces what it held with the snapshot.
+#[test]
+fn a_gap_is_shown_and_the_snapshot_replaces_the_model() {
+    let mut s = fixture();
+    let held = s.model.last_seq.unwrap();
+    assert!(!s.model.workers.is_empty());
+    let effects = send(
+        &mut s,
+        [
+            Msg::Link(LinkMsg::Gap(2)),
+            Msg::Link(LinkMsg::Snapshot(2, Box::default())),
+        ],
+    );
+    assert!(
+        effects.is_empty(),
+        "the snapshot is the reload: {effects:?}"
+    );
+    let gap = s.model.events.iter().find(|e| e.kind == "gap").unwrap();
+    assert!(gap.text.contains(&format!("#{held}")), "{}", gap.text);
+    assert!(s.model.workers.is_empty() && s.model.turns.is_empty());
+    assert_eq!(s.model.last_seq, Some(2));
+    // The new log's events apply from there.
+    send(
+        &mut s,
+        [Msg::Link(LinkMsg::Event(
+            3,
+            "turn.queued".into(),
+            json!({"turnId": "t-new", "agentId": "echo", "sessionId": "s-1", "messageId": "m-1", "timestamp": T0}),
+        ))],
+    );
+    assert!(s.model.turns.contains_key(&TurnId("t-new".into())));
+}

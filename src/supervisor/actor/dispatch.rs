@@ -38,13 +38,18 @@ impl Actor {
             match Arc::clone(&self.ctx.capacity).try_acquire_owned() {
                 Ok(permit) => self.spawn(turn, permit).await,
                 Err(_) => {
+                    // No free slot: the least recently used idle worker yields its own.
+                    let waiting = self.ctx.turn_waits();
                     let (tx, rx) = oneshot::channel();
                     let capacity = Arc::clone(&self.ctx.capacity);
-                    let waiter = Waiter(tokio::spawn(async move {
-                        if let Ok(p) = capacity.acquire_owned().await {
-                            let _ = tx.send(p);
-                        }
-                    }));
+                    let waiter = Waiter {
+                        task: tokio::spawn(async move {
+                            if let Ok(p) = capacity.acquire_owned().await {
+                                let _ = tx.send(p);
+                            }
+                        }),
+                        _waiting: waiting,
+                    };
                     let wait = self
                         .agent()
                         .map_or(std::time::Duration::ZERO, |a| a.queue_timeout);
@@ -83,12 +88,18 @@ impl Actor {
         self.generation += 1;
         let spec = Spawn {
             command: &agent.command,
-            env: worker_env(&self.agent_id, &self.session, &self.worker_id, &agent),
+            env: worker_env(
+                &self.ctx.config,
+                &self.agent_id,
+                &self.session,
+                &self.worker_id,
+                &agent,
+            ),
             cwd: agent.cwd.as_deref(),
             max_line: self.ctx.config.gateway.max_line_bytes,
             generation: self.generation,
         };
-        match Process::spawn(&spec, permit) {
+        match Process::spawn(&spec, permit).await {
             Err(e) => {
                 let msg = format!(
                     "the worker command `{}` could not be started: {e}",
@@ -103,6 +114,7 @@ impl Actor {
                     worker_id: self.worker_id.clone(),
                     generation: proc.generation,
                     pid: proc.pid,
+                    origin: proc.origin.clone(),
                     agent_id: self.agent_id.clone(),
                     session_id: self.session.clone(),
                     at: now_ms(),
