@@ -19,10 +19,9 @@ struct Reaper(Vec<u32>);
 impl Drop for Reaper {
     fn drop(&mut self) {
         for pid in self.0.iter().filter(|p| procinfo::is_running(**p)) {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(*pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            let pid = nix::unistd::Pid::from_raw(*pid as i32);
+            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         }
     }
 }
@@ -137,6 +136,53 @@ async fn workers_die_with_a_sigkilled_gateway_even_after_idle() {
     for pid in pids {
         wait_dead(pid as u32).await;
     }
+}
+
+/// Item 1: the kernel's kill-with-parent reaches only the worker, not the processes it started;
+/// at the restart, what is left of a gone worker's process group is killed.
+#[tokio::test]
+async fn a_gone_workers_leftover_children_are_killed_at_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let child_file = dir.path().join("child.pid");
+    let script = format!(
+        "sleep 300 & echo $! > {}; exec {BIN} worker --mode echo",
+        child_file.display()
+    );
+    let toml = format!(
+        "[gateway]\ndefault_agent = \"parent\"\n[agents.parent]\ncommand = [\"sh\", \"-c\", {script:?}]\n"
+    );
+    let (mut gateway, url) = gateway_process(dir.path(), &toml, &[]).await;
+    assert_eq!(
+        one_turn(&Client::new(&url, None), "parent", "hi").await,
+        "hi"
+    );
+    let child: u32 = std::fs::read_to_string(&child_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("gw.db").display()))
+        .await
+        .unwrap();
+    let worker: i64 = sqlx::query_scalar("SELECT pid FROM workers WHERE exited_at IS NULL")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    let _reaper = Reaper(vec![worker as u32, child]);
+    gateway.kill().await.unwrap();
+    wait_dead(worker as u32).await;
+    assert!(
+        procinfo::is_running(child),
+        "the worker's child outlived it"
+    );
+    let (_restarted, _) = gateway_process(dir.path(), &toml, &[]).await;
+    wait_dead(child).await;
+    let reason: String = sqlx::query_scalar("SELECT exit_reason FROM workers WHERE pid = ?")
+        .bind(worker)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(reason, "gone_at_recovery");
 }
 
 /// Spawns `sleep 60` in its own process group.
