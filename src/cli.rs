@@ -128,7 +128,7 @@ pub struct Target {
     /// Gateway URL.
     #[arg(long, env = "TURNWATCH_URL", default_value = "http://127.0.0.1:7420")]
     pub url: String,
-    /// Operator or read-only token.
+    /// Token: operator or read-only for `status`; `kill` needs an operator token.
     #[arg(long, env = "TURNWATCH_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 }

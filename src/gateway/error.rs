@@ -116,9 +116,12 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let headers = req.headers();
-        let empty = headers
-            .get(header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() == b"0");
+        // No body at all: `Content-Length: 0`, or neither a length nor chunked framing (what
+        // `curl -X POST` sends), which HTTP/1.1 reads as an empty body.
+        let empty = match headers.get(header::CONTENT_LENGTH) {
+            Some(v) => v.as_bytes() == b"0",
+            None => !headers.contains_key(header::TRANSFER_ENCODING),
+        };
         if empty {
             return Ok(Self(T::default()));
         }

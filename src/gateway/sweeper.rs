@@ -1,5 +1,6 @@
 //! The store-driven sweeper: about once a second it asks the store which open turns are
-//! stranded (the rule of [`crate::store::query`]) and ends each one that is still stranded a
+//! stranded (the rule described in [`crate::store::query`], run as SQL by the backend's
+//! `?state=stranded` list) and ends each one that is still stranded a
 //! round later, whoever should have ended it.
 //!
 //! Normally a session's actor ends its own turns the moment a worker exits or a clock runs

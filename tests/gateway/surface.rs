@@ -131,6 +131,11 @@ async fn requests_without_host_array_bodies_405s_and_bad_cursors_get_json_errors
     let r = raw.request("GET", &events_path(&s), &[&bearer]).await;
     r.assert_error(400, "invalid_request");
 
+    // No body at all and no length (what `curl -X POST` sends) is an empty body: `{}`.
+    let mut raw = Raw::connect(&gw.url).await;
+    let r = raw.request("POST", "/api/v1/agents", &[&own_host]).await;
+    assert_eq!(r.status, 201, "{:?}", r.json());
+
     // A JSON body that is not an object.
     let msgs = u(&format!("/api/v1/agents/{}/messages", s.id));
     for body in [json!(["x"]), json!("x"), json!(5)] {
@@ -199,9 +204,9 @@ async fn requests_without_host_array_bodies_405s_and_bad_cursors_get_json_errors
         r.assert_error(400, "invalid_cursor");
     }
 
-    // Nothing changed.
+    // Nothing changed (but the session made without a body).
     assert_eq!(count(&gw, "turns").await, 0);
-    assert_eq!(count(&gw, "sessions").await, 1);
+    assert_eq!(count(&gw, "sessions").await, 2);
     gw.stop().await;
 }
 
