@@ -45,6 +45,12 @@ pub fn turn_state(t: &Turn) -> String {
     format!("{glyph} {}", t.state)
 }
 
+/// An exit recorded at a gateway's start-up for a worker of its previous run, which nobody saw
+/// crash.
+fn is_recovered(reason: &str) -> bool {
+    matches!(reason, "gone_at_recovery" | "gateway_restarted")
+}
+
 /// The Workers view's cells.
 pub fn worker(w: &Worker, now: i64) -> Vec<String> {
     let exited = w.state == "exited";
@@ -55,6 +61,9 @@ pub fn worker(w: &Worker, now: i64) -> Vec<String> {
                 .next()
                 .unwrap_or("intentional")
                 .to_owned()
+        } else if is_recovered(&e.reason) {
+            // Found gone (or unverifiable) when a gateway restarted: not seen to crash.
+            e.reason.clone()
         } else {
             "crashed".into()
         };
