@@ -269,6 +269,28 @@ pub async fn post_message(
         ended_at: None,
         code: None,
     };
+    // Once begun, accepting runs to its end even if the client hangs up: a turn inserted but
+    // never handed to the supervisor would stay open with no clock to end it.
+    let (turn_id, created) = tokio::spawn(accept(Arc::clone(&app), session, turn))
+        .await
+        .map_err(|e| ApiError::internal(&e))??;
+    Ok(Json(MessageQueued {
+        success: true,
+        message_id,
+        turn_id,
+        queued: true,
+        deduplicated: !created,
+    }))
+}
+
+/// Records the turn (idempotent on its message id) and, when new, hands it to the supervisor;
+/// returns its id and whether this call created it.
+async fn accept(
+    app: Arc<AppState>,
+    session: Arc<SessionRecord>,
+    turn: TurnRecord,
+) -> Result<(TurnId, bool), ApiError> {
+    let (message_id, content) = (turn.message_id.clone(), turn.content.clone());
     let Applied::Turn { turn_id, created } = app.journal.write(Write::InsertTurn { turn }).await?
     else {
         return Err(ApiError::internal(
@@ -293,11 +315,5 @@ pub async fn post_message(
             ));
         }
     }
-    Ok(Json(MessageQueued {
-        success: true,
-        message_id,
-        turn_id,
-        queued: true,
-        deduplicated: !created,
-    }))
+    Ok((turn_id, created))
 }

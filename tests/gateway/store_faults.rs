@@ -145,3 +145,44 @@ async fn the_sweeper_ends_a_stranded_turn_nobody_holds() {
     assert_eq!(gw.turn_state("t-orphan").await, "failed");
     gw.stop().await;
 }
+
+/// A client that hangs up while its message waits on a slow store: the turn is still accepted
+/// whole (recorded and handed to a worker) and ends; before, it stayed `queued` for good.
+#[tokio::test]
+async fn a_message_whose_client_hangs_up_mid_accept_still_ends() {
+    let gw = TestGateway::start(config(vec![("echo", worker(&["--mode", "echo"]))])).await;
+    let s = gw.session("echo").await;
+    let (release, holder) = hold_write_lock(gw.dir.path().join("gw.db"));
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let r = impatient
+        .post(format!("{}/api/v1/agents/{}/messages", gw.url, s.id))
+        .bearer_auth(&s.token)
+        .json(&serde_json::json!({"content": "anyone there", "messageId": "m-impatient"}))
+        .send()
+        .await;
+    assert!(r.is_err(), "the client gave up before the store answered");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    let db = gw.db().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM turns WHERE message_id = 'm-impatient'")
+                .fetch_optional(&db)
+                .await
+                .unwrap();
+        if state.as_deref() == Some("completed") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the turn never ended: {state:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    gw.stop().await;
+}
