@@ -40,6 +40,8 @@ pub enum ErrorCode {
     GatewayRestarted,
     /// The owning replica's lease expired.
     ReplicaLost,
+    /// The database could not record the turn's events.
+    StoreUnavailable,
 }
 
 impl ErrorCode {
@@ -60,6 +62,7 @@ impl ErrorCode {
             Self::GatewayShutdown => "gateway_shutdown",
             Self::GatewayRestarted => "gateway_restarted",
             Self::ReplicaLost => "replica_lost",
+            Self::StoreUnavailable => "store_unavailable",
         }
     }
 

@@ -237,20 +237,17 @@ async fn gateway(
     let listener = tokio::net::TcpListener::bind(&config.gateway.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.gateway.listen))?;
-    println!(
-        "turnwatch gateway listening on http://{}",
-        listener.local_addr()?
-    );
-    crate::gateway::run(config, &database, listener, stop_signal()).await?;
+    // Printed once the store is open, migrated and recovered: a script waiting for this line
+    // may use the gateway at once.
+    let ready = |addr| println!("turnwatch gateway listening on http://{addr}");
+    crate::gateway::run(config, &database, listener, ready, stop_signal()).await?;
     Ok(0)
 }
 
 async fn console(args: ConsoleArgs) -> anyhow::Result<i32> {
     use crate::console::{demo, driver::Driver, embedded, render::Palette, runner};
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
+    let file = args.config.as_deref().map(Config::load).transpose()?;
+    let config = file.clone().unwrap_or_default();
     let color = !args.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut embedded_gw = None;
     let (url, token, readonly) = if let Some(url) = args.url {
@@ -267,7 +264,7 @@ async fn console(args: ConsoleArgs) -> anyhow::Result<i32> {
         (ctx.url.clone(), token, args.readonly || ctx.readonly)
     } else {
         let (cfg, db) = if args.demo {
-            (embedded::demo_config(), "demo.db")
+            (embedded::demo_config(file), "demo.db")
         } else {
             (config, "embedded.db")
         };
@@ -326,19 +323,25 @@ async fn status_cmd(
     })
 }
 
-/// Resolves on ctrl-c or SIGTERM.
-async fn stop_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let term = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
+/// Resolves on ctrl-c (SIGINT) or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled: a script that sends SIGTERM as soon as it reads the
+/// "listening" line gets a graceful stop, not the default action.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    async fn recv(s: Option<&mut Signal>) {
+        match s {
+            Some(s) => {
+                s.recv().await;
             }
             None => std::future::pending().await,
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
+    }
+    let mut int = signal(SignalKind::interrupt()).ok();
+    let mut term = signal(SignalKind::terminate()).ok();
+    async move {
+        tokio::select! {
+            () = recv(int.as_mut()) => {}
+            () = recv(term.as_mut()) => {}
+        }
     }
 }

@@ -91,12 +91,24 @@ pub struct GatewayConfig {
     /// How long events are kept after their turn ended.
     #[serde(with = "humantime_serde")]
     pub event_retention: Duration,
+    /// How long ended turns, exited workers, admin events and finished sessions are kept.
+    #[serde(with = "humantime_serde")]
+    pub history_retention: Duration,
     /// The `retry:` advice sent to SSE clients.
     #[serde(with = "humantime_serde")]
     pub sse_retry: Duration,
-    /// How long a session token is valid.
+    /// How long a session token is valid (checked when a request or stream starts).
     #[serde(with = "humantime_serde")]
     pub token_ttl: Duration,
+    /// Browser origins (`scheme://host[:port]`) allowed to call the gateway besides its own.
+    pub cors_origins: Vec<String>,
+    /// How long a connection may take to send a complete request head (and may sit idle
+    /// between requests) before the gateway closes it.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// The cap on open client connections; by default the descriptor limit less a reserve for
+    /// workers, the database and `/healthz`.
+    pub max_connections: Option<usize>,
 }
 
 impl Default for GatewayConfig {
@@ -110,8 +122,12 @@ impl Default for GatewayConfig {
             max_line_bytes: 1024 * 1024,
             stop_grace: Duration::from_secs(2),
             event_retention: Duration::from_secs(15 * 60),
+            history_retention: Duration::from_secs(7 * 24 * 3600),
             sse_retry: Duration::from_secs(3),
             token_ttl: Duration::from_secs(24 * 3600),
+            cors_origins: Vec::new(),
+            header_timeout: Duration::from_secs(10),
+            max_connections: None,
         }
     }
 }
@@ -122,9 +138,14 @@ impl Default for GatewayConfig {
 pub struct AgentConfig {
     /// The worker command and its arguments; a first word `turnwatch` means this very binary.
     pub command: Vec<String>,
-    /// Extra environment for the worker.
+    /// Extra environment for the worker. A worker's environment is otherwise only `PATH`,
+    /// `HOME`, `LANG`, `LC_*`, `TZ`, `TMPDIR`, `USER` and its `TURNWATCH_*` values.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// More of the gateway's environment variables to pass to the worker, by name. Never a
+    /// token's `secret_env` (refused at load).
+    #[serde(default)]
+    pub inherit_env: Vec<String>,
     /// The worker's working directory.
     #[serde(default)]
     pub cwd: Option<PathBuf>,
@@ -170,6 +191,7 @@ impl AgentConfig {
         Self {
             command,
             env: BTreeMap::new(),
+            inherit_env: Vec::new(),
             cwd: None,
             startup_timeout: defaults::startup(),
             stall_timeout: defaults::stall(),
@@ -248,7 +270,29 @@ impl Config {
         if config.agents.is_empty() {
             config.agents = Self::default().agents;
         }
-        config.validate(path)?;
+        // With one agent and no `default_agent`, that agent is the default: every key of the
+        // file stays optional.
+        let names_default = text
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|t| t.get("gateway")?.get("default_agent").cloned())
+            .is_some();
+        if !names_default
+            && config.agents.len() == 1
+            && let Some(only) = config.agents.keys().next()
+        {
+            config.gateway.default_agent = only.clone();
+        }
+        config.validate(path).map_err(|e| match e {
+            ConfigError::Invalid { path, message } => ConfigError::Invalid {
+                message: match line_of_key(text, &message) {
+                    Some(line) => format!("line {line}: {message}"),
+                    None => message,
+                },
+                path,
+            },
+            e => e,
+        })?;
         Ok(config)
     }
 
@@ -258,9 +302,11 @@ impl Config {
             message,
         };
         if !self.agents.contains_key(&self.gateway.default_agent) {
+            let names: Vec<&str> = self.agents.keys().map(String::as_str).collect();
             return Err(invalid(format!(
-                "key `gateway.default_agent`: agent `{}` is not configured",
-                self.gateway.default_agent
+                "key `gateway.default_agent`: agent `{}` is not configured (set it to one of: {})",
+                self.gateway.default_agent,
+                names.join(", ")
             )));
         }
         for (name, agent) in &self.agents {
@@ -275,12 +321,59 @@ impl Config {
                 "key `gateway.max_workers`: must be at least 1".into(),
             ));
         }
+        if self.gateway.header_timeout.is_zero() {
+            return Err(invalid(
+                "key `gateway.header_timeout`: must be more than zero".into(),
+            ));
+        }
+        if self.gateway.max_connections == Some(0) {
+            return Err(invalid(
+                "key `gateway.max_connections`: must be at least 1".into(),
+            ));
+        }
+        if let Some(o) = self.gateway.cors_origins.iter().find(|o| !is_origin(o)) {
+            return Err(invalid(format!(
+                "key `gateway.cors_origins`: `{o}` is not an origin (scheme://host[:port], no path)"
+            )));
+        }
         for (i, t) in self.tokens.iter().enumerate() {
             if t.secret.is_none() == t.secret_env.is_none() {
                 return Err(invalid(format!(
                     "key `tokens[{i}]` ({}): set exactly one of `secret` and `secret_env`",
                     t.name
                 )));
+            }
+        }
+        self.validate_worker_env().map_err(invalid)
+    }
+
+    /// No agent may pass a token's secret variable to its workers (agent code with the
+    /// operator's token has the operator's rights).
+    fn validate_worker_env(&self) -> Result<(), String> {
+        for (name, agent) in &self.agents {
+            let named = agent
+                .inherit_env
+                .iter()
+                .map(|v| ("inherit_env", v))
+                .chain(agent.env.keys().map(|v| ("env", v)));
+            for (key, var) in named {
+                if var.is_empty() || var.contains('=') || var.contains('\0') {
+                    return Err(format!(
+                        "key `agents.{name}.{key}`: `{var}` is not an environment variable name"
+                    ));
+                }
+                if let Some(t) = self
+                    .tokens
+                    .iter()
+                    .find(|t| t.secret_env.as_deref() == Some(var.as_str()))
+                {
+                    return Err(format!(
+                        "key `agents.{name}.{key}`: agent `{name}` would pass `{var}` to its \
+                         workers, the variable that holds the secret of token `{}`; workers \
+                         must never see a token",
+                        t.name
+                    ));
+                }
             }
         }
         Ok(())
@@ -302,6 +395,56 @@ impl Config {
             })
             .collect()
     }
+}
+
+/// Whether `s` reads as a browser origin: `http` or `https`, a host, maybe a port, no path.
+fn is_origin(s: &str) -> bool {
+    let Ok(uri) = s.parse::<axum::http::Uri>() else {
+        return false;
+    };
+    matches!(uri.scheme_str(), Some("http" | "https"))
+        && uri.authority().is_some_and(|a| !a.as_str().contains('@'))
+        && matches!(uri.path(), "" | "/")
+        && uri.query().is_none()
+}
+
+/// The 1-based line of the key a validation message names (``key `a.b.c` ``), when the file
+/// sets it: the key's own line, else its table's header; `tokens[i]` is the i-th
+/// `[[tokens]]` header.
+fn line_of_key(text: &str, message: &str) -> Option<usize> {
+    let key = message.strip_prefix("key `")?.split('`').next()?;
+    if let Some(i) = key
+        .strip_prefix("tokens[")
+        .and_then(|r| r.strip_suffix(']'))
+        .and_then(|i| i.parse::<usize>().ok())
+    {
+        return text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.trim() == "[[tokens]]")
+            .nth(i)
+            .map(|(n, _)| n + 1);
+    }
+    let (table, leaf) = key.rsplit_once('.')?;
+    let mut current = String::new();
+    let mut header = None;
+    for (n, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if let Some(h) = l.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            h.trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .clone_into(&mut current);
+            if current == table {
+                header = Some(n + 1);
+            }
+        } else if current == table
+            && l.strip_prefix(leaf)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        {
+            return Some(n + 1);
+        }
+    }
+    header
 }
 
 /// The data directory: `$XDG_DATA_HOME/turnwatch`, else `~/.local/share/turnwatch`.
@@ -337,11 +480,75 @@ mod tests {
     }
 
     #[test]
+    fn cors_origins_must_be_origins() {
+        for bad in [
+            "evil.example",
+            "https://x.example/path",
+            "ftp://x.example",
+            "*",
+        ] {
+            let text = format!("[gateway]\ncors_origins = [\"{bad}\"]\n");
+            let e = Config::parse(&text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("cors_origins"), "{bad}: {e}");
+        }
+        let text =
+            "[gateway]\ncors_origins = [\"https://app.example\", \"http://localhost:3000\"]\n";
+        assert!(Config::parse(text, Path::new("c.toml")).is_ok());
+    }
+
+    #[test]
+    fn an_agent_may_not_pass_a_token_secret_to_its_workers() {
+        let token =
+            "[[tokens]]\nname = \"oncall\"\nsecret_env = \"OPS_SECRET\"\nrole = \"operator\"\n";
+        for agent in [
+            "inherit_env = [\"HOME\", \"OPS_SECRET\"]",
+            "env = { OPS_SECRET = \"x\" }",
+        ] {
+            let text = format!("[agents.echo]\ncommand = [\"x\"]\n{agent}\n{token}");
+            let e = Config::parse(&text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("agents.echo"), "{e}");
+            assert!(e.contains("OPS_SECRET") && e.contains("oncall"), "{e}");
+        }
+        let text = format!("[agents.echo]\ncommand = [\"x\"]\ninherit_env = [\"OTHER\"]\n{token}");
+        let c = Config::parse(&text, Path::new("c.toml")).unwrap();
+        assert_eq!(c.agents["echo"].inherit_env, ["OTHER"]);
+    }
+
+    #[test]
     fn unknown_default_agent_is_refused() {
         let text = "[gateway]\ndefault_agent = \"nope\"\n";
         let e = Config::parse(text, Path::new("c.toml"))
             .unwrap_err()
             .to_string();
         assert!(e.contains("default_agent"), "{e}");
+    }
+
+    #[test]
+    fn one_agent_needs_no_default_agent_and_checks_name_their_line() {
+        let c = Config::parse("[agents.mine]\ncommand = [\"x\"]\n", Path::new("c.toml")).unwrap();
+        assert_eq!(c.gateway.default_agent, "mine");
+        let text = "[agents.a]\ncommand = [\"x\"]\n[agents.b]\ncommand = [\"y\"]\n";
+        let e = Config::parse(text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("one of: a, b"), "{e}");
+        let text =
+            "# the gateway\n[gateway]\nlisten = \"127.0.0.1:7420\"\ndefault_agent = \"nope\"\n";
+        let e = Config::parse(text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 4"), "{e}");
+        let text = "[agents.echo]\ncommand = []\n";
+        let e = Config::parse(text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2") && e.contains("agents.echo.command"),
+            "{e}"
+        );
     }
 }

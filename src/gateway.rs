@@ -6,13 +6,17 @@ mod admin_read;
 mod agents;
 mod auth;
 mod error;
+mod guard;
+mod limits;
 mod serve;
 mod sessions;
 mod sse;
+mod sweeper;
 mod tail;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -28,7 +32,7 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::journal::{Hub, Journal};
 use crate::metrics::Metrics;
-use crate::store::{self, Store, WorkerExit, Write};
+use crate::store::{self, Store, Write};
 use crate::supervisor::{Supervisor, end_turn};
 
 /// Why the gateway could not start.
@@ -85,7 +89,36 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(admin::healthz))
         .route("/metrics", get(admin_read::metrics))
         .fallback(|| async { ApiError::not_found("not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method (see the Allow header)",
+            )
+        })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            guard::layer,
+        ))
+        .with_state(state)
+}
+
+/// What a connection over the cap is served: `/healthz` as ever, anything else 503.
+fn overflow_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(admin::healthz))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_connections",
+                "the gateway holds as many connections as it may; retry later",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            guard::layer,
+        ))
         .with_state(state)
 }
 
@@ -123,33 +156,47 @@ pub async fn start(
 ) -> Result<RunningGateway, GatewayError> {
     let addr = listener.local_addr()?;
     let stop = CancellationToken::new();
-    let ready = prepare(config, database_url).await?;
+    let ready = prepare(config, database_url, addr).await?;
     let signal = stop.clone();
     let task = tokio::spawn(ready.serve(listener, async move { signal.cancelled().await }));
     Ok(RunningGateway { addr, stop, task })
 }
 
-/// Runs a gateway until `shutdown` resolves, then stops it gracefully.
+/// Runs a gateway until `shutdown` resolves, then stops it gracefully. `ready` is called with
+/// the listening address once the config is checked and the store is open, migrated and
+/// recovered, just before the first connection is served.
 pub async fn run(
     config: Config,
     database_url: &str,
     listener: TcpListener,
+    ready: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
-    prepare(config, database_url)
-        .await?
-        .serve(listener, shutdown)
-        .await
+    let addr = listener.local_addr()?;
+    let prepared = prepare(config, database_url, addr).await?;
+    ready(addr);
+    prepared.serve(listener, shutdown).await
 }
 
 /// A gateway whose store is open and recovered, not yet serving.
 struct Prepared {
     state: Arc<AppState>,
     journal_task: tokio::task::JoinHandle<()>,
+    limits: limits::Limits,
 }
 
-async fn prepare(config: Config, database_url: &str) -> Result<Prepared, GatewayError> {
+async fn prepare(
+    config: Config,
+    database_url: &str,
+    addr: SocketAddr,
+) -> Result<Prepared, GatewayError> {
     let tokens = auth::Tokens::new(config.resolve_tokens().map_err(GatewayError::Config)?);
+    if !tokens.is_enabled() && !addr.ip().is_loopback() {
+        return Err(GatewayError::Config(
+            "refusing to listen on a non-loopback address with no [[tokens]] configured".into(),
+        ));
+    }
+    let limits = limits::Limits::new(&config.gateway);
     let store = store::open(database_url).await?;
     let hub = Arc::new(Hub::default());
     let (journal, journal_task) = Journal::start(Arc::clone(&store), Arc::clone(&hub));
@@ -178,6 +225,7 @@ async fn prepare(config: Config, database_url: &str) -> Result<Prepared, Gateway
     Ok(Prepared {
         state,
         journal_task,
+        limits,
     })
 }
 
@@ -188,34 +236,35 @@ impl Prepared {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), GatewayError> {
         let state = self.state;
-        if !state.tokens.is_enabled() && !listener.local_addr()?.ip().is_loopback() {
-            return Err(GatewayError::Config(
-                "refusing to listen on a non-loopback address with no [[tokens]] configured".into(),
-            ));
-        }
         let pruner = tokio::spawn(prune_loop(
             state.journal.clone(),
             state.config.gateway.event_retention,
+            state.config.gateway.history_retention,
+        ));
+        let sweeper = tokio::spawn(sweeper::run(
+            Arc::clone(&state.store),
+            state.journal.clone(),
         ));
         let graceful = {
             let state = Arc::clone(&state);
+            let sweeper = sweeper.abort_handle();
             async move {
                 shutdown.await;
                 tracing::info!("stopping: ending in-flight turns and stopping workers");
+                sweeper.abort();
                 state.stopping.cancel();
                 state.supervisor.shutdown().await;
                 state.journal.flush().await;
                 state.streams_stop.cancel();
             }
         };
-        serve::serve(
-            listener,
-            router(Arc::clone(&state)),
-            Arc::clone(&state),
-            graceful,
-        )
-        .await;
+        let apps = serve::Apps {
+            full: router(Arc::clone(&state)),
+            overflow: overflow_router(Arc::clone(&state)),
+        };
+        serve::serve(listener, apps, self.limits, Arc::clone(&state), graceful).await;
         pruner.abort();
+        sweeper.abort();
         // In case the server ended on its own: still end every turn before returning.
         if !state.streams_stop.is_cancelled() {
             state.supervisor.shutdown().await;
@@ -227,7 +276,8 @@ impl Prepared {
     }
 }
 
-/// Fails every turn a previous run left open, and closes the books on its workers.
+/// Fails every turn a previous run left open, and closes the books on its workers (killing
+/// any still running: see [`crate::supervisor::recovery`]).
 async fn recover(store: &dyn Store, journal: &Journal) -> Result<(), GatewayError> {
     let turns = store.open_turns().await?;
     if !turns.is_empty() {
@@ -243,29 +293,23 @@ async fn recover(store: &dyn Store, journal: &Journal) -> Result<(), GatewayErro
         );
         end_turn(journal, &t.session_id, &t.id, &t.message_id, ending).await;
     }
-    for (worker_id, generation) in store.live_workers().await? {
-        journal.send(Write::WorkerExited(WorkerExit {
-            worker_id,
-            generation,
-            exit_code: None,
-            signal: None,
-            at: now_ms(),
-            intentional: false,
-            reason: "gateway_restarted".into(),
-            stderr_tail: String::new(),
-        }));
-    }
+    crate::supervisor::recovery::recover_workers(store, journal).await?;
     journal.flush().await;
     Ok(())
 }
 
-async fn prune_loop(journal: Journal, retention: Duration) {
+async fn prune_loop(journal: Journal, retention: Duration, history: Duration) {
     let mut tick =
         tokio::time::interval(Duration::from_secs(60).min(retention.max(Duration::from_secs(1))));
     loop {
         tick.tick().await;
         journal.send(Write::Prune {
             before: now_ms() - retention.as_millis() as i64,
+        });
+        // History outlives the events it explains (a turn's row stays after its events go).
+        let history = history.max(retention);
+        journal.send(Write::PruneHistory {
+            before: now_ms() - history.as_millis() as i64,
         });
     }
 }

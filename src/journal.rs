@@ -5,15 +5,24 @@
 //! applies them in one transaction (group commit), so a burst of deltas from many sessions
 //! costs one commit, not one each. Events are published to the [`Hub`] only after their commit:
 //! nothing reaches a client that a restart could lose.
+//!
+//! A store that refuses a write for a reason that passes (busy, locked, I/O, a full disk, a
+//! lost connection) gets the same batch again, with backoff, until it commits: nothing queued
+//! is dropped, and while it refuses, [`Journal::is_available`] is false (`/healthz` answers 503
+//! and new messages are refused at once). A write refused for good fails alone; a turn that
+//! lost an event that way can no longer end `completed` (its text has a hole): its success is
+//! turned into a `store_unavailable` failure.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::ids::SessionId;
+use crate::api::{ErrorCode, Outcome, TurnEnding};
+use crate::ids::{MessageId, SessionId, TurnId};
 use crate::store::{AdminEvent, Applied, Store, StoreError, StoredEvent, Write};
 
 /// The most writes committed in one transaction.
@@ -21,6 +30,48 @@ const MAX_BATCH: usize = 512;
 /// Live events buffered per session for slow readers; a reader that falls further behind
 /// catches up from the store.
 const SESSION_BUFFER: usize = 16;
+/// The first pause before a refused batch is tried again; it doubles up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+/// The longest pause between two tries of a refused batch.
+const RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// Whether the store takes writes right now, as the journal last found it.
+#[derive(Debug)]
+pub struct StoreHealth {
+    available: AtomicBool,
+    /// Batches refused for a passing reason and tried again, since start.
+    retries: AtomicU64,
+}
+
+impl Default for StoreHealth {
+    fn default() -> Self {
+        Self {
+            available: AtomicBool::new(true),
+            retries: AtomicU64::new(0),
+        }
+    }
+}
+
+impl StoreHealth {
+    /// False from the first refused try of a batch until a batch commits again.
+    pub fn is_available(&self) -> bool {
+        self.available.load(Ordering::Relaxed)
+    }
+
+    /// Refused tries so far.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, available: bool) {
+        let was = self.available.swap(available, Ordering::Relaxed);
+        if was && !available {
+            tracing::error!("the store refuses writes; retrying, and refusing new messages");
+        } else if !was && available {
+            tracing::warn!("the store takes writes again");
+        }
+    }
+}
 
 /// A write that did not happen.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -44,6 +95,7 @@ struct Job {
 pub struct Journal {
     tx: mpsc::UnboundedSender<Job>,
     pending: Arc<AtomicUsize>,
+    health: Arc<StoreHealth>,
 }
 
 impl Journal {
@@ -51,8 +103,34 @@ impl Journal {
     pub fn start(store: Arc<dyn Store>, hub: Arc<Hub>) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let pending = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(run(store, hub, rx, Arc::clone(&pending)));
-        (Self { tx, pending }, task)
+        let health = Arc::new(StoreHealth::default());
+        let writer = Writer {
+            store,
+            hub,
+            pending: Arc::clone(&pending),
+            health: Arc::clone(&health),
+            holed: HashSet::new(),
+        };
+        let task = tokio::spawn(writer.run(rx));
+        (
+            Self {
+                tx,
+                pending,
+                health,
+            },
+            task,
+        )
+    }
+
+    /// Whether the store takes writes right now (false while the journal retries a refused
+    /// batch).
+    pub fn is_available(&self) -> bool {
+        self.health.is_available()
+    }
+
+    /// The store's health as the journal sees it.
+    pub fn health(&self) -> &StoreHealth {
+        &self.health
     }
 
     /// Writes queued but not yet committed: the event log's lag.
@@ -123,36 +201,51 @@ impl Future for Receipt {
     }
 }
 
-async fn run(
+/// The writer task's state.
+struct Writer {
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
-    mut rx: mpsc::UnboundedReceiver<Job>,
     pending: Arc<AtomicUsize>,
-) {
-    let mut jobs = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let mut writes = Vec::with_capacity(jobs.len());
-        let mut replies = Vec::with_capacity(jobs.len());
-        let mut barriers = Vec::new();
-        for job in jobs.drain(..) {
-            match job.write {
-                Some(w) => {
-                    writes.push(w);
-                    replies.push(job.reply);
+    health: Arc<StoreHealth>,
+    /// Turns an event of which was refused for good: they may not end `completed`.
+    holed: HashSet<TurnId>,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Job>) {
+        let mut jobs = Vec::with_capacity(MAX_BATCH);
+        while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+            let mut writes = Vec::with_capacity(jobs.len());
+            let mut replies = Vec::with_capacity(jobs.len());
+            let mut barriers = Vec::new();
+            for job in jobs.drain(..) {
+                match job.write {
+                    Some(w) => {
+                        writes.push(self.mend(w));
+                        replies.push(job.reply);
+                    }
+                    None => barriers.extend(job.reply),
                 }
-                None => barriers.extend(job.reply),
             }
-        }
-        if writes.is_empty() {
+            if !writes.is_empty() {
+                self.commit(writes, replies).await;
+            }
             for b in barriers {
                 let _ = b.send(Ok(Applied::Done(false)));
             }
-            continue;
         }
+    }
+
+    /// Commits one batch (whole, or write by write when one of them is refused for good),
+    /// publishes what committed and answers every write.
+    async fn commit(
+        &mut self,
+        writes: Vec<Write>,
+        replies: Vec<Option<oneshot::Sender<Result<Applied, JournalError>>>>,
+    ) {
         let mut admin = Vec::new();
         let writes: Arc<[Write]> = writes.into();
-        let results: Vec<Result<Applied, StoreError>> = match store.apply(Arc::clone(&writes)).await
-        {
+        let results: Vec<Result<Applied, StoreError>> = match self.apply(&writes).await {
             Ok(batch) => {
                 admin = batch.admin;
                 batch.results.into_iter().map(Ok).collect()
@@ -162,18 +255,26 @@ async fn run(
                 tracing::warn!(error = %e, "batch failed; retrying its writes one by one");
                 let mut out = Vec::with_capacity(writes.len());
                 for w in writes.iter() {
-                    out.push(store.apply(Arc::new([w.clone()])).await.map(|mut b| {
+                    let one: Arc<[Write]> = Arc::new([self.mend(w.clone())]);
+                    let result = self.apply(&one).await.map(|mut b| {
                         admin.append(&mut b.admin);
                         b.results.remove(0)
-                    }));
+                    });
+                    if result.is_err() {
+                        self.note_hole(w);
+                    }
+                    out.push(result);
                 }
                 out
             }
-            Err(e) => vec![Err(e)],
+            Err(e) => {
+                self.note_hole(&writes[0]);
+                vec![Err(e)]
+            }
         };
-        pending.fetch_sub(writes.len(), Ordering::Relaxed);
+        self.pending.fetch_sub(writes.len(), Ordering::Relaxed);
         for e in admin {
-            hub.publish_admin(e);
+            self.hub.publish_admin(e);
         }
         for (result, reply) in results.into_iter().zip(replies) {
             let result = result.map_err(|e| {
@@ -182,17 +283,101 @@ async fn run(
             });
             if let Ok(Applied::Events(events)) = &result {
                 for e in events {
-                    hub.publish(e);
+                    self.hub.publish(e);
                 }
             }
             if let Some(reply) = reply {
                 let _ = reply.send(result);
             }
         }
-        for b in barriers {
-            let _ = b.send(Ok(Applied::Done(false)));
+    }
+
+    /// Applies a batch, trying it again with backoff for as long as the store refuses it for a
+    /// passing reason. Only a refusal for good comes back as an error.
+    async fn apply(&self, writes: &Arc<[Write]>) -> Result<crate::store::Batch, StoreError> {
+        let mut pause = RETRY_FIRST;
+        loop {
+            match self.store.apply(Arc::clone(writes)).await {
+                Ok(batch) => {
+                    self.health.set(true);
+                    return Ok(batch);
+                }
+                Err(e) if e.is_transient() => {
+                    self.health.set(false);
+                    self.health.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(error = %e, ?pause, "store refused a batch; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(RETRY_MAX);
+                }
+                Err(e) => {
+                    // The store answered: it is up, this write is what it refuses.
+                    self.health.set(true);
+                    return Err(e);
+                }
+            }
         }
     }
+
+    /// Remembers the turn of an event refused for good.
+    fn note_hole(&mut self, write: &Write) {
+        if let Write::Event {
+            turn_id: Some(t), ..
+        } = write
+        {
+            tracing::error!(turn = %t, "an event of this turn could not be written; it will fail");
+            self.holed.insert(t.clone());
+        }
+    }
+
+    /// A turn with a hole in its text ends failed, never `completed`.
+    fn mend(&mut self, write: Write) -> Write {
+        match write {
+            Write::EndTurn {
+                session_id,
+                turn_id,
+                ending,
+                events,
+                at,
+                stranded,
+            } if self.holed.contains(&turn_id) => {
+                self.holed.remove(&turn_id);
+                if ending.outcome != Outcome::Completed {
+                    return Write::EndTurn {
+                        session_id,
+                        turn_id,
+                        ending,
+                        events,
+                        at,
+                        stranded,
+                    };
+                }
+                let message = message_of(&events);
+                let ending = TurnEnding::failed(
+                    ErrorCode::StoreUnavailable,
+                    "part of the reply could not be recorded (the database refused the write), \
+                     so the turn failed rather than end with a hole in its text",
+                );
+                let events = ending.events(&turn_id, &message, at);
+                Write::EndTurn {
+                    session_id,
+                    turn_id,
+                    ending,
+                    events,
+                    at,
+                    stranded,
+                }
+            }
+            w => w,
+        }
+    }
+}
+
+/// The message id a turn's terminal events name.
+fn message_of(events: &[(crate::api::EventKind, serde_json::Value)]) -> MessageId {
+    events
+        .iter()
+        .find_map(|(_, v)| v.get("messageId").and_then(serde_json::Value::as_str))
+        .map_or_else(|| MessageId(String::new()), |m| MessageId(m.to_owned()))
 }
 
 /// Admin events buffered for slow admin readers; further behind, they catch up from the store.

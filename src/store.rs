@@ -36,12 +36,52 @@ pub enum StoreError {
     /// A migration failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database file or its directory could not be opened or created.
+    #[error("cannot open the database at {path}: {message}")]
+    Open {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
     /// The URL names no supported backend.
     #[error("unsupported database URL `{0}` (expected sqlite://PATH to a file)")]
     UnsupportedUrl(String),
     /// A stored value could not be decoded.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether the same write may succeed if tried again: the database is busy or locked by
+    /// another connection, an I/O call failed, the disk is full, or the connection was lost.
+    /// Anything else (a constraint, a corrupt value, a failed migration) is refused for good.
+    pub fn is_transient(&self) -> bool {
+        use rusqlite::ErrorCode as C;
+        match self {
+            Self::Write(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                C::DatabaseBusy
+                    | C::DatabaseLocked
+                    | C::SystemIoFailure
+                    | C::DiskFull
+                    | C::CannotOpen
+                    | C::ReadOnly
+                    | C::OutOfMemory
+            ),
+            Self::Database(e) => match e {
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => true,
+                sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                    // SQLite's primary result codes: BUSY, LOCKED, NOMEM, READONLY, IOERR,
+                    // FULL, CANTOPEN (the low byte of an extended code).
+                    c.parse::<i32>()
+                        .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 7 | 8 | 10 | 13 | 14))
+                }),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
 }
 
 /// A session as stored.
@@ -116,12 +156,38 @@ pub struct WorkerSpawn {
     pub generation: u32,
     /// The OS process id.
     pub pid: u32,
+    /// Where and when it started, when `/proc` could tell.
+    pub origin: Option<ProcessOrigin>,
     /// The agent it runs.
     pub agent_id: String,
     /// The session it serves.
     pub session_id: SessionId,
     /// Start time (epoch ms).
     pub at: i64,
+}
+
+/// Where and when a process started: a pid is reused, this triple is not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessOrigin {
+    /// The host (`/etc/machine-id`, else the hostname).
+    pub host: String,
+    /// The host's boot (`/proc/sys/kernel/random/boot_id`).
+    pub boot_id: String,
+    /// The process's start time in clock ticks since boot (`/proc/PID/stat` field 22).
+    pub start_ticks: u64,
+}
+
+/// A worker generation the store records as running.
+#[derive(Clone, Debug)]
+pub struct LiveWorker {
+    /// The worker slot.
+    pub worker_id: WorkerId,
+    /// Its generation.
+    pub generation: u32,
+    /// Its OS process id, when recorded.
+    pub pid: Option<u32>,
+    /// Where and when it started, when recorded.
+    pub origin: Option<ProcessOrigin>,
 }
 
 /// How a worker process ended.
@@ -285,6 +351,13 @@ pub enum Write {
         /// The cutoff.
         before: i64,
     },
+    /// Forget history older than `before` (epoch ms): ended turns whose events are already
+    /// pruned, exited worker generations, admin events, rejected output, and sessions left
+    /// with none of these. Bounded per write; the next round takes the rest.
+    PruneHistory {
+        /// The cutoff.
+        before: i64,
+    },
 }
 
 /// An operator action, for the admin log.
@@ -372,7 +445,7 @@ pub trait Store: Send + Sync + 'static {
     /// Every turn still owed its terminal event.
     async fn open_turns(&self) -> Result<Vec<TurnRecord>, StoreError>;
     /// Worker generations with no recorded exit.
-    async fn live_workers(&self) -> Result<Vec<(WorkerId, u32)>, StoreError>;
+    async fn live_workers(&self) -> Result<Vec<LiveWorker>, StoreError>;
     /// The generation a new process in this slot gets.
     async fn next_generation(&self, worker: &WorkerId) -> Result<u32, StoreError>;
 

@@ -8,9 +8,14 @@
 
 mod actor;
 pub mod process;
+pub mod procinfo;
+pub(crate) mod recovery;
+mod spawner;
+mod stderr;
 mod stop;
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::task::TaskTracker;
@@ -35,6 +40,19 @@ pub struct QueuedTurn {
     pub content: String,
 }
 
+/// The sentence for [`ActionError::TargetChanged`].
+fn target_changed(worker: &WorkerId, generation: Option<u32>, pid: Option<u32>) -> String {
+    match (generation, pid) {
+        (Some(g), Some(p)) => format!(
+            "worker {worker} is now generation {g} (pid {p}), not the process you chose; nothing was killed"
+        ),
+        (Some(g), None) => format!(
+            "worker {worker} is now generation {g} (not started yet), not the process you chose; nothing was killed"
+        ),
+        _ => format!("worker {worker} has no live process any more; nothing was killed"),
+    }
+}
+
 /// Why an operator action was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ActionError {
@@ -42,7 +60,7 @@ pub enum ActionError {
     #[error("no live worker {0}")]
     UnknownWorker(WorkerId),
     /// The worker at that id is no longer the generation and pid asked for.
-    #[error("worker {worker} is now generation {generation:?} pid {pid:?}, not the target")]
+    #[error("{}", target_changed(worker, *generation, *pid))]
     TargetChanged {
         /// The worker slot.
         worker: WorkerId,
@@ -265,20 +283,38 @@ pub(crate) async fn end_turn(
     matches!(journal.write(write).await, Ok(crate::store::Applied::Events(v)) if !v.is_empty())
 }
 
-/// The worker environment for a session.
+/// Variables a worker inherits from the gateway by default (`LC_*` as a prefix).
+const ALLOWED_ENV: [&str; 7] = ["PATH", "HOME", "LANG", "TZ", "TMPDIR", "USER", "LC_"];
+
+/// The whole environment of a session's worker; nothing else of the gateway's reaches it. In
+/// order (a later entry wins): the allowlist ([`ALLOWED_ENV`]) and the agent's `inherit_env`,
+/// both from the gateway's environment and never a token's `secret_env` variable (config
+/// validation refuses naming one explicitly); the agent's `env`; the `TURNWATCH_*` values.
 pub(crate) fn worker_env(
+    config: &Config,
     agent_id: &str,
     session: &SessionId,
     worker: &WorkerId,
     agent: &crate::config::AgentConfig,
-) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = agent
-        .env
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
+) -> Vec<(OsString, OsString)> {
+    let secret = |k: &str| {
+        config
+            .tokens
+            .iter()
+            .any(|t| t.secret_env.as_deref() == Some(k))
+    };
+    let allowed = |k: &str| {
+        ALLOWED_ENV
+            .iter()
+            .any(|a| k == *a || (a.ends_with('_') && k.starts_with(a)))
+            || agent.inherit_env.iter().any(|v| v == k)
+    };
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| k.to_str().is_some_and(|k| allowed(k) && !secret(k)))
         .collect();
-    env.push(("TURNWATCH_SESSION_ID".into(), session.to_string()));
-    env.push(("TURNWATCH_AGENT_ID".into(), agent_id.to_owned()));
-    env.push(("TURNWATCH_WORKER_ID".into(), worker.to_string()));
+    env.extend(agent.env.iter().map(|(k, v)| (k.into(), v.into())));
+    env.push(("TURNWATCH_SESSION_ID".into(), session.to_string().into()));
+    env.push(("TURNWATCH_AGENT_ID".into(), agent_id.into()));
+    env.push(("TURNWATCH_WORKER_ID".into(), worker.to_string().into()));
     env
 }

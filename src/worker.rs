@@ -2,7 +2,8 @@
 //! and its fault modes reproduce every way a real worker fails (the failure matrix).
 //!
 //! Plain threads, no runtime: a worker should be the simplest program that speaks the protocol.
-//! It always exits when its stdin closes, so a gateway that dies leaves no worker behind.
+//! It exits when its stdin closes (unless `--ignore-eof`, which plays a worker that would
+//! outlive its gateway if the kernel did not kill it).
 
 use std::io::{BufRead, Write};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
@@ -73,6 +74,19 @@ pub struct WorkerArgs {
     /// epoch), for latency benchmarks.
     #[arg(long)]
     pub stamp: bool,
+    /// Keep running when stdin closes (a worker that would outlive a dead gateway).
+    #[arg(long)]
+    pub ignore_eof: bool,
+    /// Before each reply, write a line that is not UTF-8 to stdout and to stderr, then (100 ms
+    /// later) more stderr.
+    #[arg(long)]
+    pub invalid_utf8: bool,
+    /// Before each reply, write one stderr line of this many bytes.
+    #[arg(long)]
+    pub stderr_bytes: Option<usize>,
+    /// Echo modes: reply `VAR=value` (or `VAR unset`) instead of the message.
+    #[arg(long, value_name = "VAR")]
+    pub echo_env: Option<String>,
 }
 
 type Out = Arc<Mutex<std::io::Stdout>>;
@@ -126,16 +140,22 @@ fn die(args: &WorkerArgs) -> ! {
 pub fn run(args: &WorkerArgs) -> i32 {
     let out: Out = Arc::new(Mutex::new(std::io::stdout()));
     let (tx, rx) = channel::<ToWorker>();
+    let ignore_eof = args.ignore_eof;
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
             let Ok(line) = line else { break };
             match serde_json::from_str::<ToWorker>(&line) {
                 Ok(msg) => {
                     if tx.send(msg).is_err() {
-                        break;
+                        return;
                     }
                 }
                 Err(e) => eprintln!("turnwatch worker: ignoring bad input line: {e}"),
+            }
+        }
+        if ignore_eof {
+            loop {
+                std::thread::park(); // holds `tx`: the worker never hears that stdin closed
             }
         }
     });
@@ -195,6 +215,33 @@ fn chunks(content: &str, n: usize) -> Vec<String> {
     chars.chunks(size).map(|c| c.iter().collect()).collect()
 }
 
+/// The knobs that write what a gateway must survive before a reply.
+fn misbehave(args: &WorkerArgs, out: &Out) {
+    let mut err = std::io::stderr();
+    if args.invalid_utf8 {
+        {
+            let mut o = out.lock().unwrap_or_else(PoisonError::into_inner);
+            let _ = o
+                .write_all(b"\xff\xfe not UTF-8 \xc3\n")
+                .and_then(|()| o.flush());
+        }
+        let _ = err.write_all(b"stderr \xff\xfe not UTF-8\n");
+        // A gateway that stopped reading stderr has closed the pipe by now: this write fails.
+        std::thread::sleep(Duration::from_millis(100));
+        eprintln!("turnwatch worker: wrote invalid UTF-8");
+    }
+    if let Some(n) = args.stderr_bytes {
+        let chunk = vec![b'e'; 64 * 1024];
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(chunk.len());
+            let _ = err.write_all(&chunk[..k]);
+            left -= k;
+        }
+        eprintln!();
+    }
+}
+
 /// Handles one turn; returns true when the worker is now hung for good.
 fn handle(
     args: &WorkerArgs,
@@ -213,6 +260,12 @@ fn handle(
         )
     };
     let delay = Duration::from_millis(args.delay_ms);
+    misbehave(args, out);
+    let echoed = args.echo_env.as_ref().map(|var| match std::env::var(var) {
+        Ok(v) => format!("{var}={v}"),
+        Err(_) => format!("{var} unset"),
+    });
+    let content = echoed.as_deref().unwrap_or(content);
     match args.mode {
         Mode::Echo | Mode::Slow | Mode::Garbage => {
             if args.mode == Mode::Garbage {

@@ -11,8 +11,12 @@ mod harness;
 mod admin;
 #[path = "gateway/bad_input.rs"]
 mod bad_input;
+#[path = "gateway/chaos.rs"]
+mod chaos;
 #[path = "gateway/chat_restart.rs"]
 mod chat_restart;
+#[path = "gateway/connections.rs"]
+mod connections;
 #[path = "gateway/console.rs"]
 mod console;
 #[path = "gateway/failures.rs"]
@@ -21,7 +25,15 @@ mod failures;
 mod lifecycle;
 #[path = "gateway/operator.rs"]
 mod operator;
+#[path = "gateway/raw.rs"]
+mod raw;
 #[path = "gateway/resume.rs"]
 mod resume;
+#[path = "gateway/store_faults.rs"]
+mod store_faults;
 #[path = "gateway/streams.rs"]
 mod streams;
+#[path = "gateway/surface.rs"]
+mod surface;
+#[path = "gateway/workers.rs"]
+mod workers;

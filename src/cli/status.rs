@@ -32,11 +32,24 @@ pub async fn fetch(client: &Client) -> Result<Status, ClientError> {
     let turns: Page<TurnInfo> = client
         .get_json("/api/v1/admin/turns?state=open&limit=1000")
         .await?;
-    Ok(Status {
+    let mut status = Status {
         overview,
         workers: workers.items,
         turns: turns.items,
-    })
+    };
+    // Three requests are three moments: the header's live counts are taken from the rows
+    // shown, so it never says `stranded: 2` above a table with no stranded row.
+    if workers.next_cursor.is_none() {
+        let o = &mut status.overview;
+        o.workers.retain(|state, _| state == "exited");
+        for w in &status.workers {
+            *o.workers.entry(w.state.clone()).or_default() += 1;
+        }
+    }
+    if turns.next_cursor.is_none() {
+        status.overview.stranded = status.turns.iter().filter(|t| t.stranded).count() as i64;
+    }
+    Ok(status)
 }
 
 /// The snapshot as one JSON object.

@@ -49,9 +49,14 @@ fn agent(args: &[&str], tweak: impl FnOnce(&mut AgentConfig)) -> AgentConfig {
 
 /// The demo's agents: healthy, slow, crashing (exit codes and signals), hanging, heartbeating
 /// without progress, never ready, missing, noisy and failing ones, with short clocks so every
-/// failure shows within seconds.
-pub fn demo_config() -> Config {
-    let mut c = Config::default();
+/// failure shows within seconds. They are added to `base` (a `--config` file's agents and
+/// settings), whose own agents keep their names; with no file they are the only agents.
+pub fn demo_config(base: Option<Config>) -> Config {
+    let from_file = base.is_some();
+    let mut c = base.unwrap_or_else(|| Config {
+        agents: std::collections::BTreeMap::new(),
+        ..Config::default()
+    });
     let agents = [
         ("echo", agent(&["--mode", "echo", "--deltas", "5"], |_| {})),
         (
@@ -101,7 +106,11 @@ pub fn demo_config() -> Config {
         ("garbage", agent(&["--mode", "garbage"], |_| {})),
         ("error", agent(&["--mode", "error-reply"], |_| {})),
     ];
-    c.agents = agents.into_iter().map(|(n, a)| (n.to_owned(), a)).collect();
-    c.gateway.default_agent = "echo".into();
+    for (name, agent) in agents {
+        c.agents.entry(name.to_owned()).or_insert(agent);
+    }
+    if !from_file {
+        c.gateway.default_agent = "echo".into();
+    }
     c
 }

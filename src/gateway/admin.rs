@@ -118,12 +118,18 @@ async fn record(
     Ok(())
 }
 
-/// `GET /healthz`: 200 while the gateway takes turns, 503 once it is stopping.
+/// `GET /healthz`: 200 while the gateway takes turns, 503 once it is stopping or while its
+/// database refuses writes.
 pub async fn healthz(State(app): State<Arc<AppState>>) -> impl IntoResponse {
     if app.streams_stop.is_cancelled() || app.stopping.is_cancelled() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "status": "stopping" })),
+        )
+    } else if !app.journal.is_available() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "store_unavailable" })),
         )
     } else {
         (StatusCode::OK, Json(json!({ "status": "ok" })))

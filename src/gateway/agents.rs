@@ -33,6 +33,9 @@ pub async fn create(
         }
         Caller::Other(_) => return Err(auth::forbidden("unknown token")),
     }
+    if !app.journal.is_available() {
+        return Err(ApiError::store_unavailable());
+    }
     let agent = req
         .agent_id
         .unwrap_or_else(|| app.config.gateway.default_agent.clone());
@@ -240,6 +243,9 @@ pub async fn post_message(
     Body(req): Body<PostMessage>,
 ) -> Result<impl IntoResponse, ApiError> {
     let session = authorize_cached(&app, &headers, &id).await?;
+    if !app.journal.is_available() {
+        return Err(ApiError::store_unavailable());
+    }
     let content = req.content.unwrap_or_default();
     if content.trim().is_empty() {
         return Err(ApiError::invalid("`content` must be a non-empty string"));

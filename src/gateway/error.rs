@@ -1,8 +1,8 @@
 //! The one error type every handler returns, and a JSON extractor whose rejections use it.
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
@@ -51,6 +51,15 @@ impl ApiError {
         )
     }
 
+    /// 503 `store_unavailable`: the database cannot be written right now.
+    pub fn store_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the gateway's database cannot be written right now; nothing was accepted, try again shortly",
+        )
+    }
+
     /// The status code.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -70,7 +79,12 @@ impl IntoResponse for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        Self::internal(&e)
+        if e.is_transient() {
+            tracing::warn!(error = %e, "store unavailable");
+            Self::store_unavailable()
+        } else {
+            Self::internal(&e)
+        }
     }
 }
 
@@ -82,13 +96,15 @@ impl From<crate::journal::JournalError> for ApiError {
                 "shutting_down",
                 "the gateway is shutting down",
             ),
+            crate::journal::JournalError::Store(e) if e.is_transient() => Self::store_unavailable(),
             crate::journal::JournalError::Store(e) => Self::internal(&e),
         }
     }
 }
 
-/// A JSON body; an empty body reads as the type's default. Bad JSON is a 400, an oversized
-/// body a 413, both in the error shape of the spec.
+/// A JSON object body; an empty body reads as the type's default. Anything but an object
+/// (`["x"]` would otherwise fill a struct's fields in order) and bad JSON are a 400, an
+/// oversized body a 413, all in the error shape of the spec.
 pub struct Body<T>(pub T);
 
 impl<T, S> FromRequest<S> for Body<T>
@@ -99,27 +115,53 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let empty = req
-            .headers()
-            .get(axum::http::header::CONTENT_LENGTH)
+        let headers = req.headers();
+        let empty = headers
+            .get(header::CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() == b"0");
         if empty {
             return Ok(Self(T::default()));
         }
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::invalid(
+        if !is_json(headers) {
+            return Err(ApiError::invalid(
                 "expected a JSON body with Content-Type: application/json",
-            )),
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "the request body is over the configured limit",
-            )),
-            Err(e) => Err(ApiError::invalid(format!(
-                "malformed JSON body: {}",
-                e.body_text()
-            ))),
+            ));
         }
+        let bytes = match Bytes::from_request(req, state).await {
+            Ok(bytes) => bytes,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is over the configured limit",
+                ));
+            }
+            Err(e) => return Err(ApiError::invalid(e.body_text())),
+        };
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            None => return Ok(Self(T::default())),
+            Some(b'{') => {}
+            Some(_) => return Err(ApiError::invalid("the body must be a JSON object")),
+        }
+        axum::Json::<T>::from_bytes(&bytes)
+            .map(|axum::Json(v)| Self(v))
+            .map_err(|e| ApiError::invalid(format!("malformed JSON body: {}", e.body_text())))
     }
+}
+
+/// Whether the request says its body is JSON (`application/json` or `application/*+json`),
+/// as axum's `Json` requires.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(essence) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+    else {
+        return false;
+    };
+    let essence = essence.trim().to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.ends_with("+json"))
 }

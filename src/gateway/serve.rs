@@ -8,7 +8,12 @@
 //! well-formed `GET …/agents/{id}/events` head is consumed and answered here, through the
 //! same [`sse::open`] the router's handler uses, and the connection then carries nothing but
 //! that stream (`Connection: close`, the body ends when the connection does). Anything else,
-//! or a head not yet complete, is left unread for hyper.
+//! or a head not yet complete, is left unread for hyper. Both paths run the same
+//! [`guard::admit`] and decode the session id as the router's `Path` does.
+//!
+//! Every connection needs a permit from [`Limits`] (past the cap, only `/healthz` is served),
+//! and one that has not sent a complete request head within `header_timeout` of its accept
+//! is closed, whichever path holds it: a silent connection costs a descriptor and memory.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -30,11 +35,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::AppState;
+use super::guard;
+use super::limits::{Limits, Permit};
 use super::sse::{self, Since};
 use super::tail::HEADERS;
 
-/// How long a client may take to send a request head (hyper's side).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most of a first request head that is peeked at.
 const PEEK: usize = 4096;
 /// The most headers a peeked request may carry.
@@ -45,18 +50,39 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// The API prefixes a session stream is served under.
 const PREFIXES: [&str; 2] = ["/api/v1/agents/", "/lobu/api/v1/agents/"];
 
+/// The routers a connection may be served by.
+pub(super) struct Apps {
+    /// Every route.
+    pub full: Router,
+    /// What a connection past the cap gets: `/healthz`, else 503.
+    pub overflow: Router,
+}
+
 /// Serves until `shutdown` resolves, then stops accepting and waits (up to [`DRAIN`]) for every
 /// connection to finish (event streams end once the gateway's stop token is cancelled).
 pub(super) async fn serve(
     listener: TcpListener,
-    app: Router,
+    apps: Apps,
+    limits: Limits,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let tasks = TaskTracker::new();
     let closing = CancellationToken::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut at_cap = false;
     loop {
+        // A permit first: at the cap the listener is left alone until a connection ends.
+        let permit = tokio::select! {
+            permit = limits.acquire() => permit,
+            () = &mut shutdown => break,
+        };
+        if permit.is_overflow() != at_cap {
+            at_cap = permit.is_overflow();
+            if at_cap {
+                tracing::warn!("at the connection cap: serving /healthz only to newcomers");
+            }
+        }
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
@@ -75,12 +101,19 @@ pub(super) async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
-        tasks.spawn(connection(
-            tcp,
-            app.clone(),
-            Arc::clone(&state),
-            closing.clone(),
-        ));
+        let app = if permit.is_overflow() {
+            apps.overflow.clone()
+        } else {
+            apps.full.clone()
+        };
+        let conn = Conn {
+            app,
+            state: Arc::clone(&state),
+            closing: closing.clone(),
+            header_timeout: limits.header_timeout,
+            permit,
+        };
+        tasks.spawn(conn.run(tcp));
     }
     drop(listener);
     closing.cancel();
@@ -93,34 +126,72 @@ pub(super) async fn serve(
     }
 }
 
-async fn connection(tcp: TcpStream, app: Router, state: Arc<AppState>, closing: CancellationToken) {
-    let request = tokio::select! {
-        request = peek_stream_request(&tcp) => request,
-        () = closing.cancelled() => return,
-    };
-    if let Some(request) = request {
-        stream_directly(tcp, request, &state).await;
-        return;
+/// One accepted connection and what serves it.
+struct Conn {
+    app: Router,
+    state: Arc<AppState>,
+    closing: CancellationToken,
+    header_timeout: Duration,
+    /// Held until the connection ends.
+    permit: Permit,
+}
+
+/// What a connection's first bytes say.
+enum First {
+    /// Nothing within the header timeout, or the client hung up: close.
+    Silent,
+    /// A complete session stream request: answer it directly.
+    Stream(Box<StreamRequest>),
+    /// Anything else: hyper's, with a complete head or not.
+    Other { complete: bool },
+}
+
+impl Conn {
+    async fn run(self, tcp: TcpStream) {
+        let deadline = tokio::time::Instant::now() + self.header_timeout;
+        let first = tokio::select! {
+            first = first_request(&tcp, deadline) => first,
+            () = self.closing.cancelled() => return,
+        };
+        let header_timeout = match first {
+            First::Silent => return,
+            First::Stream(request) if !self.permit.is_overflow() => {
+                stream_directly(tcp, *request, &self.state).await;
+                return;
+            }
+            // hyper's clock starts anew: what is left of this one for an incomplete head, the
+            // whole timeout for the next request on a kept-alive connection.
+            First::Other { complete: false } => deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .max(Duration::from_millis(1)),
+            First::Stream(_) | First::Other { complete: true } => self.header_timeout,
+        };
+        self.serve_hyper(tcp, header_timeout).await;
     }
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
-    let conn = builder.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(app));
-    let mut conn = std::pin::pin!(conn);
-    let done = tokio::select! {
-        r = conn.as_mut() => Some(r),
-        () = closing.cancelled() => None,
-    };
-    let result = match done {
-        Some(r) => r,
-        None => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+
+    async fn serve_hyper(self, tcp: TcpStream, header_timeout: Duration) {
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .keep_alive(!self.permit.is_overflow());
+        let service = TowerToHyperService::new(self.app);
+        let conn = builder.serve_connection(TokioIo::new(tcp), service);
+        let mut conn = std::pin::pin!(conn);
+        let done = tokio::select! {
+            r = conn.as_mut() => Some(r),
+            () = self.closing.cancelled() => None,
+        };
+        let result = match done {
+            Some(r) => r,
+            None => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = result {
+            tracing::trace!(error = %e, "connection ended with an error");
         }
-    };
-    if let Err(e) = result {
-        tracing::trace!(error = %e, "connection ended with an error");
     }
 }
 
@@ -128,33 +199,52 @@ async fn connection(tcp: TcpStream, app: Router, state: Arc<AppState>, closing: 
 struct StreamRequest {
     /// Bytes of the head, to consume before answering.
     head_len: usize,
+    uri: Uri,
     session: String,
     since: Since,
     headers: HeaderMap,
 }
 
-/// The connection's first request, if it is a complete session stream request. Nothing is
-/// consumed from the socket.
-async fn peek_stream_request(tcp: &TcpStream) -> Option<StreamRequest> {
-    let mut buf = vec![0; PEEK];
-    let n = tokio::time::timeout(HEADER_TIMEOUT, tcp.peek(&mut buf))
-        .await
-        .ok()?
-        .ok()?;
+/// Peeks at the connection's first request, waiting for it until `deadline`. Nothing is
+/// consumed from the socket, and no buffer is held while the client is silent.
+async fn first_request(tcp: &TcpStream, deadline: tokio::time::Instant) -> First {
+    let peeked = tokio::time::timeout_at(deadline, async {
+        // The buffer only once there is something to read: a silent connection holds a byte.
+        // (`readable` would not do: it wakes at once on a fresh socket.)
+        if tcp.peek(&mut [0u8; 1]).await? == 0 {
+            return Ok(Vec::new());
+        }
+        let mut buf = vec![0; PEEK];
+        let n = tcp.peek(&mut buf).await?;
+        buf.truncate(n);
+        std::io::Result::Ok(buf)
+    });
+    let buf = match peeked.await {
+        Err(_) => return First::Silent,
+        Ok(Ok(buf)) if buf.is_empty() => return First::Silent,
+        Ok(Ok(buf)) => buf,
+        Ok(Err(_)) => return First::Other { complete: false },
+    };
     let mut parsed = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut parsed);
-    let httparse::Status::Complete(head_len) = req.parse(&buf[..n]).ok()? else {
-        return None;
-    };
+    match req.parse(&buf) {
+        Ok(httparse::Status::Complete(head_len)) => match stream_request(&req, head_len) {
+            Some(request) => First::Stream(Box::new(request)),
+            None => First::Other { complete: true },
+        },
+        Ok(httparse::Status::Partial) => First::Other { complete: false },
+        // Malformed: hyper answers it (400) at once.
+        Err(_) => First::Other { complete: true },
+    }
+}
+
+/// The parsed head as a session stream request, if it is one this path may answer.
+fn stream_request(req: &httparse::Request<'_, '_>, head_len: usize) -> Option<StreamRequest> {
     if req.method? != "GET" || req.version? != 1 {
         return None;
     }
     let uri: Uri = req.path?.parse().ok()?;
-    let session = PREFIXES
-        .iter()
-        .find_map(|p| uri.path().strip_prefix(p)?.strip_suffix("/events"))
-        .filter(|id| !id.is_empty() && !id.contains('/'))?
-        .to_owned();
+    let session = session_of(uri.path())?;
     let Query(since) = Query::<Since>::try_from_uri(&uri).ok()?;
     let mut headers = HeaderMap::with_capacity(req.headers.len());
     for h in req.headers.iter() {
@@ -170,10 +260,25 @@ async fn peek_stream_request(tcp: &TcpStream) -> Option<StreamRequest> {
     }
     Some(StreamRequest {
         head_len,
+        uri,
         session,
         since,
         headers,
     })
+}
+
+/// The session id of a stream path, decoded as the router's `{id}` is: the route matches the
+/// raw path segment by segment, then `Path` percent-decodes the segment (and rejects one that
+/// is not UTF-8, which is left to the router here).
+fn session_of(path: &str) -> Option<String> {
+    let raw = PREFIXES
+        .iter()
+        .find_map(|p| path.strip_prefix(p)?.strip_suffix("/events"))
+        .filter(|id| !id.is_empty() && !id.contains('/'))?;
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()?;
+    Some(decoded.into_owned())
 }
 
 /// Consumes the request head and answers it: the stream, or the error response.
@@ -183,7 +288,10 @@ async fn stream_directly(mut tcp: TcpStream, request: StreamRequest, state: &App
         return;
     }
     drop(head);
-    let opened = sse::open(state, &request.session, &request.since, &request.headers).await;
+    let opened = match guard::admit(state, &request.uri, &request.headers) {
+        Ok(()) => sse::open(state, &request.session, &request.since, &request.headers).await,
+        Err(e) => Err(e),
+    };
     drop(request);
     let written = match opened {
         Ok(stream) => write_stream(&mut tcp, stream).await,
@@ -256,4 +364,26 @@ fn response_head<'a>(
     }
     head.push_str("connection: close\r\n\r\n");
     head
+}
+
+#[cfg(test)]
+mod tests {
+    use super::session_of;
+
+    #[test]
+    fn stream_paths_decode_like_the_router() {
+        let id = |p: &str| session_of(p);
+        assert_eq!(id("/api/v1/agents/s-1/events").as_deref(), Some("s-1"));
+        assert_eq!(
+            id("/lobu/api/v1/agents/%73-1/events").as_deref(),
+            Some("s-1")
+        );
+        assert_eq!(id("/api/v1/agents/a%2Fb/events").as_deref(), Some("a/b"));
+        assert_eq!(id("/api/v1/agents/%zz/events").as_deref(), Some("%zz"));
+        // Not UTF-8 once decoded: the router's `Path` rejects it, so it is left to the router.
+        assert_eq!(id("/api/v1/agents/%ff/events"), None);
+        assert_eq!(id("/api/v1/agents/a/b/events"), None);
+        assert_eq!(id("/api/v1/agents//events"), None);
+        assert_eq!(id("/api/v1/agents/s-1/%65vents"), None);
+    }
 }

@@ -24,6 +24,8 @@ pub struct Since {
     pub(super) since: Option<String>,
 }
 
+/// The client's cursor: `Last-Event-ID`, else `?since=`; 400 `invalid_cursor` unless it is a
+/// whole number, 0 or more.
 pub(super) fn cursor(headers: &HeaderMap, q: &Since) -> Result<Option<i64>, ApiError> {
     let raw = headers
         .get("last-event-id")
@@ -32,11 +34,20 @@ pub(super) fn cursor(headers: &HeaderMap, q: &Since) -> Result<Option<i64>, ApiE
         .or_else(|| q.since.clone());
     match raw.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
-        Some(s) => s.parse::<i64>().map(Some).map_err(|_| {
-            ApiError::invalid(format!(
-                "the event cursor `{s}` is not an event id (a number)"
-            ))
-        }),
+        Some(s) => s
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| i64::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_cursor",
+                    format!(
+                        "the event cursor `{s}` is not an event id (a whole number, 0 or more)"
+                    ),
+                )
+            }),
     }
 }
 

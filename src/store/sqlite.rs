@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use super::query::RejectionRow;
 use super::{
-    AdminEvent, Batch, Overview, SessionRecord, Snapshot, Store, StoreError, StoredEvent,
-    TurnQuery, TurnRecord, TurnRow, WorkerQuery, WorkerRecord, Write,
+    AdminEvent, Batch, LiveWorker, Overview, SessionRecord, Snapshot, Store, StoreError,
+    StoredEvent, TurnQuery, TurnRecord, TurnRow, WorkerQuery, WorkerRecord, Write,
 };
 use crate::ids::{SessionId, TurnId, WorkerId};
 
@@ -37,6 +37,8 @@ impl Drop for SqliteStore {
 
 /// How often the WAL is copied back into the database file, off the writer's path.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// How long one try of a batch waits for a lock another process holds.
+const WRITER_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 /// WAL pages after which the writer checkpoints itself: a backstop for when the background
 /// checkpoints fall behind.
 const WRITER_CHECKPOINT_PAGES: i64 = 8000;
@@ -76,7 +78,10 @@ struct Writer {
 impl Writer {
     fn open(path: &Path) -> Result<Self, rusqlite::Error> {
         let conn = rusqlite::Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
+        // Only another process can hold the write lock (this is the one writer, checkpoints
+        // are passive): give up on a try after a second, so the journal can say the store is
+        // unavailable and retry, rather than sit silent in a long wait.
+        conn.busy_timeout(WRITER_BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
@@ -119,12 +124,25 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        let file = options.get_filename().to_owned();
+        let cannot_open = |message: String| StoreError::Open {
+            path: file.display().to_string(),
+            message,
+        };
+        // A missing directory is made, as a service's data directory would be.
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty())
+            && file != Path::new(":memory:")
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| cannot_open(format!("cannot create {}: {e}", dir.display())))?;
+        }
         // A local file needs no liveness ping before each use (one more thread round trip).
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
             .connect_with(options.clone())
-            .await?;
+            .await
+            .map_err(|e| cannot_open(e.to_string()))?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         let path = options.get_filename();
         if path == Path::new(":memory:") {
@@ -281,15 +299,8 @@ impl Store for SqliteStore {
         Ok(rows.iter().map(turn_from).collect::<Result<_, _>>()?)
     }
 
-    async fn live_workers(&self) -> Result<Vec<(WorkerId, u32)>, StoreError> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT worker_id, generation FROM workers WHERE exited_at IS NULL")
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(w, g)| (WorkerId(w), g as u32))
-            .collect())
+    async fn live_workers(&self) -> Result<Vec<LiveWorker>, StoreError> {
+        Ok(reads::live_workers(&self.pool).await?)
     }
 
     async fn overview(&self, now: i64) -> Result<Overview, StoreError> {

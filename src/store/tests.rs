@@ -4,6 +4,8 @@ use super::*;
 use crate::api::{ErrorCode, TurnEnding};
 use crate::clock::now_ms;
 
+mod history;
+
 async fn temp_store() -> (tempfile::TempDir, Arc<dyn Store>) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&format!("sqlite://{}", dir.path().join("t.db").display()))
@@ -80,6 +82,7 @@ async fn stranded_turns_appear_and_then_resolve() {
             worker_id: WorkerId(w.into()),
             generation: 1,
             pid: 4242,
+            origin: None,
             agent_id: "echo".into(),
             session_id: SessionId(s.into()),
             at: now - 10_000,
@@ -303,4 +306,21 @@ async fn a_database_from_the_first_release_upgrades_with_its_history() {
     assert_eq!(log.len(), 2);
     let session = store.session(&SessionId("s1".into())).await.unwrap();
     assert_eq!(session.map(|s| s.token), Some("tok".into()));
+}
+
+#[tokio::test]
+async fn a_missing_data_directory_is_made_and_an_impossible_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("var/lib/turnwatch/gw.db");
+    open(&format!("sqlite://{}", nested.display()))
+        .await
+        .unwrap();
+    assert!(nested.exists());
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let bad = blocker.join("gw.db");
+    let Err(e) = open(&format!("sqlite://{}", bad.display())).await else {
+        panic!("a database under a file cannot open");
+    };
+    assert!(e.to_string().contains(&bad.display().to_string()), "{e}");
 }

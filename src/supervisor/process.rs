@@ -1,23 +1,26 @@
-//! One worker process: spawning it in its own process group, pumping its stdout as protocol
-//! lines, keeping its stderr tail, signalling its group, and stopping it with escalation.
+//! One worker process: spawning it in its own process group with a clean environment (through
+//! [`super::spawner`], so it dies with the gateway), pumping its stdout as protocol lines (read
+//! as bytes: a line that is not UTF-8 is reported, not fatal), keeping its stderr tail
+//! ([`super::stderr`]), and signalling its group.
 
 use futures::StreamExt;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use std::collections::VecDeque;
+use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio_util::bytes::Bytes;
+use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 
+use super::stderr::{Tail, drain};
 use crate::api::ToWorker;
+use crate::store::ProcessOrigin;
 
-/// Lines of stderr kept per worker.
-const STDERR_LINES: usize = 200;
 /// How long the pump keeps reading stdout after the process exited, for lines still in the pipe.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(200);
 
@@ -58,6 +61,8 @@ impl ExitInfo {
 pub enum WorkerEvent {
     /// One stdout line.
     Line(String),
+    /// A stdout line that is not UTF-8, converted lossily (it is rejected, not acted on).
+    NotUtf8(String),
     /// A stdout line longer than the limit (its content is discarded).
     Oversize,
     /// The process ended; nothing follows.
@@ -70,10 +75,12 @@ pub struct Process {
     pub generation: u32,
     /// OS process id, also its process group id.
     pub pid: u32,
+    /// Where and when it started, to recognise it after a gateway restart.
+    pub origin: Option<ProcessOrigin>,
     /// The pump's reports.
     pub events: mpsc::Receiver<WorkerEvent>,
     stdin: mpsc::UnboundedSender<String>,
-    stderr: Arc<Mutex<VecDeque<String>>>,
+    stderr: Arc<Mutex<Tail>>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -81,8 +88,8 @@ pub struct Process {
 pub struct Spawn<'a> {
     /// Program and arguments.
     pub command: &'a [String],
-    /// Environment additions.
-    pub env: Vec<(String, String)>,
+    /// Its whole environment (nothing else of the gateway's is passed).
+    pub env: Vec<(OsString, OsString)>,
     /// Working directory.
     pub cwd: Option<&'a std::path::Path>,
     /// The longest stdout line accepted.
@@ -92,8 +99,8 @@ pub struct Spawn<'a> {
 }
 
 impl Process {
-    /// Starts the process in its own process group with piped stdio.
-    pub fn spawn(spec: &Spawn<'_>, permit: OwnedSemaphorePermit) -> std::io::Result<Self> {
+    /// Starts the process in its own process group with piped stdio and only `spec.env`.
+    pub async fn spawn(spec: &Spawn<'_>, permit: OwnedSemaphorePermit) -> std::io::Result<Self> {
         let (program, args) = spec.command.split_first().ok_or_else(|| {
             std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty worker command")
         })?;
@@ -104,6 +111,7 @@ impl Process {
         };
         let mut cmd = Command::new(program);
         cmd.args(args)
+            .env_clear()
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -113,8 +121,10 @@ impl Process {
         if let Some(dir) = spec.cwd {
             cmd.current_dir(dir);
         }
-        let mut child = cmd.spawn()?;
+        let mut child = super::spawner::spawn(cmd).await?;
         let pid = child.id().unwrap_or_default();
+        // Read before anything could reap it: the child is ours and not yet waited for.
+        let origin = super::procinfo::origin(pid);
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
@@ -131,21 +141,12 @@ impl Process {
                 }
             }
         });
-        let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_LINES)));
-        let sink = Arc::clone(&tail);
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut t = sink.lock().unwrap_or_else(PoisonError::into_inner);
-                if t.len() == STDERR_LINES {
-                    t.pop_front();
-                }
-                t.push_back(line);
-            }
-        });
+        let tail = Arc::new(Mutex::new(Tail::default()));
+        tokio::spawn(drain(stderr, Arc::clone(&tail)));
         Ok(Self {
             generation: spec.generation,
             pid,
+            origin,
             events,
             stdin: stdin_tx,
             stderr: tail,
@@ -166,10 +167,12 @@ impl Process {
         signal_group(self.pid, signal);
     }
 
-    /// The last lines of stderr, newline-joined.
+    /// The last lines of stderr, newline-joined (bounded: see [`super::stderr`]).
     pub fn stderr_tail(&self) -> String {
-        let t = self.stderr.lock().unwrap_or_else(PoisonError::into_inner);
-        t.iter().map(String::as_str).collect::<Vec<_>>().join("\n")
+        self.stderr
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .text()
     }
 }
 
@@ -190,16 +193,17 @@ async fn pump(
     max_line: usize,
     tx: mpsc::Sender<WorkerEvent>,
 ) {
-    let mut lines = FramedRead::new(stdout, LinesCodec::new_with_max_length(max_line));
+    let codec = AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), max_line);
+    let mut lines = FramedRead::new(stdout, codec);
     let mut stdout_open = true;
     let status = loop {
         tokio::select! {
             line = lines.next(), if stdout_open => match line {
-                Some(Ok(l)) => { let _ = tx.send(WorkerEvent::Line(l)).await; }
-                Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
+                Some(Ok(l)) => { let _ = tx.send(line_event(&l)).await; }
+                Some(Err(AnyDelimiterCodecError::MaxChunkLengthExceeded)) => {
                     let _ = tx.send(WorkerEvent::Oversize).await;
                 }
-                Some(Err(LinesCodecError::Io(_))) | None => stdout_open = false,
+                Some(Err(AnyDelimiterCodecError::Io(_))) | None => stdout_open = false,
             },
             status = child.wait() => break status,
         }
@@ -208,7 +212,7 @@ async fn pump(
     if stdout_open {
         let _ = tokio::time::timeout(DRAIN_AFTER_EXIT, async {
             while let Some(Ok(l)) = lines.next().await {
-                let _ = tx.send(WorkerEvent::Line(l)).await;
+                let _ = tx.send(line_event(&l)).await;
             }
         })
         .await;
@@ -221,4 +225,13 @@ async fn pump(
         ExitInfo::from_status,
     );
     let _ = tx.send(WorkerEvent::Exited(info)).await;
+}
+
+/// One stdout line (without its `\n`, and a `\r` before it) as an event.
+fn line_event(line: &Bytes) -> WorkerEvent {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    match std::str::from_utf8(line) {
+        Ok(text) => WorkerEvent::Line(text.to_owned()),
+        Err(_) => WorkerEvent::NotUtf8(String::from_utf8_lossy(line).into_owned()),
+    }
 }

@@ -43,7 +43,7 @@ pub async fn stop(
             ev = proc.events.recv() => match ev {
                 // Liveness lines are no output; anything else arriving now is too late.
                 Some(WorkerEvent::Line(line)) if is_liveness(&line) => {}
-                Some(WorkerEvent::Line(line)) => ctx.journal.send(Write::Reject(Rejection {
+                Some(WorkerEvent::Line(line) | WorkerEvent::NotUtf8(line)) => ctx.journal.send(Write::Reject(Rejection {
                     worker_id: worker.clone(),
                     generation: proc.generation,
                     turn_id: None,

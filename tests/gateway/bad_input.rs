@@ -131,7 +131,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
             .await
             .unwrap(),
         StatusCode::BAD_REQUEST,
-        "invalid_request",
+        "invalid_cursor",
     )
     .await;
     expect(

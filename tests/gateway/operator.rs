@@ -59,6 +59,10 @@ async fn row09_kill_with_stale_generation_is_refused() {
         err.contains("409") && err.contains("target_changed"),
         "{err}"
     );
+    assert!(
+        !err.contains("Some(") && err.contains("nothing was killed"),
+        "a sentence, not Rust debug output: {err}"
+    );
     let wrong_pid = gw
         .client
         .post_json(&path, &json!({ "generation": w.generation, "pid": 1 }))

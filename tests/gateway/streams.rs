@@ -299,7 +299,7 @@ async fn session_streams_are_the_same_on_every_connection_path() {
     let addr = gw.url.trim_start_matches("http://").to_owned();
     let head = |token: &str| {
         format!(
-            "GET /api/v1/agents/{}/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n",
+            "GET /api/v1/agents/{}/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\r\n",
             s.id
         )
     };
@@ -327,7 +327,7 @@ async fn session_streams_are_the_same_on_every_connection_path() {
     // A connection that served a request first.
     let mut reused = tokio::net::TcpStream::connect(&addr).await.unwrap();
     reused
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
     read_until(&mut reused, "\r\n\r\n").await;

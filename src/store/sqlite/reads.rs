@@ -5,7 +5,10 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::super::query::{RejectionRow, split_cursor};
-use super::super::{AdminEvent, Overview, Snapshot, TurnQuery, TurnRow, WorkerQuery, WorkerRecord};
+use super::super::{
+    AdminEvent, LiveWorker, Overview, ProcessOrigin, Snapshot, TurnQuery, TurnRow, WorkerQuery,
+    WorkerRecord,
+};
 use crate::ids::{SessionId, TurnId, WorkerId};
 
 /// The stranded rule of [`crate::store::query`], over `turns t`, with `?now` bound by the caller.
@@ -319,4 +322,36 @@ pub(super) async fn snapshot(pool: &SqlitePool, now: i64) -> Result<Snapshot, sq
         workers,
         turns,
     })
+}
+
+/// Worker generations with no recorded exit, with where and when their process started.
+pub(super) async fn live_workers(pool: &SqlitePool) -> Result<Vec<LiveWorker>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT worker_id, generation, pid, host, boot_id, start_ticks FROM workers \
+         WHERE exited_at IS NULL",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let origin = match (
+                r.try_get::<Option<String>, _>("host")?,
+                r.try_get::<Option<String>, _>("boot_id")?,
+                r.try_get::<Option<i64>, _>("start_ticks")?,
+            ) {
+                (Some(host), Some(boot_id), Some(t)) => Some(ProcessOrigin {
+                    host,
+                    boot_id,
+                    start_ticks: t as u64,
+                }),
+                _ => None,
+            };
+            Ok(LiveWorker {
+                worker_id: WorkerId(r.try_get("worker_id")?),
+                generation: r.try_get::<i64, _>("generation")? as u32,
+                pid: r.try_get::<Option<i64>, _>("pid")?.map(|p| p as u32),
+                origin,
+            })
+        })
+        .collect()
 }

@@ -83,12 +83,18 @@ impl Actor {
         self.generation += 1;
         let spec = Spawn {
             command: &agent.command,
-            env: worker_env(&self.agent_id, &self.session, &self.worker_id, &agent),
+            env: worker_env(
+                &self.ctx.config,
+                &self.agent_id,
+                &self.session,
+                &self.worker_id,
+                &agent,
+            ),
             cwd: agent.cwd.as_deref(),
             max_line: self.ctx.config.gateway.max_line_bytes,
             generation: self.generation,
         };
-        match Process::spawn(&spec, permit) {
+        match Process::spawn(&spec, permit).await {
             Err(e) => {
                 let msg = format!(
                     "the worker command `{}` could not be started: {e}",
@@ -103,6 +109,7 @@ impl Actor {
                     worker_id: self.worker_id.clone(),
                     generation: proc.generation,
                     pid: proc.pid,
+                    origin: proc.origin.clone(),
                     agent_id: self.agent_id.clone(),
                     session_id: self.session.clone(),
                     at: now_ms(),

@@ -99,6 +99,9 @@ impl Actor {
     pub(super) async fn on_worker(&mut self, ev: Option<WorkerEvent>) {
         match ev {
             Some(WorkerEvent::Line(line)) => self.on_line(&line).await,
+            Some(WorkerEvent::NotUtf8(line)) => {
+                self.reject(None, "rejected", "not valid UTF-8", &line);
+            }
             Some(WorkerEvent::Oversize) => {
                 let limit = self.ctx.config.gateway.max_line_bytes;
                 if let Phase::Busy { turn, .. } = self.take_phase() {

@@ -12,8 +12,8 @@ pub(super) fn apply_worker_write(conn: &Connection, w: &Write) -> Result<Applied
     Ok(match w {
         Write::WorkerSpawned(s) => {
             conn.prepare_cached(
-                "INSERT INTO workers (worker_id, generation, pid, agent_id, session_id, state, started_at) \
-                 VALUES (?, ?, ?, ?, ?, 'starting', ?)",
+                "INSERT INTO workers (worker_id, generation, pid, agent_id, session_id, state, started_at, \
+                 host, boot_id, start_ticks) VALUES (?, ?, ?, ?, ?, 'starting', ?, ?, ?, ?)",
             )?
             .execute(params![
                 s.worker_id.as_str(),
@@ -21,7 +21,10 @@ pub(super) fn apply_worker_write(conn: &Connection, w: &Write) -> Result<Applied
                 s.pid,
                 &s.agent_id,
                 s.session_id.as_str(),
-                s.at
+                s.at,
+                s.origin.as_ref().map(|o| &o.host),
+                s.origin.as_ref().map(|o| &o.boot_id),
+                s.origin.as_ref().map(|o| o.start_ticks as i64),
             ])?;
             Applied::Done(true)
         }
@@ -77,6 +80,7 @@ pub(super) fn apply_worker_write(conn: &Connection, w: &Write) -> Result<Applied
             Applied::Done(true)
         }
         Write::Prune { before } => prune(conn, *before)?,
+        Write::PruneHistory { before } => prune_history(conn, *before)?,
         Write::Action(_) => Applied::Done(true),
         Write::CreateSession(_)
         | Write::DeleteSession { .. }
@@ -160,4 +164,51 @@ fn prune(conn: &Connection, before: i64) -> Result<Applied> {
             .execute([turn])?;
     }
     Ok(Applied::Done(!turns.is_empty()))
+}
+
+/// Rows of each table forgotten per [`Write::PruneHistory`] at most, so one round never holds
+/// the writer long; rounds repeat until the history is within its retention.
+const HISTORY_ROWS: i64 = 2000;
+
+/// Forgets history older than `before`; every delete walks an index in time order.
+fn prune_history(conn: &Connection, before: i64) -> Result<Applied> {
+    let mut n = 0;
+    // Turns: ended, their events already pruned (`turns_created` walks them oldest first).
+    n += conn
+        .prepare_cached(
+            "DELETE FROM turns WHERE id IN (SELECT id FROM turns WHERE created_at < ?1 \
+             AND ended_at IS NOT NULL AND ended_at < ?1 AND events_pruned = 1 \
+             ORDER BY created_at LIMIT ?2)",
+        )?
+        .execute(params![before, HISTORY_ROWS])?;
+    n += conn
+        .prepare_cached(
+            "DELETE FROM workers WHERE (worker_id, generation) IN (SELECT worker_id, generation \
+             FROM workers WHERE started_at < ?1 AND exited_at IS NOT NULL AND exited_at < ?1 \
+             ORDER BY started_at LIMIT ?2)",
+        )?
+        .execute(params![before, HISTORY_ROWS])?;
+    // Both logs grow in time order: their oldest rows come first by key.
+    n += conn
+        .prepare_cached(
+            "DELETE FROM admin_events WHERE seq IN (SELECT seq FROM admin_events \
+             ORDER BY seq LIMIT ?2) AND created_at < ?1",
+        )?
+        .execute(params![before, HISTORY_ROWS])?;
+    n += conn
+        .prepare_cached(
+            "DELETE FROM worker_output WHERE id IN (SELECT id FROM worker_output \
+             ORDER BY id LIMIT ?2) AND created_at < ?1",
+        )?
+        .execute(params![before, HISTORY_ROWS])?;
+    // A session goes once it is deleted or expired, idle, and nothing refers to it.
+    n += conn
+        .prepare_cached(
+            "DELETE FROM sessions WHERE id IN (SELECT s.id FROM sessions s \
+             WHERE (s.deleted_at < ?1 OR s.expires_at < ?1) AND s.last_activity < ?1 \
+             AND NOT EXISTS (SELECT 1 FROM turns t WHERE t.session_id = s.id) \
+             AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.session_id = s.id) LIMIT ?2)",
+        )?
+        .execute(params![before, HISTORY_ROWS])?;
+    Ok(Applied::Done(n > 0))
 }

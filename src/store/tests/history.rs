@@ -1,0 +1,123 @@
+//! History retention: what `PruneHistory` forgets, and what it must keep.
+
+use super::*;
+
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one story: the fixture, the prune, what is left
+async fn history_older_than_its_retention_is_forgotten_and_nothing_else() {
+    let (dir, store) = temp_store().await;
+    let now = now_ms();
+    let old = now - 10 * 24 * 3600 * 1000;
+    let mut gone = session("s-old");
+    gone.created_at = old;
+    gone.last_activity = old;
+    let mut busy = session("s-busy");
+    busy.created_at = old;
+    busy.last_activity = old;
+    let end = |id: &str, session: &str, at: i64| {
+        let ending = TurnEnding::failed(ErrorCode::TurnStalled, "stalled");
+        let events = ending.events(&TurnId(id.into()), &format!("m-{id}").into(), at);
+        Write::EndTurn {
+            session_id: SessionId(session.into()),
+            turn_id: TurnId(id.into()),
+            ending,
+            events,
+            at,
+            stranded: true,
+        }
+    };
+    let exit = |w: &str, at: i64| {
+        Write::WorkerExited(WorkerExit {
+            worker_id: WorkerId(w.into()),
+            generation: 1,
+            exit_code: Some(0),
+            signal: None,
+            at,
+            intentional: true,
+            reason: "idle".into(),
+            stderr_tail: String::new(),
+        })
+    };
+    let spawn = |w: &str, s: &str, at: i64| {
+        Write::WorkerSpawned(WorkerSpawn {
+            worker_id: WorkerId(w.into()),
+            generation: 1,
+            pid: 4242,
+            origin: None,
+            agent_id: "echo".into(),
+            session_id: SessionId(s.into()),
+            at,
+        })
+    };
+    store
+        .apply(Arc::new([
+            Write::CreateSession(gone),
+            Write::CreateSession(busy),
+            Write::CreateSession(session("s-new")),
+            Write::InsertTurn {
+                turn: turn("t-old", "s-old", old),
+            },
+            Write::InsertTurn {
+                turn: turn("t-open", "s-busy", old),
+            },
+            Write::InsertTurn {
+                turn: turn("t-new", "s-new", now),
+            },
+            spawn("w-old", "s-old", old),
+            spawn("w-new", "s-new", now),
+            end("t-old", "s-old", old),
+            end("t-new", "s-new", now),
+            exit("w-old", old),
+            exit("w-new", now),
+            Write::DeleteSession {
+                id: SessionId("s-old".into()),
+                at: old,
+            },
+        ]))
+        .await
+        .unwrap();
+    let cutoff = now - 7 * 24 * 3600 * 1000;
+    store
+        .apply(Arc::new([
+            Write::Prune { before: cutoff },
+            Write::PruneHistory { before: cutoff },
+        ]))
+        .await
+        .unwrap();
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+        .await
+        .unwrap();
+    let ids = |q: &'static str| {
+        let db = db.clone();
+        async move {
+            let mut v: Vec<String> = sqlx::query_scalar(q).fetch_all(&db).await.unwrap();
+            v.sort();
+            v
+        }
+    };
+    assert_eq!(
+        ids("SELECT id FROM turns").await,
+        ["t-new", "t-open"],
+        "open turns stay"
+    );
+    assert_eq!(ids("SELECT worker_id FROM workers").await, ["w-new"]);
+    assert_eq!(
+        ids("SELECT id FROM sessions").await,
+        ["s-busy", "s-new"],
+        "a session with an open turn stays"
+    );
+    let old_admin: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM admin_events WHERE created_at < ?")
+            .bind(cutoff)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(old_admin, 0);
+    let new_admin: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM admin_events WHERE created_at >= ?")
+            .bind(cutoff)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert!(new_admin > 0, "recent admin events stay");
+}

@@ -1,0 +1,80 @@
+//! At start-up, the workers a previous run of the gateway left recorded as live. Each is
+//! judged by where and when its process started ([`super::procinfo`]): one still running on
+//! this host and boot with the same start time is that very worker (its gateway died without
+//! stopping it), so its process group is `SIGKILL`ed (which also ends a `SIGSTOP`ped one); a
+//! pid that is gone, or now another process (reused), is left alone. The store records what
+//! really happened as the exit reason, seen in `worker.exited` and the admin worker views:
+//!
+//! | reason | meaning | `intentional` |
+//! |---|---|---|
+//! | `killed_at_recovery` | the worker was still running; the gateway killed its group | true |
+//! | `gone_at_recovery` | no process with that pid and start time (exited, or host rebooted) | false |
+//! | `gateway_restarted` | cannot be checked: another host's worker, or a row from before start times were recorded | false |
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::process::signal_group;
+use super::procinfo;
+use crate::clock::now_ms;
+use crate::journal::Journal;
+use crate::store::{LiveWorker, Store, StoreError, WorkerExit, Write};
+
+/// What recovery found for one worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    Killed,
+    Gone,
+    Unverified,
+}
+
+impl Verdict {
+    fn reason(self) -> &'static str {
+        match self {
+            Self::Killed => "killed_at_recovery",
+            Self::Gone => "gone_at_recovery",
+            Self::Unverified => "gateway_restarted",
+        }
+    }
+}
+
+/// Closes the books on every worker the store records as live, killing those still running.
+pub(crate) async fn recover_workers(
+    store: &dyn Store,
+    journal: &Journal,
+) -> Result<(), StoreError> {
+    for w in store.live_workers().await? {
+        let verdict = judge(&w);
+        tracing::warn!(worker = %w.worker_id, generation = w.generation, pid = ?w.pid,
+            reason = verdict.reason(), "a worker of a previous run, recovered");
+        journal.send(Write::WorkerExited(WorkerExit {
+            worker_id: w.worker_id,
+            generation: w.generation,
+            exit_code: None,
+            signal: (verdict == Verdict::Killed).then_some(Signal::SIGKILL as i32),
+            at: now_ms(),
+            intentional: verdict == Verdict::Killed,
+            reason: verdict.reason().into(),
+            stderr_tail: String::new(),
+        }));
+    }
+    Ok(())
+}
+
+/// Kills the worker's process group if its pid is still that worker's process.
+fn judge(w: &LiveWorker) -> Verdict {
+    let (Some(pid), Some(origin)) = (w.pid, &w.origin) else {
+        return Verdict::Unverified;
+    };
+    let (host, boot) = procinfo::host();
+    if pid <= 1 || pid == std::process::id() || origin.host != *host {
+        return Verdict::Unverified;
+    }
+    if origin.boot_id != *boot || procinfo::start_ticks(pid) != Some(origin.start_ticks) {
+        return Verdict::Gone;
+    }
+    // The same process: its group (it leads one) and itself, should it have left the group.
+    signal_group(pid, Signal::SIGKILL);
+    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+    Verdict::Killed
+}

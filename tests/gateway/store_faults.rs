@@ -1,0 +1,147 @@
+//! A store that refuses writes loses nothing: a real `SQLite` write lock held by a second
+//! connection, and the store-driven sweeper that ends turns nobody else ends.
+
+use std::time::Duration;
+
+use crate::harness::{TestGateway, assert_completed, assert_failed, config, worker};
+
+/// Holds the database's write lock from another connection until told to let go.
+fn hold_write_lock(
+    path: std::path::PathBuf,
+) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (release, rx) = std::sync::mpsc::channel::<()>();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        locked_tx.send(()).unwrap();
+        let _ = rx.recv_timeout(Duration::from_secs(60));
+        conn.execute_batch("ROLLBACK").unwrap();
+    });
+    locked_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    (release, holder)
+}
+
+/// Polls `/healthz` until it answers `status`, within `guard`.
+async fn wait_health(gw: &TestGateway, status: u16, guard: Duration) {
+    let deadline = tokio::time::Instant::now() + guard;
+    loop {
+        let got = gw
+            .http
+            .get(format!("{}/healthz", gw.url))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if got == status {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/healthz stayed {got}, expected {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The write lock is held longer than any single wait for it (the old code gave up after
+/// 10 s and dropped the batch: a delta vanished and the turn still ended `completed`).
+#[tokio::test]
+async fn a_locked_store_loses_no_text_and_refuses_new_messages_at_once() {
+    let gw = TestGateway::start(config(vec![(
+        "slow",
+        worker(&["--mode", "slow", "--delay-ms", "400"]),
+    )]))
+    .await;
+    let s = gw.session("slow").await;
+    let other = gw.session("slow").await;
+    let mut r = gw.open(&s, None).await;
+    let text = "slow one two three four five six";
+    let turn = gw.post(&s, text).await;
+    // The first delta has committed: now take the lock while the rest streams.
+    let first = r.next().await.expect("first event");
+    assert_eq!(first.event, "output");
+    let path = gw.dir.path().join("gw.db");
+    let (release, holder) = hold_write_lock(path);
+    wait_health(&gw, 503, Duration::from_secs(10)).await;
+    // New work is refused at once, with the code, and nothing is created.
+    let resp = gw
+        .http
+        .post(format!("{}/api/v1/agents/{}/messages", gw.url, other.id))
+        .bearer_auth(&other.token)
+        .json(&serde_json::json!({"content": "are you there"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "store_unavailable", "{body}");
+    let resp = gw
+        .http
+        .post(format!("{}/api/v1/agents", gw.url))
+        .json(&serde_json::json!({"agentId": "slow"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    // Longer than the old 10 s busy wait: every write queued meanwhile must still land.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    let mut events = vec![first];
+    events.extend(r.until_complete(&turn).await);
+    let streamed: String = events
+        .iter()
+        .filter(|e| e.event == "output")
+        .map(|e| e.data["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(streamed, text, "no delta lost");
+    assert_eq!(assert_completed(&events), text);
+    let ids: Vec<i64> = events.iter().filter_map(|e| e.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+    wait_health(&gw, 200, Duration::from_secs(10)).await;
+    let db = gw.db().await;
+    let open: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM turns WHERE ended_at IS NULL")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(open, 0, "no turn left open");
+    let turns: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM turns")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(turns, 1, "the refused message created no turn");
+    gw.stop().await;
+}
+
+/// A turn the store holds open past its deadline with no actor to end it (written by a
+/// gateway that is gone) is ended by the sweeper, with its terminal events on the stream.
+#[tokio::test]
+async fn the_sweeper_ends_a_stranded_turn_nobody_holds() {
+    let gw = TestGateway::start(config(vec![("echo", worker(&["--mode", "echo"]))])).await;
+    let s = gw.session("echo").await;
+    let db = gw.db().await;
+    let past = turnwatch::clock::now_ms() - 60_000;
+    sqlx::query(
+        "INSERT INTO turns (id, session_id, agent_id, message_id, content, state, created_at, \
+         dispatched_at, last_progress_at, deadline_at) \
+         VALUES ('t-orphan', ?, 'echo', 'm-orphan', 'hello', 'dispatched', ?, ?, ?, ?)",
+    )
+    .bind(&s.id)
+    .bind(past)
+    .bind(past)
+    .bind(past)
+    .bind(past + 1000)
+    .execute(&db)
+    .await
+    .unwrap();
+    let mut r = gw.open(&s, Some(0)).await;
+    let events = tokio::time::timeout(Duration::from_secs(20), r.until_complete("t-orphan"))
+        .await
+        .expect("the sweeper ends the turn");
+    let err = assert_failed(&events, "turn_deadline_exceeded");
+    assert!(err["error"].as_str().unwrap().contains("sweeper"), "{err}");
+    assert_eq!(gw.turn_state("t-orphan").await, "failed");
+    gw.stop().await;
+}

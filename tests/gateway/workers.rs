@@ -1,0 +1,337 @@
+//! Worker processes the gateway must survive or outlive: workers die with a `SIGKILL`ed
+//! gateway (even after its runtime sat idle), a restart kills the workers it finds still
+//! running and never a reused pid, no token secret reaches a worker, and bytes that are not
+//! UTF-8 (or far too many) on a worker's stdout or stderr do not break the gateway.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use turnwatch::api::admin::WorkerDetail;
+use turnwatch::client::Client;
+use turnwatch::supervisor::procinfo;
+
+use crate::harness::{BIN, GUARD, TestGateway, assert_completed, config, worker};
+
+/// `SIGKILL`s these process groups when dropped, so a failing test leaves nothing behind.
+struct Reaper(Vec<u32>);
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for pid in self.0.iter().filter(|p| procinfo::is_running(**p)) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(*pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// Waits (guarded) until `pid` is gone or a zombie (dead, waiting for its new parent).
+async fn wait_dead(pid: u32) {
+    let deadline = tokio::time::Instant::now() + GUARD;
+    while procinfo::is_running(pid) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "process {pid} is still running"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Starts `turnwatch gateway` as a real process with this config text and extra environment;
+/// returns it and its URL once it says it listens.
+async fn gateway_process(dir: &Path, toml: &str, env: &[(&str, &str)]) -> (Child, String) {
+    let conf = dir.join("turnwatch.toml");
+    std::fs::write(&conf, toml).unwrap();
+    let db_url = format!("sqlite://{}", dir.join("gw.db").display());
+    let mut child = Command::new(BIN)
+        .args(["gateway", "--listen", "127.0.0.1:0", "--database", &db_url])
+        .arg("--config")
+        .arg(&conf)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(GUARD, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("the gateway says where it listens");
+    let url = first.rsplit(' ').next().unwrap().to_owned();
+    (child, url)
+}
+
+/// One completed turn on a new session of `agent`; returns the reply's final text.
+async fn one_turn(client: &Client, agent: &str, content: &str) -> String {
+    let req = turnwatch::api::CreateSession {
+        agent_id: Some(agent.into()),
+        ..Default::default()
+    };
+    let s = client.create_session(&req).await.unwrap();
+    let mut stream = client.events(&s.agent_id, &s.token, None).await.unwrap();
+    let turn = client
+        .post_message(&s.agent_id, &s.token, content, None)
+        .await
+        .unwrap()
+        .turn_id;
+    let mut events = Vec::new();
+    loop {
+        let ev = tokio::time::timeout(GUARD, futures::StreamExt::next(&mut stream))
+            .await
+            .expect("stream went silent")
+            .expect("stream ended")
+            .unwrap();
+        let done = ev.event == "complete" && ev.data["turnId"] == turn.as_str();
+        if ev.event != "ping" && ev.data["turnId"] == turn.as_str() {
+            events.push(ev);
+        }
+        if done {
+            return assert_completed(&events);
+        }
+    }
+}
+
+/// Item 1: a worker that ignores stdin EOF and `SIGTERM` dies with its `SIGKILL`ed gateway,
+/// including one spawned after the gateway's runtime sat idle for longer than tokio keeps an
+/// idle blocking thread (10 s): the kernel's parent-death signal follows the forking thread.
+#[tokio::test]
+async fn workers_die_with_a_sigkilled_gateway_even_after_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let stubborn = format!("trap '' TERM; exec {BIN} worker --mode echo --ignore-eof");
+    let toml = format!(
+        "[gateway]\ndefault_agent = \"stubborn\"\n[agents.stubborn]\ncommand = [\"sh\", \"-c\", {stubborn:?}]\n"
+    );
+    let (mut gateway, url) = gateway_process(dir.path(), &toml, &[]).await;
+    let client = Client::new(&url, None);
+    assert_eq!(one_turn(&client, "stubborn", "first").await, "first");
+    tokio::time::sleep(Duration::from_secs(11)).await; // every idle blocking thread has exited
+    assert_eq!(one_turn(&client, "stubborn", "second").await, "second");
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("gw.db").display()))
+        .await
+        .unwrap();
+    let pids: Vec<i64> = sqlx::query_scalar("SELECT pid FROM workers WHERE exited_at IS NULL")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    assert_eq!(pids.len(), 2, "two live workers");
+    let _reaper = Reaper(pids.iter().map(|p| *p as u32).collect());
+    for pid in &pids {
+        assert!(procinfo::is_running(*pid as u32));
+    }
+    gateway.kill().await.unwrap(); // SIGKILL: no graceful stop, no stdin-close courtesy
+    for pid in pids {
+        wait_dead(pid as u32).await;
+    }
+}
+
+/// Spawns `sleep 60` in its own process group.
+fn sleeper() -> Child {
+    Command::new("sleep")
+        .arg("60")
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// Item 1: at start-up the gateway kills the group of a worker the store records as live when
+/// that pid is still the same process (a `SIGSTOP`ped one too), and spares a pid that now
+/// belongs to another process; each exit says which it was.
+#[tokio::test]
+async fn restart_kills_surviving_workers_and_spares_reused_pids() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("gw.db").display());
+    drop(turnwatch::store::open(&db_url).await.unwrap()); // the schema
+    let mut survivor = sleeper();
+    let mut stranger = sleeper();
+    let (survivor_pid, stranger_pid) = (survivor.id().unwrap(), stranger.id().unwrap());
+    let _reaper = Reaper(vec![survivor_pid, stranger_pid]);
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(survivor_pid as i32),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    let (host, boot) = procinfo::host();
+    let db = sqlx::SqlitePool::connect(&db_url).await.unwrap();
+    for (worker, pid, ticks) in [
+        (
+            "w-survivor",
+            survivor_pid,
+            procinfo::start_ticks(survivor_pid).unwrap(),
+        ),
+        // The recorded worker is long gone; its pid now belongs to another process.
+        (
+            "w-reused",
+            stranger_pid,
+            procinfo::start_ticks(stranger_pid).unwrap() + 1,
+        ),
+    ] {
+        sqlx::query(
+            "INSERT INTO workers (worker_id, generation, pid, agent_id, session_id, state, started_at, \
+             host, boot_id, start_ticks) VALUES (?, 1, ?, 'echo', 's-gone', 'busy', 0, ?, ?, ?)",
+        )
+        .bind(worker)
+        .bind(i64::from(pid))
+        .bind(host)
+        .bind(boot)
+        .bind(ticks as i64)
+        .execute(&db)
+        .await
+        .unwrap();
+    }
+
+    let gw = TestGateway::start_on(config(vec![("echo", worker(&[]))]), dir, db_url).await;
+    let status = tokio::time::timeout(GUARD, survivor.wait())
+        .await
+        .expect("the surviving worker was killed")
+        .unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    assert!(
+        procinfo::is_running(stranger_pid),
+        "a reused pid is never killed"
+    );
+    for (id, reason, intentional, signal) in [
+        ("w-survivor", "killed_at_recovery", true, Some("SIGKILL")),
+        ("w-reused", "gone_at_recovery", false, None),
+    ] {
+        let d: WorkerDetail = gw
+            .client
+            .get_json(&format!("/api/v1/admin/workers/{id}"))
+            .await
+            .unwrap();
+        assert_eq!(d.worker.state, "exited");
+        assert_eq!(d.worker.exit_reason.as_deref(), Some(reason), "{id}");
+        assert_eq!(d.worker.intentional, Some(intentional), "{id}");
+        assert_eq!(d.worker.signal.as_deref(), signal, "{id}");
+    }
+    stranger.kill().await.unwrap();
+    gw.stop().await;
+}
+
+/// Item 5: a worker's environment holds no token secret (nor anything else of the gateway's
+/// beyond the allowlist), but does hold what its agent's `inherit_env` names.
+#[tokio::test]
+async fn no_token_secret_reaches_a_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_var = format!("TW_SECRET_{}", std::process::id());
+    let toml = format!(
+        "[gateway]\ndefault_agent = \"peek\"\n\
+         [agents.peek]\ncommand = [\"{BIN}\", \"worker\", \"--echo-env\", \"{secret_var}\"]\n\
+         [agents.stray]\ncommand = [\"{BIN}\", \"worker\", \"--echo-env\", \"TW_STRAY\"]\n\
+         [agents.named]\ncommand = [\"{BIN}\", \"worker\", \"--echo-env\", \"TW_NAMED\"]\n\
+         inherit_env = [\"TW_NAMED\"]\n\
+         [agents.home]\ncommand = [\"{BIN}\", \"worker\", \"--echo-env\", \"HOME\"]\n\
+         [[tokens]]\nname = \"oncall\"\nsecret_env = \"{secret_var}\"\nrole = \"operator\"\n"
+    );
+    let env = [
+        (secret_var.as_str(), "s3cret-operator-token"),
+        ("TW_STRAY", "stray"),
+        ("TW_NAMED", "named"),
+        ("HOME", "/home/tw"),
+    ];
+    let (_gateway, url) = gateway_process(dir.path(), &toml, &env).await;
+    let client = Client::new(&url, Some("s3cret-operator-token".into()));
+    assert_eq!(
+        one_turn(&client, "peek", "x").await,
+        format!("{secret_var} unset")
+    );
+    assert_eq!(one_turn(&client, "stray", "x").await, "TW_STRAY unset");
+    assert_eq!(one_turn(&client, "named", "x").await, "TW_NAMED=named");
+    assert_eq!(one_turn(&client, "home", "x").await, "HOME=/home/tw");
+}
+
+/// Item 3: a stdout line that is not UTF-8 is a recorded rejection and reading goes on; stderr
+/// that is not UTF-8 is kept lossily and the worker is not broken by it.
+#[tokio::test]
+async fn invalid_utf8_from_a_worker_is_rejected_not_fatal() {
+    let gw = TestGateway::start(config(vec![(
+        "bytes",
+        worker(&["--mode", "echo", "--invalid-utf8"]),
+    )]))
+    .await;
+    let (s, _, events) = gw.turn("bytes", "still here").await;
+    assert_eq!(assert_completed(&events), "still here");
+    let mut r = gw.open(&s, None).await;
+    let turn = gw.post(&s, "and again").await;
+    assert_eq!(
+        assert_completed(&r.until_complete(&turn).await),
+        "and again"
+    );
+    let rejected = gw.output_rows("rejected").await;
+    assert_eq!(
+        rejected
+            .iter()
+            .filter(|(_, reason)| reason == "not valid UTF-8")
+            .count(),
+        2,
+        "{rejected:?}"
+    );
+    let rows = gw.worker_rows(&s).await;
+    assert_eq!(rows.len(), 1, "one worker served both turns: {rows:?}");
+    assert_ne!(rows[0].state, "exited", "{rows:?}");
+    let d: WorkerDetail = gw
+        .client
+        .get_json(&format!("/api/v1/admin/workers/{}", rows[0].worker_id))
+        .await
+        .unwrap();
+    assert!(
+        d.stderr_tail
+            .iter()
+            .any(|l| l == "stderr \u{fffd}\u{fffd} not UTF-8")
+            && d.stderr_tail
+                .iter()
+                .any(|l| l.contains("wrote invalid UTF-8")),
+        "{:?}",
+        d.stderr_tail
+    );
+    gw.stop().await;
+}
+
+/// Item 3: an 8 MB stderr line costs the gateway a bounded tail (live and as recorded).
+#[tokio::test]
+async fn a_huge_stderr_line_keeps_the_tail_bounded() {
+    const BOUND: usize = 64 * 1024 + 200; // the tail's bytes, plus its newlines
+    let gw = TestGateway::start(config(vec![(
+        "loud",
+        worker(&["--mode", "echo", "--stderr-bytes", "8000000"]),
+    )]))
+    .await;
+    let (s, _, events) = gw.turn("loud", "hi").await;
+    assert_eq!(assert_completed(&events), "hi");
+    let rows = gw.worker_rows(&s).await;
+    let d: WorkerDetail = gw
+        .client
+        .get_json(&format!("/api/v1/admin/workers/{}", rows[0].worker_id))
+        .await
+        .unwrap();
+    let live: usize = d.stderr_tail.iter().map(|l| l.len() + 1).sum();
+    assert!(live <= BOUND, "live stderr tail of {live} bytes");
+    assert!(
+        d.stderr_tail.iter().any(|l| l.ends_with("more bytes)")),
+        "the cut is said"
+    );
+    let w = &rows[0];
+    gw.client
+        .post_json(
+            &format!("/api/v1/admin/workers/{}/kill", w.worker_id),
+            &serde_json::json!({ "generation": w.generation, "pid": w.pid, "reason": "test" }),
+        )
+        .await
+        .unwrap();
+    gw.wait_workers(&s, |r| r.iter().all(|w| w.state == "exited"))
+        .await;
+    let recorded: String = sqlx::query_scalar("SELECT stderr_tail FROM workers")
+        .fetch_one(&gw.db().await)
+        .await
+        .unwrap();
+    assert!(recorded.len() <= BOUND, "recorded {} bytes", recorded.len());
+    assert!(recorded.contains("more bytes)"), "the cut is said");
+    gw.stop().await;
+}
