@@ -6,6 +6,7 @@
 #![allow(clippy::cast_precision_loss)]
 
 mod console;
+mod evict;
 mod gateway;
 mod process;
 mod throughput;
@@ -60,7 +61,7 @@ pub fn pct(samples: &mut [f64], p: f64) -> f64 {
 
 /// The figures, in order, with the names `bench NAME` accepts.
 pub const NAMES: &[&str] = &[
-    "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9", "p11", "p12",
+    "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9", "p11", "p12", "p13",
 ];
 
 /// Runs one figure (or all with `None`), printing each line as it is measured.
@@ -125,6 +126,7 @@ async fn measure(name: &str) -> anyhow::Result<Vec<Figure>> {
         "p9" => process::p9_demo_first_frame().await?,
         "p11" => process::p11_idle_rss().await?,
         "p12" => process::p12_start_to_health().await?,
+        "p13" => evict::p13_rotation().await?,
         _ => Vec::new(),
     })
 }

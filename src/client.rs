@@ -87,8 +87,14 @@ pub struct Client {
 impl Client {
     /// A client for the gateway at `base` (`http://host:port`), with an optional bearer token.
     pub fn new(base: &str, token: Option<String>) -> Self {
+        // The gateway closes a kept-alive connection idle for its header timeout (10 s by
+        // default): drop ours well before, so no request goes out on a closing connection.
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(5))
+            .build()
+            .unwrap_or_default();
         Self {
-            http: reqwest::Client::new(),
+            http,
             base: base.trim_end_matches('/').to_owned(),
             token,
         }

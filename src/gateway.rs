@@ -97,6 +97,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(error::json_rejections))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             guard::layer,
@@ -115,6 +116,7 @@ fn overflow_router(state: Arc<AppState>) -> Router {
                 "the gateway holds as many connections as it may; retry later",
             )
         })
+        .layer(axum::middleware::from_fn(error::json_rejections))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             guard::layer,
@@ -298,18 +300,30 @@ async fn recover(store: &dyn Store, journal: &Journal) -> Result<(), GatewayErro
     Ok(())
 }
 
+/// Prunes events past their retention and history past its own, a bounded batch per round:
+/// once a minute while a round finds less than a full batch, again after a second while it
+/// finds more (so pruning keeps up with any sustained rate of turns).
 async fn prune_loop(journal: Journal, retention: Duration, history: Duration) {
-    let mut tick =
-        tokio::time::interval(Duration::from_secs(60).min(retention.max(Duration::from_secs(1))));
+    let idle = Duration::from_secs(60).min(retention.max(Duration::from_secs(1)));
+    // History outlives the events it explains (a turn's row stays after its events go).
+    let history = history.max(retention);
     loop {
-        tick.tick().await;
-        journal.send(Write::Prune {
-            before: now_ms() - retention.as_millis() as i64,
-        });
-        // History outlives the events it explains (a turn's row stays after its events go).
-        let history = history.max(retention);
-        journal.send(Write::PruneHistory {
-            before: now_ms() - history.as_millis() as i64,
-        });
+        let events = journal
+            .write(Write::Prune {
+                before: now_ms() - retention.as_millis() as i64,
+            })
+            .await;
+        let rows = journal
+            .write(Write::PruneHistory {
+                before: now_ms() - history.as_millis() as i64,
+            })
+            .await;
+        let more = |r: &Result<store::Applied, _>| matches!(r, Ok(store::Applied::Done(true)));
+        let pause = if more(&events) || more(&rows) {
+            Duration::from_secs(1)
+        } else {
+            idle
+        };
+        tokio::time::sleep(pause).await;
     }
 }

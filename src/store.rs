@@ -169,7 +169,7 @@ pub struct WorkerSpawn {
 /// Where and when a process started: a pid is reused, this triple is not.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcessOrigin {
-    /// The host (`/etc/machine-id`, else the hostname).
+    /// The host (`/etc/machine-id`, else the hostname) and pid namespace.
     pub host: String,
     /// The host's boot (`/proc/sys/kernel/random/boot_id`).
     pub boot_id: String,

@@ -7,6 +7,7 @@
 //! restart, another replica) can never produce a second `complete`.
 
 mod actor;
+mod evict;
 pub mod process;
 pub mod procinfo;
 pub(crate) mod recovery;
@@ -88,6 +89,8 @@ pub(crate) struct Ctx {
     capacity: Arc<Semaphore>,
     tracker: TaskTracker,
     registry: Mutex<Registry>,
+    /// Idle workers, for eviction when a turn needs a slot.
+    idle: Mutex<evict::IdleBoard>,
     metrics: Arc<Metrics>,
 }
 
@@ -127,6 +130,7 @@ impl Supervisor {
                 capacity,
                 tracker: TaskTracker::new(),
                 registry: Mutex::new(Registry::default()),
+                idle: Mutex::new(evict::IdleBoard::default()),
                 metrics,
             }),
         }

@@ -41,6 +41,8 @@ pub(super) enum Cmd {
     Stderr {
         reply: oneshot::Sender<Option<(u32, String)>>,
     },
+    /// Stop the idle worker for a turn of another session that needs its slot.
+    Evict,
     Shutdown,
 }
 
@@ -52,11 +54,15 @@ struct Live {
     ended: VecDeque<TurnId>,
 }
 
-/// Aborts the capacity waiter when the turn stops waiting.
-struct Waiter(tokio::task::JoinHandle<()>);
+/// Aborts the capacity waiter when the turn stops waiting; counts the turn as waiting for a
+/// slot ([`crate::supervisor::evict`]) meanwhile.
+struct Waiter {
+    task: tokio::task::JoinHandle<()>,
+    _waiting: super::evict::WaitingTurn,
+}
 impl Drop for Waiter {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }
 
@@ -110,6 +116,8 @@ pub(super) struct Actor {
     generation: u32,
     stops: Vec<tokio::task::JoinHandle<()>>,
     finished: bool,
+    /// Whether the idle board lists this session's worker as idle.
+    listed_idle: bool,
 }
 
 impl Actor {
@@ -133,12 +141,14 @@ impl Actor {
             generation: 0,
             stops: Vec::new(),
             finished: false,
+            listed_idle: false,
         }
     }
 
     pub(super) async fn run(mut self) {
         while !self.finished {
             self.advance().await;
+            self.sync_idle();
             let input = self.next_input().await;
             match input {
                 Input::Cmd(Some(cmd)) => self.on_cmd(cmd).await,
@@ -149,6 +159,47 @@ impl Actor {
                 Input::Timer => self.on_timer().await,
             }
         }
+        self.ctx.set_idle(&self.session, false);
+    }
+
+    /// A ready worker with nothing to do: the kind of worker an eviction may stop.
+    fn is_worker_idle(&self) -> bool {
+        matches!(self.phase, Phase::Idle { .. })
+            && self.queue.is_empty()
+            && self.worker.as_ref().is_some_and(|w| w.ready)
+    }
+
+    /// Tells the idle board whether this session's worker is idle (the board may then order
+    /// evictions for waiting turns, this worker's among them).
+    fn sync_idle(&mut self) {
+        let idle = self.is_worker_idle();
+        if idle != self.listed_idle {
+            self.listed_idle = idle;
+            self.ctx.set_idle(&self.session, idle);
+        }
+    }
+
+    /// Evicts the idle worker for another session's turn, if it is still idle.
+    fn evict(&mut self) {
+        let idle = self.is_worker_idle();
+        let Some(live) = self.worker.take_if(|_| idle) else {
+            self.ctx.eviction_refused();
+            return;
+        };
+        self.listed_idle = false;
+        let ctx = Arc::clone(&self.ctx);
+        let stopping = stop(
+            Arc::clone(&ctx),
+            self.worker_id.clone(),
+            live.proc,
+            StopHow::Graceful,
+            "evicted".into(),
+        );
+        self.stops.retain(|h| !h.is_finished());
+        self.stops.push(self.ctx.tracker.spawn(async move {
+            stopping.await; // the process, and with it its slot, is gone
+            ctx.eviction_done();
+        }));
     }
 
     fn agent(&self) -> Option<&AgentConfig> {

@@ -8,15 +8,25 @@ use std::sync::OnceLock;
 use crate::store::ProcessOrigin;
 
 /// This host and its current boot: `(host, boot_id)`. The host is `/etc/machine-id` (else the
-/// hostname); the boot id is `/proc/sys/kernel/random/boot_id`. Read once per process.
+/// hostname) and this process's pid namespace (pids are only comparable within one: two
+/// containers of one image share a machine id); the boot id is
+/// `/proc/sys/kernel/random/boot_id`. Read once per process.
 pub fn host() -> &'static (String, String) {
     static HOST: OnceLock<(String, String)> = OnceLock::new();
     HOST.get_or_init(|| {
-        let host = ["/etc/machine-id", "/var/lib/dbus/machine-id"]
+        let machine = ["/etc/machine-id", "/var/lib/dbus/machine-id"]
             .into_iter()
             .chain(["/proc/sys/kernel/hostname"])
             .find_map(read_trimmed)
             .unwrap_or_default();
+        let pid_ns = std::fs::read_link("/proc/self/ns/pid")
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let host = if machine.is_empty() {
+            String::new()
+        } else {
+            format!("{machine} {pid_ns}")
+        };
         let boot = read_trimmed("/proc/sys/kernel/random/boot_id").unwrap_or_default();
         (host, boot)
     })

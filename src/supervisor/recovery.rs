@@ -61,7 +61,8 @@ pub(crate) async fn recover_workers(
     Ok(())
 }
 
-/// Kills the worker's process group if its pid is still that worker's process.
+/// Kills the worker's process group if its pid is still that worker's process, and what is
+/// left of its group when the worker itself is gone.
 fn judge(w: &LiveWorker) -> Verdict {
     let (Some(pid), Some(origin)) = (w.pid, &w.origin) else {
         return Verdict::Unverified;
@@ -70,11 +71,28 @@ fn judge(w: &LiveWorker) -> Verdict {
     if pid <= 1 || pid == std::process::id() || origin.host != *host {
         return Verdict::Unverified;
     }
-    if origin.boot_id != *boot || procinfo::start_ticks(pid) != Some(origin.start_ticks) {
+    if origin.boot_id != *boot {
         return Verdict::Gone;
     }
-    // The same process: its group (it leads one) and itself, should it have left the group.
-    signal_group(pid, Signal::SIGKILL);
-    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-    Verdict::Killed
+    match procinfo::start_ticks(pid) {
+        // The same process, alive: its group (it leads one) and itself, should it have left
+        // the group. A zombie (killed, not yet reaped) is not running: it is gone.
+        Some(t) if t == origin.start_ticks && procinfo::is_running(pid) => {
+            signal_group(pid, Signal::SIGKILL);
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            Verdict::Killed
+        }
+        // Another process now has the pid: neither it nor its group is ours.
+        Some(t) if t != origin.start_ticks => Verdict::Gone,
+        // The worker is gone (or a zombie), but the kernel's kill-with-parent reached only the
+        // worker: its own children may live on in its group. The kernel never hands out a pid
+        // while a process group still carries it as its id, so whatever is in group `pid` now
+        // is the worker's.
+        _ => {
+            if nix::sys::signal::killpg(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok() {
+                tracing::warn!(pid, "killed what was left of a gone worker's process group");
+            }
+            Verdict::Gone
+        }
+    }
 }

@@ -101,4 +101,30 @@ mod tests {
         let mut child = spawn(cmd).await.unwrap();
         assert_eq!(child.wait().await.unwrap().code(), Some(7));
     }
+
+    /// The kernel's parent-death signal follows the thread that forked: a child asked for by a
+    /// thread that then exits (as tokio's idle blocking threads and a test's runtime thread
+    /// do) must not die with it. Forked on the asking thread, this child would be killed.
+    #[test]
+    fn a_child_outlives_the_thread_that_asked_for_it() {
+        let pid = std::thread::spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let mut cmd = Command::new("sleep");
+                cmd.arg("30").process_group(0);
+                spawn(cmd).await.unwrap().id().unwrap()
+            })
+        })
+        .join()
+        .unwrap();
+        // The signal, had it been armed for that thread, is sent as the thread exits; allow
+        // it far more time than it needs before looking.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let alive = crate::supervisor::procinfo::is_running(pid);
+        crate::supervisor::process::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+        assert!(alive, "the child died with the thread that asked for it");
+    }
 }

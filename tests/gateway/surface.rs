@@ -156,6 +156,25 @@ async fn requests_without_host_array_bodies_405s_and_bad_cursors_get_json_errors
         assert!(r.header("allow").is_some(), "{r:?}");
     }
 
+    // axum's own rejections (a query or a path segment that does not parse) in the same shape;
+    // a session id that is not UTF-8 once decoded is the router's to refuse on both paths.
+    let mut raw = Raw::connect(&gw.url).await;
+    let r = raw
+        .request("GET", "/api/v1/admin/turns?limit=many", &[&own_host])
+        .await;
+    r.assert_error(400, "invalid_request");
+    let bad_id = "/api/v1/agents/%FF/events";
+    let mut raw = Raw::connect(&gw.url).await;
+    let r = raw.request("GET", bad_id, &[&own_host, &bearer]).await;
+    r.assert_error(400, "invalid_request");
+    let mut raw = Raw::connect(&gw.url).await;
+    assert_eq!(
+        raw.request("GET", "/healthz", &[&own_host]).await.status,
+        200
+    );
+    let r = raw.request("GET", bad_id, &[&own_host, &bearer]).await;
+    r.assert_error(400, "invalid_request");
+
     // A cursor that is no event id, on both paths.
     let since = format!("{}?since=-5", events_path(&s));
     let cases = [
@@ -268,4 +287,56 @@ async fn the_listening_line_means_ready() {
         .unwrap()
         .unwrap();
     assert!(status.success(), "{status}");
+}
+
+/// A session token is checked when a request or a stream starts (the README says so): a
+/// stream opened before the token expired keeps flowing, a reconnect after it gets 401.
+#[tokio::test]
+async fn an_open_stream_outlives_its_token_and_a_reconnect_does_not() {
+    use turnwatch::config::{Role, TokenConfig};
+    let mut c = echo_gateway_config();
+    c.gateway.token_ttl = std::time::Duration::from_millis(300);
+    c.tokens = vec![TokenConfig {
+        name: "op".into(),
+        secret: Some("op-secret".into()),
+        secret_env: None,
+        role: Role::Operator,
+    }];
+    let gw = TestGateway::start(c).await;
+    let op = turnwatch::client::Client::new(&gw.url, Some("op-secret".into()));
+    let created = op
+        .create_session(&turnwatch::api::CreateSession::default())
+        .await
+        .unwrap();
+    let s = Session {
+        id: created.agent_id,
+        token: created.token,
+    };
+    let mut stream = gw.open(&s, None).await;
+    let session_url = format!("{}/api/v1/agents/{}", gw.url, s.id);
+    let deadline = tokio::time::Instant::now() + crate::harness::GUARD;
+    loop {
+        let r = gw.http.get(&session_url).bearer_auth(&s.token);
+        let r = r.send().await.unwrap();
+        if r.status() == StatusCode::UNAUTHORIZED {
+            let e: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(e["code"], "token_expired", "{e}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never expired");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let queued = op.post_message(&s.id, "op-secret", "after expiry", None);
+    let turn = queued.await.unwrap().turn_id.to_string();
+    let text = crate::harness::assert_completed(&stream.until_complete(&turn).await);
+    assert_eq!(text, "after expiry");
+    let again = gw
+        .http
+        .get(format!("{session_url}/events"))
+        .bearer_auth(&s.token);
+    assert_eq!(
+        again.send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    gw.stop().await;
 }

@@ -19,10 +19,9 @@ struct Reaper(Vec<u32>);
 impl Drop for Reaper {
     fn drop(&mut self) {
         for pid in self.0.iter().filter(|p| procinfo::is_running(**p)) {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(*pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            let pid = nix::unistd::Pid::from_raw(*pid as i32);
+            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         }
     }
 }
@@ -90,13 +89,18 @@ async fn one_turn(client: &Client, agent: &str, content: &str) -> String {
             events.push(ev);
         }
         if done {
+            assert_eq!(
+                events.last().map(|e| &e.data["status"]),
+                Some(&serde_json::json!("completed")),
+                "{events:?}"
+            );
             return assert_completed(&events);
         }
     }
 }
 
-/// Item 1: a worker that ignores stdin EOF and `SIGTERM` dies with its `SIGKILL`ed gateway,
-/// including one spawned after the gateway's runtime sat idle for longer than tokio keeps an
+/// Item 1: a worker that ignores stdin EOF and `SIGTERM` (one of them `SIGSTOP`ped) dies with
+/// its `SIGKILL`ed gateway, including one spawned after the gateway's runtime sat idle for longer than tokio keeps an
 /// idle blocking thread (10 s): the kernel's parent-death signal follows the forking thread.
 #[tokio::test]
 async fn workers_die_with_a_sigkilled_gateway_even_after_idle() {
@@ -122,10 +126,63 @@ async fn workers_die_with_a_sigkilled_gateway_even_after_idle() {
     for pid in &pids {
         assert!(procinfo::is_running(*pid as u32));
     }
+    // A stopped worker cannot act on anything; only the kernel's SIGKILL still ends it.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pids[0] as i32),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
     gateway.kill().await.unwrap(); // SIGKILL: no graceful stop, no stdin-close courtesy
     for pid in pids {
         wait_dead(pid as u32).await;
     }
+}
+
+/// Item 1: the kernel's kill-with-parent reaches only the worker, not the processes it started;
+/// at the restart, what is left of a gone worker's process group is killed.
+#[tokio::test]
+async fn a_gone_workers_leftover_children_are_killed_at_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let child_file = dir.path().join("child.pid");
+    let script = format!(
+        "sleep 300 & echo $! > {}; exec {BIN} worker --mode echo",
+        child_file.display()
+    );
+    let toml = format!(
+        "[gateway]\ndefault_agent = \"parent\"\n[agents.parent]\ncommand = [\"sh\", \"-c\", {script:?}]\n"
+    );
+    let (mut gateway, url) = gateway_process(dir.path(), &toml, &[]).await;
+    assert_eq!(
+        one_turn(&Client::new(&url, None), "parent", "hi").await,
+        "hi"
+    );
+    let child: u32 = std::fs::read_to_string(&child_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("gw.db").display()))
+        .await
+        .unwrap();
+    let worker: i64 = sqlx::query_scalar("SELECT pid FROM workers WHERE exited_at IS NULL")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    let _reaper = Reaper(vec![worker as u32, child]);
+    gateway.kill().await.unwrap();
+    wait_dead(worker as u32).await;
+    assert!(
+        procinfo::is_running(child),
+        "the worker's child outlived it"
+    );
+    let (_restarted, _) = gateway_process(dir.path(), &toml, &[]).await;
+    wait_dead(child).await;
+    let reason: String = sqlx::query_scalar("SELECT exit_reason FROM workers WHERE pid = ?")
+        .bind(worker)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(reason, "gone_at_recovery");
 }
 
 /// Spawns `sleep 60` in its own process group.
@@ -333,5 +390,33 @@ async fn a_huge_stderr_line_keeps_the_tail_bounded() {
         .unwrap();
     assert!(recorded.len() <= BOUND, "recorded {} bytes", recorded.len());
     assert!(recorded.contains("more bytes)"), "the cut is said");
+    gw.stop().await;
+}
+
+/// Item 12: with one slot and its worker idle, another session's turn evicts that worker
+/// (intentionally, reason `evicted`) instead of failing `queue_timeout`, and back again.
+#[tokio::test]
+async fn an_idle_worker_yields_its_slot() {
+    let mut c = config(vec![("echo", worker(&["--mode", "echo"]))]);
+    c.gateway.max_workers = 1;
+    let gw = TestGateway::start(c).await;
+    let (a, _, events) = gw.turn("echo", "first").await;
+    assert_eq!(assert_completed(&events), "first");
+    let (b, _, events) = gw.turn("echo", "second").await;
+    assert_eq!(assert_completed(&events), "second");
+    let rows = gw
+        .wait_workers(&a, |r| r.iter().all(|w| w.state == "exited"))
+        .await;
+    assert_eq!(
+        (rows[0].reason.as_deref(), rows[0].intentional),
+        (Some("evicted"), Some(true))
+    );
+    let mut r = gw.open(&a, None).await;
+    let turn = gw.post(&a, "third").await;
+    assert_eq!(assert_completed(&r.until_complete(&turn).await), "third");
+    let rows = gw
+        .wait_workers(&b, |r| r.iter().all(|w| w.state == "exited"))
+        .await;
+    assert_eq!(rows[0].reason.as_deref(), Some("evicted"));
     gw.stop().await;
 }

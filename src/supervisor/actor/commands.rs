@@ -43,6 +43,7 @@ impl Actor {
                     .map(|l| (l.proc.generation, l.proc.stderr_tail()));
                 let _ = reply.send(tail);
             }
+            Cmd::Evict => self.evict(),
             Cmd::Shutdown => {
                 self.close(
                     ErrorCode::GatewayShutdown,
@@ -174,6 +175,7 @@ impl Actor {
                 }
                 Cmd::Delete { reply } => replies.push(reply),
                 Cmd::Stderr { reply } => drop(reply.send(None)),
+                Cmd::Evict => self.ctx.eviction_refused(),
                 Cmd::Shutdown => {}
             }
         }

@@ -38,13 +38,18 @@ impl Actor {
             match Arc::clone(&self.ctx.capacity).try_acquire_owned() {
                 Ok(permit) => self.spawn(turn, permit).await,
                 Err(_) => {
+                    // No free slot: the least recently used idle worker yields its own.
+                    let waiting = self.ctx.turn_waits();
                     let (tx, rx) = oneshot::channel();
                     let capacity = Arc::clone(&self.ctx.capacity);
-                    let waiter = Waiter(tokio::spawn(async move {
-                        if let Ok(p) = capacity.acquire_owned().await {
-                            let _ = tx.send(p);
-                        }
-                    }));
+                    let waiter = Waiter {
+                        task: tokio::spawn(async move {
+                            if let Ok(p) = capacity.acquire_owned().await {
+                                let _ = tx.send(p);
+                            }
+                        }),
+                        _waiting: waiting,
+                    };
                     let wait = self
                         .agent()
                         .map_or(std::time::Duration::ZERO, |a| a.queue_timeout);

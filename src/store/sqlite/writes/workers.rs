@@ -144,13 +144,16 @@ pub(super) fn record_output(
 
 /// Drops the events of turns that ended before `before`, remembering per session how far the
 /// log was pruned so a resume from before that point is told about its gap.
+/// Turns whose events are pruned per [`Write::Prune`] at most.
+const PRUNE_TURNS: i64 = 500;
+
 fn prune(conn: &Connection, before: i64) -> Result<Applied> {
     let turns: Vec<(String, String)> = conn
         .prepare_cached(
             "SELECT id, session_id FROM turns WHERE ended_at IS NOT NULL AND events_pruned = 0 \
-             AND ended_at < ? LIMIT 500",
+             AND ended_at < ? LIMIT ?",
         )?
-        .query_map([before], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map([before, PRUNE_TURNS], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_>>()?;
     for (turn, session) in &turns {
         conn.prepare_cached(
@@ -163,52 +166,59 @@ fn prune(conn: &Connection, before: i64) -> Result<Applied> {
         conn.prepare_cached("UPDATE turns SET events_pruned = 1 WHERE id = ?")?
             .execute([turn])?;
     }
-    Ok(Applied::Done(!turns.is_empty()))
+    // True when the batch was full: there may be more to prune right away.
+    Ok(Applied::Done(turns.len() as i64 == PRUNE_TURNS))
 }
 
 /// Rows of each table forgotten per [`Write::PruneHistory`] at most, so one round never holds
-/// the writer long; rounds repeat until the history is within its retention.
+/// the writer long; while a round is full, the gateway runs the next one a second later.
 const HISTORY_ROWS: i64 = 2000;
 
 /// Forgets history older than `before`; every delete walks an index in time order.
 fn prune_history(conn: &Connection, before: i64) -> Result<Applied> {
-    let mut n = 0;
+    let mut full = false;
     // Turns: ended, their events already pruned (`turns_created` walks them oldest first).
-    n += conn
+    full |= conn
         .prepare_cached(
             "DELETE FROM turns WHERE id IN (SELECT id FROM turns WHERE created_at < ?1 \
              AND ended_at IS NOT NULL AND ended_at < ?1 AND events_pruned = 1 \
              ORDER BY created_at LIMIT ?2)",
         )?
-        .execute(params![before, HISTORY_ROWS])?;
-    n += conn
+        .execute(params![before, HISTORY_ROWS])? as i64
+        == HISTORY_ROWS;
+    full |= conn
         .prepare_cached(
             "DELETE FROM workers WHERE (worker_id, generation) IN (SELECT worker_id, generation \
              FROM workers WHERE started_at < ?1 AND exited_at IS NOT NULL AND exited_at < ?1 \
              ORDER BY started_at LIMIT ?2)",
         )?
-        .execute(params![before, HISTORY_ROWS])?;
+        .execute(params![before, HISTORY_ROWS])? as i64
+        == HISTORY_ROWS;
     // Both logs grow in time order: their oldest rows come first by key.
-    n += conn
+    full |= conn
         .prepare_cached(
             "DELETE FROM admin_events WHERE seq IN (SELECT seq FROM admin_events \
              ORDER BY seq LIMIT ?2) AND created_at < ?1",
         )?
-        .execute(params![before, HISTORY_ROWS])?;
-    n += conn
+        .execute(params![before, HISTORY_ROWS])? as i64
+        == HISTORY_ROWS;
+    full |= conn
         .prepare_cached(
             "DELETE FROM worker_output WHERE id IN (SELECT id FROM worker_output \
              ORDER BY id LIMIT ?2) AND created_at < ?1",
         )?
-        .execute(params![before, HISTORY_ROWS])?;
+        .execute(params![before, HISTORY_ROWS])? as i64
+        == HISTORY_ROWS;
     // A session goes once it is deleted or expired, idle, and nothing refers to it.
-    n += conn
+    full |= conn
         .prepare_cached(
             "DELETE FROM sessions WHERE id IN (SELECT s.id FROM sessions s \
              WHERE (s.deleted_at < ?1 OR s.expires_at < ?1) AND s.last_activity < ?1 \
              AND NOT EXISTS (SELECT 1 FROM turns t WHERE t.session_id = s.id) \
              AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.session_id = s.id) LIMIT ?2)",
         )?
-        .execute(params![before, HISTORY_ROWS])?;
-    Ok(Applied::Done(n > 0))
+        .execute(params![before, HISTORY_ROWS])? as i64
+        == HISTORY_ROWS;
+    // True when a table gave a full batch: there may be more right away.
+    Ok(Applied::Done(full))
 }
