@@ -14,8 +14,11 @@ use crate::client::{Client, ClientError, Cursor, SseEvent};
 /// A stream with no event but pings for this long is resumed from its cursor (pings come
 /// every 30 s and say nothing of the turn).
 const STALL: Duration = Duration::from_secs(75);
-/// Resume attempts before giving up with exit 2.
-const MAX_RESUMES: u32 = 8;
+/// How long a lost stream is retried (a gateway restarting takes seconds, more under a
+/// supervisor's restart delay) before giving up with exit 2.
+const RESUME_FOR: Duration = Duration::from_secs(60);
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// What `chat` needs.
 #[derive(Clone, Debug)]
@@ -103,7 +106,8 @@ async fn run(
         json: req.json,
         cursor,
         failure: None,
-        resumes: 0,
+        down_since: None,
+        attempts: 0,
         lost_check: None,
     };
     chat.follow(stream, out).await
@@ -119,8 +123,10 @@ struct Follow<'a> {
     cursor: Cursor,
     /// The turn's `error`, until its `complete`.
     failure: Option<(String, String)>,
-    /// Reconnects since the last event of the log arrived.
-    resumes: u32,
+    /// Since when the stream has been lost, with no logged event since.
+    down_since: Option<Instant>,
+    /// Reconnects since the last logged event arrived.
+    attempts: u32,
     /// After a gap: the outcome the gateway recorded for the turn, used if the log no longer
     /// holds its events (nothing of it arrives before the stream goes quiet).
     lost_check: Option<ChatOutcome>,
@@ -175,13 +181,16 @@ impl Follow<'_> {
     /// next read comes straight back here.
     async fn resume(&mut self, stream: &mut Events, broken: bool) -> Result<(), ClientError> {
         if broken {
-            self.resumes += 1;
-            if self.resumes > MAX_RESUMES {
+            let since = *self.down_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > RESUME_FOR {
                 return Err(ClientError::Protocol(format!(
-                    "the event stream ended {MAX_RESUMES} times without the turn's terminal event"
+                    "the event stream could not be resumed for {} s; the turn's outcome is unknown",
+                    RESUME_FOR.as_secs()
                 )));
             }
-            tokio::time::sleep(Duration::from_millis(250 * u64::from(self.resumes))).await;
+            self.attempts += 1;
+            let wait = Duration::from_millis(250) * self.attempts;
+            tokio::time::sleep(wait.min(MAX_BACKOFF)).await;
         }
         match self
             .client
@@ -213,7 +222,7 @@ impl Follow<'_> {
         }
         self.cursor.on_event(ev.id);
         if ev.id.is_some() {
-            self.resumes = 0;
+            (self.down_since, self.attempts) = (None, 0);
         }
         if ev.data.get("turnId").and_then(|t| t.as_str()) != Some(self.turn.as_str()) {
             if ev.event == "closed" {

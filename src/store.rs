@@ -472,8 +472,10 @@ pub trait Store: Send + Sync + 'static {
     /// The session's last sequence number (0 before its first event): every event it logs
     /// later has a larger one. A cursor beyond it is not from this log.
     async fn session_last_seq(&self, session: &SessionId) -> Result<i64, StoreError>;
-    /// The admin log's last sequence number (0 while it is empty).
-    async fn admin_last_seq(&self) -> Result<i64, StoreError>;
+    /// The admin log's bounds: the first sequence number still kept and the last one ever
+    /// given (0 before the first event); `first` is `last + 1` while nothing is kept. A cursor
+    /// outside `first - 1 ..= last` does not line up with this log.
+    async fn admin_log_bounds(&self) -> Result<(i64, i64), StoreError>;
     /// Admin events with `seq > after`, oldest first, at most `limit`.
     async fn admin_events_after(
         &self,

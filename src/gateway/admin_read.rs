@@ -327,11 +327,14 @@ pub async fn events(
         app.config.gateway.sse_retry,
         "turnwatch admin",
     )];
-    // A cursor beyond the log's end (the gateway restarted on a fresh or restored database)
-    // does not line up with this log: the client gets a snapshot marked as a gap, as if it
-    // had no cursor, rather than silently losing everything below its cursor.
+    // A cursor beyond the log's end (the gateway restarted on a fresh or restored database),
+    // or below what history retention kept, does not line up with this log: the client gets
+    // a snapshot marked as a gap, as if it had no cursor, rather than silently losing events.
     let gap = match cursor {
-        Some(c) => c > app.store.admin_last_seq().await?,
+        Some(c) => {
+            let (first, last) = app.store.admin_log_bounds().await?;
+            c > last || c < first - 1
+        }
         None => false,
     };
     let start = match cursor.filter(|_| !gap) {

@@ -346,8 +346,8 @@ impl Store for SqliteStore {
         Ok(reads::session_last_seq(&self.pool, session).await?)
     }
 
-    async fn admin_last_seq(&self) -> Result<i64, StoreError> {
-        Ok(reads::admin_last_seq(&self.pool).await?)
+    async fn admin_log_bounds(&self) -> Result<(i64, i64), StoreError> {
+        Ok(reads::admin_log_bounds(&self.pool).await?)
     }
 
     async fn admin_events_after(

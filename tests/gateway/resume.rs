@@ -88,6 +88,53 @@ async fn admin_cursor_ahead_of_the_log_is_a_gap() {
     gw.stop().await;
 }
 
+/// Item 10, the other end: a cursor below what history retention kept of the admin log is a
+/// gap too, and the console is given a snapshot rather than silently missing the pruned events.
+#[tokio::test]
+async fn admin_cursor_below_what_retention_kept_is_a_gap() {
+    let mut c = config(vec![("echo", worker(&["--mode", "echo"]))]);
+    c.gateway.event_retention = std::time::Duration::from_millis(100);
+    c.gateway.history_retention = std::time::Duration::from_millis(100);
+    let gw = TestGateway::start(c).await;
+    gw.turn("echo", "soon forgotten").await;
+    // The pruner runs every second at this retention; wait until the log's start is gone.
+    let deadline = tokio::time::Instant::now() + GUARD;
+    loop {
+        let first: Option<i64> = sqlx::query_scalar("SELECT MIN(seq) FROM admin_events")
+            .fetch_one(&gw.db().await)
+            .await
+            .unwrap();
+        if first.is_none_or(|f| f > 2) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "admin events were never pruned"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // A new turn: the log holds its events, from well past the cursor.
+    gw.turn("echo", "kept").await;
+    let mut stream = gw.client.admin_events(Some(1)).await.unwrap();
+    let first = loop {
+        let ev = tokio::time::timeout(GUARD, stream.next())
+            .await
+            .expect("the admin stream said nothing")
+            .unwrap()
+            .unwrap();
+        if ev.event != "ping" {
+            break ev;
+        }
+    };
+    assert_eq!(first.event, "snapshot", "{first:?}");
+    assert_eq!(first.data["gap"], true, "{first:?}");
+    assert!(
+        first.id.unwrap() > 2,
+        "the log's end, not its pruned start: {first:?}"
+    );
+    gw.stop().await;
+}
+
 /// Feeds the console its messages until `done` holds (guarded).
 async fn pump(
     driver: &mut Driver,

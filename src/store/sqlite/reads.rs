@@ -271,11 +271,16 @@ pub(super) async fn session_last_seq(
     Ok(last.unwrap_or(0))
 }
 
-/// The same high-water mark a [`snapshot`] reports.
-pub(super) async fn admin_last_seq(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM admin_events")
-        .fetch_one(pool)
-        .await
+/// The last admin sequence number ever given: `sqlite_sequence` remembers it when retention
+/// has pruned the newest rows too (after an idle week), where `MAX(seq)` would go back.
+const LAST_ADMIN_SEQ: &str =
+    "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'admin_events'), 0)";
+
+/// The oldest admin event kept and [`LAST_ADMIN_SEQ`].
+pub(super) async fn admin_log_bounds(pool: &SqlitePool) -> Result<(i64, i64), sqlx::Error> {
+    let q = format!("SELECT (SELECT MIN(seq) FROM admin_events), ({LAST_ADMIN_SEQ})");
+    let (first, last): (Option<i64>, i64) = sqlx::query_as(&q).fetch_one(pool).await?;
+    Ok((first.unwrap_or(last + 1), last))
 }
 
 pub(super) async fn admin_events_after(
@@ -295,7 +300,7 @@ pub(super) async fn admin_events_after(
 pub(super) async fn snapshot(pool: &SqlitePool, now: i64) -> Result<Snapshot, sqlx::Error> {
     // One read transaction: the high-water mark and the state under it agree.
     let mut tx = pool.begin().await?;
-    let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM admin_events")
+    let seq: i64 = sqlx::query_scalar(LAST_ADMIN_SEQ)
         .fetch_one(&mut *tx)
         .await?;
     let q =
