@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::ids::{MessageId, SessionId, TurnId, WorkerId};
 use crate::journal::Journal;
 use crate::metrics::Metrics;
-use crate::store::{SessionRecord, Store, Write};
+use crate::store::{OperatorAction, SessionRecord, Store, Write};
 use actor::{Actor, Cmd};
 
 /// A turn handed to a session's actor.
@@ -168,7 +168,7 @@ impl Supervisor {
         worker: &WorkerId,
         generation: u32,
         pid: u32,
-        reason: String,
+        action: OperatorAction,
     ) -> Result<(), ActionError> {
         let session = self.ctx.registry().by_worker.get(worker).cloned();
         let tx = session.and_then(|s| self.actor_of(&s));
@@ -179,7 +179,7 @@ impl Supervisor {
         tx.send(Cmd::Kill {
             generation,
             pid,
-            reason,
+            action,
             reply,
         })
         .map_err(|_| ActionError::UnknownWorker(worker.clone()))?;
@@ -196,8 +196,14 @@ impl Supervisor {
         rx.await.ok().flatten()
     }
 
-    /// Ends a turn now with `cancelled_by_operator`; the worker gets `cancel`.
-    pub async fn cancel(&self, turn_id: &TurnId, reason: String) -> Result<(), ActionError> {
+    /// Ends a turn now with `cancelled_by_operator`; the worker gets `cancel`. `action` is
+    /// logged (`operator.action`) before the turn's end, once the turn is known to be open.
+    pub async fn cancel(
+        &self,
+        turn_id: &TurnId,
+        action: OperatorAction,
+    ) -> Result<(), ActionError> {
+        let reason = action.reason.clone();
         let turn = self
             .ctx
             .store
@@ -215,13 +221,19 @@ impl Supervisor {
             let cmd = Cmd::Cancel {
                 turn_id: turn_id.clone(),
                 reason: sentence.clone(),
+                action: action.clone(),
                 reply,
             };
-            if tx.send(cmd).is_ok() && rx.await.unwrap_or(false) {
-                return Ok(());
+            if tx.send(cmd).is_ok() {
+                match rx.await {
+                    Ok(Some(true)) => return Ok(()),
+                    Ok(Some(false)) => return Err(ActionError::AlreadyEnded(turn_id.clone())),
+                    Ok(None) | Err(_) => {}
+                }
             }
         }
-        // No actor holds it (or it ended meanwhile): the conditional write decides.
+        // No actor holds it: the conditional write decides.
+        self.ctx.journal.send(Write::Action(action));
         let ending = TurnEnding::failed(ErrorCode::CancelledByOperator, sentence);
         if end_turn(
             &self.ctx.journal,

@@ -12,7 +12,7 @@ use super::AppState;
 use super::error::{ApiError, Body};
 use crate::clock::now_ms;
 use crate::ids::{TurnId, WorkerId};
-use crate::store::{OperatorAction, Write};
+use crate::store::OperatorAction;
 use crate::supervisor::ActionError;
 
 /// `POST .../workers/{id}/kill` body.
@@ -66,11 +66,11 @@ pub async fn kill(
         .unwrap_or_else(|| "no reason given".into());
     let worker = WorkerId(id);
     tracing::info!(%worker, generation, pid, %reason, token = %who, "operator kill");
+    let action = operator_action("kill", worker.to_string(), reason, who);
     app.supervisor
-        .kill(&worker, generation, pid, reason.clone())
+        .kill(&worker, generation, pid, action)
         .await
         .map_err(action_error)?;
-    record(&app, "kill", worker.to_string(), reason, who).await?;
     let body = json!({ "success": true, "workerId": worker, "generation": generation, "pid": pid });
     Ok((StatusCode::ACCEPTED, Json(body)))
 }
@@ -89,33 +89,29 @@ pub async fn cancel(
         .unwrap_or_else(|| "no reason given".into());
     let turn = TurnId(id);
     tracing::info!(%turn, %reason, token = %who, "operator cancel");
+    let action = operator_action("cancel", turn.to_string(), reason, who);
     app.supervisor
-        .cancel(&turn, reason.clone())
+        .cancel(&turn, action)
         .await
         .map_err(action_error)?;
-    record(&app, "cancel", turn.to_string(), reason, who).await?;
     Ok(Json(json!({ "success": true, "turnId": turn })))
 }
 
-/// Logs an accepted operator action as `operator.action`.
-async fn record(
-    app: &AppState,
+/// An operator action for the admin log (`operator.action`). The supervisor logs it once the
+/// target is confirmed, before the effects it causes, so the log reads cause before effect.
+fn operator_action(
     action: &'static str,
     target: String,
     reason: String,
     token: String,
-) -> Result<(), ApiError> {
-    let at = now_ms();
-    app.journal
-        .write(Write::Action(OperatorAction {
-            action,
-            target,
-            reason,
-            token,
-            at,
-        }))
-        .await?;
-    Ok(())
+) -> OperatorAction {
+    OperatorAction {
+        action,
+        target,
+        reason,
+        token,
+        at: now_ms(),
+    }
 }
 
 /// `GET /healthz`: 200 while the gateway takes turns, 503 once it is stopping or while its

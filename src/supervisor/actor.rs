@@ -14,7 +14,7 @@ use crate::clock::now_ms;
 use crate::config::AgentConfig;
 use crate::ids::{SessionId, TurnId, WorkerId};
 use crate::journal::{JournalError, Receipt};
-use crate::store::{Applied, Rejection, SessionRecord, Write};
+use crate::store::{Applied, OperatorAction, Rejection, SessionRecord, Write};
 
 /// Most recently ended turns remembered per worker, to tell a late reply from a stray one.
 const REMEMBER_ENDED: usize = 16;
@@ -24,15 +24,19 @@ const MAX_TEXT: usize = 1024 * 1024;
 /// What the actor is told.
 pub(super) enum Cmd {
     Turn(QueuedTurn),
+    /// Cancel a turn this actor holds; the reply is `None` when it holds no such turn (nothing
+    /// was logged), else whether its end won.
     Cancel {
         turn_id: TurnId,
         reason: String,
-        reply: oneshot::Sender<bool>,
+        action: OperatorAction,
+        reply: oneshot::Sender<Option<bool>>,
     },
+    /// Compare-and-kill; the action is logged only once the target matches, before its effects.
     Kill {
         generation: u32,
         pid: u32,
-        reason: String,
+        action: OperatorAction,
         reply: oneshot::Sender<Result<(), ActionError>>,
     },
     Delete {

@@ -5,6 +5,27 @@ use std::time::Duration;
 
 use crate::harness::{TestGateway, assert_completed, assert_failed, config, worker};
 
+/// Asserts the admin log has `operator.action` for `target` before `turn.failed` of `turn`:
+/// the cause before its effect.
+async fn assert_cause_before_effect(gw: &TestGateway, target: &str, turn: &str) {
+    let log: Vec<(String, String)> =
+        sqlx::query_as("SELECT kind, data FROM admin_events ORDER BY seq")
+            .fetch_all(&gw.db().await)
+            .await
+            .unwrap();
+    let at = |kind: &str, key: &str, value: &str| {
+        log.iter()
+            .position(|(k, d)| {
+                k == kind && serde_json::from_str::<serde_json::Value>(d).unwrap()[key] == value
+            })
+            .unwrap_or_else(|| panic!("no {kind} for {value}: {log:?}"))
+    };
+    assert!(
+        at("operator.action", "target", target) < at("turn.failed", "turnId", turn),
+        "{log:?}"
+    );
+}
+
 #[tokio::test]
 async fn row09_kill_busy_worker_cancels_its_turn_and_is_intentional() {
     let gw = TestGateway::start(config(vec![("hang", worker(&["--mode", "hang"]))])).await;
@@ -28,6 +49,7 @@ async fn row09_kill_busy_worker_cancels_its_turn_and_is_intentional() {
     let events = r.until_complete(&turn).await;
     let err = assert_failed(&events, "cancelled_by_operator");
     assert!(err["error"].as_str().unwrap().contains("killed"), "{err}");
+    assert_cause_before_effect(&gw, &w.worker_id, &turn).await;
     let rows = gw
         .wait_workers(&s, |r| r.iter().all(|w| w.state == "exited"))
         .await;
@@ -104,6 +126,7 @@ async fn row10_cancel_turn_ends_it_and_worker_lives_on() {
     let events = r.until_complete(&turn).await;
     let err = assert_failed(&events, "cancelled_by_operator");
     assert!(err["error"].as_str().unwrap().contains("enough"), "{err}");
+    assert_cause_before_effect(&gw, &turn, &turn).await;
     // Cancelling again is a conflict; the worker took `cancel` and serves the next turn.
     let again = gw
         .client

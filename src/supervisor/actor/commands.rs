@@ -5,6 +5,7 @@ use tokio::time::Instant;
 
 use super::{Actor, Cmd, Phase};
 use crate::api::{ErrorCode, ToWorker, TurnEnding};
+use crate::store::{OperatorAction, Write};
 use crate::supervisor::ActionError;
 use crate::supervisor::stop::StopHow;
 
@@ -15,17 +16,24 @@ impl Actor {
             Cmd::Cancel {
                 turn_id,
                 reason,
+                action,
                 reply,
             } => {
-                let _ = reply.send(self.cancel(&turn_id, reason).await);
+                let held = self.holds(&turn_id);
+                if held {
+                    // The cause is logged before its effects (`turn.failed`).
+                    self.ctx.journal.send(Write::Action(action));
+                }
+                let won = held && self.cancel(&turn_id, reason).await;
+                let _ = reply.send(held.then_some(won));
             }
             Cmd::Kill {
                 generation,
                 pid,
-                reason,
+                action,
                 reply,
             } => {
-                let _ = reply.send(self.kill(generation, pid, reason).await);
+                let _ = reply.send(self.kill(generation, pid, action).await);
             }
             Cmd::Delete { reply } => {
                 self.close(
@@ -107,7 +115,25 @@ impl Actor {
         }
     }
 
-    async fn kill(&mut self, generation: u32, pid: u32, reason: String) -> Result<(), ActionError> {
+    /// Whether the turn is this actor's: queued, starting, waiting or in flight.
+    fn holds(&self, turn_id: &crate::ids::TurnId) -> bool {
+        self.queue.iter().any(|t| &t.turn_id == turn_id)
+            || match &self.phase {
+                Phase::Busy { turn, .. }
+                | Phase::Starting {
+                    turn: Some(turn), ..
+                }
+                | Phase::WaitingCapacity { turn, .. } => &turn.turn_id == turn_id,
+                _ => false,
+            }
+    }
+
+    async fn kill(
+        &mut self,
+        generation: u32,
+        pid: u32,
+        action: OperatorAction,
+    ) -> Result<(), ActionError> {
         let current = self
             .worker
             .as_ref()
@@ -119,6 +145,9 @@ impl Actor {
                 pid: current.map(|c| c.1),
             });
         }
+        let reason = action.reason.clone();
+        // The cause is logged before its effects (`turn.failed`, `worker.exited`).
+        self.ctx.journal.send(Write::Action(action));
         let sentence = format!("an operator killed the worker ({reason})");
         match self.take_phase() {
             Phase::Busy { turn, .. }
@@ -169,7 +198,7 @@ impl Actor {
                 Cmd::Turn(turn) => {
                     self.end(&turn, ending()).await;
                 }
-                Cmd::Cancel { reply, .. } => drop(reply.send(false)),
+                Cmd::Cancel { reply, .. } => drop(reply.send(None)),
                 Cmd::Kill { reply, .. } => {
                     drop(reply.send(Err(ActionError::UnknownWorker(self.worker_id.clone()))))
                 }
