@@ -180,6 +180,29 @@ impl Client {
         .await
     }
 
+    /// Compare-and-kills the worker's process named in `req` (202 when sent; the exit follows
+    /// as `worker.exited`).
+    pub async fn kill(
+        &self,
+        worker: &str,
+        req: &crate::api::admin::KillRequest,
+    ) -> Result<Value, ClientError> {
+        let body = serde_json::to_value(req).unwrap_or_default();
+        self.post_json(&format!("/api/v1/admin/workers/{worker}/kill"), &body)
+            .await
+    }
+
+    /// Cancels a turn.
+    pub async fn cancel(
+        &self,
+        turn: &str,
+        req: &crate::api::admin::CancelRequest,
+    ) -> Result<Value, ClientError> {
+        let body = serde_json::to_value(req).unwrap_or_default();
+        self.post_json(&format!("/api/v1/admin/turns/{turn}/cancel"), &body)
+            .await
+    }
+
     /// `GET` any path, decoding the JSON answer.
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         self.send(self.with_auth(self.http.get(self.url(path)), None))

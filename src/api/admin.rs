@@ -6,6 +6,28 @@ use std::collections::BTreeMap;
 
 use crate::ids::{SessionId, TurnId, WorkerId};
 
+/// `POST /api/v1/admin/workers/{id}/kill`: compare-and-kill exactly this process.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KillRequest {
+    /// The worker generation the operator saw.
+    pub generation: Option<u32>,
+    /// Its pid as the operator saw it.
+    pub pid: Option<u32>,
+    /// Why, for the operator log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `POST /api/v1/admin/turns/{id}/cancel`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelRequest {
+    /// Why, for the operator log and the turn's error sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// `GET /api/v1/admin/overview`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

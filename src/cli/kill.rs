@@ -2,10 +2,9 @@
 //! exactly that process, and report success only when the gateway's `worker.exited` says so.
 
 use futures::StreamExt;
-use serde_json::json;
 use std::time::Duration;
 
-use crate::api::admin::WorkerDetail;
+use crate::api::admin::{KillRequest, WorkerDetail};
 use crate::client::{Client, ClientError};
 
 /// How long to wait for the exit event after the gateway accepted the kill.
@@ -47,10 +46,12 @@ pub async fn kill(client: &Client, worker: &str, reason: &str) -> Result<Killed,
     }
     // Listen before acting, so the exit event cannot slip past.
     let mut events = client.admin_events(None).await?;
-    let body = json!({ "generation": w.generation, "pid": w.pid, "reason": reason });
-    client
-        .post_json(&format!("/api/v1/admin/workers/{worker}/kill"), &body)
-        .await?;
+    let req = KillRequest {
+        generation: Some(w.generation),
+        pid: Some(w.pid),
+        reason: Some(reason.to_owned()),
+    };
+    client.kill(worker, &req).await?;
     let wait = async {
         while let Some(Ok(ev)) = events.next().await {
             if ev.event == "worker.exited"

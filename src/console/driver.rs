@@ -8,7 +8,7 @@ use super::chat_link::{self, ChatStream};
 use super::link::{self, LinkHandle};
 use super::state::State;
 use super::update::{Effect, Msg, update};
-use crate::api::admin::{Overview, TurnDetail, WorkerDetail};
+use crate::api::admin::{CancelRequest, KillRequest, Overview, TurnDetail, WorkerDetail};
 use crate::client::{Client, ClientError};
 
 /// State plus the I/O it asks for.
@@ -112,22 +112,28 @@ impl Driver {
 
 /// Sends a kill or cancel exactly as snapshotted; the refusal reads plainly.
 async fn act(client: &Client, target: &Target, reason: &str) -> Result<(), String> {
-    let (path, body) = match target {
+    let reason = Some(reason.to_owned());
+    let sent = match target {
         Target::Kill {
             worker,
             generation,
             pid,
             ..
-        } => (
-            format!("/api/v1/admin/workers/{worker}/kill"),
-            serde_json::json!({ "generation": generation, "pid": pid, "reason": reason }),
-        ),
-        Target::Cancel { turn, .. } => (
-            format!("/api/v1/admin/turns/{turn}/cancel"),
-            serde_json::json!({ "reason": reason }),
-        ),
+        } => {
+            let req = KillRequest {
+                generation: Some(*generation),
+                pid: Some(*pid),
+                reason,
+            };
+            client.kill(worker.as_str(), &req).await
+        }
+        Target::Cancel { turn, .. } => {
+            client
+                .cancel(turn.as_str(), &CancelRequest { reason })
+                .await
+        }
     };
-    match client.post_json(&path, &body).await {
+    match sent {
         Ok(_) => Ok(()),
         Err(ClientError::Api { code, message, .. }) => Err(match code.as_str() {
             "target_changed" => format!("the target changed, nothing was done ({message})"),

@@ -4,33 +4,16 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 
 use super::AppState;
 use super::error::{ApiError, Body};
+use crate::api::admin::{CancelRequest, KillRequest};
 use crate::clock::now_ms;
 use crate::ids::{TurnId, WorkerId};
 use crate::store::OperatorAction;
 use crate::supervisor::ActionError;
-
-/// `POST .../workers/{id}/kill` body.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct KillRequest {
-    generation: Option<u32>,
-    pid: Option<u32>,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-/// `POST .../turns/{id}/cancel` body.
-#[derive(Debug, Default, Deserialize)]
-pub struct CancelRequest {
-    #[serde(default)]
-    reason: Option<String>,
-}
 
 #[allow(clippy::needless_pass_by_value)] // used as `map_err(action_error)`
 fn action_error(e: ActionError) -> ApiError {
