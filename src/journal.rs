@@ -330,45 +330,26 @@ impl Writer {
     }
 
     /// A turn with a hole in its text ends failed, never `completed`.
-    fn mend(&mut self, write: Write) -> Write {
-        match write {
-            Write::EndTurn {
-                session_id,
-                turn_id,
-                ending,
-                events,
-                at,
-                stranded,
-            } if self.holed.contains(&turn_id) => {
-                self.holed.remove(&turn_id);
-                if ending.outcome != Outcome::Completed {
-                    return Write::EndTurn {
-                        session_id,
-                        turn_id,
-                        ending,
-                        events,
-                        at,
-                        stranded,
-                    };
-                }
-                let message = message_of(&events);
-                let ending = TurnEnding::failed(
-                    ErrorCode::StoreUnavailable,
-                    "part of the reply could not be recorded (the database refused the write), \
-                     so the turn failed rather than end with a hole in its text",
-                );
-                let events = ending.events(&turn_id, &message, at);
-                Write::EndTurn {
-                    session_id,
-                    turn_id,
-                    ending,
-                    events,
-                    at,
-                    stranded,
-                }
-            }
-            w => w,
+    fn mend(&mut self, mut write: Write) -> Write {
+        if let Write::EndTurn {
+            turn_id,
+            ending,
+            events,
+            at,
+            ..
+        } = &mut write
+            && self.holed.remove(turn_id)
+            && ending.outcome == Outcome::Completed
+        {
+            let message = message_of(events);
+            *ending = TurnEnding::failed(
+                ErrorCode::StoreUnavailable,
+                "part of the reply could not be recorded (the database refused the write), \
+                 so the turn failed rather than end with a hole in its text",
+            );
+            *events = ending.events(turn_id, &message, *at);
         }
+        write
     }
 }
 
@@ -442,5 +423,60 @@ impl Hub {
             // Nobody is watching any more; forget the channel.
             map.remove(&event.session_id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::EventKind;
+    use crate::store::Progress;
+
+    /// A turn one of whose events was refused for good fails `store_unavailable` instead of
+    /// completing with a hole in its text; a failure keeps its own code; the mark is used once.
+    #[tokio::test]
+    async fn a_turn_with_a_hole_in_its_text_cannot_end_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("j.db").display());
+        let mut w = Writer {
+            store: crate::store::open(&url).await.unwrap(),
+            hub: Arc::default(),
+            pending: Arc::default(),
+            health: Arc::default(),
+            holed: HashSet::new(),
+        };
+        let (session, turn) = (SessionId("s-1".into()), TurnId("t-1".into()));
+        w.note_hole(&Write::Event {
+            session_id: session.clone(),
+            turn_id: Some(turn.clone()),
+            kind: EventKind::Output,
+            data: "{}".into(),
+            at: 1,
+            from: None,
+            progress: Progress::Append,
+        });
+        let end = |ending: TurnEnding| Write::EndTurn {
+            session_id: session.clone(),
+            turn_id: turn.clone(),
+            events: ending.events(&turn, &MessageId("m-1".into()), 2),
+            ending,
+            at: 2,
+            stranded: false,
+        };
+        let Write::EndTurn { ending, events, .. } =
+            w.mend(end(TurnEnding::completed(Some("slone two three".into()))))
+        else {
+            panic!("still an end");
+        };
+        assert_eq!(ending.code, Some(ErrorCode::StoreUnavailable));
+        assert!(events.iter().any(|(k, v)| *k == EventKind::Error
+            && v["code"] == "store_unavailable"
+            && v["messageId"] == "m-1"));
+        assert!(!events.iter().any(|(_, v)| v["status"] == "completed"));
+        // Used once: the next end of that turn id is left as it is.
+        let Write::EndTurn { ending, .. } = w.mend(end(TurnEnding::completed(None))) else {
+            panic!("still an end");
+        };
+        assert_eq!(ending.outcome, Outcome::Completed);
     }
 }
