@@ -234,7 +234,8 @@ async fn gateway(
             format!("sqlite://{}", dir.join("gateway.db").display())
         }
     };
-    let listener = tokio::net::TcpListener::bind(&config.gateway.listen)
+    hide_environment();
+    let listener = bind_listener(&config.gateway.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.gateway.listen))?;
     // Printed once the store is open, migrated and recovered: a script waiting for this line
@@ -242,6 +243,34 @@ async fn gateway(
     let ready = |addr| println!("turnwatch gateway listening on http://{addr}");
     crate::gateway::run(config, &database, listener, ready, stop_signal()).await?;
     Ok(0)
+}
+
+/// Makes this process non-dumpable: its `/proc/PID/environ` (which holds the secrets of
+/// `secret_env` tokens) and memory can then be read only by root, not by the workers it
+/// starts, which run as the same user. Also: no core dumps, no debugger attach as that user.
+fn hide_environment() {
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        tracing::warn!(error = %e, "could not hide the gateway's environment from its workers");
+    }
+}
+
+/// Binds `addr` with a listen queue of 1,024 (std's 128 overflows under a burst of connects:
+/// the client's SYN is dropped and retried a second later).
+async fn bind_listener(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(1024)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("the address resolved to nothing")))
 }
 
 async fn console(args: ConsoleArgs) -> anyhow::Result<i32> {
@@ -263,6 +292,7 @@ async fn console(args: ConsoleArgs) -> anyhow::Result<i32> {
             .or_else(|| ctx.token_env.as_ref().and_then(|v| std::env::var(v).ok()));
         (ctx.url.clone(), token, args.readonly || ctx.readonly)
     } else {
+        hide_environment();
         let (cfg, db) = if args.demo {
             (embedded::demo_config(file), "demo.db")
         } else {

@@ -304,6 +304,65 @@ async fn no_token_secret_reaches_a_worker() {
     assert_eq!(one_turn(&client, "home", "x").await, "HOME=/home/tw");
 }
 
+/// Item 5: a worker runs as the gateway's user, so it could read the gateway's own
+/// environment (token secrets included) from `/proc/$PPID/environ`, unless the gateway is
+/// non-dumpable. Run as `nobody` (root may read anything): needs root to switch users.
+#[tokio::test]
+async fn a_worker_cannot_read_its_gateways_environment() {
+    let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap());
+    if uid != 0 {
+        eprintln!("skipped: running the gateway as `nobody` needs root");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let var = format!("TW_PEEK_SECRET_{}", std::process::id());
+    let script = format!(
+        "PEEK=$(tr '\\0' '\\n' < /proc/$PPID/environ 2>/dev/null | grep -c {var}); \
+         export PEEK; exec {BIN} worker --echo-env PEEK"
+    );
+    let toml = format!(
+        "[gateway]\ndefault_agent = \"peek\"\n[agents.peek]\ncommand = [\"sh\", \"-c\", {script:?}]\n\
+         [[tokens]]\nname = \"oncall\"\nsecret_env = \"{var}\"\nrole = \"operator\"\n"
+    );
+    let conf = dir.path().join("turnwatch.toml");
+    std::fs::write(&conf, toml).unwrap();
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("gw.db").display());
+    let mut child = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args([
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            &db_url,
+            "--config",
+        ])
+        .arg(&conf)
+        .env(&var, "s3cret-operator-token")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(GUARD, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("the gateway says where it listens");
+    let url = first.rsplit(' ').next().unwrap().to_owned();
+    let client = Client::new(&url, Some("s3cret-operator-token".into()));
+    assert_eq!(
+        one_turn(&client, "peek", "x").await,
+        "PEEK=0",
+        "the worker found the secret in its gateway's environment"
+    );
+    child.kill().await.unwrap();
+}
+
 /// Item 3: a stdout line that is not UTF-8 is a recorded rejection and reading goes on; stderr
 /// that is not UTF-8 is kept lossily and the worker is not broken by it.
 #[tokio::test]
