@@ -3,6 +3,7 @@
 //! running and never a reused pid, no token secret reaches a worker, and bytes that are not
 //! UTF-8 (or far too many) on a worker's stdout or stderr do not break the gateway.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -314,7 +315,6 @@ async fn a_worker_cannot_read_its_gateways_environment() {
         eprintln!("skipped: running the gateway as `nobody` needs root");
         return;
     }
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let var = format!("TW_PEEK_SECRET_{}", std::process::id());
