@@ -308,7 +308,11 @@ async fn stream_directly(mut tcp: TcpStream, request: StreamRequest, state: &App
     let _ = tcp.shutdown().await;
 }
 
-/// Writes the stream's frames until it ends or the client goes away.
+/// How long one frame of a directly served stream may take to write.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Writes the stream's frames until it ends, the client goes away, or a write cannot finish
+/// within [`WRITE_TIMEOUT`].
 async fn write_stream(
     tcp: &mut TcpStream,
     stream: impl Stream<Item = Result<Bytes, Infallible>>,
@@ -326,7 +330,14 @@ async fn write_stream(
     loop {
         tokio::select! {
             frame = stream.next() => match frame {
-                Some(Ok(bytes)) => tcp.write_all(&bytes).await?,
+                // A client that stops reading (its window full) would hold this task and its
+                // subscription for ever: a write that cannot finish in time ends the stream.
+                Some(Ok(bytes)) => tokio::time::timeout(WRITE_TIMEOUT, tcp.write_all(&bytes))
+                    .await
+                    .map_err(|_| std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client stopped reading its event stream",
+                    ))??,
                 None => return Ok(()),
             },
             read = tcp.read(&mut probe) => if read? == 0 {
@@ -342,10 +353,13 @@ async fn write_response(tcp: &mut TcpStream, response: Response) -> std::io::Res
     let body = axum::body::to_bytes(body, 64 * 1024)
         .await
         .unwrap_or_default();
-    let headers = parts
+    // Header values as they are (lossless for UTF-8; never an empty value for a non-ASCII one).
+    let values: Vec<(&str, std::borrow::Cow<'_, str>)> = parts
         .headers
         .iter()
-        .map(|(n, v)| (n.as_str(), v.to_str().unwrap_or_default()));
+        .map(|(n, v)| (n.as_str(), String::from_utf8_lossy(v.as_bytes())))
+        .collect();
+    let headers = values.iter().map(|(n, v)| (*n, v.as_ref()));
     let head = response_head(parts.status, headers, Some(body.len()));
     tcp.write_all(head.as_bytes()).await?;
     tcp.write_all(&body).await
