@@ -121,3 +121,37 @@ async fn history_older_than_its_retention_is_forgotten_and_nothing_else() {
             .unwrap();
     assert!(new_admin > 0, "recent admin events stay");
 }
+
+/// A pruning round that finds a full batch says so, so the gateway runs the next one at once
+/// rather than a minute later (pruning keeps up with any sustained rate of turns).
+#[tokio::test]
+async fn a_full_pruning_round_asks_for_another() {
+    let (_dir, store) = temp_store().await;
+    let old = now_ms() - 3_600_000;
+    let mut writes = vec![Write::CreateSession(session("s-busy"))];
+    for i in 0..501 {
+        let id = format!("t-{i:04}");
+        writes.push(Write::InsertTurn {
+            turn: turn(&id, "s-busy", old),
+        });
+        let ending = TurnEnding::failed(ErrorCode::TurnStalled, "stalled");
+        writes.push(Write::EndTurn {
+            session_id: SessionId("s-busy".into()),
+            events: ending.events(&TurnId(id.clone()), &format!("m-{id}").into(), old),
+            turn_id: TurnId(id),
+            ending,
+            at: old,
+            stranded: true,
+        });
+    }
+    store.apply(writes.into()).await.unwrap();
+    let prune = || async {
+        let b = store
+            .apply(Arc::new([Write::Prune { before: now_ms() }]))
+            .await
+            .unwrap();
+        matches!(b.results[0], Applied::Done(true))
+    };
+    assert!(prune().await, "500 of 501 turns: a full batch, more to do");
+    assert!(!prune().await, "the last one: done");
+}
