@@ -13,17 +13,21 @@
 //! lost an event that way can no longer end `completed` (its text has a hole): its success is
 //! turned into a `store_unavailable` failure.
 
-use std::collections::{HashMap, HashSet};
+mod hub;
+
+pub use hub::Hub;
+
+use std::collections::HashSet;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{ErrorCode, Outcome, TurnEnding};
-use crate::ids::{MessageId, SessionId, TurnId};
-use crate::store::{AdminEvent, Applied, Store, StoreError, StoredEvent, Write};
+use crate::ids::{MessageId, TurnId};
+use crate::store::{Applied, Store, StoreError, Write};
 
 /// The most writes committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -361,75 +365,11 @@ fn message_of(events: &[(crate::api::EventKind, serde_json::Value)]) -> MessageI
         .map_or_else(|| MessageId(String::new()), |m| MessageId(m.to_owned()))
 }
 
-/// Admin events buffered for slow admin readers; further behind, they catch up from the store.
-const ADMIN_BUFFER: usize = 4096;
-
-/// Live fan-out of committed events: one broadcast channel per watched session, one for the
-/// admin log.
-pub struct Hub {
-    sessions: Mutex<HashMap<SessionId, broadcast::Sender<Arc<StoredEvent>>>>,
-    admin: broadcast::Sender<Arc<AdminEvent>>,
-}
-
-impl Default for Hub {
-    fn default() -> Self {
-        Self {
-            sessions: Mutex::default(),
-            admin: broadcast::channel(ADMIN_BUFFER).0,
-        }
-    }
-}
-
-impl Hub {
-    /// Subscribes to future admin events.
-    pub fn subscribe_admin(&self) -> broadcast::Receiver<Arc<AdminEvent>> {
-        self.admin.subscribe()
-    }
-
-    /// How many admin streams are open.
-    pub fn admin_connections(&self) -> usize {
-        self.admin.receiver_count()
-    }
-
-    fn publish_admin(&self, event: AdminEvent) {
-        let _ = self.admin.send(Arc::new(event));
-    }
-
-    /// Subscribes to a session's future events.
-    pub fn subscribe(&self, session: &SessionId) -> broadcast::Receiver<Arc<StoredEvent>> {
-        let mut map = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        map.entry(session.clone())
-            .or_insert_with(|| broadcast::channel(SESSION_BUFFER).0)
-            .subscribe()
-    }
-
-    /// Whether any stream is watching the session.
-    pub fn is_watched(&self, session: &SessionId) -> bool {
-        let map = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        map.get(session).is_some_and(|tx| tx.receiver_count() > 0)
-    }
-
-    /// How many streams are open, over all sessions.
-    pub fn connections(&self) -> usize {
-        let map = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        map.values().map(broadcast::Sender::receiver_count).sum()
-    }
-
-    fn publish(&self, event: &Arc<StoredEvent>) {
-        let mut map = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(tx) = map.get(&event.session_id)
-            && tx.send(Arc::clone(event)).is_err()
-        {
-            // Nobody is watching any more; forget the channel.
-            map.remove(&event.session_id);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::EventKind;
+    use crate::ids::SessionId;
     use crate::store::Progress;
 
     /// A turn one of whose events was refused for good fails `store_unavailable` instead of

@@ -1,0 +1,75 @@
+//! The hub: live fan-out of committed events, one broadcast channel per watched session and one
+//! for the admin log. The journal publishes to it only after a commit.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::broadcast;
+
+use super::SESSION_BUFFER;
+use crate::ids::SessionId;
+use crate::store::{AdminEvent, StoredEvent};
+
+/// Admin events buffered for slow admin readers; further behind, they catch up from the store.
+const ADMIN_BUFFER: usize = 4096;
+
+/// Live fan-out of committed events: one broadcast channel per watched session, one for the
+/// admin log.
+pub struct Hub {
+    sessions: Mutex<HashMap<SessionId, broadcast::Sender<Arc<StoredEvent>>>>,
+    admin: broadcast::Sender<Arc<AdminEvent>>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            sessions: Mutex::default(),
+            admin: broadcast::channel(ADMIN_BUFFER).0,
+        }
+    }
+}
+
+impl Hub {
+    /// Subscribes to future admin events.
+    pub fn subscribe_admin(&self) -> broadcast::Receiver<Arc<AdminEvent>> {
+        self.admin.subscribe()
+    }
+
+    /// How many admin streams are open.
+    pub fn admin_connections(&self) -> usize {
+        self.admin.receiver_count()
+    }
+
+    pub(super) fn publish_admin(&self, event: AdminEvent) {
+        let _ = self.admin.send(Arc::new(event));
+    }
+
+    /// Subscribes to a session's future events.
+    pub fn subscribe(&self, session: &SessionId) -> broadcast::Receiver<Arc<StoredEvent>> {
+        let mut map = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        map.entry(session.clone())
+            .or_insert_with(|| broadcast::channel(SESSION_BUFFER).0)
+            .subscribe()
+    }
+
+    /// Whether any stream is watching the session.
+    pub fn is_watched(&self, session: &SessionId) -> bool {
+        let map = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(session).is_some_and(|tx| tx.receiver_count() > 0)
+    }
+
+    /// How many streams are open, over all sessions.
+    pub fn connections(&self) -> usize {
+        let map = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        map.values().map(broadcast::Sender::receiver_count).sum()
+    }
+
+    pub(super) fn publish(&self, event: &Arc<StoredEvent>) {
+        let mut map = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(tx) = map.get(&event.session_id)
+            && tx.send(Arc::clone(event)).is_err()
+        {
+            // Nobody is watching any more; forget the channel.
+            map.remove(&event.session_id);
+        }
+    }
+}
