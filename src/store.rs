@@ -105,6 +105,9 @@ pub struct SessionRecord {
     pub deleted_at: Option<i64>,
     /// Every event with a sequence number up to here has been pruned.
     pub pruned_through: i64,
+    /// Its last sequence number when read (0 before its first event): every event it logs
+    /// later has a larger one, so a cursor beyond it is not from this log. Ignored on create.
+    pub last_seq: i64,
 }
 
 /// A turn as stored.
@@ -469,9 +472,6 @@ pub trait Store: Send + Sync + 'static {
         worker: &WorkerId,
         limit: i64,
     ) -> Result<Vec<query::RejectionRow>, StoreError>;
-    /// The session's last sequence number (0 before its first event): every event it logs
-    /// later has a larger one. A cursor beyond it is not from this log.
-    async fn session_last_seq(&self, session: &SessionId) -> Result<i64, StoreError>;
     /// The admin log's bounds: the first sequence number still kept and the last one ever
     /// given (0 before the first event); `first` is `last + 1` while nothing is kept. A cursor
     /// outside `first - 1 ..= last` does not line up with this log.

@@ -71,6 +71,7 @@ pub async fn create(
             expires_at: now + app.config.gateway.token_ttl.as_millis() as i64,
             deleted_at: None,
             pruned_through: 0,
+            last_seq: 0,
         };
         app.journal.write(Write::CreateSession(s.clone())).await?;
         app.sessions.put(s.clone());

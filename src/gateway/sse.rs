@@ -133,7 +133,8 @@ async fn plan(
             backlog: owed,
         });
     };
-    let high = app.store.session_last_seq(&session.id).await?;
+    // The row was read fresh for this connection (`authorize_stream`), before subscribing.
+    let high = session.last_seq;
     // A cursor older than what is kept, or beyond the log's end (the gateway restarted on a
     // fresh or restored database), does not line up with this log: the client is told it is
     // a gap and gets what the log has, rather than silently losing what lies below its cursor.

@@ -160,7 +160,7 @@ impl SqliteStore {
 }
 
 const SESSION_COLS: &str = "id, agent_id, thread, token, created_at, last_activity, expires_at, \
-                            deleted_at, pruned_through";
+                            deleted_at, pruned_through, last_seq";
 const TURN_COLS: &str =
     "id, session_id, agent_id, message_id, content, state, worker_id, created_at, ended_at, code";
 
@@ -175,6 +175,7 @@ fn session_from(row: &SqliteRow) -> Result<SessionRecord, sqlx::Error> {
         expires_at: row.try_get("expires_at")?,
         deleted_at: row.try_get("deleted_at")?,
         pruned_through: row.try_get("pruned_through")?,
+        last_seq: row.try_get("last_seq")?,
     })
 }
 
@@ -340,10 +341,6 @@ impl Store for SqliteStore {
         limit: i64,
     ) -> Result<Vec<RejectionRow>, StoreError> {
         Ok(reads::rejections(&self.pool, worker, limit).await?)
-    }
-
-    async fn session_last_seq(&self, session: &SessionId) -> Result<i64, StoreError> {
-        Ok(reads::session_last_seq(&self.pool, session).await?)
     }
 
     async fn admin_log_bounds(&self) -> Result<(i64, i64), StoreError> {

@@ -26,6 +26,7 @@ pub(crate) fn session(id: &str) -> SessionRecord {
         expires_at: i64::MAX,
         deleted_at: None,
         pruned_through: 0,
+        last_seq: 0,
     }
 }
 

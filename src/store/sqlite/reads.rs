@@ -260,17 +260,6 @@ pub(super) async fn rejections(
         .collect()
 }
 
-pub(super) async fn session_last_seq(
-    pool: &SqlitePool,
-    session: &SessionId,
-) -> Result<i64, sqlx::Error> {
-    let last: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM sessions WHERE id = ?")
-        .bind(session.as_str())
-        .fetch_optional(pool)
-        .await?;
-    Ok(last.unwrap_or(0))
-}
-
 /// The last admin sequence number ever given: `sqlite_sequence` remembers it when retention
 /// has pruned the newest rows too (after an idle week), where `MAX(seq)` would go back.
 const LAST_ADMIN_SEQ: &str =
