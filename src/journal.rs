@@ -20,7 +20,7 @@ pub use hub::Hub;
 use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -41,30 +41,22 @@ const RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// Whether the store takes writes right now, as the journal last found it.
 #[derive(Debug)]
-pub struct StoreHealth {
+struct StoreHealth {
     available: AtomicBool,
-    /// Batches refused for a passing reason and tried again, since start.
-    retries: AtomicU64,
 }
 
 impl Default for StoreHealth {
     fn default() -> Self {
         Self {
             available: AtomicBool::new(true),
-            retries: AtomicU64::new(0),
         }
     }
 }
 
 impl StoreHealth {
     /// False from the first refused try of a batch until a batch commits again.
-    pub fn is_available(&self) -> bool {
+    fn is_available(&self) -> bool {
         self.available.load(Ordering::Relaxed)
-    }
-
-    /// Refused tries so far.
-    pub fn retries(&self) -> u64 {
-        self.retries.load(Ordering::Relaxed)
     }
 
     fn set(&self, available: bool) {
@@ -130,11 +122,6 @@ impl Journal {
     /// batch).
     pub fn is_available(&self) -> bool {
         self.health.is_available()
-    }
-
-    /// The store's health as the journal sees it.
-    pub fn health(&self) -> &StoreHealth {
-        &self.health
     }
 
     /// Writes queued but not yet committed: the event log's lag.
@@ -308,7 +295,6 @@ impl Writer {
                 }
                 Err(e) if e.is_transient() => {
                     self.health.set(false);
-                    self.health.retries.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(error = %e, ?pause, "store refused a batch; trying again");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(RETRY_MAX);
