@@ -18,7 +18,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Mutex;
 use turnwatch::client::{Client, SseEvent};
 
-use crate::harness::BIN;
+use crate::harness::{BIN, gateway_args};
 
 /// A small deterministic generator (xorshift), seeded and printed so a failing run can be
 /// replayed.
@@ -54,15 +54,7 @@ impl GatewayProcess {
     async fn start(listen: &str, db_url: &str, conf: &Path) -> (Self, String) {
         for _ in 0..50 {
             let mut child = tokio::process::Command::new(BIN)
-                .args([
-                    "gateway",
-                    "--listen",
-                    listen,
-                    "--database",
-                    db_url,
-                    "--config",
-                ])
-                .arg(conf)
+                .args(gateway_args(listen, db_url, conf))
                 .env("RUST_LOG", "warn")
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::inherit())

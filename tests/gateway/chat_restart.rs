@@ -3,38 +3,36 @@
 
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 use turnwatch::client::Client;
 
-use crate::harness::{BIN, GUARD, assert_gone};
+use crate::harness::{BIN, GUARD, assert_gone, gateway_args, gateway_child};
 
-/// Starts `turnwatch gateway` on `listen` and waits for its `listening on` line; returns the
-/// process and its URL.
+/// Starts `turnwatch gateway` on `listen`; returns the process and its URL once it listens.
 async fn spawn_gateway(conf: &std::path::Path, db_url: &str, listen: &str) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args([
-            "gateway",
-            "--listen",
-            listen,
-            "--database",
-            db_url,
-            "--config",
-        ])
-        .arg(conf)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(GUARD, lines.next_line())
+    let mut cmd = Command::new(BIN);
+    cmd.args(gateway_args(listen, db_url, conf));
+    gateway_child(cmd).await
+}
+
+/// Waits (guarded) for `turnwatch chat` to end; returns its exit status and stderr.
+async fn chat_ends(chat: &mut Child, after: &str) -> (std::process::ExitStatus, String) {
+    let status = tokio::time::timeout(GUARD, chat.wait()).await;
+    if status.is_err() {
+        chat.kill().await.unwrap();
+    }
+    let mut stderr = String::new();
+    chat.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
         .await
-        .unwrap()
-        .unwrap()
         .unwrap();
-    let url = first.rsplit(' ').next().unwrap().to_owned();
-    (child, url)
+    let status = status
+        .unwrap_or_else(|_| panic!("turnwatch chat hung {after}: {stderr}"))
+        .unwrap();
+    (status, stderr)
 }
 
 /// Item 9: the gateway is `SIGKILL`ed after `turnwatch chat` posted but before any event id
@@ -88,20 +86,7 @@ async fn chat_killed_before_its_first_event_still_ends_with_the_outcome() {
     let listen = url.trim_start_matches("http://").to_owned();
     let (mut gw, _) = spawn_gateway(&conf, &db_url, &listen).await;
 
-    let status = tokio::time::timeout(GUARD, chat.wait()).await;
-    if status.is_err() {
-        chat.kill().await.unwrap();
-    }
-    let mut stderr = String::new();
-    chat.stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .await
-        .unwrap();
-    let status = status
-        .unwrap_or_else(|_| panic!("turnwatch chat hung after the gateway restarted: {stderr}"))
-        .unwrap();
+    let (status, stderr) = chat_ends(&mut chat, "after the gateway restarted").await;
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("gateway_restarted"), "{stderr}");
     stop(&mut gw).await;
@@ -167,20 +152,7 @@ async fn chat_back_on_a_restored_gateway_says_gap_and_ends() {
     copy_db(&dir.path().join("backup"), &data);
     let (mut gw, _) = spawn_gateway(&conf, &db_url, &listen).await;
 
-    let status = tokio::time::timeout(GUARD, chat.wait()).await;
-    if status.is_err() {
-        chat.kill().await.unwrap();
-    }
-    let mut stderr = String::new();
-    chat.stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .await
-        .unwrap();
-    let status = status
-        .unwrap_or_else(|_| panic!("turnwatch chat hung on the restored gateway: {stderr}"))
-        .unwrap();
+    let (status, stderr) = chat_ends(&mut chat, "on the restored gateway").await;
     assert!(stderr.contains("gap"), "{stderr}");
     assert!(stderr.contains("no longer knows turn"), "{stderr}");
     assert_eq!(status.code(), Some(2), "{stderr}");

@@ -292,6 +292,38 @@ impl TestGateway {
     }
 }
 
+/// The arguments of `turnwatch gateway` on `listen` with this database and config file.
+pub fn gateway_args(listen: &str, db_url: &str, conf: &std::path::Path) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = ["gateway", "--listen", listen, "--database", db_url]
+        .iter()
+        .map(Into::into)
+        .collect();
+    args.push("--config".into());
+    args.push(conf.into());
+    args
+}
+
+/// Spawns `cmd` (a `turnwatch gateway`, perhaps behind a wrapper such as `setpriv`) and waits
+/// (guarded) for its `listening on` line; returns the process, killed when dropped, and its URL.
+pub async fn gateway_child(mut cmd: tokio::process::Command) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(GUARD, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("the gateway says where it listens");
+    let url = first.rsplit(' ').next().unwrap().to_owned();
+    (child, url)
+}
+
 /// Waits (guarded) until no process has this pid.
 pub async fn assert_gone(pid: u32) {
     let deadline = tokio::time::Instant::now() + GUARD;

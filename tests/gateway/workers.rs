@@ -5,15 +5,15 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use turnwatch::api::admin::WorkerDetail;
 use turnwatch::client::Client;
 use turnwatch::supervisor::procinfo;
 
-use crate::harness::{BIN, GUARD, TestGateway, assert_completed, config, worker};
+use crate::harness::{
+    BIN, GUARD, TestGateway, assert_completed, config, gateway_args, gateway_child, worker,
+};
 
 /// `SIGKILL`s these process groups when dropped, so a failing test leaves nothing behind.
 struct Reaper(Vec<u32>);
@@ -45,24 +45,10 @@ async fn gateway_process(dir: &Path, toml: &str, env: &[(&str, &str)]) -> (Child
     let conf = dir.join("turnwatch.toml");
     std::fs::write(&conf, toml).unwrap();
     let db_url = format!("sqlite://{}", dir.join("gw.db").display());
-    let mut child = Command::new(BIN)
-        .args(["gateway", "--listen", "127.0.0.1:0", "--database", &db_url])
-        .arg("--config")
-        .arg(&conf)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(GUARD, lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .expect("the gateway says where it listens");
-    let url = first.rsplit(' ').next().unwrap().to_owned();
-    (child, url)
+    let mut cmd = Command::new(BIN);
+    cmd.args(gateway_args("127.0.0.1:0", &db_url, &conf))
+        .envs(env.iter().copied());
+    gateway_child(cmd).await
 }
 
 /// One completed turn on a new session of `agent`; returns the reply's final text.
@@ -330,30 +316,11 @@ async fn a_worker_cannot_read_its_gateways_environment() {
     std::fs::write(&conf, toml).unwrap();
     std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).unwrap();
     let db_url = format!("sqlite://{}", dir.path().join("gw.db").display());
-    let mut child = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
-        .args([
-            "gateway",
-            "--listen",
-            "127.0.0.1:0",
-            "--database",
-            &db_url,
-            "--config",
-        ])
-        .arg(&conf)
-        .env(&var, "s3cret-operator-token")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(GUARD, lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .expect("the gateway says where it listens");
-    let url = first.rsplit(' ').next().unwrap().to_owned();
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args(gateway_args("127.0.0.1:0", &db_url, &conf))
+        .env(&var, "s3cret-operator-token");
+    let (mut child, url) = gateway_child(cmd).await;
     let client = Client::new(&url, Some("s3cret-operator-token".into()));
     assert_eq!(
         one_turn(&client, "peek", "x").await,
