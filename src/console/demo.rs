@@ -22,25 +22,9 @@ const MIX: &[(&str, u32)] = &[
     ("error", 3),
 ];
 
-/// A small xorshift generator: the demo needs variety, not cryptography.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-fn pick(rng: &mut Rng) -> &'static str {
+fn pick(rng: &mut fastrand::Rng) -> &'static str {
     let total: u32 = MIX.iter().map(|(_, w)| w).sum();
-    let mut r = rng.below(u64::from(total)) as u32;
+    let mut r = rng.u32(..total);
     for (name, w) in MIX {
         if r < *w {
             return name;
@@ -53,17 +37,14 @@ fn pick(rng: &mut Rng) -> &'static str {
 /// Sends demo turns until the task is dropped: every 150–650 ms, one message to an agent from
 /// the mix; a few threads are reused so sessions see several turns.
 pub async fn run(client: Client) {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(7, |d| d.as_nanos() as u64)
-        | 1;
-    let mut rng = Rng(seed);
+    // Variety, not cryptography.
+    let mut rng = fastrand::Rng::new();
     let mut n = 0u64;
     loop {
         n += 1;
         let agent = pick(&mut rng);
         let thread =
-            (agent == "echo" && rng.below(3) == 0).then(|| format!("demo-thread-{}", rng.below(4)));
+            (agent == "echo" && rng.u32(..3) == 0).then(|| format!("demo-thread-{}", rng.u32(..4)));
         let req = CreateSession {
             agent_id: Some(agent.into()),
             thread,
@@ -80,6 +61,6 @@ pub async fn run(client: Client) {
                     .await;
             }
         });
-        tokio::time::sleep(Duration::from_millis(150 + rng.below(500))).await;
+        tokio::time::sleep(Duration::from_millis(150 + rng.u64(..500))).await;
     }
 }

@@ -20,21 +20,12 @@ use turnwatch::client::{Client, SseEvent};
 
 use crate::harness::{BIN, gateway_args};
 
-/// A small deterministic generator (xorshift), seeded and printed so a failing run can be
-/// replayed.
-struct Rng(u64);
+/// Seeded (and the seed printed) so a failing run can be replayed.
+type Rng = fastrand::Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
+/// An index below `n` (0 when `n` is 0: the caller's `get` then finds nothing).
+fn below(rng: &mut Rng, n: usize) -> usize {
+    if n == 0 { 0 } else { rng.usize(..n) }
 }
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -163,7 +154,7 @@ async fn chaos_every_accepted_message_gets_exactly_one_complete() {
         .collect();
 
     // The chaos: random faults every ~100 ms, a gateway SIGKILL + restart at 20 %, 45 % and 70 %.
-    let mut rng = Rng(knobs.seed);
+    let mut rng = Rng::with_seed(knobs.seed);
     let started = tokio::time::Instant::now();
     let total = Duration::from_secs(knobs.secs);
     let mut restarts = 0;
@@ -178,7 +169,7 @@ async fn chaos_every_accepted_message_gets_exactly_one_complete() {
             let url = shared.url.lock().await.clone();
             stop_a_worker(&url, &mut rng).await;
             gw.kill().await;
-            tokio::time::sleep(Duration::from_millis(100 + rng.below(400) as u64)).await;
+            tokio::time::sleep(Duration::from_millis(100 + below(&mut rng, 400) as u64)).await;
             gw = GatewayProcess::start(&listen, &db_url, &conf).await.0;
             restarts += 1;
             continue;
@@ -187,7 +178,7 @@ async fn chaos_every_accepted_message_gets_exactly_one_complete() {
         if let Some(what) = fault(&url, &shared, &mut rng).await {
             *counts.entry(what).or_default() += 1;
         }
-        tokio::time::sleep(Duration::from_millis(50 + rng.below(100) as u64)).await;
+        tokio::time::sleep(Duration::from_millis(50 + below(&mut rng, 100) as u64)).await;
     }
     // Restarts still due when the turn budget ran out first.
     while restarts < 3 {
@@ -274,11 +265,11 @@ fn write_config(dir: &Path) -> PathBuf {
 /// One random fault; returns its name when it acted.
 async fn fault(url: &str, shared: &Shared, rng: &mut Rng) -> Option<&'static str> {
     let http = reqwest::Client::new();
-    let roll = rng.below(100);
+    let roll = below(rng, 100);
     if roll < 60 {
         let workers: Value = get(&http, &format!("{url}/api/v1/admin/workers?state=live")).await?;
         let list = workers["items"].as_array()?;
-        let w = list.get(rng.below(list.len()))?;
+        let w = list.get(below(rng, list.len()))?;
         let pid = w["pid"].as_i64()? as i32;
         let target = nix::unistd::Pid::from_raw(pid);
         if roll < 30 {
@@ -301,7 +292,7 @@ async fn fault(url: &str, shared: &Shared, rng: &mut Rng) -> Option<&'static str
     } else {
         let turns: Value = get(&http, &format!("{url}/api/v1/admin/turns?state=open")).await?;
         let list = turns["items"].as_array()?;
-        let t = list.get(rng.below(list.len()))?;
+        let t = list.get(below(rng, list.len()))?;
         if roll < 85 {
             let id = t["turnId"].as_str()?;
             let r = http
@@ -334,7 +325,7 @@ async fn stop_a_worker(url: &str, rng: &mut Rng) {
     if let Some(v) = get(&http, &format!("{url}/api/v1/admin/workers?state=live")).await
         && let Some(list) = v["items"].as_array()
         && let Some(pid) = list
-            .get(rng.below(list.len()))
+            .get(below(rng, list.len()))
             .and_then(|w| w["pid"].as_i64())
     {
         let _ = nix::sys::signal::kill(
