@@ -174,51 +174,37 @@ fn prune(conn: &Connection, before: i64) -> Result<Applied> {
 /// the writer long; while a round is full, the gateway runs the next one a second later.
 const HISTORY_ROWS: i64 = 2000;
 
-/// Forgets history older than `before`; every delete walks an index in time order.
+/// One delete per history table, each bound to `?1` (the cutoff) and `?2` (the batch size),
+/// each walking an index in time order.
+const HISTORY_DELETES: [&str; 5] = [
+    // Turns: ended, their events already pruned (`turns_created` walks them oldest first).
+    "DELETE FROM turns WHERE id IN (SELECT id FROM turns WHERE created_at < ?1 \
+     AND ended_at IS NOT NULL AND ended_at < ?1 AND events_pruned = 1 \
+     ORDER BY created_at LIMIT ?2)",
+    "DELETE FROM workers WHERE (worker_id, generation) IN (SELECT worker_id, generation \
+     FROM workers WHERE started_at < ?1 AND exited_at IS NOT NULL AND exited_at < ?1 \
+     ORDER BY started_at LIMIT ?2)",
+    // Both logs grow in time order: their oldest rows come first by key.
+    "DELETE FROM admin_events WHERE seq IN (SELECT seq FROM admin_events \
+     ORDER BY seq LIMIT ?2) AND created_at < ?1",
+    "DELETE FROM worker_output WHERE id IN (SELECT id FROM worker_output \
+     ORDER BY id LIMIT ?2) AND created_at < ?1",
+    // A session goes once it is deleted or expired, idle, and nothing refers to it.
+    "DELETE FROM sessions WHERE id IN (SELECT s.id FROM sessions s \
+     WHERE (s.deleted_at < ?1 OR s.expires_at < ?1) AND s.last_activity < ?1 \
+     AND NOT EXISTS (SELECT 1 FROM turns t WHERE t.session_id = s.id) \
+     AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.session_id = s.id) LIMIT ?2)",
+];
+
+/// Forgets history older than `before`, at most [`HISTORY_ROWS`] rows of each table.
 fn prune_history(conn: &Connection, before: i64) -> Result<Applied> {
     let mut full = false;
-    // Turns: ended, their events already pruned (`turns_created` walks them oldest first).
-    full |= conn
-        .prepare_cached(
-            "DELETE FROM turns WHERE id IN (SELECT id FROM turns WHERE created_at < ?1 \
-             AND ended_at IS NOT NULL AND ended_at < ?1 AND events_pruned = 1 \
-             ORDER BY created_at LIMIT ?2)",
-        )?
-        .execute(params![before, HISTORY_ROWS])? as i64
-        == HISTORY_ROWS;
-    full |= conn
-        .prepare_cached(
-            "DELETE FROM workers WHERE (worker_id, generation) IN (SELECT worker_id, generation \
-             FROM workers WHERE started_at < ?1 AND exited_at IS NOT NULL AND exited_at < ?1 \
-             ORDER BY started_at LIMIT ?2)",
-        )?
-        .execute(params![before, HISTORY_ROWS])? as i64
-        == HISTORY_ROWS;
-    // Both logs grow in time order: their oldest rows come first by key.
-    full |= conn
-        .prepare_cached(
-            "DELETE FROM admin_events WHERE seq IN (SELECT seq FROM admin_events \
-             ORDER BY seq LIMIT ?2) AND created_at < ?1",
-        )?
-        .execute(params![before, HISTORY_ROWS])? as i64
-        == HISTORY_ROWS;
-    full |= conn
-        .prepare_cached(
-            "DELETE FROM worker_output WHERE id IN (SELECT id FROM worker_output \
-             ORDER BY id LIMIT ?2) AND created_at < ?1",
-        )?
-        .execute(params![before, HISTORY_ROWS])? as i64
-        == HISTORY_ROWS;
-    // A session goes once it is deleted or expired, idle, and nothing refers to it.
-    full |= conn
-        .prepare_cached(
-            "DELETE FROM sessions WHERE id IN (SELECT s.id FROM sessions s \
-             WHERE (s.deleted_at < ?1 OR s.expires_at < ?1) AND s.last_activity < ?1 \
-             AND NOT EXISTS (SELECT 1 FROM turns t WHERE t.session_id = s.id) \
-             AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.session_id = s.id) LIMIT ?2)",
-        )?
-        .execute(params![before, HISTORY_ROWS])? as i64
-        == HISTORY_ROWS;
+    for sql in HISTORY_DELETES {
+        let n = conn
+            .prepare_cached(sql)?
+            .execute(params![before, HISTORY_ROWS])?;
+        full |= n as i64 == HISTORY_ROWS;
+    }
     // True when a table gave a full batch: there may be more right away.
     Ok(Applied::Done(full))
 }
