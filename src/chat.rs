@@ -2,14 +2,13 @@
 //! `complete` with status `completed`; 1 on a failed turn; 2 on usage or connection errors.
 //! A stream that ends or stalls without the turn's `complete` is resumed from its last id.
 
-use futures::{Stream, StreamExt};
 use std::io::Write;
 use std::time::Duration;
-use tokio::time::Instant;
 
-use crate::api::CreateSession;
-use crate::api::admin::TurnDetail;
-use crate::client::{Client, ClientError, Cursor, SseEvent};
+use crate::api::session::Failure;
+use crate::api::{CreateSession, ErrorCode, Outcome, SessionEvent};
+use crate::client::{Client, ClientError, Cursor, Item, Resuming, SseEvent};
+use crate::ids::TurnId;
 
 /// A stream with no event but pings for this long is resumed from its cursor (pings come
 /// every 30 s and say nothing of the turn).
@@ -17,8 +16,6 @@ const STALL: Duration = Duration::from_secs(75);
 /// How long a lost stream is retried (a gateway restarting takes seconds, more under a
 /// supervisor's restart delay) before giving up with exit 2.
 const RESUME_FOR: Duration = Duration::from_secs(60);
-/// The longest wait between two attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// What `chat` needs.
 #[derive(Clone, Debug)]
@@ -43,7 +40,7 @@ pub enum ChatOutcome {
     /// The turn failed with this code and sentence.
     Failed {
         /// Machine code.
-        code: String,
+        code: ErrorCode,
         /// Sentence.
         error: String,
     },
@@ -82,191 +79,116 @@ async fn run(
     };
     let session = client.create_session(&create).await?;
     let (sid, token) = (session.agent_id.as_str(), session.token.as_str());
+    // Pings keep a live stream busy but say nothing of the turn: a stream quiet (pings
+    // aside) for `STALL` is re-read from the cursor too.
+    let mut stream = client
+        .session_stream(sid, token, Cursor::default())
+        .quiet_after(STALL, false)
+        .give_up_after(RESUME_FOR);
     // Open the stream before posting, so no event can fall before it; its `connected` says
     // where in the log we stand, so even a stream lost before any event resumes from there.
-    let mut stream = client.events(sid, token, None).await?;
-    let mut cursor = Cursor::default();
-    while let Some(ev) = tokio::time::timeout(STALL, stream.next())
-        .await
-        .ok()
-        .flatten()
-    {
-        let ev = ev?;
-        if ev.event == "connected" {
-            cursor.on_connected(&ev.data);
-            break;
+    loop {
+        match stream.next().await? {
+            Item::Event(_, SessionEvent::Connected(_)) => break,
+            Item::Lost(why) => return Err(ClientError::Protocol(why)),
+            _ => {}
         }
     }
     let queued = client.post_message(sid, token, &req.message, None).await?;
     let mut chat = Follow {
         client,
-        session: sid,
-        token,
-        turn: queued.turn_id.to_string(),
+        turn: queued.turn_id,
         json: req.json,
-        cursor,
         failure: None,
-        down_since: None,
-        attempts: 0,
         lost_check: None,
     };
-    chat.follow(stream, out).await
+    chat.follow(&mut stream, out).await
 }
 
 /// One turn's stream, followed to its `complete` across reconnects.
 struct Follow<'a> {
     client: &'a Client,
-    session: &'a str,
-    token: &'a str,
-    turn: String,
+    turn: TurnId,
     json: bool,
-    cursor: Cursor,
     /// The turn's `error`, until its `complete`.
-    failure: Option<(String, String)>,
-    /// Since when the stream has been lost, with no logged event since.
-    down_since: Option<Instant>,
-    /// Reconnects since the last logged event arrived.
-    attempts: u32,
+    failure: Option<Failure>,
     /// After a gap: the outcome the gateway recorded for the turn, used if the log no longer
     /// holds its events (nothing of it arrives before the stream goes quiet).
     lost_check: Option<ChatOutcome>,
 }
 
-type Events = std::pin::Pin<Box<dyn Stream<Item = Result<SseEvent, ClientError>> + Send>>;
-
 impl Follow<'_> {
     async fn follow(
         &mut self,
-        stream: impl Stream<Item = Result<SseEvent, ClientError>> + Send + 'static,
+        stream: &mut Resuming<SessionEvent>,
         out: &mut (dyn Write + Send),
     ) -> Result<ChatOutcome, ClientError> {
-        let mut stream: Events = Box::pin(stream);
-        // Pings keep a live stream busy but say nothing of the turn: a stream quiet (pings
-        // aside) for `STALL` is resumed from the cursor too, which re-reads the log.
-        let mut quiet_until = Instant::now() + STALL;
         loop {
-            let next = tokio::time::timeout_at(quiet_until, stream.next()).await;
-            let ev = match next {
-                Ok(Some(Ok(ev))) if ev.event == "ping" => {
-                    if self.json {
-                        print_json(out, &ev);
+            match stream.next().await? {
+                Item::Event(ev, event) => {
+                    if let Some(outcome) = self.on_event(&ev, event, out) {
+                        return Ok(outcome);
                     }
-                    continue;
                 }
-                Ok(Some(Ok(ev))) => ev,
-                Err(_) => {
+                Item::Gap(held) => self.on_gap(held).await?,
+                Item::Quiet => {
                     if let Some(outcome) = self.lost_check.take() {
                         return Ok(outcome);
                     }
-                    self.resume(&mut stream, false).await?;
-                    quiet_until = Instant::now() + STALL;
-                    continue;
                 }
-                // Ended or broke without our `complete`: resume from the cursor.
-                Ok(None | Some(Err(_))) => {
-                    self.resume(&mut stream, true).await?;
-                    quiet_until = Instant::now() + STALL;
-                    continue;
-                }
-            };
-            quiet_until = Instant::now() + STALL;
-            if let Some(outcome) = self.on_event(&ev, out).await? {
-                return Ok(outcome);
+                Item::Connecting(_) | Item::Connected | Item::Lost(_) => {}
             }
         }
-    }
-
-    /// Reconnects with the cursor, replacing `stream`; `broken` ones count towards giving up.
-    /// While the gateway is unreachable `stream` is kept: a broken one ends at once, so the
-    /// next read comes straight back here.
-    async fn resume(&mut self, stream: &mut Events, broken: bool) -> Result<(), ClientError> {
-        if broken {
-            let since = *self.down_since.get_or_insert_with(Instant::now);
-            if since.elapsed() > RESUME_FOR {
-                return Err(ClientError::Protocol(format!(
-                    "the event stream could not be resumed for {} s; the turn's outcome is unknown",
-                    RESUME_FOR.as_secs()
-                )));
-            }
-            self.attempts += 1;
-            let wait = Duration::from_millis(250) * self.attempts;
-            tokio::time::sleep(wait.min(MAX_BACKOFF)).await;
-        }
-        match self
-            .client
-            .events(self.session, self.token, self.cursor.get())
-            .await
-        {
-            Ok(s) => *stream = Box::pin(s),
-            Err(ClientError::Connect { .. }) => {}
-            Err(e) => return Err(e),
-        }
-        Ok(())
     }
 
     /// Handles one event; `Some` once the turn's outcome is known.
-    async fn on_event(
+    fn on_event(
         &mut self,
         ev: &SseEvent,
+        event: SessionEvent,
         out: &mut (dyn Write + Send),
-    ) -> Result<Option<ChatOutcome>, ClientError> {
+    ) -> Option<ChatOutcome> {
         if self.json {
             print_json(out, ev);
         }
-        if ev.event == "connected" {
-            let held = self.cursor.get();
-            if self.cursor.on_connected(&ev.data) {
-                self.on_gap(held).await?;
-            }
-            return Ok(None);
-        }
-        self.cursor.on_event(ev.id);
-        if ev.id.is_some() {
-            (self.down_since, self.attempts) = (None, 0);
-        }
-        if ev.data.get("turnId").and_then(|t| t.as_str()) != Some(self.turn.as_str()) {
-            if ev.event == "closed" {
-                return Ok(Some(ChatOutcome::Failed {
-                    code: "session_deleted".into(),
+        if event.turn_id() != Some(&self.turn) {
+            if let SessionEvent::Closed(_) = event {
+                return Some(ChatOutcome::Failed {
+                    code: ErrorCode::SessionDeleted,
                     error: "the session was deleted".into(),
-                }));
+                });
             }
-            return Ok(None);
+            return None;
         }
         self.lost_check = None; // the log holds the turn after all
-        Ok(self.on_turn_event(ev, out))
+        self.on_turn_event(event, out)
     }
 
     fn on_turn_event(
         &mut self,
-        ev: &SseEvent,
+        event: SessionEvent,
         out: &mut (dyn Write + Send),
     ) -> Option<ChatOutcome> {
-        match ev.event.as_str() {
-            "output" if !self.json => {
-                let _ = write!(out, "{}", ev.data["content"].as_str().unwrap_or_default());
+        match event {
+            SessionEvent::Output(d) if !self.json => {
+                let _ = write!(out, "{}", d.content);
                 let _ = out.flush();
             }
-            "error" => {
-                let code = ev.data["code"].as_str().unwrap_or("unknown").to_owned();
-                let error = ev.data["error"]
-                    .as_str()
-                    .unwrap_or("the turn failed")
-                    .to_owned();
-                self.failure = Some((code, error));
-            }
-            "complete" => {
+            SessionEvent::Error(f) => self.failure = Some(f),
+            SessionEvent::Complete(c) => {
                 if !self.json {
                     let _ = writeln!(out);
                 }
-                return Some(if ev.data["status"] == "completed" {
-                    ChatOutcome::Completed
-                } else {
-                    let (code, error) = self
-                        .failure
-                        .take()
-                        .unwrap_or_else(|| ("unknown".into(), "the turn failed".into()));
-                    ChatOutcome::Failed { code, error }
+                return Some(match (c.status, self.failure.take()) {
+                    (Outcome::Completed, _) => ChatOutcome::Completed,
+                    (Outcome::Failed, Some(f)) => ChatOutcome::Failed {
+                        code: f.code,
+                        error: f.error,
+                    },
+                    (Outcome::Failed, None) => ChatOutcome::Failed {
+                        code: ErrorCode::AgentError,
+                        error: "the turn failed".into(),
+                    },
                 });
             }
             _ => {}
@@ -284,19 +206,18 @@ impl Follow<'_> {
             "turnwatch: gap: the gateway's event log does not reach our cursor{held} (it \
              restarted on other data or pruned it); events may be missing"
         );
-        let path = format!("/api/v1/admin/turns/{}", self.turn);
-        match self.client.get_json::<TurnDetail>(&path).await {
+        match self.client.turn(self.turn.as_str()).await {
             Ok(d) => {
                 // Never exit 0 without the reply: a completed turn whose text is gone is an error.
-                self.lost_check = match d.turn.outcome.as_deref() {
-                    Some("completed") => {
+                self.lost_check = match d.turn.outcome {
+                    Some(Outcome::Completed) => {
                         Some(ChatOutcome::Unreachable(ClientError::Protocol(format!(
                             "turn {} completed, but its reply is no longer in the gateway's log",
                             self.turn
                         ))))
                     }
                     Some(_) => Some(ChatOutcome::Failed {
-                        code: d.turn.code.unwrap_or_else(|| "unknown".into()),
+                        code: d.turn.code.unwrap_or(ErrorCode::AgentError),
                         error: d.turn.error.unwrap_or_else(|| "the turn failed".into()),
                     }),
                     None => None,

@@ -184,9 +184,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let client = Client::new(&target.url, target.token);
             match kill::kill(&client, &worker, &reason).await {
                 Ok(k) => {
-                    let how = match (&k.exit["signal"], &k.exit["exitCode"]) {
-                        (serde_json::Value::String(s), _) => s.clone(),
-                        (_, c) => format!("exit code {c}"),
+                    let how = match (&k.exit.signal, k.exit.exit_code) {
+                        (Some(s), _) => s.clone(),
+                        (None, Some(c)) => format!("exit code {c}"),
+                        (None, None) => "exit status unknown".into(),
                     };
                     println!(
                         "killed {worker} generation {} (pid {}): {how}, intentional",

@@ -5,7 +5,28 @@ use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::api::{CreateSession, ErrorBody, MessageQueued, PostMessage, SessionCreated};
+use crate::api::lifecycle::AdminStreamEvent;
+use crate::api::session::Connected;
+use crate::api::{ErrorBody, ErrorCode, EventError, SessionEvent};
+
+mod routes;
+mod stream;
+
+pub use stream::{Item, Resumable, Resuming};
+
+/// The API's path prefix.
+const API: &str = "/api/v1";
+
+/// A path segment: an id as the router's `{id}` reads it back.
+fn seg(id: &str) -> percent_encoding::PercentEncode<'_> {
+    /// Everything but the unreserved characters of RFC 3986.
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(id, SEGMENT)
+}
 
 /// A failed call.
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +39,7 @@ pub enum ClientError {
         /// Why.
         source: reqwest::Error,
     },
-    /// The gateway answered with an error.
+    /// The gateway answered with an error ([`ClientError::code`] reads its code).
     #[error("{message} (HTTP {status}, code {code})")]
     Api {
         /// HTTP status.
@@ -33,6 +54,16 @@ pub enum ClientError {
     Protocol(String),
 }
 
+impl ClientError {
+    /// The gateway's code for a refusal, as this version knows it.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::Api { code, .. } => code.parse().ok(),
+            _ => None,
+        }
+    }
+}
+
 /// One SSE event as received.
 #[derive(Clone, Debug)]
 pub struct SseEvent {
@@ -43,6 +74,26 @@ pub struct SseEvent {
     pub event: String,
     /// Its `data:`, parsed.
     pub data: Value,
+    /// The reconnection time the gateway asked for with this frame's `retry:`, if it did.
+    pub retry: Option<std::time::Duration>,
+}
+
+impl SseEvent {
+    /// The event as a session stream's.
+    ///
+    /// # Errors
+    /// Not a session event this version knows.
+    pub fn session(&self) -> Result<SessionEvent, EventError> {
+        SessionEvent::parse(&self.event, self.data.clone())
+    }
+
+    /// The event as the admin stream's.
+    ///
+    /// # Errors
+    /// Not an admin stream event this version knows.
+    pub fn admin(&self) -> Result<AdminStreamEvent, EventError> {
+        AdminStreamEvent::parse(&self.event, self.data.clone())
+    }
 }
 
 /// Where a session stream resumes: the highest event id received, or, before any, where the
@@ -59,12 +110,16 @@ impl Cursor {
 
     /// Takes a `connected` event's data; returns whether it announced a gap (the gateway's log
     /// does not line up with the cursor sent: it restarts from the position given).
-    pub fn on_connected(&mut self, data: &Value) -> bool {
-        let gap = data["gap"] == true;
-        if gap || self.0.is_none() {
-            self.0 = data["lastEventId"].as_i64();
+    pub fn on_connected(&mut self, connected: &Connected) -> bool {
+        if connected.gap || self.0.is_none() {
+            self.0 = connected.last_event_id;
         }
-        gap
+        connected.gap
+    }
+
+    /// Starts over at `id` (after a snapshot, or forgetting the cursor).
+    pub fn reset(&mut self, id: Option<i64>) {
+        self.0 = id;
     }
 
     /// Takes an event's id. The events owed to a connection without a cursor may have ids
@@ -145,92 +200,6 @@ impl Client {
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
-    /// `POST /api/v1/agents`.
-    pub async fn create_session(&self, req: &CreateSession) -> Result<SessionCreated, ClientError> {
-        let r = self
-            .with_auth(self.http.post(self.url("/api/v1/agents")), None)
-            .json(req);
-        self.send(r).await
-    }
-
-    /// `POST /api/v1/agents/{id}/messages` with the session's token.
-    pub async fn post_message(
-        &self,
-        session: &str,
-        token: &str,
-        content: &str,
-        message_id: Option<String>,
-    ) -> Result<MessageQueued, ClientError> {
-        let body = PostMessage {
-            content: Some(content.to_owned()),
-            message_id,
-        };
-        let r = self
-            .http
-            .post(self.url(&format!("/api/v1/agents/{session}/messages")));
-        self.send(self.with_auth(r, Some(token)).json(&body)).await
-    }
-
-    /// `POST` with a JSON body to any path, returning the JSON answer.
-    pub async fn post_json(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
-        self.send(
-            self.with_auth(self.http.post(self.url(path)), None)
-                .json(body),
-        )
-        .await
-    }
-
-    /// Compare-and-kills the worker's process named in `req` (202 when sent; the exit follows
-    /// as `worker.exited`).
-    pub async fn kill(
-        &self,
-        worker: &str,
-        req: &crate::api::admin::KillRequest,
-    ) -> Result<Value, ClientError> {
-        let body = serde_json::to_value(req).unwrap_or_default();
-        self.post_json(&format!("/api/v1/admin/workers/{worker}/kill"), &body)
-            .await
-    }
-
-    /// Cancels a turn.
-    pub async fn cancel(
-        &self,
-        turn: &str,
-        req: &crate::api::admin::CancelRequest,
-    ) -> Result<Value, ClientError> {
-        let body = serde_json::to_value(req).unwrap_or_default();
-        self.post_json(&format!("/api/v1/admin/turns/{turn}/cancel"), &body)
-            .await
-    }
-
-    /// `GET` any path, decoding the JSON answer.
-    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        self.send(self.with_auth(self.http.get(self.url(path)), None))
-            .await
-    }
-
-    /// Opens a session's event stream, resuming after `last_event_id` if given.
-    pub async fn events(
-        &self,
-        session: &str,
-        token: &str,
-        last_event_id: Option<i64>,
-    ) -> Result<impl Stream<Item = Result<SseEvent, ClientError>> + Unpin + use<>, ClientError>
-    {
-        let path = format!("/api/v1/agents/{session}/events");
-        self.open_sse(&path, Some(token), last_event_id).await
-    }
-
-    /// Opens the admin event stream (`snapshot` first when there is no cursor).
-    pub async fn admin_events(
-        &self,
-        last_event_id: Option<i64>,
-    ) -> Result<impl Stream<Item = Result<SseEvent, ClientError>> + Unpin + use<>, ClientError>
-    {
-        self.open_sse("/api/v1/admin/events", None, last_event_id)
-            .await
-    }
-
     async fn open_sse(
         &self,
         path: &str,
@@ -269,6 +238,7 @@ impl Client {
                     id: e.id.parse().ok(),
                     event: e.event,
                     data: serde_json::from_str(&e.data).unwrap_or(Value::String(e.data)),
+                    retry: e.retry,
                 }),
                 Err(e) => Err(ClientError::Protocol(format!(
                     "event stream from {base} broke: {e}"
@@ -281,12 +251,24 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::Cursor;
-    use serde_json::json;
+    use crate::api::session::Connected;
+    use crate::ids::SessionId;
+
+    fn connected(resumed_from: Option<i64>, last: i64, gap: bool) -> Connected {
+        Connected {
+            agent_id: SessionId("s-1".into()),
+            session_id: SessionId("s-1".into()),
+            timestamp: 1,
+            resumed_from,
+            last_event_id: Some(last),
+            gap,
+        }
+    }
 
     #[test]
     fn the_cursor_starts_where_connected_says_and_only_moves_forward() {
         let mut c = Cursor::default();
-        assert!(!c.on_connected(&json!({ "resumedFrom": null, "lastEventId": 7 })));
+        assert!(!c.on_connected(&connected(None, 7, false)));
         assert_eq!(
             c.get(),
             Some(7),
@@ -296,10 +278,10 @@ mod tests {
         c.on_event(None); // a ping
         assert_eq!(c.get(), Some(7));
         c.on_event(Some(9));
-        assert!(!c.on_connected(&json!({ "resumedFrom": 9, "lastEventId": 9 })));
+        assert!(!c.on_connected(&connected(Some(9), 9, false)));
         assert_eq!(c.get(), Some(9));
         // The gateway's log does not reach our cursor: it starts over where it says.
-        assert!(c.on_connected(&json!({ "resumedFrom": null, "gap": true, "lastEventId": 0 })));
+        assert!(c.on_connected(&connected(None, 0, true)));
         assert_eq!(c.get(), Some(0));
         c.on_event(Some(1));
         assert_eq!(c.get(), Some(1));

@@ -88,11 +88,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest("/lobu/api/v1", api)
         .route("/healthz", get(admin::healthz))
         .route("/metrics", get(admin_read::metrics))
-        .fallback(|| async { ApiError::not_found("not_found", "no such route") })
+        .fallback(|| async { ApiError::not_found(ErrorCode::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 "this route does not take that method (see the Allow header)",
             )
         })
@@ -112,7 +112,7 @@ fn overflow_router(state: Arc<AppState>) -> Router {
         .fallback(|| async {
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "too_many_connections",
+                ErrorCode::TooManyConnections,
                 "the gateway holds as many connections as it may; retry later",
             )
         })

@@ -25,7 +25,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::api::{ErrorCode, Outcome, TurnEnding};
+use crate::api::{ErrorCode, Outcome, SessionEvent, TurnEnding};
 use crate::ids::{MessageId, TurnId};
 use crate::store::{Applied, Store, StoreError, Write};
 
@@ -344,11 +344,14 @@ impl Writer {
 }
 
 /// The message id a turn's terminal events name.
-fn message_of(events: &[(crate::api::EventKind, serde_json::Value)]) -> MessageId {
+fn message_of(events: &[SessionEvent]) -> MessageId {
     events
         .iter()
-        .find_map(|(_, v)| v.get("messageId").and_then(serde_json::Value::as_str))
-        .map_or_else(|| MessageId(String::new()), |m| MessageId(m.to_owned()))
+        .find_map(|e| match e {
+            SessionEvent::Complete(c) => Some(c.message_id.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| MessageId(String::new()))
 }
 
 #[cfg(test)]
@@ -395,10 +398,13 @@ mod tests {
             panic!("still an end");
         };
         assert_eq!(ending.code, Some(ErrorCode::StoreUnavailable));
-        assert!(events.iter().any(|(k, v)| *k == EventKind::Error
-            && v["code"] == "store_unavailable"
-            && v["messageId"] == "m-1"));
-        assert!(!events.iter().any(|(_, v)| v["status"] == "completed"));
+        assert!(events.iter().any(|e| matches!(e, SessionEvent::Error(f)
+            if f.code == ErrorCode::StoreUnavailable && f.message_id.as_str() == "m-1")));
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, SessionEvent::Complete(c) if c.status == Outcome::Completed))
+        );
         // Used once: the next end of that turn id is left as it is.
         let Write::EndTurn { ending, .. } = w.mend(end(TurnEnding::completed(None))) else {
             panic!("still an end");

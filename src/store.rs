@@ -15,10 +15,10 @@ pub(crate) mod tests;
 pub use query::{Overview, Page, Snapshot, TurnQuery, TurnRow, WorkerQuery, WorkerRecord};
 
 use async_trait::async_trait;
-use serde_json::Value;
 use std::sync::Arc;
 
-use crate::api::{EventKind, TurnEnding};
+use crate::api::state::{ActionKind, RejectionKind};
+use crate::api::{ErrorCode, EventKind, SessionEvent, TurnEnding, TurnState, WorkerState};
 use crate::ids::{MessageId, SessionId, TurnId, WorkerId};
 
 /// A store failure: the database is unreachable, full or corrupt, never bad input.
@@ -123,8 +123,8 @@ pub struct TurnRecord {
     pub message_id: MessageId,
     /// The message text.
     pub content: String,
-    /// `queued`, `dispatched`, `streaming`, `completed` or `failed`.
-    pub state: String,
+    /// Its state.
+    pub state: TurnState,
     /// The worker it went to.
     pub worker_id: Option<WorkerId>,
     /// Accepted (epoch ms).
@@ -132,7 +132,7 @@ pub struct TurnRecord {
     /// Ended (epoch ms); `None` while it is still owed its terminal event.
     pub ended_at: Option<i64>,
     /// The failure code, when failed.
-    pub code: Option<String>,
+    pub code: Option<ErrorCode>,
 }
 
 /// A logged session event.
@@ -145,7 +145,7 @@ pub struct StoredEvent {
     /// The turn it belongs to.
     pub turn_id: Option<TurnId>,
     /// The SSE event name.
-    pub kind: String,
+    pub kind: EventKind,
     /// One line of JSON.
     pub data: String,
 }
@@ -223,8 +223,8 @@ pub struct Rejection {
     pub generation: u32,
     /// The turn the line named, if any.
     pub turn_id: Option<TurnId>,
-    /// `rejected` (bad line) or `late` (its turn had ended).
-    pub kind: &'static str,
+    /// Rejected (a bad line) or late (its turn had ended).
+    pub kind: RejectionKind,
     /// Why.
     pub reason: String,
     /// The line, cut to a few KiB.
@@ -312,7 +312,7 @@ pub enum Write {
         /// How it ends.
         ending: TurnEnding,
         /// Its terminal events, appended only if this write wins.
-        events: Vec<(EventKind, Value)>,
+        events: Vec<SessionEvent>,
         /// When (epoch ms).
         at: i64,
         /// The turn was stranded (its worker gone, or a clock ran out): log `turn.stranded`
@@ -321,14 +321,14 @@ pub enum Write {
     },
     /// A worker process started.
     WorkerSpawned(WorkerSpawn),
-    /// A worker changed state (`ready`, `busy`, `idle`, `stopping`) and maybe its turn.
+    /// A worker changed state (`ready`, `busy`, `idle`) and maybe its turn.
     WorkerState {
         /// The worker slot.
         worker_id: WorkerId,
         /// Its generation.
         generation: u32,
         /// The new state.
-        state: &'static str,
+        state: WorkerState,
         /// The turn it now holds (`busy`), counted as served.
         turn_id: Option<TurnId>,
         /// When (epoch ms).
@@ -366,8 +366,8 @@ pub enum Write {
 /// An operator action, for the admin log.
 #[derive(Clone, Debug)]
 pub struct OperatorAction {
-    /// `kill` or `cancel`.
-    pub action: &'static str,
+    /// What was done.
+    pub action: ActionKind,
     /// The worker or turn acted on.
     pub target: String,
     /// The operator's reason.
@@ -378,9 +378,10 @@ pub struct OperatorAction {
     pub at: i64,
 }
 
-/// A logged admin lifecycle event (protocol.md §3).
+/// A logged admin lifecycle event (protocol.md §3), as stored: streams send it as it is,
+/// readers parse it into an [`api::AdminEvent`](crate::api::AdminEvent).
 #[derive(Clone, Debug)]
-pub struct AdminEvent {
+pub struct LoggedEvent {
     /// Its sequence number in the admin log: the SSE `id`.
     pub seq: i64,
     /// `worker.spawned`, `turn.failed`, ...
@@ -395,7 +396,7 @@ pub struct Batch {
     /// One per write, in order.
     pub results: Vec<Applied>,
     /// The lifecycle events the batch logged, in order.
-    pub admin: Vec<AdminEvent>,
+    pub admin: Vec<LoggedEvent>,
 }
 
 /// What one [`Write`] did.
@@ -464,7 +465,7 @@ pub trait Store: Send + Sync + 'static {
     async fn turn_timeline(
         &self,
         id: &TurnId,
-    ) -> Result<(Vec<AdminEvent>, Vec<StoredEvent>), StoreError>;
+    ) -> Result<(Vec<LoggedEvent>, Vec<StoredEvent>), StoreError>;
     /// Rejected and late output of a worker slot, newest first: (generation, turn, kind,
     /// reason, line, at).
     async fn rejections(
@@ -481,7 +482,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         after: i64,
         limit: i64,
-    ) -> Result<Vec<AdminEvent>, StoreError>;
+    ) -> Result<Vec<LoggedEvent>, StoreError>;
     /// Live workers, open turns and the admin log's high-water mark, read together.
     async fn snapshot(&self, now: i64) -> Result<Snapshot, StoreError>;
 }

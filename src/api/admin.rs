@@ -4,7 +4,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-use crate::ids::{SessionId, TurnId, WorkerId};
+use super::ErrorCode;
+use super::state::{Outcome, RejectionKind, TurnState, WorkerState};
+use super::time::{rfc3339, rfc3339_opt};
+use crate::ids::{MessageId, SessionId, TurnId, WorkerId};
 
 /// `POST /api/v1/admin/workers/{id}/kill`: compare-and-kill exactly this process.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -28,10 +31,94 @@ pub struct CancelRequest {
     pub reason: Option<String>,
 }
 
+/// `POST .../kill` reply (202): the kill was sent; `worker.exited` follows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KillAccepted {
+    /// Always true.
+    pub success: bool,
+    /// The slot.
+    pub worker_id: WorkerId,
+    /// The generation killed.
+    pub generation: u32,
+    /// Its pid.
+    pub pid: u32,
+}
+
+/// `POST .../cancel` reply: the turn has ended `cancelled_by_operator`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cancelled {
+    /// Always true.
+    pub success: bool,
+    /// The turn.
+    pub turn_id: TurnId,
+}
+
+/// `GET /healthz`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Whether the gateway takes turns.
+    pub status: HealthStatus,
+}
+
+wire_enum! {
+    /// What `/healthz` says.
+    pub enum HealthStatus {
+        /// Taking turns (200).
+        Ok = "ok",
+        /// Stopping (503).
+        Stopping = "stopping",
+        /// The database refuses writes (503).
+        StoreUnavailable = "store_unavailable",
+    }
+}
+
+/// The admin lists' filters: `?state=&agent=&session=&worker=&limit=&cursor=`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ListQuery {
+    /// A state or a set (`live`; `open`, `stranded`), as [`WorkerFilter`] or [`TurnFilter`]
+    /// reads it.
+    ///
+    /// [`WorkerFilter`]: super::state::WorkerFilter
+    /// [`TurnFilter`]: super::state::TurnFilter
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// One agent only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// One session only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// One worker slot only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// Rows per page (1..=1000, default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    /// The previous page's `nextCursor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+impl ListQuery {
+    /// Rows in one state or set, up to `limit`.
+    pub fn of(state: impl std::fmt::Display, limit: i64) -> Self {
+        Self {
+            state: Some(state.to_string()),
+            limit: Some(limit),
+            ..Self::default()
+        }
+    }
+}
+
 /// `GET /api/v1/admin/overview`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Overview {
+    /// Always true.
+    #[serde(default)]
+    pub success: bool,
     /// Gateway version.
     pub version: String,
     /// Seconds since the gateway started.
@@ -39,11 +126,11 @@ pub struct Overview {
     /// Replicas sharing the store (1 until several replicas exist).
     pub replicas: u32,
     /// Live workers by state.
-    pub workers: BTreeMap<String, i64>,
+    pub workers: BTreeMap<WorkerState, i64>,
     /// Turns by state.
-    pub turns: BTreeMap<String, i64>,
+    pub turns: BTreeMap<TurnState, i64>,
     /// Failed turns by code.
-    pub failed_by_code: BTreeMap<String, i64>,
+    pub failed_by_code: BTreeMap<ErrorCode, i64>,
     /// Turns stranded now.
     pub stranded: i64,
     /// The configured agents.
@@ -60,8 +147,28 @@ pub struct Overview {
 pub struct Caller {
     /// The token's configured name (`anonymous` without tokens).
     pub name: String,
-    /// `operator` or `readonly`.
-    pub role: String,
+    /// What the token may do.
+    pub role: CallerRole,
+}
+
+wire_enum! {
+    /// What an admin caller may do.
+    pub enum CallerRole {
+        /// Read everything and act (kill, cancel).
+        Operator = "operator",
+        /// Read everything but message content; no actions.
+        Readonly = "readonly",
+    }
+}
+
+#[allow(
+    clippy::derivable_impls,
+    reason = "`wire_enum!` declares the enum; a derive cannot be added to one of them"
+)]
+impl Default for CallerRole {
+    fn default() -> Self {
+        Self::Readonly
+    }
 }
 
 /// One worker generation.
@@ -78,16 +185,20 @@ pub struct WorkerInfo {
     pub agent_id: String,
     /// Session.
     pub session_id: SessionId,
-    /// `starting`, `ready`, `busy`, `idle`, `exited`.
-    pub state: String,
-    /// RFC 3339.
-    pub started_at: String,
-    /// RFC 3339.
-    pub ready_at: Option<String>,
-    /// RFC 3339.
-    pub last_heartbeat_at: Option<String>,
-    /// RFC 3339.
-    pub last_progress_at: Option<String>,
+    /// Its state.
+    pub state: WorkerState,
+    /// Epoch ms (RFC 3339 on the wire).
+    #[serde(with = "rfc3339")]
+    pub started_at: i64,
+    /// Epoch ms (RFC 3339 on the wire).
+    #[serde(with = "rfc3339_opt")]
+    pub ready_at: Option<i64>,
+    /// Epoch ms (RFC 3339 on the wire).
+    #[serde(with = "rfc3339_opt")]
+    pub last_heartbeat_at: Option<i64>,
+    /// Epoch ms (RFC 3339 on the wire).
+    #[serde(with = "rfc3339_opt")]
+    pub last_progress_at: Option<i64>,
     /// The turn it holds.
     pub current_turn_id: Option<TurnId>,
     /// Turns handed to it.
@@ -96,8 +207,9 @@ pub struct WorkerInfo {
     pub exit_code: Option<i32>,
     /// Signal name (`SIGKILL`).
     pub signal: Option<String>,
-    /// RFC 3339.
-    pub exited_at: Option<String>,
+    /// Epoch ms (RFC 3339 on the wire).
+    #[serde(with = "rfc3339_opt")]
+    pub exited_at: Option<i64>,
     /// Stopped on purpose.
     pub intentional: Option<bool>,
     /// Why it exited.
@@ -117,31 +229,37 @@ pub struct TurnInfo {
     /// Its agent.
     pub agent_id: String,
     /// Its message id.
-    pub message_id: String,
-    /// `queued`, `dispatched`, `streaming`, `completed`, `failed`.
-    pub state: String,
+    pub message_id: MessageId,
+    /// Its state.
+    pub state: TurnState,
     /// Stranded now (see the store's definition).
     pub stranded: bool,
     /// Worker slot.
     pub worker_id: Option<WorkerId>,
     /// Worker generation.
     pub worker_generation: Option<u32>,
-    /// RFC 3339.
-    pub created_at: String,
-    /// RFC 3339.
-    pub dispatched_at: Option<String>,
-    /// RFC 3339.
-    pub first_output_at: Option<String>,
-    /// RFC 3339.
-    pub last_progress_at: Option<String>,
-    /// RFC 3339.
-    pub deadline_at: Option<String>,
-    /// RFC 3339.
-    pub ended_at: Option<String>,
-    /// `completed` or `failed`.
-    pub outcome: Option<String>,
+    /// Epoch ms (RFC 3339 on the wire).
+    #[serde(with = "rfc3339")]
+    pub created_at: i64,
+    /// Epoch ms (RFC 3339 on the wire).
+    #[serde(with = "rfc3339_opt")]
+    pub dispatched_at: Option<i64>,
+    /// Epoch ms (RFC 3339 on the wire).
+    #[serde(with = "rfc3339_opt")]
+    pub first_output_at: Option<i64>,
+    /// Epoch ms (RFC 3339 on the wire).
+    #[serde(with = "rfc3339_opt")]
+    pub last_progress_at: Option<i64>,
+    /// Epoch ms (RFC 3339 on the wire).
+    #[serde(with = "rfc3339_opt")]
+    pub deadline_at: Option<i64>,
+    /// Epoch ms (RFC 3339 on the wire).
+    #[serde(with = "rfc3339_opt")]
+    pub ended_at: Option<i64>,
+    /// How it ended.
+    pub outcome: Option<Outcome>,
     /// Failure code.
-    pub code: Option<String>,
+    pub code: Option<ErrorCode>,
     /// Failure sentence.
     pub error: Option<String>,
     /// The message text: operators only, one turn's detail only.
@@ -176,7 +294,26 @@ pub struct WorkerDetail {
     /// Its recent turns, newest first.
     pub recent_turns: Vec<TurnInfo>,
     /// Its rejected and late output, newest first.
-    pub rejected_output: Vec<Value>,
+    pub rejected_output: Vec<RejectedLine>,
+}
+
+/// A worker line the gateway did not act on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectedLine {
+    /// The generation that wrote it.
+    pub generation: u32,
+    /// The turn it named.
+    pub turn_id: Option<TurnId>,
+    /// Rejected or late.
+    pub kind: RejectionKind,
+    /// Why.
+    pub reason: String,
+    /// The line (clipped).
+    pub line: String,
+    /// Epoch ms (RFC 3339 on the wire).
+    #[serde(with = "rfc3339")]
+    pub at: i64,
 }
 
 /// `GET /api/v1/admin/turns/{id}`.
@@ -195,8 +332,8 @@ pub struct TurnDetail {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TimelineEntry {
-    /// `admin` (lifecycle log) or `session` (what the client was sent).
-    pub source: String,
+    /// Which log the step is from.
+    pub source: TimelineSource,
     /// Sequence number in that log.
     pub seq: i64,
     /// Event name.
@@ -205,12 +342,62 @@ pub struct TimelineEntry {
     pub data: Value,
 }
 
+/// A timeline step, read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TimelineEvent {
+    /// A lifecycle event.
+    Admin(super::AdminEvent),
+    /// What the client was sent.
+    Session(super::SessionEvent),
+}
+
+impl TimelineEntry {
+    /// The step as the vocabulary reads it (`None` for one this version does not know).
+    pub fn event(&self) -> Option<TimelineEvent> {
+        match self.source {
+            TimelineSource::Admin => super::AdminEvent::parse(&self.kind, self.data.clone())
+                .ok()
+                .map(TimelineEvent::Admin),
+            TimelineSource::Session => super::SessionEvent::parse(&self.kind, self.data.clone())
+                .ok()
+                .map(TimelineEvent::Session),
+        }
+    }
+}
+
+impl TimelineEvent {
+    /// When it happened (epoch ms), when it says.
+    pub fn timestamp(&self) -> Option<i64> {
+        match self {
+            Self::Admin(e) => Some(e.timestamp()),
+            Self::Session(e) => e.timestamp(),
+        }
+    }
+}
+
 /// The admin stream's first event for a client without a cursor.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Snapshot {
     /// Live workers.
     pub workers: Vec<WorkerInfo>,
     /// Open turns.
     pub turns: Vec<TurnInfo>,
+    /// The log did not reach the cursor sent: this snapshot replaces what the client had.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gap: bool,
+    /// `null` after a gap (as a session stream's `connected` says it), absent otherwise:
+    /// `Some(())` is written as `null`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_from: Option<()>,
+}
+
+wire_enum! {
+    /// The log a timeline step comes from.
+    pub enum TimelineSource {
+        /// The admin lifecycle log.
+        Admin = "admin",
+        /// The session's event log (what the client was sent).
+        Session = "session",
+    }
 }

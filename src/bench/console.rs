@@ -2,18 +2,40 @@
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use serde_json::json;
 use std::time::{Duration, Instant};
 
 use super::{Figure, ms};
+use crate::api::AdminEvent;
+use crate::api::lifecycle::{TurnDispatched, TurnEnded, TurnProgress, TurnQueued, WorkerSpawned};
 use crate::console::render::{Palette, render};
 use crate::console::state::{State, View};
 use crate::console::update::{LinkMsg, Msg, update};
+use crate::ids::{MessageId, SessionId, TurnId, WorkerId};
 
 const T0: i64 = 1_800_000_000_000;
 
-fn event(seq: i64, kind: &str, data: serde_json::Value) -> Msg {
-    Msg::Link(LinkMsg::Event(seq, kind.into(), data))
+fn event(seq: i64, event: AdminEvent) -> Msg {
+    Msg::Link(LinkMsg::Event(seq, event))
+}
+
+fn queued(turn: &str, at: i64) -> AdminEvent {
+    AdminEvent::TurnQueued(TurnQueued {
+        turn_id: TurnId(turn.to_owned()),
+        session_id: SessionId("s-1".into()),
+        agent_id: "echo".into(),
+        message_id: MessageId(format!("m-{turn}")),
+        timestamp: at,
+    })
+}
+
+fn dispatched(turn: &str, worker: &str, at: i64) -> AdminEvent {
+    AdminEvent::TurnDispatched(TurnDispatched {
+        turn_id: TurnId(turn.to_owned()),
+        worker_id: WorkerId(worker.to_owned()),
+        generation: 1,
+        deadline_at: T0 + 60_000,
+        timestamp: at,
+    })
 }
 
 /// A console model with `workers` live workers and `turns` open turns.
@@ -26,29 +48,31 @@ fn big_state(workers: usize, turns: usize) -> State {
             &mut s,
             event(
                 seq,
-                "worker.spawned",
-                json!({"workerId": format!("w-{w:05}"), "generation": 1, "pid": w, "agentId": "echo", "sessionId": format!("s-{w}"), "timestamp": T0 - 100_000}),
+                AdminEvent::WorkerSpawned(WorkerSpawned {
+                    worker_id: WorkerId(format!("w-{w:05}")),
+                    generation: 1,
+                    pid: w as u32,
+                    agent_id: "echo".into(),
+                    session_id: SessionId(format!("s-{w}")),
+                    timestamp: T0 - 100_000,
+                }),
             ),
         );
     }
     for t in 0..turns {
         let id = format!("t-{t:06}");
         seq += 1;
-        update(
-            &mut s,
-            event(
-                seq,
-                "turn.queued",
-                json!({"turnId": id, "agentId": "echo", "sessionId": "s-1", "timestamp": T0 - 100_000 + t as i64}),
-            ),
-        );
+        update(&mut s, event(seq, queued(&id, T0 - 100_000 + t as i64)));
         seq += 1;
         update(
             &mut s,
             event(
                 seq,
-                "turn.dispatched",
-                json!({"turnId": id, "workerId": format!("w-{:05}", t % workers.max(1)), "generation": 1, "deadlineAt": T0 + 60_000, "timestamp": T0 - 100_000 + t as i64}),
+                dispatched(
+                    &id,
+                    &format!("w-{:05}", t % workers.max(1)),
+                    T0 - 100_000 + t as i64,
+                ),
             ),
         );
     }
@@ -105,18 +129,28 @@ pub fn p6_frame_time() -> Vec<Figure> {
 pub fn p7_ingest() -> Vec<Figure> {
     let mut s = big_state(100, 0);
     let mut t = Terminal::new(TestBackend::new(200, 60)).expect("test backend");
-    let kinds = [
-        "turn.queued",
-        "turn.dispatched",
-        "turn.progress",
-        "turn.completed",
-    ];
-    let n = 200_000;
+    let n: usize = 200_000;
     let msgs: Vec<Msg> = (0..n)
         .map(|i| {
             let turn = format!("t-{:07}", i / 4);
-            let d = json!({"turnId": turn, "agentId": "echo", "sessionId": "s-1", "workerId": "w-00001", "generation": 1, "deadlineAt": T0 + 60_000, "timestamp": T0});
-            event(1_000 + i as i64, kinds[i % 4], d)
+            let e = match i % 4 {
+                0 => queued(&turn, T0),
+                1 => dispatched(&turn, "w-00001", T0),
+                2 => AdminEvent::TurnProgress(TurnProgress {
+                    turn_id: TurnId(turn),
+                    timestamp: T0,
+                }),
+                _ => AdminEvent::TurnCompleted(TurnEnded {
+                    turn_id: TurnId(turn),
+                    session_id: SessionId("s-1".into()),
+                    code: None,
+                    error: None,
+                    exit_code: None,
+                    signal: None,
+                    timestamp: T0,
+                }),
+            };
+            event(1_000 + i as i64, e)
         })
         .collect();
     let start = Instant::now();

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::Figure;
 use super::gateway::{Events, agent, next_of, session};
+use crate::api::EventKind;
 use crate::client::Client;
 use crate::config::Config;
 
@@ -24,7 +25,7 @@ async fn client_loop(client: Client, first: usize) -> anyhow::Result<u64> {
     for _ in 0..ROUNDS {
         for (sid, token, events) in &mut mine {
             client.post_message(sid, token, "rotate", None).await?;
-            next_of(events, &["complete"]).await?; // outcomes are counted from the store
+            next_of(events, &[EventKind::Complete]).await?; // outcomes are counted from the store
             turns += 1;
         }
     }

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncWriteExt, BufReader};
 
 use super::{Figure, ms, pct};
-use crate::api::CreateSession;
+use crate::api::admin::ListQuery;
+use crate::api::{CreateSession, ErrorCode, EventKind, FromWorker, SessionEvent};
 use crate::client::{Client, SseEvent};
 use crate::config::{AgentConfig, Config};
 use crate::gateway::RunningGateway;
@@ -81,13 +82,14 @@ pub(super) async fn session(
 
 pub(super) async fn next_of(
     events: &mut Events,
-    kinds: &[&str],
-) -> anyhow::Result<(Instant, SseEvent)> {
+    kinds: &[EventKind],
+) -> anyhow::Result<(Instant, SessionEvent)> {
     loop {
         let ev = tokio::time::timeout(Duration::from_secs(30), events.next())
             .await?
             .ok_or_else(|| anyhow::anyhow!("stream ended"))??;
-        if kinds.contains(&ev.event.as_str()) {
+        let ev = ev.session()?;
+        if kinds.contains(&ev.kind()) {
             return Ok((Instant::now(), ev));
         }
     }
@@ -159,13 +161,17 @@ fn latency(
 /// client's receipt of `error` minus that stamp. The floor is the same interval for a parent
 /// reading the child's stdout and seeing its exit (`wait`), with no gateway.
 pub async fn p1_crash_to_error() -> anyhow::Result<Vec<Figure>> {
-    let stamp = |v: &serde_json::Value| v["content"].as_str().and_then(|c| c.parse::<f64>().ok());
+    let stamp = |c: &str| c.parse::<f64>().ok();
     let mut floor = Vec::with_capacity(SAMPLES);
     for i in 0..SAMPLES {
         let (mut child, mut stdin, mut lines) = raw_worker(CRASH_EXIT1).await?;
         stdin.write_all(turn_line(i, "crash").as_bytes()).await?;
         let line = lines.next_line().await?.unwrap_or_default();
-        let at = stamp(&serde_json::from_str(&line)?).ok_or_else(|| anyhow::anyhow!("no stamp"))?;
+        let content = match serde_json::from_str(&line)? {
+            FromWorker::Delta { content, .. } => content,
+            other => anyhow::bail!("expected a delta, got {other:?}"),
+        };
+        let at = stamp(&content).ok_or_else(|| anyhow::anyhow!("no stamp"))?;
         child.wait().await?;
         floor.push((now_micros() - at) / 1000.0);
     }
@@ -180,15 +186,17 @@ pub async fn p1_crash_to_error() -> anyhow::Result<Vec<Figure>> {
         for _ in 0..SAMPLES {
             let (sid, token, mut events) = session(&client, agent).await?;
             client.post_message(&sid, &token, "crash", None).await?;
-            let (_, delta) = next_of(&mut events, &["output"]).await?;
-            let (_, ev) = next_of(&mut events, &["error"]).await?;
+            let (_, delta) = next_of(&mut events, &[EventKind::Output]).await?;
+            let (_, ev) = next_of(&mut events, &[EventKind::Error]).await?;
             let received = now_micros();
             anyhow::ensure!(
-                ev.data["code"] == "worker_crashed",
-                "unexpected {:?}",
-                ev.data
+                matches!(&ev, SessionEvent::Error(f) if f.code == ErrorCode::WorkerCrashed),
+                "unexpected {ev:?}"
             );
-            let at = stamp(&delta.data).ok_or_else(|| anyhow::anyhow!("no stamp"))?;
+            let SessionEvent::Output(delta) = delta else {
+                anyhow::bail!("expected output, got {delta:?}");
+            };
+            let at = stamp(&delta.content).ok_or_else(|| anyhow::anyhow!("no stamp"))?;
             samples.push((received - at) / 1000.0);
         }
         out.push(latency(
@@ -217,19 +225,20 @@ pub async fn p2_hung_to_error() -> anyhow::Result<Vec<Figure>> {
             .post_message(&sid, &token, "are you there", None)
             .await?;
         let t0 = Instant::now();
-        let (t1, ev) = next_of(&mut events, &["error"]).await?;
+        let (t1, ev) = next_of(&mut events, &[EventKind::Error]).await?;
         anyhow::ensure!(
-            ev.data["code"] == "turn_stalled",
-            "unexpected {:?}",
-            ev.data
+            matches!(&ev, SessionEvent::Error(f) if f.code == ErrorCode::TurnStalled),
+            "unexpected {ev:?}"
         );
         to_error.push(ms(t1 - t0));
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let d: serde_json::Value = client
-                .get_json(&format!("/api/v1/admin/workers?session={sid}"))
-                .await?;
-            if d["items"][0]["exitedAt"].is_string() {
+            let q = ListQuery {
+                session: Some(sid.clone()),
+                ..ListQuery::default()
+            };
+            let d = client.workers(&q).await?;
+            if d.items.first().is_some_and(|w| w.exited_at.is_some()) {
                 stopped += 1;
                 break;
             }
@@ -296,14 +305,11 @@ pub async fn p4_delta_latency() -> anyhow::Result<Vec<Figure>> {
             .post_message(&sid, &token, &"x".repeat(50), None)
             .await?;
         loop {
-            let (_, ev) = next_of(&mut events, &["output", "complete"]).await?;
-            if ev.event == "complete" {
+            let (_, ev) = next_of(&mut events, &[EventKind::Output, EventKind::Complete]).await?;
+            let SessionEvent::Output(delta) = ev else {
                 break;
-            }
-            if let Some(stamp) = ev.data["content"]
-                .as_str()
-                .and_then(|c| c.parse::<f64>().ok())
-            {
+            };
+            if let Ok(stamp) = delta.content.parse::<f64>() {
                 samples.push((now_micros() - stamp) / 1000.0);
             }
         }

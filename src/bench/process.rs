@@ -161,12 +161,8 @@ pub async fn p5_idle_connections() -> anyhow::Result<Vec<Figure>> {
     let held = streams.iter().filter(|s| s.is_ok()).count();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let o: serde_json::Value = client.get_json("/api/v1/admin/overview").await?;
-        if o["sseConnections"]
-            .as_u64()
-            .is_some_and(|c| c as usize >= held)
-            || Instant::now() > deadline
-        {
+        let o = client.overview().await?;
+        if o.sse_connections >= held || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -5,6 +5,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::Figure;
 use super::gateway::{agent, next_of, raw_worker, session, start, turn_line};
+use crate::api::EventKind;
 
 /// P3: turns/s through one gateway, echo worker, 1 kB reply in 10 deltas, 64 concurrent
 /// sessions; the floor is the same loop over raw pipes to 64 workers with no gateway.
@@ -49,11 +50,11 @@ pub async fn p3_throughput() -> anyhow::Result<Vec<Figure>> {
         tasks.push(tokio::spawn(async move {
             let (sid, token, mut events) = session(&client, "echo").await?;
             client.post_message(&sid, &token, &content, None).await?; // warm: spawn the worker
-            next_of(&mut events, &["complete"]).await?;
+            next_of(&mut events, &[EventKind::Complete]).await?;
             let (start, mut n) = (Instant::now(), 0u64);
             while start.elapsed() < window {
                 client.post_message(&sid, &token, &content, None).await?;
-                next_of(&mut events, &["complete"]).await?;
+                next_of(&mut events, &[EventKind::Complete]).await?;
                 n += 1;
             }
             anyhow::Ok(n)

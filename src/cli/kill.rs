@@ -4,7 +4,9 @@
 use futures::StreamExt;
 use std::time::Duration;
 
-use crate::api::admin::{KillRequest, WorkerDetail};
+use crate::api::AdminEvent;
+use crate::api::admin::KillRequest;
+use crate::api::lifecycle::{AdminStreamEvent, WorkerExited};
 use crate::client::{Client, ClientError};
 
 /// How long to wait for the exit event after the gateway accepted the kill.
@@ -31,15 +33,13 @@ pub struct Killed {
     pub generation: u32,
     /// Pid.
     pub pid: u32,
-    /// The `worker.exited` data.
-    pub exit: serde_json::Value,
+    /// The `worker.exited` event.
+    pub exit: WorkerExited,
 }
 
 /// Kills the worker's current process.
 pub async fn kill(client: &Client, worker: &str, reason: &str) -> Result<Killed, KillError> {
-    let detail: WorkerDetail = client
-        .get_json(&format!("/api/v1/admin/workers/{worker}"))
-        .await?;
+    let detail = client.worker(worker).await?;
     let w = detail.worker;
     if w.exited_at.is_some() {
         return Err(KillError::NotRunning(worker.to_owned(), w.generation));
@@ -54,11 +54,11 @@ pub async fn kill(client: &Client, worker: &str, reason: &str) -> Result<Killed,
     client.kill(worker, &req).await?;
     let wait = async {
         while let Some(Ok(ev)) = events.next().await {
-            if ev.event == "worker.exited"
-                && ev.data["workerId"] == worker
-                && ev.data["generation"] == w.generation
+            if let Ok(AdminStreamEvent::Event(AdminEvent::WorkerExited(e))) = ev.admin()
+                && e.worker_id == w.worker_id
+                && e.generation == w.generation
             {
-                return Some(ev.data);
+                return Some(e);
             }
         }
         None

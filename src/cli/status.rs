@@ -2,13 +2,14 @@
 //! for scripts, `--watch` for an NDJSON stream of admin events, `--exit-code` to exit 3 when
 //! anything is stranded.
 
-use futures::StreamExt;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::time::Duration;
 
-use crate::api::admin::{Overview, Page, TurnInfo, WorkerInfo};
-use crate::client::{Client, ClientError};
+use crate::api::admin::{ListQuery, Overview, TurnInfo, WorkerInfo};
+use crate::api::lifecycle::AdminStreamEvent;
+use crate::api::state::{TurnSet, WorkerSet};
+use crate::client::{Client, ClientError, Item};
 
 /// Exit code when `--exit-code` finds stranded turns.
 pub const STRANDED_EXIT: i32 = 3;
@@ -25,13 +26,11 @@ pub struct Status {
 
 /// Reads the snapshot.
 pub async fn fetch(client: &Client) -> Result<Status, ClientError> {
-    let overview: Overview = client.get_json("/api/v1/admin/overview").await?;
-    let workers: Page<WorkerInfo> = client
-        .get_json("/api/v1/admin/workers?state=live&limit=1000")
+    let overview = client.overview().await?;
+    let workers = client
+        .workers(&ListQuery::of(WorkerSet::Live, 1000))
         .await?;
-    let turns: Page<TurnInfo> = client
-        .get_json("/api/v1/admin/turns?state=open&limit=1000")
-        .await?;
+    let turns = client.turns(&ListQuery::of(TurnSet::Open, 1000)).await?;
     let mut status = Status {
         overview,
         workers: workers.items,
@@ -41,9 +40,9 @@ pub async fn fetch(client: &Client) -> Result<Status, ClientError> {
     // shown, so it never says `stranded: 2` above a table with no stranded row.
     if workers.next_cursor.is_none() {
         let o = &mut status.overview;
-        o.workers.retain(|state, _| state == "exited");
+        o.workers.retain(|state, _| !state.is_live());
         for w in &status.workers {
-            *o.workers.entry(w.state.clone()).or_default() += 1;
+            *o.workers.entry(w.state).or_default() += 1;
         }
     }
     if turns.next_cursor.is_none() {
@@ -57,15 +56,15 @@ pub fn to_json(s: &Status) -> Value {
     json!({ "overview": s.overview, "workers": s.workers, "turns": s.turns })
 }
 
-fn age(rfc3339: Option<&str>) -> String {
-    let Some(t) = rfc3339.and_then(crate::clock::from_rfc3339) else {
+fn age(since: Option<i64>) -> String {
+    let Some(t) = since else {
         return "-".into();
     };
     let secs = (crate::clock::now_ms() - t).max(0) / 1000;
     humantime::format_duration(Duration::from_secs(secs as u64)).to_string()
 }
 
-fn counts(m: &std::collections::BTreeMap<String, i64>) -> String {
+fn counts<K: std::fmt::Display>(m: &std::collections::BTreeMap<K, i64>) -> String {
     if m.is_empty() {
         return "none".into();
     }
@@ -107,7 +106,7 @@ pub fn render(url: &str, s: &Status, out: &mut dyn Write) -> std::io::Result<()>
             w.pid,
             w.state,
             w.agent_id,
-            age(Some(&w.started_at))
+            age(Some(w.started_at))
         )?;
     }
     writeln!(out, "\nTURNS IN FLIGHT ({})", s.turns.len())?;
@@ -129,8 +128,8 @@ pub fn render(url: &str, s: &Status, out: &mut dyn Write) -> std::io::Result<()>
             t.turn_id,
             state,
             t.agent_id,
-            age(Some(&t.created_at)),
-            age(t.last_progress_at.as_deref())
+            age(Some(t.created_at)),
+            age(t.last_progress_at)
         )?;
     }
     Ok(())
@@ -138,31 +137,27 @@ pub fn render(url: &str, s: &Status, out: &mut dyn Write) -> std::io::Result<()>
 
 /// The gateway pings an idle admin stream every 30 s.
 const SILENT: Duration = Duration::from_secs(75);
+/// How long `--watch` keeps trying to resume a broken stream.
+const GIVE_UP: Duration = Duration::from_secs(30);
 
 /// Prints admin events as NDJSON until the stream can no longer be resumed.
 pub async fn watch(client: &Client, out: &mut (dyn Write + Send)) -> Result<(), ClientError> {
-    let mut last: Option<i64> = None;
-    let mut failures = 0u32;
+    // A stream with nothing, not even a ping, for `SILENT` is dead: it is resumed.
+    let mut stream = client
+        .admin_stream(None)
+        .quiet_after(SILENT, true)
+        .give_up_after(GIVE_UP);
     loop {
-        match client.admin_events(last).await {
-            Ok(mut stream) => {
-                failures = 0;
-                // A stream with nothing, not even a ping, for `SILENT` is dead: resume it.
-                while let Ok(Some(Ok(ev))) = tokio::time::timeout(SILENT, stream.next()).await {
-                    if ev.event == "ping" {
-                        continue;
-                    }
-                    last = ev.id.or(last);
-                    let line = json!({ "event": ev.event, "id": ev.id, "data": ev.data });
-                    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
-                        return Ok(()); // stdout closed: the reader is gone
-                    }
-                }
+        let ev = match stream.next().await? {
+            Item::Event(_, AdminStreamEvent::Ping(_)) => continue,
+            Item::Event(ev, _) => ev,
+            Item::Connecting(_) | Item::Connected | Item::Gap(_) | Item::Lost(_) | Item::Quiet => {
+                continue;
             }
-            Err(e @ ClientError::Api { .. }) => return Err(e),
-            Err(e) if failures >= 10 => return Err(e),
-            Err(_) => failures += 1,
+        };
+        let line = json!({ "event": ev.event, "id": ev.id, "data": ev.data });
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            return Ok(()); // stdout closed: the reader is gone
         }
-        tokio::time::sleep(Duration::from_millis(200 * u64::from(failures.min(10) + 1))).await;
     }
 }

@@ -4,11 +4,11 @@
 //! reported only when the gateway's own event confirms it.
 
 use crossterm::event::{KeyCode, KeyEvent};
-use serde_json::Value;
 
 use super::cells::span;
 use super::state::{Detail, Mode, RowKey, State};
 use super::update::Effect;
+use crate::api::{AdminEvent, ErrorCode};
 use crate::ids::{SessionId, TurnId, WorkerId};
 
 /// What the dialog will act on, as it was when the dialog opened.
@@ -125,7 +125,7 @@ fn kill_target(state: &State, worker: &WorkerId) -> Option<Target> {
         .model
         .workers
         .get(worker)
-        .filter(|w| w.state != "exited")?;
+        .filter(|w| w.state.is_live())?;
     let turn = w
         .current_turn
         .as_ref()
@@ -258,19 +258,20 @@ pub fn on_answer(state: &mut State, answer: Result<(), String>) {
 }
 
 /// Checks an admin event against the pending action; reports success only on its confirmation.
-pub fn on_event(state: &mut State, kind: &str, d: &Value) {
+pub fn on_event(state: &mut State, event: &AdminEvent) {
     let Some(p) = &state.pending else { return };
-    let outcome = match &p.target {
-        Target::Kill {
-            worker, generation, ..
-        } if kind == "worker.exited"
-            && d["workerId"] == worker.as_str()
-            && d["generation"] == *generation =>
-        {
-            let how = d["signal"]
-                .as_str()
-                .map_or_else(|| format!("exit {}", d["exitCode"]), str::to_owned);
-            if d["intentional"] == true {
+    let outcome = match (&p.target, event) {
+        (
+            Target::Kill {
+                worker, generation, ..
+            },
+            AdminEvent::WorkerExited(e),
+        ) if e.worker_id == *worker && e.generation == *generation => {
+            let how = e.signal.clone().unwrap_or_else(|| match e.exit_code {
+                Some(c) => format!("exit {c}"),
+                None => "exit status unknown".into(),
+            });
+            if e.intentional {
                 Some((
                     format!(
                         "killed {worker} generation {generation} ({how}), recorded as intentional"
@@ -286,11 +287,10 @@ pub fn on_event(state: &mut State, kind: &str, d: &Value) {
                 ))
             }
         }
-        Target::Cancel { turn, .. }
-            if (kind == "turn.failed" || kind == "turn.completed")
-                && d["turnId"] == turn.as_str() =>
+        (Target::Cancel { turn, .. }, AdminEvent::TurnFailed(e) | AdminEvent::TurnCompleted(e))
+            if e.turn_id == *turn =>
         {
-            if d["code"] == "cancelled_by_operator" {
+            if e.code == Some(ErrorCode::CancelledByOperator) {
                 Some((
                     format!("cancelled {turn}: it ended with cancelled_by_operator"),
                     false,
@@ -299,7 +299,7 @@ pub fn on_event(state: &mut State, kind: &str, d: &Value) {
                 Some((
                     format!(
                         "{turn} ended on its own ({}) before the cancel",
-                        d["code"].as_str().unwrap_or("completed")
+                        e.code.map_or("completed", ErrorCode::as_str)
                     ),
                     true,
                 ))

@@ -5,6 +5,8 @@ use std::cmp::Ordering;
 
 use super::model::{EventLine, Turn, Worker};
 use super::state::Sort;
+use crate::api::state::ExitReason;
+use crate::api::{ErrorCode, TurnState, WorkerState};
 
 /// `4s`, `2m05s`, `1h02m`, `3d04h`.
 pub fn span(ms: i64) -> String {
@@ -18,13 +20,12 @@ pub fn span(ms: i64) -> String {
 }
 
 /// A worker state with its glyph.
-pub fn worker_state(state: &str) -> String {
+pub fn worker_state(state: WorkerState) -> String {
     let glyph = match state {
-        "busy" => "●",
-        "idle" | "ready" => "○",
-        "starting" => "…",
-        "exited" => "✗",
-        _ => "?",
+        WorkerState::Busy => "●",
+        WorkerState::Idle | WorkerState::Ready => "○",
+        WorkerState::Starting => "…",
+        WorkerState::Exited => "✗",
     };
     format!("{glyph} {state}")
 }
@@ -34,26 +35,21 @@ pub fn turn_state(t: &Turn) -> String {
     if t.stranded && t.is_open() {
         return "! STRANDED".into();
     }
-    let glyph = match t.state.as_str() {
-        "queued" => "…",
-        "dispatched" => "→",
-        "streaming" => "▸",
-        "completed" => "✓",
-        "failed" => return format!("✗ {}", t.code.as_deref().unwrap_or("failed")),
-        _ => "?",
+    let glyph = match t.state {
+        TurnState::Queued => "…",
+        TurnState::Dispatched => "→",
+        TurnState::Streaming => "▸",
+        TurnState::Completed => "✓",
+        TurnState::Failed => {
+            return format!("✗ {}", t.code.map_or("failed", ErrorCode::as_str));
+        }
     };
     format!("{glyph} {}", t.state)
 }
 
-/// An exit recorded at a gateway's start-up for a worker of its previous run, which nobody saw
-/// crash.
-fn is_recovered(reason: &str) -> bool {
-    matches!(reason, "gone_at_recovery" | "gateway_restarted")
-}
-
 /// The Workers view's cells.
 pub fn worker(w: &Worker, now: i64) -> Vec<String> {
-    let exited = w.state == "exited";
+    let exited = w.state == WorkerState::Exited;
     let last_exit = w.last_exit.as_ref().map_or_else(String::new, |e| {
         let why = if e.intentional {
             e.reason
@@ -61,11 +57,11 @@ pub fn worker(w: &Worker, now: i64) -> Vec<String> {
                 .next()
                 .unwrap_or("intentional")
                 .to_owned()
-        } else if is_recovered(&e.reason) {
+        } else if ExitReason::of(&e.reason).is_some_and(ExitReason::is_recovery) {
             // Found gone (or unverifiable) when a gateway restarted: not seen to crash.
             e.reason.clone()
         } else {
-            "crashed".into()
+            ExitReason::Crashed.to_string()
         };
         format!("{} {why}", e.describe())
     });
@@ -77,7 +73,7 @@ pub fn worker(w: &Worker, now: i64) -> Vec<String> {
         } else {
             w.pid.to_string()
         },
-        worker_state(&w.state),
+        worker_state(w.state),
         w.agent.clone(),
         if exited {
             "-".into()
@@ -137,12 +133,12 @@ pub fn event(e: &EventLine) -> Vec<String> {
     ]
 }
 
-fn rank(state: &str) -> u8 {
+fn rank(state: WorkerState) -> u8 {
     match state {
-        "busy" => 0,
-        "starting" => 1,
-        "idle" | "ready" => 2,
-        _ => 3,
+        WorkerState::Busy => 0,
+        WorkerState::Starting => 1,
+        WorkerState::Idle | WorkerState::Ready => 2,
+        WorkerState::Exited => 3,
     }
 }
 
@@ -154,8 +150,8 @@ fn directed(o: Ordering, sort: Sort) -> Ordering {
 pub fn sort_workers(ws: &mut [&Worker], sort: Sort, now: i64) {
     ws.sort_by(|a, b| {
         let o = match sort.column {
-            None => rank(&a.state)
-                .cmp(&rank(&b.state))
+            None => rank(a.state)
+                .cmp(&rank(b.state))
                 .then(b.started_at.cmp(&a.started_at)),
             Some(1) => a.generation.cmp(&b.generation),
             Some(2) => a.pid.cmp(&b.pid),

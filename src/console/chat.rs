@@ -2,10 +2,10 @@
 //! as they stream in. Sending goes through the Agent API, the same path a client uses.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use serde_json::Value;
 
 use super::state::{State, View};
 use super::update::Effect;
+use crate::api::{ErrorCode, Outcome, SessionEvent};
 use crate::ids::TurnId;
 
 /// A chat session the console holds.
@@ -24,13 +24,15 @@ pub struct ChatSession {
 pub enum ReplyEnd {
     /// `complete{completed}`.
     Completed,
-    /// `error` then `complete{failed}`, or the gateway refused the message.
+    /// `error` then `complete{failed}`.
     Failed {
         /// Machine code.
-        code: String,
+        code: ErrorCode,
         /// Sentence.
         error: String,
     },
+    /// The gateway refused the message, or could not be reached: why.
+    NotSent(String),
 }
 
 /// One message and its reply.
@@ -78,7 +80,7 @@ pub enum ChatMsg {
     /// The gateway accepted message `local` as `turn`.
     Queued(u64, TurnId),
     /// An event of the chat session's stream.
-    Event(String, Value),
+    Event(SessionEvent),
     /// Message `local` could not be sent.
     Failed(u64, String),
 }
@@ -89,11 +91,11 @@ impl Chat {
         self.agents.get(self.agent).map(String::as_str)
     }
 
-    fn reply_by_turn(&mut self, turn: &str) -> Option<&mut Reply> {
+    fn reply_by_turn(&mut self, turn: &TurnId) -> Option<&mut Reply> {
         self.replies
             .iter_mut()
             .rev()
-            .find(|r| r.turn.as_ref().is_some_and(|t| t.as_str() == turn))
+            .find(|r| r.turn.as_ref() == Some(turn))
     }
 }
 
@@ -175,32 +177,30 @@ pub fn on_msg(state: &mut State, msg: ChatMsg) {
         }
         ChatMsg::Failed(local, error) => {
             if let Some(r) = chat.replies.iter_mut().find(|r| r.local == local) {
-                r.end = Some(ReplyEnd::Failed {
-                    code: "not_sent".into(),
-                    error,
-                });
+                r.end = Some(ReplyEnd::NotSent(error));
             }
         }
-        ChatMsg::Event(kind, d) => {
-            let Some(r) = d["turnId"].as_str().and_then(|t| chat.reply_by_turn(t)) else {
+        ChatMsg::Event(event) => {
+            let Some(r) = event.turn_id().and_then(|t| chat.reply_by_turn(t)) else {
                 return;
             };
-            match kind.as_str() {
-                "output" => {
-                    r.text.push_str(d["content"].as_str().unwrap_or_default());
+            match event {
+                SessionEvent::Output(d) => {
+                    r.text.push_str(&d.content);
                     r.last_chunk_at = Some(now);
                 }
-                "error" => {
-                    let code = d["code"].as_str().unwrap_or("unknown").to_owned();
+                SessionEvent::Error(f) => {
                     r.end = Some(ReplyEnd::Failed {
-                        code,
-                        error: d["error"].as_str().unwrap_or_default().to_owned(),
+                        code: f.code,
+                        error: f.error,
                     });
                 }
-                "complete" if d["status"] == "completed" => r.end = Some(ReplyEnd::Completed),
-                "complete" if r.end.is_none() => {
+                SessionEvent::Complete(c) if c.status == Outcome::Completed => {
+                    r.end = Some(ReplyEnd::Completed);
+                }
+                SessionEvent::Complete(_) if r.end.is_none() => {
                     r.end = Some(ReplyEnd::Failed {
-                        code: "unknown".into(),
+                        code: ErrorCode::AgentError,
                         error: "the turn failed".into(),
                     });
                 }

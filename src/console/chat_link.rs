@@ -1,18 +1,17 @@
 //! The chat's I/O: create a session, open its event stream before the first message (so no
 //! event can fall before it), post, and forward the stream's events to the console.
 
-use futures::StreamExt;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use super::chat::{ChatMsg, ChatSession};
 use super::update::Msg;
-use crate::api::CreateSession;
-use crate::client::{Client, ClientError, Cursor};
+use crate::api::{CreateSession, SessionEvent};
+use crate::client::{Client, ClientError, Cursor, Item};
 
-/// Resume attempts for a dropped chat stream.
-const RESUMES: u32 = 5;
+/// How long a broken chat stream is retried before the pane stops following it.
+const GIVE_UP: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The one chat stream the console keeps open.
 #[derive(Clone, Default)]
@@ -71,44 +70,32 @@ async fn open(
         id: created.agent_id,
         token: created.token,
     };
-    let mut events = client.events(&session.id, &session.token, None).await?;
+    let mut events = client
+        .session_stream(&session.id, &session.token, Cursor::default())
+        .give_up_after(GIVE_UP);
     // Wait for `connected`: from here on, nothing of this session can be missed, even when
     // the stream drops before its first event (the cursor starts where `connected` says).
-    let mut last = Cursor::default();
-    while let Some(Ok(ev)) = events.next().await {
-        if ev.event == "connected" {
-            last.on_connected(&ev.data);
-            break;
+    loop {
+        match events.next().await? {
+            Item::Event(_, SessionEvent::Connected(_)) => break,
+            Item::Lost(why) if events.cursor().is_none() => {
+                return Err(ClientError::Protocol(why));
+            }
+            _ => {}
         }
     }
     let _ = tx.send(Msg::Chat(ChatMsg::Session(session.clone())));
-    let (client, tx2, s) = (client.clone(), tx.clone(), session.clone());
+    let tx = tx.clone();
     let task = tokio::spawn(async move {
-        let mut resumes = 0;
-        loop {
-            while let Some(Ok(ev)) = events.next().await {
-                if ev.event == "connected" {
-                    last.on_connected(&ev.data);
-                    continue;
-                }
-                if ev.event == "ping" {
-                    continue;
-                }
-                last.on_event(ev.id);
-                if tx2
-                    .send(Msg::Chat(ChatMsg::Event(ev.event, ev.data)))
-                    .is_err()
-                {
-                    return;
-                }
+        while let Ok(item) = events.next().await {
+            let Item::Event(_, event) = item else {
+                continue;
+            };
+            if matches!(event, SessionEvent::Connected(_) | SessionEvent::Ping(_)) {
+                continue;
             }
-            resumes += 1;
-            if resumes > RESUMES {
+            if tx.send(Msg::Chat(ChatMsg::Event(event))).is_err() {
                 return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(300 * u64::from(resumes))).await;
-            if let Ok(e) = client.events(&s.id, &s.token, last.get()).await {
-                events = e;
             }
         }
     });

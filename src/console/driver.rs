@@ -8,7 +8,8 @@ use super::chat_link::{self, ChatStream};
 use super::link::{self, LinkHandle};
 use super::state::State;
 use super::update::{Effect, Msg, update};
-use crate::api::admin::{CancelRequest, KillRequest, Overview, TurnDetail, WorkerDetail};
+use crate::api::ErrorCode;
+use crate::api::admin::{CancelRequest, KillRequest};
 use crate::client::{Client, ClientError};
 
 /// State plus the I/O it asks for.
@@ -63,9 +64,7 @@ impl Driver {
             Effect::Reconnect { fresh } => self.link.reconnect(fresh),
             Effect::LoadWorker(id) => {
                 tokio::spawn(async move {
-                    let r = client
-                        .get_json::<WorkerDetail>(&format!("/api/v1/admin/workers/{id}"))
-                        .await;
+                    let r = client.worker(id.as_str()).await;
                     let _ = tx.send(Msg::WorkerDetail(
                         r.map(Box::new).map_err(|e| e.to_string()),
                     ));
@@ -73,15 +72,13 @@ impl Driver {
             }
             Effect::LoadTurn(id) => {
                 tokio::spawn(async move {
-                    let r = client
-                        .get_json::<TurnDetail>(&format!("/api/v1/admin/turns/{id}"))
-                        .await;
+                    let r = client.turn(id.as_str()).await;
                     let _ = tx.send(Msg::TurnDetail(r.map(Box::new).map_err(|e| e.to_string())));
                 });
             }
             Effect::LoadOverview => {
                 tokio::spawn(async move {
-                    let r = client.get_json::<Overview>("/api/v1/admin/overview").await;
+                    let r = client.overview().await;
                     let _ = tx.send(Msg::Overview(r.map(Box::new).map_err(|e| e.to_string())));
                 });
             }
@@ -125,22 +122,28 @@ async fn act(client: &Client, target: &Target, reason: &str) -> Result<(), Strin
                 pid: Some(*pid),
                 reason,
             };
-            client.kill(worker.as_str(), &req).await
+            client.kill(worker.as_str(), &req).await.map(drop)
         }
-        Target::Cancel { turn, .. } => {
-            client
-                .cancel(turn.as_str(), &CancelRequest { reason })
-                .await
-        }
+        Target::Cancel { turn, .. } => client
+            .cancel(turn.as_str(), &CancelRequest { reason })
+            .await
+            .map(drop),
     };
-    match sent {
-        Ok(_) => Ok(()),
-        Err(ClientError::Api { code, message, .. }) => Err(match code.as_str() {
-            "target_changed" => format!("the target changed, nothing was done ({message})"),
-            "forbidden" => format!("this token may not act ({message})"),
-            "already_ended" => format!("the turn had already ended ({message})"),
-            _ => format!("{message} [{code}]"),
-        }),
-        Err(e) => Err(e.to_string()),
-    }
+    let e = match sent {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    Err(match (e.code(), &e) {
+        (Some(ErrorCode::TargetChanged), ClientError::Api { message, .. }) => {
+            format!("the target changed, nothing was done ({message})")
+        }
+        (Some(ErrorCode::Forbidden), ClientError::Api { message, .. }) => {
+            format!("this token may not act ({message})")
+        }
+        (Some(ErrorCode::AlreadyEnded), ClientError::Api { message, .. }) => {
+            format!("the turn had already ended ({message})")
+        }
+        (_, ClientError::Api { code, message, .. }) => format!("{message} [{code}]"),
+        (_, e) => e.to_string(),
+    })
 }

@@ -1,10 +1,11 @@
 //! The console's copy of the gateway: workers, turns and the admin log, built from the admin
 //! stream's `snapshot` and folded forward by each lifecycle event. Clocks are epoch ms.
 
-use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 
 use crate::api::admin::{Snapshot, TurnInfo, WorkerInfo};
+use crate::api::lifecycle::{TurnEnded, WorkerExited};
+use crate::api::{AdminEvent, ErrorCode, TurnState, WorkerState};
 use crate::ids::{SessionId, TurnId, WorkerId};
 
 /// Admin log lines kept for the Events view.
@@ -27,8 +28,8 @@ pub struct Worker {
     pub agent: String,
     /// Session.
     pub session: SessionId,
-    /// `starting`, `ready`, `busy`, `idle`, `exited`.
-    pub state: String,
+    /// Its state.
+    pub state: WorkerState,
     /// Epoch ms.
     pub started_at: i64,
     /// The turn it holds.
@@ -70,8 +71,8 @@ pub struct Turn {
     pub session: SessionId,
     /// Agent.
     pub agent: String,
-    /// `queued`, `dispatched`, `streaming`, `completed`, `failed`.
-    pub state: String,
+    /// Its state.
+    pub state: TurnState,
     /// Its worker.
     pub worker: Option<WorkerId>,
     /// Epoch ms.
@@ -83,7 +84,7 @@ pub struct Turn {
     /// Epoch ms.
     pub ended_at: Option<i64>,
     /// Failure code.
-    pub code: Option<String>,
+    pub code: Option<ErrorCode>,
     /// Failure sentence.
     pub error: Option<String>,
     /// The gateway reported it stranded.
@@ -104,10 +105,43 @@ pub struct EventLine {
     pub seq: Option<i64>,
     /// Epoch ms.
     pub at: i64,
-    /// Event name.
+    /// Event name (or the console's note kind).
     pub kind: String,
     /// A one-line summary.
     pub text: String,
+    /// How loudly to show it.
+    pub tone: Tone,
+}
+
+/// How an event line is shown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Tone {
+    /// As any line.
+    #[default]
+    Plain,
+    /// Something to look at (a gap in the log).
+    Warn,
+    /// Something broke (a crash, a stranded or failed turn).
+    Bad,
+}
+
+/// The console's own lines in the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Note {
+    /// Link state and operator actions.
+    Console,
+    /// The admin log did not line up with the console's cursor.
+    Gap,
+}
+
+impl Note {
+    /// The kind column's word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Console => "console",
+            Self::Gap => "gap",
+        }
+    }
 }
 
 /// Everything the console knows about the gateway.
@@ -125,27 +159,30 @@ pub struct Model {
     exited: VecDeque<WorkerId>,
 }
 
-fn opt_ms(v: Option<&String>) -> Option<i64> {
-    v.map(|s| ms(s))
-}
-
 impl Exit {
     /// How a worker generation from the admin API ended, if it has.
     pub fn of(w: &WorkerInfo) -> Option<Self> {
-        w.exited_at.as_ref().map(|at| Self {
+        w.exited_at.map(|at| Self {
             generation: w.generation,
             code: w.exit_code,
             signal: w.signal.clone(),
             intentional: w.intentional.unwrap_or(false),
             reason: w.exit_reason.clone().unwrap_or_default(),
-            at: ms(at),
+            at,
         })
     }
-}
 
-/// Epoch ms of an RFC 3339 time (0 when unreadable).
-pub fn ms(rfc3339: &str) -> i64 {
-    crate::clock::from_rfc3339(rfc3339).unwrap_or(0)
+    /// How a worker generation ended, from its `worker.exited` event.
+    fn from_event(e: &WorkerExited) -> Self {
+        Self {
+            generation: e.generation,
+            code: e.exit_code,
+            signal: e.signal.clone(),
+            intentional: e.intentional,
+            reason: e.reason.clone(),
+            at: e.timestamp,
+        }
+    }
 }
 
 fn worker_from(w: &WorkerInfo) -> Worker {
@@ -156,8 +193,8 @@ fn worker_from(w: &WorkerInfo) -> Worker {
         pid: w.pid,
         agent: w.agent_id.clone(),
         session: w.session_id.clone(),
-        state: w.state.clone(),
-        started_at: ms(&w.started_at),
+        state: w.state,
+        started_at: w.started_at,
         current_turn: w.current_turn_id.clone(),
         last_exit,
     }
@@ -168,20 +205,16 @@ fn turn_from(t: &TurnInfo) -> Turn {
         id: t.turn_id.clone(),
         session: t.session_id.clone(),
         agent: t.agent_id.clone(),
-        state: t.state.clone(),
+        state: t.state,
         worker: t.worker_id.clone(),
-        created_at: ms(&t.created_at),
-        last_progress_at: opt_ms(t.last_progress_at.as_ref()),
-        deadline_at: opt_ms(t.deadline_at.as_ref()),
-        ended_at: opt_ms(t.ended_at.as_ref()),
-        code: t.code.clone(),
+        created_at: t.created_at,
+        last_progress_at: t.last_progress_at,
+        deadline_at: t.deadline_at,
+        ended_at: t.ended_at,
+        code: t.code,
         error: t.error.clone(),
         stranded: t.stranded,
     }
-}
-
-fn s(v: &Value, key: &str) -> String {
-    v[key].as_str().unwrap_or_default().to_owned()
 }
 
 impl Model {
@@ -203,12 +236,17 @@ impl Model {
     }
 
     /// Adds a line of the console's own to the log.
-    pub fn note(&mut self, at: i64, kind: &str, text: String) {
+    pub fn note(&mut self, at: i64, note: Note, text: String) {
         self.push_line(EventLine {
             seq: None,
             at,
-            kind: kind.to_owned(),
+            kind: note.as_str().to_owned(),
             text,
+            tone: if note == Note::Gap {
+                Tone::Warn
+            } else {
+                Tone::Plain
+            },
         });
     }
 
@@ -220,129 +258,124 @@ impl Model {
     }
 
     /// Folds one admin event into the model.
-    pub fn apply_event(&mut self, seq: i64, kind: &str, d: &Value) {
+    pub fn apply_event(&mut self, seq: i64, event: &AdminEvent) {
         if self.last_seq.is_some_and(|last| seq <= last) {
             return; // already applied (a resume can overlap a snapshot)
         }
         self.last_seq = Some(seq);
-        let at = d["timestamp"].as_i64().unwrap_or_default();
-        let text = summary(kind, d);
+        let at = event.timestamp();
         self.push_line(EventLine {
             seq: Some(seq),
             at,
-            kind: kind.to_owned(),
-            text,
+            kind: event.kind().to_owned(),
+            text: summary(event),
+            tone: tone(event),
         });
-        let turn_id = TurnId(s(d, "turnId"));
-        let worker_id = WorkerId(s(d, "workerId"));
-        match kind {
-            "worker.spawned" => {
+        match event {
+            AdminEvent::WorkerSpawned(e) => {
                 let last_exit = self
                     .workers
-                    .get(&worker_id)
+                    .get(&e.worker_id)
                     .and_then(|w| w.last_exit.clone());
-                self.workers.insert(
-                    worker_id.clone(),
-                    Worker {
-                        id: worker_id,
-                        generation: d["generation"].as_u64().unwrap_or_default() as u32,
-                        pid: d["pid"].as_u64().unwrap_or_default() as u32,
-                        agent: s(d, "agentId"),
-                        session: SessionId(s(d, "sessionId")),
-                        state: "starting".into(),
-                        started_at: at,
-                        current_turn: None,
-                        last_exit,
-                    },
-                );
-            }
-            "worker.ready" => self.set_worker(&worker_id, |w| w.state = "idle".into()),
-            "worker.exited" => {
-                let exit = Exit {
-                    generation: d["generation"].as_u64().unwrap_or_default() as u32,
-                    code: d["exitCode"].as_i64().map(|c| c as i32),
-                    signal: d["signal"].as_str().map(str::to_owned),
-                    intentional: d["intentional"].as_bool().unwrap_or(false),
-                    reason: s(d, "reason"),
-                    at,
+                let worker = Worker {
+                    id: e.worker_id.clone(),
+                    generation: e.generation,
+                    pid: e.pid,
+                    agent: e.agent_id.clone(),
+                    session: e.session_id.clone(),
+                    state: WorkerState::Starting,
+                    started_at: at,
+                    current_turn: None,
+                    last_exit,
                 };
-                self.set_worker(&worker_id, |w| {
-                    if w.generation == exit.generation {
-                        w.state = "exited".into();
-                        w.current_turn = None;
-                    }
-                    w.last_exit = Some(exit);
-                });
-                self.exited.push_back(worker_id);
-                while self.exited.len() > EXITED_WORKERS {
-                    if let Some(old) = self.exited.pop_front()
-                        && self.workers.get(&old).is_some_and(|w| w.state == "exited")
-                    {
-                        self.workers.remove(&old);
-                    }
-                }
+                self.workers.insert(e.worker_id.clone(), worker);
             }
-            "turn.queued" => {
-                self.turns.insert(
-                    turn_id.clone(),
-                    Turn {
-                        id: turn_id,
-                        session: SessionId(s(d, "sessionId")),
-                        agent: s(d, "agentId"),
-                        state: "queued".into(),
-                        worker: None,
-                        created_at: at,
-                        last_progress_at: None,
-                        deadline_at: None,
-                        ended_at: None,
-                        code: None,
-                        error: None,
-                        stranded: false,
-                    },
-                );
+            AdminEvent::WorkerReady(e) => {
+                self.set_worker(&e.worker_id, |w| w.state = WorkerState::Ready);
             }
-            "turn.dispatched" => {
-                self.set_turn(&turn_id, |t| {
-                    t.state = "dispatched".into();
-                    t.worker = Some(worker_id.clone());
+            AdminEvent::WorkerExited(e) => self.worker_exited(e),
+            AdminEvent::TurnQueued(e) => {
+                let turn = Turn {
+                    id: e.turn_id.clone(),
+                    session: e.session_id.clone(),
+                    agent: e.agent_id.clone(),
+                    state: TurnState::Queued,
+                    worker: None,
+                    created_at: at,
+                    last_progress_at: None,
+                    deadline_at: None,
+                    ended_at: None,
+                    code: None,
+                    error: None,
+                    stranded: false,
+                };
+                self.turns.insert(e.turn_id.clone(), turn);
+            }
+            AdminEvent::TurnDispatched(e) => {
+                self.set_turn(&e.turn_id, |t| {
+                    t.state = TurnState::Dispatched;
+                    t.worker = Some(e.worker_id.clone());
                     t.last_progress_at = Some(at);
-                    t.deadline_at = d["deadlineAt"].as_i64();
+                    t.deadline_at = Some(e.deadline_at);
                 });
-                self.set_worker(&worker_id, |w| {
-                    w.state = "busy".into();
-                    w.current_turn = Some(turn_id.clone());
+                self.set_worker(&e.worker_id, |w| {
+                    w.state = WorkerState::Busy;
+                    w.current_turn = Some(e.turn_id.clone());
                 });
             }
-            "turn.progress" => self.set_turn(&turn_id, |t| {
-                t.state = "streaming".into();
+            AdminEvent::TurnProgress(e) => self.set_turn(&e.turn_id, |t| {
+                t.state = TurnState::Streaming;
                 t.last_progress_at = Some(at);
             }),
-            "turn.stranded" => self.set_turn(&turn_id, |t| t.stranded = true),
-            "turn.completed" | "turn.failed" => self.end_turn(&turn_id, kind, d, at),
-            _ => {}
+            AdminEvent::TurnStranded(e) => self.set_turn(&e.turn_id, |t| t.stranded = true),
+            AdminEvent::TurnCompleted(e) => self.end_turn(e, TurnState::Completed),
+            AdminEvent::TurnFailed(e) => self.end_turn(e, TurnState::Failed),
+            AdminEvent::OutputRejected(_) | AdminEvent::OperatorAction(_) => {}
         }
     }
 
-    fn end_turn(&mut self, turn_id: &TurnId, kind: &str, d: &Value, at: i64) {
+    fn worker_exited(&mut self, e: &WorkerExited) {
+        let exit = Exit::from_event(e);
+        self.set_worker(&e.worker_id, |w| {
+            if w.generation == exit.generation {
+                w.state = WorkerState::Exited;
+                w.current_turn = None;
+            }
+            w.last_exit = Some(exit);
+        });
+        self.exited.push_back(e.worker_id.clone());
+        while self.exited.len() > EXITED_WORKERS {
+            if let Some(old) = self.exited.pop_front()
+                && self
+                    .workers
+                    .get(&old)
+                    .is_some_and(|w| w.state == WorkerState::Exited)
+            {
+                self.workers.remove(&old);
+            }
+        }
+    }
+
+    fn end_turn(&mut self, e: &TurnEnded, state: TurnState) {
         let mut worker = None;
-        self.set_turn(turn_id, |t| {
-            kind.trim_start_matches("turn.").clone_into(&mut t.state);
-            t.ended_at = Some(at);
-            t.code = d["code"].as_str().map(str::to_owned);
-            t.error = d["error"].as_str().map(str::to_owned);
+        self.set_turn(&e.turn_id, |t| {
+            t.state = state;
+            t.ended_at = Some(e.timestamp);
+            t.code = e.code;
+            t.error.clone_from(&e.error);
             worker.clone_from(&t.worker);
         });
         if let Some(w) = worker {
             self.set_worker(&w, |w| {
-                if w.current_turn.as_ref() == Some(turn_id) {
+                if w.current_turn.as_ref() == Some(&e.turn_id) {
                     w.current_turn = None;
-                    if w.state == "busy" {
-                        w.state = "idle".into();
+                    if w.state == WorkerState::Busy {
+                        w.state = WorkerState::Idle;
                     }
                 }
             });
         }
-        self.ended.push_back(turn_id.clone());
+        self.ended.push_back(e.turn_id.clone());
         while self.ended.len() > ENDED_TURNS {
             if let Some(old) = self.ended.pop_front() {
                 self.turns.remove(&old);
@@ -385,55 +418,56 @@ pub fn exit_text(code: Option<i32>, signal: Option<&str>) -> String {
     }
 }
 
+/// How loudly the Events view shows an event.
+fn tone(event: &AdminEvent) -> Tone {
+    match event {
+        AdminEvent::WorkerExited(e) if !e.intentional => Tone::Bad,
+        AdminEvent::TurnStranded(_) | AdminEvent::TurnFailed(_) => Tone::Bad,
+        _ => Tone::Plain,
+    }
+}
+
 /// A one-line description of an admin event for the Events view.
-pub fn summary(kind: &str, d: &Value) -> String {
-    let g = |k: &str| d[k].as_str().unwrap_or("-").to_owned();
-    match kind {
-        "worker.spawned" => format!(
+pub fn summary(event: &AdminEvent) -> String {
+    let dash = |s: Option<&str>| s.unwrap_or("-").to_owned();
+    match event {
+        AdminEvent::WorkerSpawned(e) => format!(
             "{} gen {} pid {} ({})",
-            g("workerId"),
-            d["generation"],
-            d["pid"],
-            g("agentId")
+            e.worker_id, e.generation, e.pid, e.agent_id
         ),
-        "worker.ready" => format!("{} gen {} ready", g("workerId"), d["generation"]),
-        "worker.exited" => {
-            let exit = exit_text(
-                d["exitCode"].as_i64().map(|c| c as i32),
-                d["signal"].as_str(),
-            );
-            let intent = if d["intentional"] == true {
+        AdminEvent::WorkerReady(e) => format!("{} gen {} ready", e.worker_id, e.generation),
+        AdminEvent::WorkerExited(e) => {
+            let exit = exit_text(e.exit_code, e.signal.as_deref());
+            let intent = if e.intentional {
                 "intentional"
             } else {
                 "CRASH"
             };
             format!(
-                "{} gen {} exit {} {intent} ({})",
-                g("workerId"),
-                d["generation"],
-                exit,
-                g("reason")
+                "{} gen {} exit {exit} {intent} ({})",
+                e.worker_id, e.generation, e.reason
             )
         }
-        "worker.output_rejected" => format!("{} {}: {}", g("workerId"), g("kind"), g("reason")),
-        "turn.queued" => format!("{} queued ({})", g("turnId"), g("agentId")),
-        "turn.dispatched" => format!(
-            "{} → {} gen {}",
-            g("turnId"),
-            g("workerId"),
-            d["generation"]
+        AdminEvent::OutputRejected(e) => format!("{} {}: {}", e.worker_id, e.kind, e.reason),
+        AdminEvent::TurnQueued(e) => format!("{} queued ({})", e.turn_id, e.agent_id),
+        AdminEvent::TurnDispatched(e) => {
+            format!("{} → {} gen {}", e.turn_id, e.worker_id, e.generation)
+        }
+        AdminEvent::TurnProgress(e) => format!("{} progress", e.turn_id),
+        AdminEvent::TurnStranded(e) => format!(
+            "{} STRANDED ({})",
+            e.turn_id,
+            dash(e.reason.map(ErrorCode::as_str))
         ),
-        "turn.progress" => format!("{} progress", g("turnId")),
-        "turn.stranded" => format!("{} STRANDED ({})", g("turnId"), g("reason")),
-        "turn.completed" => format!("{} completed", g("turnId")),
-        "turn.failed" => format!("{} failed {}: {}", g("turnId"), g("code"), g("error")),
-        "operator.action" => format!(
-            "{} {} by {}: {}",
-            g("action"),
-            g("target"),
-            g("token"),
-            g("reason")
+        AdminEvent::TurnCompleted(e) => format!("{} completed", e.turn_id),
+        AdminEvent::TurnFailed(e) => format!(
+            "{} failed {}: {}",
+            e.turn_id,
+            dash(e.code.map(ErrorCode::as_str)),
+            dash(e.error.as_deref())
         ),
-        _ => d.to_string(),
+        AdminEvent::OperatorAction(e) => {
+            format!("{} {} by {}: {}", e.action, e.target, e.token, e.reason)
+        }
     }
 }

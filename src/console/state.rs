@@ -9,6 +9,7 @@ const FREEZE_ROWS: usize = 10_000;
 
 use super::model::{Model, Turn, Worker};
 use crate::api::admin::{TurnDetail, WorkerDetail};
+use crate::api::{TurnState, WorkerState};
 use crate::ids::{TurnId, WorkerId};
 
 /// The views, in tab order.
@@ -190,7 +191,7 @@ pub struct Sort {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
     /// Workers by state.
-    pub workers: std::collections::BTreeMap<String, usize>,
+    pub workers: std::collections::BTreeMap<WorkerState, usize>,
     /// Open turns.
     pub in_flight: usize,
     /// Failed turns still in memory.
@@ -310,7 +311,7 @@ impl State {
         c.in_flight > 0
             || c.workers
                 .iter()
-                .any(|(state, n)| state != "exited" && *n > 0)
+                .any(|(state, n)| state.is_live() && *n > 0)
             || matches!(self.mode, Mode::Detail(_) | Mode::Confirm(_))
             || self.view == View::Chat
             || self.pending.is_some()
@@ -340,11 +341,11 @@ impl State {
     fn count(&self) -> Counts {
         let mut c = Counts::default();
         for w in self.model.workers.values() {
-            *c.workers.entry(w.state.clone()).or_default() += 1;
+            *c.workers.entry(w.state).or_default() += 1;
         }
         for t in self.model.turns.values() {
             c.in_flight += usize::from(t.is_open());
-            c.failed += usize::from(t.state == "failed");
+            c.failed += usize::from(t.state == TurnState::Failed);
             c.stranded += usize::from(t.is_open() && t.stranded);
         }
         c

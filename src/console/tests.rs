@@ -15,9 +15,16 @@ use serde_json::{Value, json};
 use super::render::{Palette, render};
 use super::state::State;
 use super::update::{Effect, LinkMsg, Msg, update};
+use crate::api::AdminEvent;
 
 /// The fixtures' clock: 2027-01-15T08:00:00Z.
 pub const T0: i64 = 1_800_000_000_000;
+
+/// An admin event from its wire name and data (the data must be that event's payload).
+pub fn admin(kind: &str, data: Value) -> AdminEvent {
+    let shown = data.to_string();
+    AdminEvent::parse(kind, data).unwrap_or_else(|e| panic!("not a `{kind}` event: {e}: {shown}"))
+}
 
 pub fn key(c: char) -> Msg {
     let mods = if c.is_ascii_uppercase() {
@@ -51,7 +58,7 @@ pub fn fixture() -> State {
     let mut ev = |s: &mut State, kind: &str, at: i64, mut data: Value| {
         seq += 1;
         data["timestamp"] = json!(at);
-        update(s, Msg::Link(LinkMsg::Event(seq, kind.into(), data)));
+        update(s, Msg::Link(LinkMsg::Event(seq, admin(kind, data))));
     };
     send(
         &mut s,

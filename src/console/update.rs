@@ -2,13 +2,14 @@
 //! and returns the I/O it wants as [`Effect`]s for the runner to perform.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use serde_json::Value;
 
 use super::action::{self, Target};
 use super::chat::{self, ChatMsg, ChatSession};
 use super::keys::{Action, binding};
+use super::model::Note;
 use super::state::{Detail, Filter, Link, Mode, RowKey, State, View};
-use crate::api::admin::{Overview, Snapshot, TurnDetail, WorkerDetail};
+use crate::api::AdminEvent;
+use crate::api::admin::{CallerRole, Overview, Snapshot, TurnDetail, WorkerDetail};
 use crate::ids::{TurnId, WorkerId};
 
 /// Everything that can happen to the console.
@@ -46,7 +47,7 @@ pub enum LinkMsg {
     /// The gateway's log does not line up with our cursor; a snapshot at `seq` follows.
     Gap(i64),
     /// One lifecycle event.
-    Event(i64, String, Value),
+    Event(i64, AdminEvent),
     /// The stream dropped or could not connect.
     Lost(String),
 }
@@ -139,11 +140,11 @@ fn on_overview(state: &mut State, o: &Overview) {
     state.chat.agent = chosen
         .and_then(|c| o.agents.iter().position(|a| *a == c))
         .unwrap_or(0);
-    if o.caller.role == "readonly" && !state.readonly {
+    if o.caller.role == CallerRole::Readonly && !state.readonly {
         state.readonly = true;
         state.model.note(
             state.now,
-            "console",
+            Note::Console,
             format!("token `{}` is read-only: actions are off", o.caller.name),
         );
     }
@@ -164,7 +165,7 @@ fn on_link(state: &mut State, l: LinkMsg) -> Vec<Effect> {
                 .map_or_else(|| "a snapshot".into(), |s| format!("event #{s}"));
             state.model.note(
                 now,
-                "console",
+                Note::Console,
                 format!("connected to {}, resuming from {from}", state.conn.target),
             );
             return vec![Effect::LoadOverview];
@@ -177,7 +178,7 @@ fn on_link(state: &mut State, l: LinkMsg) -> Vec<Effect> {
                 snap.workers.len(),
                 snap.turns.len()
             );
-            state.model.note(now, "console", text);
+            state.model.note(now, Note::Console, text);
             state.rows_dirty = true;
         }
         LinkMsg::Gap(seq) => {
@@ -187,24 +188,24 @@ fn on_link(state: &mut State, l: LinkMsg) -> Vec<Effect> {
                 .map_or_else(String::new, |s| format!(" (we held up to event #{s})"));
             state.model.note(
                 now,
-                "gap",
+                Note::Gap,
                 format!("event log restarted at #{seq}{from}; reloading a snapshot"),
             );
             state.model.last_seq = None;
         }
-        LinkMsg::Event(seq, kind, data) => {
+        LinkMsg::Event(seq, event) => {
             if state.model.last_seq.is_some_and(|last| seq <= last) {
                 // The gateway's log restarted under us: what we hold no longer lines up.
                 state.model.note(
                     now,
-                    "gap",
+                    Note::Gap,
                     format!("event log restarted at #{seq}; reloading a snapshot"),
                 );
                 state.model.last_seq = None;
                 return vec![Effect::Reconnect { fresh: true }];
             }
-            state.model.apply_event(seq, &kind, &data);
-            action::on_event(state, &kind, &data);
+            state.model.apply_event(seq, &event);
+            action::on_event(state, &event);
             state.conn.last_event_at = Some(now);
             state.rows_dirty = true;
         }
@@ -212,7 +213,7 @@ fn on_link(state: &mut State, l: LinkMsg) -> Vec<Effect> {
             if state.conn.link == Link::Live {
                 state
                     .model
-                    .note(now, "console", format!("admin stream lost: {error}"));
+                    .note(now, Note::Console, format!("admin stream lost: {error}"));
             }
             state.conn.stale_since.get_or_insert(now);
             state.conn.error = Some(error);
@@ -395,7 +396,7 @@ fn act(state: &mut State, action: Action) -> Vec<Effect> {
         Action::Reconnect => {
             state
                 .model
-                .note(state.now, "console", "reconnecting (ctrl-r)".into());
+                .note(state.now, Note::Console, "reconnecting (ctrl-r)".into());
             return vec![Effect::Reconnect { fresh: false }];
         }
     }

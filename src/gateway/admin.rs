@@ -4,12 +4,15 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use serde_json::json;
 use std::sync::Arc;
 
 use super::AppState;
 use super::error::{ApiError, Body};
-use crate::api::admin::{CancelRequest, KillRequest};
+use crate::api::ErrorCode;
+use crate::api::admin::{
+    CancelRequest, Cancelled, Health, HealthStatus, KillAccepted, KillRequest,
+};
+use crate::api::state::ActionKind;
 use crate::clock::now_ms;
 use crate::ids::{TurnId, WorkerId};
 use crate::store::OperatorAction;
@@ -18,13 +21,17 @@ use crate::supervisor::ActionError;
 #[allow(clippy::needless_pass_by_value)] // used as `map_err(action_error)`
 fn action_error(e: ActionError) -> ApiError {
     match e {
-        ActionError::UnknownWorker(_) => ApiError::not_found("worker_not_found", e.to_string()),
-        ActionError::UnknownTurn(_) => ApiError::not_found("turn_not_found", e.to_string()),
-        ActionError::TargetChanged { .. } => ApiError::conflict("target_changed", e.to_string()),
-        ActionError::AlreadyEnded(_) => ApiError::conflict("already_ended", e.to_string()),
+        ActionError::UnknownWorker(_) => {
+            ApiError::not_found(ErrorCode::WorkerNotFound, e.to_string())
+        }
+        ActionError::UnknownTurn(_) => ApiError::not_found(ErrorCode::TurnNotFound, e.to_string()),
+        ActionError::TargetChanged { .. } => {
+            ApiError::conflict(ErrorCode::TargetChanged, e.to_string())
+        }
+        ActionError::AlreadyEnded(_) => ApiError::conflict(ErrorCode::AlreadyEnded, e.to_string()),
         ActionError::ShuttingDown => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
+            ErrorCode::ShuttingDown,
             e.to_string(),
         ),
     }
@@ -49,12 +56,17 @@ pub async fn kill(
         .unwrap_or_else(|| "no reason given".into());
     let worker = WorkerId(id);
     tracing::info!(%worker, generation, pid, %reason, token = %who, "operator kill");
-    let action = operator_action("kill", worker.to_string(), reason, who);
+    let action = operator_action(ActionKind::Kill, worker.to_string(), reason, who);
     app.supervisor
         .kill(&worker, generation, pid, action)
         .await
         .map_err(action_error)?;
-    let body = json!({ "success": true, "workerId": worker, "generation": generation, "pid": pid });
+    let body = KillAccepted {
+        success: true,
+        worker_id: worker,
+        generation,
+        pid,
+    };
     Ok((StatusCode::ACCEPTED, Json(body)))
 }
 
@@ -72,18 +84,21 @@ pub async fn cancel(
         .unwrap_or_else(|| "no reason given".into());
     let turn = TurnId(id);
     tracing::info!(%turn, %reason, token = %who, "operator cancel");
-    let action = operator_action("cancel", turn.to_string(), reason, who);
+    let action = operator_action(ActionKind::Cancel, turn.to_string(), reason, who);
     app.supervisor
         .cancel(&turn, action)
         .await
         .map_err(action_error)?;
-    Ok(Json(json!({ "success": true, "turnId": turn })))
+    Ok(Json(Cancelled {
+        success: true,
+        turn_id: turn,
+    }))
 }
 
 /// An operator action for the admin log (`operator.action`). The supervisor logs it once the
 /// target is confirmed, before the effects it causes, so the log reads cause before effect.
 fn operator_action(
-    action: &'static str,
+    action: ActionKind,
     target: String,
     reason: String,
     token: String,
@@ -100,17 +115,17 @@ fn operator_action(
 /// `GET /healthz`: 200 while the gateway takes turns, 503 once it is stopping or while its
 /// database refuses writes.
 pub async fn healthz(State(app): State<Arc<AppState>>) -> impl IntoResponse {
-    if app.streams_stop.is_cancelled() || app.stopping.is_cancelled() {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "stopping" })),
-        )
+    let status = if app.streams_stop.is_cancelled() || app.stopping.is_cancelled() {
+        HealthStatus::Stopping
     } else if !app.journal.is_available() {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "store_unavailable" })),
-        )
+        HealthStatus::StoreUnavailable
     } else {
-        (StatusCode::OK, Json(json!({ "status": "ok" })))
-    }
+        HealthStatus::Ok
+    };
+    let code = if status == HealthStatus::Ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(Health { status }))
 }

@@ -5,19 +5,22 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 
 use super::AppState;
 use super::error::ApiError;
 use super::sse::{Since, cursor};
 use super::tail::{self, PAGE, Start, frame, tail};
+use crate::api::ErrorCode;
 use crate::api::admin::{
-    Caller, Overview, Page, Snapshot, TimelineEntry, TurnDetail, TurnInfo, WorkerDetail, WorkerInfo,
+    Caller, CallerRole, ListQuery, Overview, Page, Snapshot, TimelineEntry, TimelineSource,
+    TurnDetail, TurnInfo, WorkerDetail, WorkerInfo,
 };
+use crate::api::lifecycle::AdminStreamEvent;
+use crate::api::session;
 use crate::api::signal_name;
-use crate::clock::{now_ms, opt_rfc3339, to_rfc3339};
+use crate::clock::now_ms;
 use crate::config::Role;
 use crate::ids::{SessionId, TurnId, WorkerId};
 use crate::store::{self, TurnQuery, TurnRow, WorkerQuery, WorkerRecord};
@@ -25,18 +28,25 @@ use crate::store::{self, TurnQuery, TurnRow, WorkerQuery, WorkerRecord};
 /// This process's replica id (one replica until several share a database).
 pub const REPLICA: &str = "local";
 
-/// List filters: `?state=&agent=&session=&worker=&limit=&cursor=`.
-#[derive(Debug, Default, Deserialize)]
-pub struct ListParams {
-    state: Option<String>,
-    agent: Option<String>,
-    session: Option<String>,
-    worker: Option<String>,
-    limit: Option<i64>,
-    cursor: Option<String>,
+/// The list filters, with the checks the wire type cannot make.
+trait ListParams {
+    /// The page asked for.
+    fn page(&self) -> Result<store::Page, ApiError>;
+    /// The `?state=` filter, read as `what`'s (`worker` or `turn`) filter type.
+    fn filter<F: std::str::FromStr>(&self, what: &str) -> Result<Option<F>, ApiError>;
 }
 
-impl ListParams {
+impl ListParams for ListQuery {
+    fn filter<F: std::str::FromStr>(&self, what: &str) -> Result<Option<F>, ApiError> {
+        self.state
+            .as_deref()
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| ApiError::invalid(format!("unknown {what} state `{s}`")))
+            })
+            .transpose()
+    }
+
     fn page(&self) -> Result<store::Page, ApiError> {
         let limit = self.limit.unwrap_or(100);
         if !(1..=1000).contains(&limit) {
@@ -62,16 +72,16 @@ pub fn worker_info(w: &WorkerRecord) -> WorkerInfo {
         pid: w.pid,
         agent_id: w.agent_id.clone(),
         session_id: w.session_id.clone(),
-        state: w.state.clone(),
-        started_at: to_rfc3339(w.started_at),
-        ready_at: opt_rfc3339(w.ready_at),
-        last_heartbeat_at: opt_rfc3339(w.last_heartbeat_at),
-        last_progress_at: opt_rfc3339(w.last_progress_at),
+        state: w.state,
+        started_at: w.started_at,
+        ready_at: w.ready_at,
+        last_heartbeat_at: w.last_heartbeat_at,
+        last_progress_at: w.last_progress_at,
         current_turn_id: w.current_turn_id.clone(),
         turns_served: w.turns_served,
         exit_code: w.exit_code,
         signal: w.signal.map(signal_name),
-        exited_at: opt_rfc3339(w.exited_at),
+        exited_at: w.exited_at,
         intentional: w.intentional,
         exit_reason: w.exit_reason.clone(),
         replica_id: REPLICA.to_owned(),
@@ -85,18 +95,18 @@ pub fn turn_info(t: &TurnRow, with_content: bool) -> TurnInfo {
         session_id: t.session_id.clone(),
         agent_id: t.agent_id.clone(),
         message_id: t.message_id.clone(),
-        state: t.state.clone(),
+        state: t.state,
         stranded: t.stranded,
         worker_id: t.worker_id.clone(),
         worker_generation: t.worker_generation,
-        created_at: to_rfc3339(t.created_at),
-        dispatched_at: opt_rfc3339(t.dispatched_at),
-        first_output_at: opt_rfc3339(t.first_output_at),
-        last_progress_at: opt_rfc3339(t.last_progress_at),
-        deadline_at: opt_rfc3339(t.deadline_at),
-        ended_at: opt_rfc3339(t.ended_at),
-        outcome: t.outcome.clone(),
-        code: t.code.clone(),
+        created_at: t.created_at,
+        dispatched_at: t.dispatched_at,
+        first_output_at: t.first_output_at,
+        last_progress_at: t.last_progress_at,
+        deadline_at: t.deadline_at,
+        ended_at: t.ended_at,
+        outcome: t.outcome,
+        code: t.code,
         error: t.error.clone(),
         content: with_content.then(|| t.content.clone()),
     }
@@ -126,13 +136,13 @@ pub async fn overview(
     let (name, role) = app.tokens.reader(&headers)?;
     let o = app.store.overview(now_ms()).await?;
     let role = if role == Role::Operator {
-        "operator"
+        CallerRole::Operator
     } else {
-        "readonly"
-    }
-    .to_owned();
+        CallerRole::Readonly
+    };
     let body = Overview {
         caller: Caller { name, role },
+        success: true,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         uptime_seconds: app.started.elapsed().as_secs(),
         replicas: 1,
@@ -143,20 +153,18 @@ pub async fn overview(
         agents: app.config.agents.keys().cloned().collect(),
         sse_connections: app.hub.connections() + app.hub.admin_connections(),
     };
-    let mut v = serde_json::to_value(body).map_err(|e| ApiError::internal(&e))?;
-    v["success"] = json!(true);
-    Ok(Json(v))
+    Ok(Json(body))
 }
 
 /// `GET /api/v1/admin/workers`.
 pub async fn workers(
     State(app): State<Arc<AppState>>,
-    Query(p): Query<ListParams>,
+    Query(p): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     app.tokens.reader(&headers)?;
     let q = WorkerQuery {
-        state: p.state.clone(),
+        state: p.filter("worker")?,
         worker: p.worker.clone().map(WorkerId),
         session: p.session.clone().map(SessionId),
         agent: p.agent.clone(),
@@ -190,7 +198,7 @@ pub async fn worker(
     let generations = app.store.workers(&q).await?;
     let Some(newest) = generations.first() else {
         return Err(ApiError::not_found(
-            "worker_not_found",
+            ErrorCode::WorkerNotFound,
             format!("no worker {id}"),
         ));
     };
@@ -214,36 +222,19 @@ pub async fn worker(
         generations: generations.iter().map(worker_info).collect(),
         stderr_tail: stderr.lines().map(str::to_owned).collect(),
         recent_turns: turns.iter().map(|t| turn_info(t, false)).collect(),
-        rejected_output: rejected
-            .iter()
-            .map(|r| json!({ "generation": r.generation, "turnId": r.turn_id, "kind": r.kind, "reason": r.reason, "line": r.line, "at": to_rfc3339(r.at) }))
-            .collect(),
+        rejected_output: rejected,
     }))
 }
 
 /// `GET /api/v1/admin/turns`.
 pub async fn turns(
     State(app): State<Arc<AppState>>,
-    Query(p): Query<ListParams>,
+    Query(p): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     app.tokens.reader(&headers)?;
-    if let Some(s) = p.state.as_deref()
-        && ![
-            "queued",
-            "dispatched",
-            "streaming",
-            "completed",
-            "failed",
-            "open",
-            "stranded",
-        ]
-        .contains(&s)
-    {
-        return Err(ApiError::invalid(format!("unknown turn state `{s}`")));
-    }
     let q = TurnQuery {
-        state: p.state.clone(),
+        state: p.filter("turn")?,
         agent: p.agent.clone(),
         session: p.session.clone().map(SessionId),
         worker: p.worker.clone().map(WorkerId),
@@ -269,7 +260,7 @@ pub async fn turn(
     let id = TurnId(id);
     let Some(row) = app.store.turn_row(&id, now_ms()).await? else {
         return Err(ApiError::not_found(
-            "turn_not_found",
+            ErrorCode::TurnNotFound,
             format!("no turn {id}"),
         ));
     };
@@ -277,7 +268,7 @@ pub async fn turn(
     let mut timeline: Vec<TimelineEntry> = admin
         .iter()
         .map(|e| TimelineEntry {
-            source: "admin".into(),
+            source: TimelineSource::Admin,
             seq: e.seq,
             kind: e.kind.clone(),
             data: parse(&e.data),
@@ -285,21 +276,20 @@ pub async fn turn(
         .collect();
     timeline.extend(session.iter().map(|e| {
         let mut data = parse(&e.data);
-        if !operator && let Some(obj) = data.as_object_mut() {
-            obj.remove("content");
-            obj.remove("finalText");
+        if !operator {
+            session::redact_text(&mut data);
         }
         TimelineEntry {
-            source: "session".into(),
+            source: TimelineSource::Session,
             seq: e.seq,
-            kind: e.kind.clone(),
+            kind: e.kind.as_str().to_owned(),
             data,
         }
     }));
     timeline.sort_by_key(|e| {
         (
             e.data["timestamp"].as_i64().unwrap_or(0),
-            e.source != "admin",
+            e.source != TimelineSource::Admin,
             e.seq,
         )
     });
@@ -379,14 +369,12 @@ async fn snapshot(app: &AppState, gap: bool) -> Result<(axum::body::Bytes, i64),
     let snap = Snapshot {
         workers: s.workers.iter().map(worker_info).collect(),
         turns: s.turns.iter().map(|t| turn_info(t, false)).collect(),
+        gap,
+        resumed_from: gap.then_some(()),
     };
-    let mut data = serde_json::to_value(&snap).map_err(|e| ApiError::internal(&e))?;
-    if gap {
-        data["gap"] = json!(true);
-        data["resumedFrom"] = Value::Null;
-    }
+    let data = serde_json::to_string(&snap).map_err(|e| ApiError::internal(&e))?;
     Ok((
-        frame::event(Some(s.seq), "snapshot", &data.to_string()),
+        frame::event(Some(s.seq), AdminStreamEvent::SNAPSHOT, &data),
         s.seq,
     ))
 }

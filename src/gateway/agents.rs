@@ -4,14 +4,15 @@ use axum::Json;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use serde_json::json;
 use std::sync::Arc;
 
 use super::AppState;
 use super::auth::{self, Caller};
 use super::error::{ApiError, Body};
+use crate::api::session::Closed;
 use crate::api::{
-    CreateSession, ErrorCode, EventKind, MessageQueued, PostMessage, SessionCreated, TurnEnding,
+    CreateSession, ErrorCode, EventKind, MessageQueued, PostMessage, SessionCreated,
+    SessionDeleted, SessionEvent, SessionInfo, SessionState, SessionStatus, TurnEnding, TurnState,
 };
 use crate::clock::{now_ms, to_rfc3339};
 use crate::config::Role;
@@ -41,7 +42,7 @@ pub async fn create(
         .unwrap_or_else(|| app.config.gateway.default_agent.clone());
     if !app.config.agents.contains_key(&agent) {
         return Err(ApiError::not_found(
-            "unknown_agent",
+            ErrorCode::UnknownAgent,
             format!("no agent `{agent}` is configured"),
         ));
     }
@@ -149,9 +150,9 @@ fn check(
     id: &SessionId,
     session: Option<Arc<SessionRecord>>,
 ) -> Result<Arc<SessionRecord>, ApiError> {
-    let session = session
-        .filter(|s| s.deleted_at.is_none())
-        .ok_or_else(|| ApiError::not_found("session_not_found", format!("no session {id}")))?;
+    let session = session.filter(|s| s.deleted_at.is_none()).ok_or_else(|| {
+        ApiError::not_found(ErrorCode::SessionNotFound, format!("no session {id}"))
+    })?;
     check_token(app, headers, session)
 }
 
@@ -177,7 +178,7 @@ fn check_token(
     if session.expires_at <= now_ms() {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "token_expired",
+            ErrorCode::TokenExpired,
             "the session token has expired",
         ));
     }
@@ -191,17 +192,17 @@ pub async fn get(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     let s = authorize(&app, &headers, &id).await?;
-    Ok(Json(json!({
-        "success": true,
-        "agent": {
-            "agentId": s.id,
-            "agent": s.agent_id,
-            "status": "active",
-            "createdAt": to_rfc3339(s.created_at),
-            "lastActivity": to_rfc3339(s.last_activity),
-            "hasActiveConnection": app.hub.is_watched(&s.id),
-        }
-    })))
+    Ok(Json(SessionInfo {
+        success: true,
+        agent: SessionStatus {
+            has_active_connection: app.hub.is_watched(&s.id),
+            agent_id: s.id.clone(),
+            agent: s.agent_id.clone(),
+            status: SessionState::Active,
+            created_at: s.created_at,
+            last_activity: s.last_activity,
+        },
+    }))
 }
 
 /// `DELETE /api/v1/agents/{id}`: ends its turns (`session_deleted`), stops its worker, closes
@@ -225,15 +226,20 @@ pub async fn delete(
         session_id: s.id.clone(),
         turn_id: None,
         kind: EventKind::Closed,
-        data: json!({ "reason": "session deleted" }).to_string(),
+        data: SessionEvent::Closed(Closed {
+            reason: "session deleted".into(),
+        })
+        .to_data(),
         at,
         from: None,
         progress: Progress::Append,
     };
     app.journal.write(closed).await?;
-    Ok(Json(
-        json!({ "success": true, "message": "session deleted", "agentId": s.id }),
-    ))
+    Ok(Json(SessionDeleted {
+        success: true,
+        message: "session deleted".into(),
+        agent_id: s.id.clone(),
+    }))
 }
 
 /// `POST /api/v1/agents/{id}/messages`: accept a message as a turn.
@@ -264,7 +270,7 @@ pub async fn post_message(
         agent_id: session.agent_id.clone(),
         message_id: message_id.clone(),
         content: content.clone(),
-        state: "queued".into(),
+        state: TurnState::Queued,
         worker_id: None,
         created_at: now_ms(),
         ended_at: None,
@@ -311,7 +317,7 @@ async fn accept(
             end_turn(&app.journal, &session.id, &turn_id, &message_id, ending).await;
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
+                ErrorCode::ShuttingDown,
                 e.to_string(),
             ));
         }

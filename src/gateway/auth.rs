@@ -3,6 +3,7 @@
 use axum::http::{HeaderMap, StatusCode, header};
 
 use super::error::ApiError;
+use crate::api::ErrorCode;
 use crate::config::Role;
 
 /// The configured tokens.
@@ -86,7 +87,7 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "unauthorized",
+                ErrorCode::Unauthorized,
                 "expected Authorization: Bearer <token>",
             )
         })
@@ -96,14 +97,14 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
 pub fn unauthorized() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
-        "unauthorized",
+        ErrorCode::Unauthorized,
         "missing bearer token",
     )
 }
 
 /// 403.
 pub fn forbidden(message: &str) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
 }
 
 /// Compares secrets in time independent of where they differ.

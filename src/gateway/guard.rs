@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::api::ErrorCode;
 
 /// The router's layer: [`admit`] or its error.
 pub(super) async fn layer(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
@@ -62,7 +63,7 @@ pub(super) fn check(
     if let Some(bad) = named.into_iter().find(|h| !is_loopback_host(h)) {
         return Err(ApiError::new(
             StatusCode::MISDIRECTED_REQUEST,
-            "host_not_allowed",
+            ErrorCode::HostNotAllowed,
             format!(
                 "with no [[tokens]] configured the gateway answers only requests addressed to \
                  localhost, 127.0.0.1 or [::1]; `{bad}` is not one"
@@ -78,7 +79,7 @@ pub(super) fn check(
     }
     Err(ApiError::new(
         StatusCode::FORBIDDEN,
-        "origin_not_allowed",
+        ErrorCode::OriginNotAllowed,
         format!(
             "requests from the web origin `{origin}` are not allowed; \
              list it in [gateway] cors_origins to allow it"

@@ -7,7 +7,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use futures::Stream;
 use serde::Deserialize;
-use serde_json::json;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -15,6 +14,8 @@ use super::AppState;
 use super::agents::authorize_stream;
 use super::error::ApiError;
 use super::tail::{self, PAGE, Start, frame, tail};
+use crate::api::session::Connected;
+use crate::api::{ErrorCode, EventKind, SessionEvent};
 use crate::clock::now_ms;
 use crate::store::{SessionRecord, StoredEvent};
 
@@ -42,7 +43,7 @@ pub(super) fn cursor(headers: &HeaderMap, q: &Since) -> Result<Option<i64>, ApiE
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_cursor",
+                    ErrorCode::InvalidCursor,
                     format!(
                         "the event cursor `{s}` is not an event id (a whole number, 0 or more)"
                     ),
@@ -82,17 +83,18 @@ pub(super) async fn open(
     let plan = plan(app, &session, cursor).await?;
     // `lastEventId`: where this connection stands in the log. A client that has received no
     // event id yet resumes from it, so it misses nothing that happens after it connected.
-    let mut connected = json!({
-        "agentId": session.id, "sessionId": session.id, "timestamp": now_ms(),
-        "resumedFrom": plan.resumed, "lastEventId": plan.last,
+    let connected = SessionEvent::Connected(Connected {
+        agent_id: session.id.clone(),
+        session_id: session.id.clone(),
+        timestamp: now_ms(),
+        resumed_from: plan.resumed,
+        last_event_id: Some(plan.last),
+        gap: plan.resumed.is_none() && cursor.is_some(),
     });
-    if plan.resumed.is_none() && cursor.is_some() {
-        connected["gap"] = json!(true);
-    }
     let retry = app.config.gateway.sse_retry;
     let head = vec![
         frame::retry(retry, "turnwatch"),
-        frame::event(None, "connected", &connected.to_string()),
+        frame::event(None, connected.kind().as_str(), &connected.to_data()),
     ];
     let more = cursor.is_some() && plan.backlog.len() as i64 == PAGE;
     let start = Start {
@@ -156,13 +158,13 @@ async fn plan(
 /// Whether the session's log ends with its `closed` (a delete still under way has none yet).
 async fn ends_closed(app: &AppState, session: &SessionRecord, high: i64) -> Result<bool, ApiError> {
     let last = app.store.events_after(&session.id, high - 1, 1).await?;
-    Ok(last.first().is_some_and(|e| e.kind == "closed"))
+    Ok(last.first().is_some_and(|e| e.kind == EventKind::Closed))
 }
 
 fn deleted() -> ApiError {
     ApiError::new(
         StatusCode::GONE,
-        "session_deleted",
+        ErrorCode::SessionDeleted,
         "the session was deleted; a client that holds an event id can read the rest of its \
          stream with Last-Event-ID",
     )

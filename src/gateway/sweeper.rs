@@ -12,9 +12,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::{ErrorCode, TurnEnding};
+use crate::api::state::{TurnFilter, TurnSet};
+use crate::api::{ErrorCode, TurnEnding, TurnState};
 use crate::clock::now_ms;
-use crate::ids::{MessageId, TurnId};
+use crate::ids::TurnId;
 use crate::journal::Journal;
 use crate::store::{Page, Store, TurnQuery, TurnRow, WorkerQuery};
 use crate::supervisor::end_turn;
@@ -41,7 +42,7 @@ pub async fn run(store: Arc<dyn Store>, journal: Journal) {
             continue;
         }
         let q = TurnQuery {
-            state: Some("stranded".into()),
+            state: Some(TurnFilter::Set(TurnSet::Stranded)),
             page: Page {
                 limit: PER_ROUND,
                 cursor: None,
@@ -71,15 +72,7 @@ pub async fn run(store: Arc<dyn Store>, journal: Journal) {
 async fn resolve(store: &dyn Store, journal: &Journal, row: &TurnRow) {
     let ending = ending_for(store, row).await;
     let code = ending.code;
-    if end_turn(
-        journal,
-        &row.session_id,
-        &row.id,
-        &MessageId(row.message_id.clone()),
-        ending,
-    )
-    .await
-    {
+    if end_turn(journal, &row.session_id, &row.id, &row.message_id, ending).await {
         tracing::warn!(turn = %row.id, ?code, "sweeper resolved a stranded turn its owner left open");
     }
 }
@@ -122,7 +115,7 @@ async fn ending_for(store: &dyn Store, row: &TurnRow) -> TurnEnding {
             ErrorCode::TurnDeadlineExceeded,
             format!("the turn ran past its deadline {BY}"),
         )
-    } else if row.state == "queued" {
+    } else if row.state == TurnState::Queued {
         TurnEnding::failed(
             ErrorCode::QueueTimeout,
             format!("no worker took the turn within the queue timeout {BY}"),

@@ -19,8 +19,10 @@ use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio_util::sync::CancellationToken;
 
+use crate::api::session::Ping;
+use crate::api::{EventKind, SessionEvent};
 use crate::clock::now_ms;
-use crate::store::{AdminEvent, StoreError, StoredEvent};
+use crate::store::{LoggedEvent, StoreError, StoredEvent};
 
 /// Backlog page size.
 pub const PAGE: i64 = 1000;
@@ -96,17 +98,17 @@ impl Logged for StoredEvent {
         self.seq
     }
     fn kind(&self) -> &str {
-        &self.kind
+        self.kind.as_str()
     }
     fn data(&self) -> &str {
         &self.data
     }
     fn is_final(&self) -> bool {
-        self.kind == "closed"
+        self.kind == EventKind::Closed
     }
 }
 
-impl Logged for AdminEvent {
+impl Logged for LoggedEvent {
     fn seq(&self) -> i64 {
         self.seq
     }
@@ -196,8 +198,8 @@ where
                 Next::KeepAlive => {
                     ticks += 1;
                     if ticks % 2 == 0 {
-                        let data = serde_json::json!({ "timestamp": now_ms() }).to_string();
-                        yield Ok(frame::event(None, "ping", &data));
+                        let ping = SessionEvent::Ping(Ping { timestamp: now_ms() });
+                        yield Ok(frame::event(None, ping.kind().as_str(), &ping.to_data()));
                     } else {
                         yield Ok(frame::comment("ping"));
                     }

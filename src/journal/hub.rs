@@ -7,7 +7,7 @@ use tokio::sync::broadcast;
 
 use super::SESSION_BUFFER;
 use crate::ids::SessionId;
-use crate::store::{AdminEvent, StoredEvent};
+use crate::store::{LoggedEvent, StoredEvent};
 
 /// Admin events buffered for slow admin readers; further behind, they catch up from the store.
 const ADMIN_BUFFER: usize = 4096;
@@ -16,7 +16,7 @@ const ADMIN_BUFFER: usize = 4096;
 /// admin log.
 pub struct Hub {
     sessions: Mutex<HashMap<SessionId, broadcast::Sender<Arc<StoredEvent>>>>,
-    admin: broadcast::Sender<Arc<AdminEvent>>,
+    admin: broadcast::Sender<Arc<LoggedEvent>>,
 }
 
 impl Default for Hub {
@@ -30,7 +30,7 @@ impl Default for Hub {
 
 impl Hub {
     /// Subscribes to future admin events.
-    pub fn subscribe_admin(&self) -> broadcast::Receiver<Arc<AdminEvent>> {
+    pub fn subscribe_admin(&self) -> broadcast::Receiver<Arc<LoggedEvent>> {
         self.admin.subscribe()
     }
 
@@ -39,7 +39,7 @@ impl Hub {
         self.admin.receiver_count()
     }
 
-    pub(super) fn publish_admin(&self, event: AdminEvent) {
+    pub(super) fn publish_admin(&self, event: LoggedEvent) {
         let _ = self.admin.send(Arc::new(event));
     }
 

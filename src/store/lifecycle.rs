@@ -1,51 +1,62 @@
 //! The admin lifecycle events a write implies, derived in one place so every backend logs the
 //! same events for the same writes (protocol.md §3).
 
-use serde_json::{Value, json};
-
 use super::{Applied, Progress, Write};
-use crate::api::TurnEnding;
-use crate::api::{Outcome, signal_name};
+use crate::api::lifecycle::{
+    OperatorAction, OutputRejected, TurnDispatched, TurnEnded, TurnProgress, TurnQueued,
+    TurnStranded, WorkerExited, WorkerReady, WorkerSpawned,
+};
+use crate::api::state::{ActionKind, RejectionKind};
+use crate::api::{AdminEvent, Outcome, TurnEnding, WorkerState, signal_name};
 use crate::ids::{SessionId, TurnId, WorkerId};
 
-/// One admin event to log.
+/// One admin event to log, with what it is about (for a turn's timeline and a worker's).
 pub struct Lifecycle {
-    /// Event name.
-    pub kind: &'static str,
-    /// The turn it is about, for the turn's timeline.
+    /// The event.
+    pub event: AdminEvent,
+    /// The turn it is about.
     pub turn_id: Option<TurnId>,
     /// The worker it is about.
     pub worker_id: Option<WorkerId>,
-    /// Its JSON.
-    pub data: Value,
 }
 
-fn ev(
-    kind: &'static str,
-    turn: Option<&TurnId>,
-    worker: Option<&WorkerId>,
-    mut data: Value,
-    at: i64,
-) -> Lifecycle {
-    data["timestamp"] = json!(at);
-    Lifecycle {
-        kind,
-        turn_id: turn.cloned(),
-        worker_id: worker.cloned(),
-        data,
+impl From<AdminEvent> for Lifecycle {
+    fn from(event: AdminEvent) -> Self {
+        Self {
+            turn_id: event.turn_id().cloned(),
+            worker_id: event.worker_id().cloned(),
+            event,
+        }
     }
 }
 
 /// The admin events for `write`, given what it did.
 pub fn derive(write: &Write, applied: &Applied) -> Vec<Lifecycle> {
+    derive_events(write, applied)
+        .into_iter()
+        .map(|event| match (&event, write) {
+            // An operator's action is about its target, which the event names as text.
+            (AdminEvent::OperatorAction(a), Write::Action(_)) => Lifecycle {
+                turn_id: (a.action == ActionKind::Cancel).then(|| TurnId(a.target.clone())),
+                worker_id: (a.action == ActionKind::Kill).then(|| WorkerId(a.target.clone())),
+                event,
+            },
+            _ => event.into(),
+        })
+        .collect()
+}
+
+fn derive_events(write: &Write, applied: &Applied) -> Vec<AdminEvent> {
     match (write, applied) {
-        (Write::InsertTurn { turn }, Applied::Turn { created: true, .. }) => vec![ev(
-            "turn.queued",
-            Some(&turn.id),
-            None,
-            json!({ "turnId": turn.id, "sessionId": turn.session_id, "agentId": turn.agent_id, "messageId": turn.message_id }),
-            turn.created_at,
-        )],
+        (Write::InsertTurn { turn }, Applied::Turn { created: true, .. }) => {
+            vec![AdminEvent::TurnQueued(TurnQueued {
+                turn_id: turn.id.clone(),
+                session_id: turn.session_id.clone(),
+                agent_id: turn.agent_id.clone(),
+                message_id: turn.message_id.clone(),
+                timestamp: turn.created_at,
+            })]
+        }
         (
             Write::Dispatch {
                 turn_id,
@@ -56,13 +67,13 @@ pub fn derive(write: &Write, applied: &Applied) -> Vec<Lifecycle> {
                 ..
             },
             Applied::Done(true),
-        ) => vec![ev(
-            "turn.dispatched",
-            Some(turn_id),
-            Some(worker_id),
-            json!({ "turnId": turn_id, "workerId": worker_id, "generation": generation, "deadlineAt": deadline_at }),
-            *at,
-        )],
+        ) => vec![AdminEvent::TurnDispatched(TurnDispatched {
+            turn_id: turn_id.clone(),
+            worker_id: worker_id.clone(),
+            generation: *generation,
+            deadline_at: *deadline_at,
+            timestamp: *at,
+        })],
         (
             Write::Event {
                 turn_id: Some(turn),
@@ -71,15 +82,10 @@ pub fn derive(write: &Write, applied: &Applied) -> Vec<Lifecycle> {
                 ..
             },
             Applied::Events(e),
-        ) if !e.is_empty() => {
-            vec![ev(
-                "turn.progress",
-                Some(turn),
-                None,
-                json!({ "turnId": turn }),
-                *at,
-            )]
-        }
+        ) if !e.is_empty() => vec![AdminEvent::TurnProgress(TurnProgress {
+            turn_id: turn.clone(),
+            timestamp: *at,
+        })],
         (
             Write::Event {
                 turn_id: Some(turn),
@@ -88,16 +94,14 @@ pub fn derive(write: &Write, applied: &Applied) -> Vec<Lifecycle> {
                 ..
             },
             Applied::Events(e),
-        ) if e.is_empty() => {
-            vec![rejected(
-                worker,
-                *generation,
-                Some(turn),
-                "late",
-                "its turn had already ended",
-                *at,
-            )]
-        }
+        ) if e.is_empty() => vec![AdminEvent::OutputRejected(OutputRejected {
+            worker_id: worker.clone(),
+            generation: *generation,
+            turn_id: Some(turn.clone()),
+            kind: RejectionKind::Late,
+            reason: "its turn had already ended".into(),
+            timestamp: *at,
+        })],
         (
             Write::EndTurn {
                 session_id,
@@ -114,79 +118,58 @@ pub fn derive(write: &Write, applied: &Applied) -> Vec<Lifecycle> {
 }
 
 /// Worker, output and operator events.
-fn derive_worker(write: &Write, applied: &Applied) -> Vec<Lifecycle> {
+fn derive_worker(write: &Write, applied: &Applied) -> Vec<AdminEvent> {
     match (write, applied) {
-        (Write::WorkerSpawned(s), _) => vec![ev(
-            "worker.spawned",
-            None,
-            Some(&s.worker_id),
-            json!({ "workerId": s.worker_id, "generation": s.generation, "pid": s.pid, "agentId": s.agent_id, "sessionId": s.session_id }),
-            s.at,
-        )],
+        (Write::WorkerSpawned(s), _) => vec![AdminEvent::WorkerSpawned(WorkerSpawned {
+            worker_id: s.worker_id.clone(),
+            generation: s.generation,
+            pid: s.pid,
+            agent_id: s.agent_id.clone(),
+            session_id: s.session_id.clone(),
+            timestamp: s.at,
+        })],
         (
             Write::WorkerState {
                 worker_id,
                 generation,
-                state: "ready",
+                state: WorkerState::Ready,
                 at,
                 ..
             },
             Applied::Done(true),
-        ) => vec![ev(
-            "worker.ready",
-            None,
-            Some(worker_id),
-            json!({ "workerId": worker_id, "generation": generation }),
-            *at,
-        )],
-        (Write::WorkerExited(e), Applied::Done(true)) => vec![ev(
-            "worker.exited",
-            None,
-            Some(&e.worker_id),
-            json!({
-                "workerId": e.worker_id, "generation": e.generation, "exitCode": e.exit_code,
-                "signal": e.signal.map(signal_name), "intentional": e.intentional, "reason": e.reason,
-            }),
-            e.at,
-        )],
-        (Write::Reject(r), _) => vec![rejected(
-            &r.worker_id,
-            r.generation,
-            r.turn_id.as_ref(),
-            r.kind,
-            &r.reason,
-            r.at,
-        )],
-        (Write::Action(a), _) => vec![ev(
-            "operator.action",
-            (a.action == "cancel")
-                .then(|| TurnId(a.target.clone()))
-                .as_ref(),
-            (a.action == "kill")
-                .then(|| WorkerId(a.target.clone()))
-                .as_ref(),
-            json!({ "action": a.action, "target": a.target, "reason": a.reason, "token": a.token }),
-            a.at,
-        )],
+        ) => vec![AdminEvent::WorkerReady(WorkerReady {
+            worker_id: worker_id.clone(),
+            generation: *generation,
+            timestamp: *at,
+        })],
+        (Write::WorkerExited(e), Applied::Done(true)) => {
+            vec![AdminEvent::WorkerExited(WorkerExited {
+                worker_id: e.worker_id.clone(),
+                generation: e.generation,
+                exit_code: e.exit_code,
+                signal: e.signal.map(signal_name),
+                intentional: e.intentional,
+                reason: e.reason.clone(),
+                timestamp: e.at,
+            })]
+        }
+        (Write::Reject(r), _) => vec![AdminEvent::OutputRejected(OutputRejected {
+            worker_id: r.worker_id.clone(),
+            generation: r.generation,
+            turn_id: r.turn_id.clone(),
+            kind: r.kind,
+            reason: r.reason.clone(),
+            timestamp: r.at,
+        })],
+        (Write::Action(a), _) => vec![AdminEvent::OperatorAction(OperatorAction {
+            action: a.action,
+            target: a.target.clone(),
+            reason: a.reason.clone(),
+            token: a.token.clone(),
+            timestamp: a.at,
+        })],
         _ => Vec::new(),
     }
-}
-
-fn rejected(
-    worker: &WorkerId,
-    generation: u32,
-    turn: Option<&TurnId>,
-    kind: &str,
-    reason: &str,
-    at: i64,
-) -> Lifecycle {
-    ev(
-        "worker.output_rejected",
-        turn,
-        Some(worker),
-        json!({ "workerId": worker, "generation": generation, "turnId": turn, "kind": kind, "reason": reason }),
-        at,
-    )
 }
 
 /// `turn.stranded` (when it was) and `turn.completed` / `turn.failed`.
@@ -196,34 +179,30 @@ fn ended(
     ending: &TurnEnding,
     at: i64,
     stranded: bool,
-) -> Vec<Lifecycle> {
+) -> Vec<AdminEvent> {
     let mut out = Vec::with_capacity(2);
-    let code = ending.code.map(crate::api::ErrorCode::as_str);
     if stranded {
-        out.push(ev(
-            "turn.stranded",
-            Some(turn_id),
-            None,
-            json!({ "turnId": turn_id, "sessionId": session_id, "reason": code }),
-            at,
-        ));
+        out.push(AdminEvent::TurnStranded(TurnStranded {
+            turn_id: turn_id.clone(),
+            session_id: session_id.clone(),
+            reason: ending.code,
+            timestamp: at,
+        }));
     }
-    let (kind, mut data) = match ending.outcome {
-        Outcome::Completed => (
-            "turn.completed",
-            json!({ "turnId": turn_id, "sessionId": session_id }),
-        ),
-        Outcome::Failed => (
-            "turn.failed",
-            json!({ "turnId": turn_id, "sessionId": session_id, "code": code, "error": ending.error }),
-        ),
+    let failed = ending.outcome == Outcome::Failed;
+    let end = TurnEnded {
+        turn_id: turn_id.clone(),
+        session_id: session_id.clone(),
+        code: if failed { ending.code } else { None },
+        error: if failed { ending.error.clone() } else { None },
+        exit_code: ending.exit_code,
+        signal: ending.signal.map(signal_name),
+        timestamp: at,
     };
-    if let Some(c) = ending.exit_code {
-        data["exitCode"] = json!(c);
-    }
-    if let Some(s) = ending.signal {
-        data["signal"] = json!(signal_name(s));
-    }
-    out.push(ev(kind, Some(turn_id), None, data, at));
+    out.push(if failed {
+        AdminEvent::TurnFailed(end)
+    } else {
+        AdminEvent::TurnCompleted(end)
+    });
     out
 }

@@ -5,8 +5,13 @@
 //! stall_ms`) or deadline has run out, or that has waited for worker capacity past its queue
 //! deadline. The gateway resolves these itself; while one exists, operators see it.
 
-use crate::ids::{SessionId, TurnId, WorkerId};
 use std::collections::BTreeMap;
+
+use crate::api::state::{TurnFilter, WorkerFilter};
+use crate::api::{ErrorCode, Outcome, TurnState, WorkerState};
+use crate::ids::{MessageId, SessionId, TurnId, WorkerId};
+
+pub use crate::api::admin::RejectedLine as RejectionRow;
 
 /// Pagination: at most `limit` rows after the opaque `cursor` of a previous page.
 #[derive(Clone, Debug, Default)]
@@ -20,8 +25,8 @@ pub struct Page {
 /// Which workers to list.
 #[derive(Clone, Debug, Default)]
 pub struct WorkerQuery {
-    /// A state (`starting`, `ready`, `busy`, `idle`, `exited`), or `live` for all but exited.
-    pub state: Option<String>,
+    /// A state, or every live one.
+    pub state: Option<WorkerFilter>,
     /// One worker slot only.
     pub worker: Option<WorkerId>,
     /// One session only.
@@ -35,9 +40,8 @@ pub struct WorkerQuery {
 /// Which turns to list.
 #[derive(Clone, Debug, Default)]
 pub struct TurnQuery {
-    /// A state (`queued`, `dispatched`, `streaming`, `completed`, `failed`), `open` (not
-    /// ended) or `stranded`.
-    pub state: Option<String>,
+    /// A state, the open turns or the stranded ones.
+    pub state: Option<TurnFilter>,
     /// One agent only.
     pub agent: Option<String>,
     /// One session only.
@@ -61,8 +65,8 @@ pub struct WorkerRecord {
     pub agent_id: String,
     /// Session.
     pub session_id: SessionId,
-    /// `starting`, `ready`, `busy`, `idle` or `exited`.
-    pub state: String,
+    /// Its state.
+    pub state: WorkerState,
     /// Epoch ms.
     pub started_at: i64,
     /// Epoch ms.
@@ -106,11 +110,11 @@ pub struct TurnRow {
     /// Its agent.
     pub agent_id: String,
     /// Its message id.
-    pub message_id: String,
+    pub message_id: MessageId,
     /// The message text (shown to operators only).
     pub content: String,
-    /// `queued`, `dispatched`, `streaming`, `completed`, `failed`.
-    pub state: String,
+    /// Its state.
+    pub state: TurnState,
     /// The worker slot it went to.
     pub worker_id: Option<WorkerId>,
     /// That worker's generation.
@@ -127,10 +131,10 @@ pub struct TurnRow {
     pub deadline_at: Option<i64>,
     /// Epoch ms.
     pub ended_at: Option<i64>,
-    /// `completed` or `failed`.
-    pub outcome: Option<String>,
+    /// How it ended.
+    pub outcome: Option<Outcome>,
     /// Failure code.
-    pub code: Option<String>,
+    pub code: Option<ErrorCode>,
     /// Failure sentence.
     pub error: Option<String>,
     /// Stranded at the time of the query.
@@ -144,32 +148,15 @@ impl TurnRow {
     }
 }
 
-/// One rejected or late worker line.
-#[derive(Clone, Debug)]
-pub struct RejectionRow {
-    /// Generation that wrote it.
-    pub generation: u32,
-    /// The turn it named.
-    pub turn_id: Option<String>,
-    /// `rejected` or `late`.
-    pub kind: String,
-    /// Why.
-    pub reason: String,
-    /// The line (clipped).
-    pub line: String,
-    /// Epoch ms.
-    pub at: i64,
-}
-
 /// Counts for the overview.
 #[derive(Clone, Debug, Default)]
 pub struct Overview {
     /// Live workers by state.
-    pub workers_by_state: BTreeMap<String, i64>,
+    pub workers_by_state: BTreeMap<WorkerState, i64>,
     /// Turns by state.
-    pub turns_by_state: BTreeMap<String, i64>,
+    pub turns_by_state: BTreeMap<TurnState, i64>,
     /// Failed turns by code.
-    pub failed_by_code: BTreeMap<String, i64>,
+    pub failed_by_code: BTreeMap<ErrorCode, i64>,
     /// Turns stranded now.
     pub stranded: i64,
 }

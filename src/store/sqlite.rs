@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::query::RejectionRow;
 use super::{
-    AdminEvent, Batch, LiveWorker, Overview, SessionRecord, Snapshot, Store, StoreError,
+    Batch, LiveWorker, LoggedEvent, Overview, SessionRecord, Snapshot, Store, StoreError,
     StoredEvent, TurnQuery, TurnRecord, TurnRow, WorkerQuery, WorkerRecord, Write,
 };
 use crate::ids::{SessionId, TurnId, WorkerId};
@@ -186,11 +186,11 @@ fn turn_from(row: &SqliteRow) -> Result<TurnRecord, sqlx::Error> {
         agent_id: row.try_get("agent_id")?,
         message_id: row.try_get::<String, _>("message_id")?.into(),
         content: row.try_get("content")?,
-        state: row.try_get("state")?,
+        state: reads::wire(row, "state")?,
         worker_id: row.try_get::<Option<String>, _>("worker_id")?.map(WorkerId),
         created_at: row.try_get("created_at")?,
         ended_at: row.try_get("ended_at")?,
-        code: row.try_get("code")?,
+        code: reads::wire_opt(row, "code")?,
     })
 }
 
@@ -199,7 +199,7 @@ fn event_from(row: &SqliteRow) -> Result<StoredEvent, sqlx::Error> {
         session_id: SessionId(row.try_get("session_id")?),
         seq: row.try_get("seq")?,
         turn_id: row.try_get::<Option<String>, _>("turn_id")?.map(TurnId),
-        kind: row.try_get("kind")?,
+        kind: reads::wire(row, "kind")?,
         data: row.try_get("data")?,
     })
 }
@@ -323,7 +323,7 @@ impl Store for SqliteStore {
     async fn turn_timeline(
         &self,
         id: &TurnId,
-    ) -> Result<(Vec<AdminEvent>, Vec<StoredEvent>), StoreError> {
+    ) -> Result<(Vec<LoggedEvent>, Vec<StoredEvent>), StoreError> {
         let admin = reads::admin_events_of_turn(&self.pool, id).await?;
         let rows = sqlx::query("SELECT session_id, seq, turn_id, kind, data FROM events WHERE turn_id = ? ORDER BY seq")
             .bind(id.as_str())
@@ -351,7 +351,7 @@ impl Store for SqliteStore {
         &self,
         after: i64,
         limit: i64,
-    ) -> Result<Vec<AdminEvent>, StoreError> {
+    ) -> Result<Vec<LoggedEvent>, StoreError> {
         Ok(reads::admin_events_after(&self.pool, after, limit).await?)
     }
 

@@ -1,6 +1,7 @@
 //! Store conformance: the stranded rule and the query plans behind the admin lists.
 
 use super::*;
+use crate::api::state::{TurnFilter, TurnSet};
 use crate::api::{ErrorCode, TurnEnding};
 use crate::clock::now_ms;
 
@@ -37,7 +38,7 @@ fn turn(id: &str, session: &str, created_at: i64) -> TurnRecord {
         agent_id: "echo".into(),
         message_id: format!("m-{id}").into(),
         content: "hi".into(),
-        state: "queued".into(),
+        state: crate::api::TurnState::Queued,
         worker_id: None,
         created_at,
         ended_at: None,
@@ -47,7 +48,7 @@ fn turn(id: &str, session: &str, created_at: i64) -> TurnRecord {
 
 async fn stranded(store: &Arc<dyn Store>, now: i64) -> Vec<String> {
     let q = TurnQuery {
-        state: Some("stranded".into()),
+        state: Some(TurnFilter::Set(TurnSet::Stranded)),
         page: Page {
             limit: 100,
             cursor: None,

@@ -9,7 +9,8 @@ use tokio::time::{Instant, sleep_until};
 use super::process::{Process, WorkerEvent};
 use super::stop::{StopHow, clip, stop};
 use super::{ActionError, Ctx, QueuedTurn, end_turn};
-use crate::api::TurnEnding;
+use crate::api::state::{ExitReason, RejectionKind};
+use crate::api::{TurnEnding, WorkerState};
 use crate::clock::now_ms;
 use crate::config::AgentConfig;
 use crate::ids::{SessionId, TurnId, WorkerId};
@@ -197,7 +198,7 @@ impl Actor {
             self.worker_id.clone(),
             live.proc,
             StopHow::Graceful,
-            "evicted".into(),
+            ExitReason::Evicted.to_string(),
         );
         self.stops.retain(|h| !h.is_finished());
         self.stops.push(self.ctx.tracker.spawn(async move {
@@ -279,7 +280,7 @@ impl Actor {
         .await
     }
 
-    fn worker_state(&self, state: &'static str, turn_id: Option<TurnId>) {
+    fn worker_state(&self, state: WorkerState, turn_id: Option<TurnId>) {
         if let Some(live) = &self.worker {
             self.ctx.journal.send(Write::WorkerState {
                 worker_id: self.worker_id.clone(),
@@ -293,7 +294,7 @@ impl Actor {
 
     /// The busy turn is over: the worker (if still alive) is idle again.
     fn finish_turn(&mut self, turn: &QueuedTurn) {
-        self.worker_state("idle", None);
+        self.worker_state(WorkerState::Idle, None);
         if let Some(live) = &mut self.worker {
             if live.ended.len() == REMEMBER_ENDED {
                 live.ended.pop_front();
@@ -315,9 +316,9 @@ impl Actor {
         }
     }
 
-    fn reject(&self, turn_id: Option<TurnId>, kind: &'static str, reason: &str, raw: &str) {
+    fn reject(&self, turn_id: Option<TurnId>, kind: RejectionKind, reason: &str, raw: &str) {
         let Some(live) = &self.worker else { return };
-        tracing::debug!(worker = %self.worker_id, kind, reason, "worker output not acted on");
+        tracing::debug!(worker = %self.worker_id, %kind, reason, "worker output not acted on");
         self.ctx.journal.send(Write::Reject(Rejection {
             worker_id: self.worker_id.clone(),
             generation: live.proc.generation,

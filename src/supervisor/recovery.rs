@@ -16,6 +16,7 @@ use nix::unistd::Pid;
 
 use super::process::signal_group;
 use super::procinfo;
+use crate::api::state::ExitReason;
 use crate::clock::now_ms;
 use crate::journal::Journal;
 use crate::store::{LiveWorker, Store, StoreError, WorkerExit, Write};
@@ -29,11 +30,11 @@ enum Verdict {
 }
 
 impl Verdict {
-    fn reason(self) -> &'static str {
+    fn reason(self) -> ExitReason {
         match self {
-            Self::Killed => "killed_at_recovery",
-            Self::Gone => "gone_at_recovery",
-            Self::Unverified => "gateway_restarted",
+            Self::Killed => ExitReason::KilledAtRecovery,
+            Self::Gone => ExitReason::GoneAtRecovery,
+            Self::Unverified => ExitReason::GatewayRestarted,
         }
     }
 }
@@ -46,7 +47,7 @@ pub(crate) async fn recover_workers(
     for w in store.live_workers().await? {
         let verdict = judge(&w);
         tracing::warn!(worker = %w.worker_id, generation = w.generation, pid = ?w.pid,
-            reason = verdict.reason(), "a worker of a previous run, recovered");
+            reason = %verdict.reason(), "a worker of a previous run, recovered");
         journal.send(Write::WorkerExited(WorkerExit {
             worker_id: w.worker_id,
             generation: w.generation,
@@ -54,7 +55,7 @@ pub(crate) async fn recover_workers(
             signal: (verdict == Verdict::Killed).then_some(Signal::SIGKILL as i32),
             at: now_ms(),
             intentional: verdict == Verdict::Killed,
-            reason: verdict.reason().into(),
+            reason: verdict.reason().to_string(),
             stderr_tail: String::new(),
         }));
     }

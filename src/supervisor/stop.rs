@@ -9,6 +9,7 @@ use tokio::time::{Instant, sleep_until};
 
 use super::Ctx;
 use super::process::{ExitInfo, Process, WorkerEvent, signal_group};
+use crate::api::state::RejectionKind;
 use crate::api::{FromWorker, ToWorker};
 use crate::clock::now_ms;
 use crate::ids::WorkerId;
@@ -47,7 +48,7 @@ pub async fn stop(
                     worker_id: worker.clone(),
                     generation: proc.generation,
                     turn_id: None,
-                    kind: "late",
+                    kind: RejectionKind::Late,
                     reason: "the worker was being stopped".into(),
                     line: clip(&line),
                     at: now_ms(),

@@ -4,6 +4,7 @@
 use futures::StreamExt;
 use serde_json::{Value, json};
 use std::time::Duration;
+use turnwatch::api::WorkerState;
 use turnwatch::api::admin::{Page, TurnDetail, TurnInfo, WorkerDetail, WorkerInfo};
 use turnwatch::client::{Client, SseEvent};
 use turnwatch::config::{Role, TokenConfig};
@@ -128,7 +129,7 @@ async fn workers_and_turns_tell_the_truth_about_real_processes() {
     let s = gw.session("hang").await;
     let mut r = gw.open(&s, None).await;
     let turn = gw.post(&s, "held").await;
-    gw.wait_workers(&s, |r| r.iter().any(|w| w.state == "busy"))
+    gw.wait_workers(&s, |r| r.iter().any(|w| w.state == WorkerState::Busy))
         .await;
     let live: Page<WorkerInfo> = gw
         .client
@@ -141,7 +142,7 @@ async fn workers_and_turns_tell_the_truth_about_real_processes() {
         .find(|w| w.session_id.as_str() == s.id)
         .unwrap()
         .clone();
-    assert_eq!(w.state, "busy");
+    assert_eq!(w.state, WorkerState::Busy);
     assert_eq!(
         w.current_turn_id
             .as_ref()
@@ -183,7 +184,7 @@ async fn workers_and_turns_tell_the_truth_about_real_processes() {
         .await
         .unwrap();
     assert_failed(&r.until_complete(&turn).await, "cancelled_by_operator");
-    gw.wait_workers(&s, |r| r.iter().all(|w| w.state == "exited"))
+    gw.wait_workers(&s, |r| r.iter().all(|w| w.state == WorkerState::Exited))
         .await;
     let d: WorkerDetail = gw
         .client
@@ -203,8 +204,8 @@ async fn workers_and_turns_tell_the_truth_about_real_processes() {
         d.stderr_tail
     );
     assert_eq!(
-        d.recent_turns[0].code.as_deref(),
-        Some("cancelled_by_operator")
+        d.recent_turns[0].code,
+        Some(turnwatch::api::ErrorCode::CancelledByOperator)
     );
     let detail: TurnDetail = gw
         .client
@@ -224,7 +225,7 @@ async fn workers_and_turns_tell_the_truth_about_real_processes() {
 
     let (s2, _, _) = gw.turn("sig", "segfault").await;
     let rows = gw
-        .wait_workers(&s2, |r| r.iter().all(|w| w.state == "exited"))
+        .wait_workers(&s2, |r| r.iter().all(|w| w.state == WorkerState::Exited))
         .await;
     let d: WorkerDetail = gw
         .client
@@ -494,7 +495,7 @@ async fn status_and_kill_commands() {
     let mut r = gw.open(&s, None).await;
     let turn = gw.post(&s, "for the cli").await;
     let rows = gw
-        .wait_workers(&s, |r| r.iter().any(|w| w.state == "busy"))
+        .wait_workers(&s, |r| r.iter().any(|w| w.state == WorkerState::Busy))
         .await;
     let run = |args: &[&str]| {
         let mut cmd = std::process::Command::new(BIN);

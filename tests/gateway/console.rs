@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
+use turnwatch::api::{ErrorCode, TurnState, WorkerState};
 use turnwatch::client::Client;
 use turnwatch::console::driver::Driver;
 use turnwatch::console::state::{Detail, Mode, RowKey, State, View};
@@ -130,7 +131,7 @@ async fn console_marks_stale_then_resumes_after_a_gateway_restart() {
         s.model
             .turns
             .values()
-            .any(|t| t.id.as_str() == first && t.state == "completed")
+            .any(|t| t.id.as_str() == first && t.state == TurnState::Completed)
     })
     .await;
     let gw = gw.restart_in_place(agents()).await;
@@ -151,7 +152,7 @@ async fn console_marks_stale_then_resumes_after_a_gateway_restart() {
             && s.model
                 .turns
                 .values()
-                .any(|t| t.id.as_str() == second && t.state == "completed")
+                .any(|t| t.id.as_str() == second && t.state == TurnState::Completed)
     })
     .await;
     let notes: Vec<&str> = driver
@@ -243,14 +244,14 @@ async fn console_chats_kills_and_cancels_against_a_real_gateway() {
         s.model
             .turns
             .get(&turn)
-            .is_some_and(|t| t.state == "completed")
+            .is_some_and(|t| t.state == TurnState::Completed)
     })
     .await;
 
     let i = chat(&mut driver, "crash", "boom");
     pump(&mut driver, &mut rx, |s| s.chat.replies[i].end.is_some()).await;
     assert!(
-        matches!(&driver.state.chat.replies[i].end, Some(ReplyEnd::Failed { code, .. }) if code == "worker_crashed")
+        matches!(&driver.state.chat.replies[i].end, Some(ReplyEnd::Failed { code, .. }) if *code == ErrorCode::WorkerCrashed)
     );
 
     // Kill the busy worker behind a hanging chat turn, from the Workers view.
@@ -259,7 +260,7 @@ async fn console_chats_kills_and_cancels_against_a_real_gateway() {
         s.model
             .workers
             .values()
-            .any(|w| w.agent == "hang" && w.state == "busy")
+            .any(|w| w.agent == "hang" && w.state == WorkerState::Busy)
     })
     .await;
     driver.state.view = View::Workers;
@@ -282,7 +283,7 @@ async fn console_chats_kills_and_cancels_against_a_real_gateway() {
     assert!(!error && notice.starts_with("killed w-"), "{notice}");
     pump(&mut driver, &mut rx, |s| s.chat.replies[i].end.is_some()).await;
     assert!(
-        matches!(&driver.state.chat.replies[i].end, Some(ReplyEnd::Failed { code, .. }) if code == "cancelled_by_operator")
+        matches!(&driver.state.chat.replies[i].end, Some(ReplyEnd::Failed { code, .. }) if *code == ErrorCode::CancelledByOperator)
     );
     let hang = driver
         .state
@@ -304,7 +305,7 @@ async fn console_chats_kills_and_cancels_against_a_real_gateway() {
             s.model
                 .turns
                 .get(t)
-                .is_some_and(|t| t.state == "dispatched")
+                .is_some_and(|t| t.state == TurnState::Dispatched)
         })
     })
     .await;
@@ -319,7 +320,7 @@ async fn console_chats_kills_and_cancels_against_a_real_gateway() {
     assert!(!error && notice.starts_with("cancelled t-"), "{notice}");
     pump(&mut driver, &mut rx, |s| s.chat.replies[i].end.is_some()).await;
     assert!(
-        matches!(&driver.state.chat.replies[i].end, Some(ReplyEnd::Failed { code, .. }) if code == "cancelled_by_operator")
+        matches!(&driver.state.chat.replies[i].end, Some(ReplyEnd::Failed { code, .. }) if *code == ErrorCode::CancelledByOperator)
     );
     gw.stop().await;
 }

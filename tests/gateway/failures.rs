@@ -1,6 +1,7 @@
 //! Failure-matrix rows 1–8, 14, 15 and 17: how a worker fails, and what the client sees.
 
 use std::time::Duration;
+use turnwatch::api::WorkerState;
 
 use crate::harness::{BIN, TestGateway, assert_completed, assert_failed, config, worker};
 
@@ -61,7 +62,7 @@ async fn row03_crash_mid_turn_exit_code_and_signal() {
     let err = assert_failed(&events, "worker_crashed");
     assert_eq!(err["exitCode"], 3);
     let rows = gw
-        .wait_workers(&s, |r| r.iter().any(|w| w.state == "exited"))
+        .wait_workers(&s, |r| r.iter().any(|w| w.state == WorkerState::Exited))
         .await;
     assert_eq!(
         (rows[0].exit_code, rows[0].intentional),
@@ -125,7 +126,7 @@ async fn row06_never_ready_is_startup_timeout() {
     let (s, _, events) = gw.turn("mute", "hello?").await;
     assert_failed(&events, "worker_startup_timeout");
     let rows = gw
-        .wait_workers(&s, |r| r.iter().all(|w| w.state == "exited"))
+        .wait_workers(&s, |r| r.iter().all(|w| w.state == WorkerState::Exited))
         .await;
     assert_eq!(rows[0].intentional, Some(true));
     gw.stop().await;
@@ -150,7 +151,7 @@ async fn row07_silent_or_heartbeating_worker_stalls_and_is_stopped() {
         );
         // The hung worker is stopped (hang ignores `shutdown`, so this takes SIGTERM).
         let rows = gw
-            .wait_workers(&s, |r| r.iter().all(|w| w.state == "exited"))
+            .wait_workers(&s, |r| r.iter().all(|w| w.state == WorkerState::Exited))
             .await;
         assert_eq!(
             (rows[0].intentional, rows[0].reason.as_deref()),
@@ -207,7 +208,7 @@ async fn row15_oversized_line_is_a_protocol_error() {
     let (s, _, events) = gw.turn("big", "overflow").await;
     assert_failed(&events, "worker_protocol_error");
     let rows = gw
-        .wait_workers(&s, |r| r.iter().all(|w| w.state == "exited"))
+        .wait_workers(&s, |r| r.iter().all(|w| w.state == WorkerState::Exited))
         .await;
     assert_eq!(rows[0].intentional, Some(true));
     gw.stop().await;
@@ -223,7 +224,7 @@ async fn row17_no_capacity_is_queue_timeout() {
     let busy = gw.session("hang").await;
     let mut busy_stream = gw.open(&busy, None).await;
     let busy_turn = gw.post(&busy, "occupy the only worker").await;
-    gw.wait_workers(&busy, |r| r.iter().any(|w| w.state == "busy"))
+    gw.wait_workers(&busy, |r| r.iter().any(|w| w.state == WorkerState::Busy))
         .await;
     let (_, _, events) = gw.turn("hang", "no room").await;
     let err = assert_failed(&events, "queue_timeout");

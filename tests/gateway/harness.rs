@@ -140,7 +140,10 @@ impl TestGateway {
                 worker_id: r.get("worker_id"),
                 generation: r.get::<i64, _>("generation") as u32,
                 pid: r.get::<i64, _>("pid") as u32,
-                state: r.get("state"),
+                state: r
+                    .get::<String, _>("state")
+                    .parse()
+                    .expect("a state this version knows"),
                 exit_code: r.get("exit_code"),
                 signal: r.get("signal"),
                 intentional: r.get("intentional"),
@@ -241,7 +244,7 @@ impl TestGateway {
             assert_eq!(ends[0].1["code"].as_str(), code.as_deref(), "{about:?}");
             let strands = code
                 .as_deref()
-                .and_then(turnwatch::api::ErrorCode::parse)
+                .and_then(|c| c.parse().ok())
                 .is_some_and(turnwatch::api::ErrorCode::strands);
             let stranded: Vec<_> = about
                 .iter()
@@ -341,7 +344,7 @@ pub struct WorkerRow {
     pub worker_id: String,
     pub generation: u32,
     pub pid: u32,
-    pub state: String,
+    pub state: turnwatch::api::WorkerState,
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     pub intentional: Option<bool>,

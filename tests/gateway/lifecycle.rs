@@ -3,6 +3,7 @@
 use futures::StreamExt;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
+use turnwatch::api::WorkerState;
 
 use crate::harness::{BIN, TestGateway, assert_failed, assert_gone, config, worker};
 
@@ -12,7 +13,7 @@ async fn row16_session_deleted_mid_turn() {
     let s = gw.session("hang").await;
     let mut r = gw.open(&s, None).await;
     let turn = gw.post(&s, "forever").await;
-    gw.wait_workers(&s, |r| r.iter().any(|w| w.state == "busy"))
+    gw.wait_workers(&s, |r| r.iter().any(|w| w.state == WorkerState::Busy))
         .await;
     let resp = gw
         .http
@@ -37,7 +38,7 @@ async fn row16_session_deleted_mid_turn() {
     assert_eq!(closed.event, "closed");
     assert!(r.next().await.is_none(), "the stream ends after closed");
     let rows = gw
-        .wait_workers(&s, |r| r.iter().all(|w| w.state == "exited"))
+        .wait_workers(&s, |r| r.iter().all(|w| w.state == WorkerState::Exited))
         .await;
     assert_eq!(rows[0].intentional, Some(true));
     let gone = gw
@@ -57,7 +58,7 @@ async fn row18_graceful_stop_fails_in_flight_turns_before_exit() {
     let s = gw.session("hang").await;
     let mut r = gw.open(&s, None).await;
     let turn = gw.post(&s, "mid-flight").await;
-    gw.wait_workers(&s, |r| r.iter().any(|w| w.state == "busy"))
+    gw.wait_workers(&s, |r| r.iter().any(|w| w.state == WorkerState::Busy))
         .await;
     let stopping = tokio::spawn(gw.stop());
     let events = r.until_complete(&turn).await;

@@ -2,6 +2,7 @@
 
 use serde_json::json;
 use std::time::Duration;
+use turnwatch::api::WorkerState;
 
 use crate::harness::{TestGateway, assert_completed, assert_failed, config, worker};
 
@@ -33,7 +34,7 @@ async fn row09_kill_busy_worker_cancels_its_turn_and_is_intentional() {
     let mut r = gw.open(&s, None).await;
     let turn = gw.post(&s, "work forever").await;
     let rows = gw
-        .wait_workers(&s, |r| r.iter().any(|w| w.state == "busy"))
+        .wait_workers(&s, |r| r.iter().any(|w| w.state == WorkerState::Busy))
         .await;
     let w = &rows[0];
     let path = format!("/api/v1/admin/workers/{}/kill", w.worker_id);
@@ -51,7 +52,7 @@ async fn row09_kill_busy_worker_cancels_its_turn_and_is_intentional() {
     assert!(err["error"].as_str().unwrap().contains("killed"), "{err}");
     assert_cause_before_effect(&gw, &w.worker_id, &turn).await;
     let rows = gw
-        .wait_workers(&s, |r| r.iter().all(|w| w.state == "exited"))
+        .wait_workers(&s, |r| r.iter().all(|w| w.state == WorkerState::Exited))
         .await;
     assert_eq!(
         rows[0].intentional,
@@ -96,7 +97,7 @@ async fn row09_kill_with_stale_generation_is_refused() {
             .contains("target_changed")
     );
     let rows = gw.worker_rows(&s).await;
-    assert_ne!(rows[0].state, "exited", "nothing was killed");
+    assert_ne!(rows[0].state, WorkerState::Exited, "nothing was killed");
     gw.stop().await;
 }
 
@@ -158,7 +159,7 @@ async fn row11_killing_an_idle_worker_and_idle_reap_say_nothing() {
         .await
         .unwrap();
     let rows = gw
-        .wait_workers(&s, |r| r.iter().all(|w| w.state == "exited"))
+        .wait_workers(&s, |r| r.iter().all(|w| w.state == WorkerState::Exited))
         .await;
     assert_eq!(rows[0].intentional, Some(true));
     r.assert_quiet(Duration::from_millis(300)).await;
@@ -166,7 +167,7 @@ async fn row11_killing_an_idle_worker_and_idle_reap_say_nothing() {
     let (s, _, _) = gw.turn("reaped", "then reaped").await;
     let mut r = gw.open(&s, None).await;
     let rows = gw
-        .wait_workers(&s, |r| r.iter().all(|w| w.state == "exited"))
+        .wait_workers(&s, |r| r.iter().all(|w| w.state == WorkerState::Exited))
         .await;
     assert_eq!(
         (rows[0].intentional, rows[0].reason.as_deref()),
@@ -205,7 +206,7 @@ async fn row12_idle_crash_after_reply_is_no_error_on_the_stream() {
     let turn = gw.post(&s, "reply then die").await;
     assert_completed(&r.until_complete(&turn).await);
     let rows = gw
-        .wait_workers(&s, |r| r.iter().all(|w| w.state == "exited"))
+        .wait_workers(&s, |r| r.iter().all(|w| w.state == WorkerState::Exited))
         .await;
     assert_eq!(
         (rows[0].exit_code, rows[0].intentional),
@@ -226,7 +227,7 @@ async fn row13_reply_after_the_turn_ended_is_recorded_late() {
     let s = gw.session("late").await;
     let mut r = gw.open(&s, None).await;
     let turn = gw.post(&s, "too slow").await;
-    gw.wait_workers(&s, |r| r.iter().any(|w| w.state == "busy"))
+    gw.wait_workers(&s, |r| r.iter().any(|w| w.state == WorkerState::Busy))
         .await;
     gw.client
         .post_json(

@@ -4,6 +4,7 @@
 
 use futures::StreamExt;
 use serde_json::Value;
+use turnwatch::api::TurnState;
 use turnwatch::client::Client;
 use turnwatch::console::driver::Driver;
 use turnwatch::console::state::State;
@@ -169,7 +170,7 @@ async fn console_reloads_when_the_gateway_log_restarts_under_it() {
             s.model
                 .turns
                 .values()
-                .any(|t| t.id.as_str() == turn && t.state == "completed")
+                .any(|t| t.id.as_str() == turn && t.state == TurnState::Completed)
         })
         .await;
     }
@@ -197,7 +198,7 @@ async fn console_reloads_when_the_gateway_log_restarts_under_it() {
         s.model
             .turns
             .values()
-            .any(|t| t.id.as_str() == turn && t.state == "completed")
+            .any(|t| t.id.as_str() == turn && t.state == TurnState::Completed)
     })
     .await;
     let gaps: Vec<&str> = driver

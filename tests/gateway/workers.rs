@@ -7,6 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 use tokio::process::{Child, Command};
+use turnwatch::api::WorkerState;
 use turnwatch::api::admin::WorkerDetail;
 use turnwatch::client::Client;
 use turnwatch::supervisor::procinfo;
@@ -250,7 +251,7 @@ async fn restart_kills_surviving_workers_and_spares_reused_pids() {
             .get_json(&format!("/api/v1/admin/workers/{id}"))
             .await
             .unwrap();
-        assert_eq!(d.worker.state, "exited");
+        assert_eq!(d.worker.state, WorkerState::Exited);
         assert_eq!(d.worker.exit_reason.as_deref(), Some(reason), "{id}");
         assert_eq!(d.worker.intentional, Some(intentional), "{id}");
         assert_eq!(d.worker.signal.as_deref(), signal, "{id}");
@@ -358,7 +359,7 @@ async fn invalid_utf8_from_a_worker_is_rejected_not_fatal() {
     );
     let rows = gw.worker_rows(&s).await;
     assert_eq!(rows.len(), 1, "one worker served both turns: {rows:?}");
-    assert_ne!(rows[0].state, "exited", "{rows:?}");
+    assert_ne!(rows[0].state, WorkerState::Exited, "{rows:?}");
     let d: WorkerDetail = gw
         .client
         .get_json(&format!("/api/v1/admin/workers/{}", rows[0].worker_id))
@@ -408,7 +409,7 @@ async fn a_huge_stderr_line_keeps_the_tail_bounded() {
         )
         .await
         .unwrap();
-    gw.wait_workers(&s, |r| r.iter().all(|w| w.state == "exited"))
+    gw.wait_workers(&s, |r| r.iter().all(|w| w.state == WorkerState::Exited))
         .await;
     let recorded: String = sqlx::query_scalar("SELECT stderr_tail FROM workers")
         .fetch_one(&gw.db().await)
@@ -431,7 +432,7 @@ async fn an_idle_worker_yields_its_slot() {
     let (b, _, events) = gw.turn("echo", "second").await;
     assert_eq!(assert_completed(&events), "second");
     let rows = gw
-        .wait_workers(&a, |r| r.iter().all(|w| w.state == "exited"))
+        .wait_workers(&a, |r| r.iter().all(|w| w.state == WorkerState::Exited))
         .await;
     assert_eq!(
         (rows[0].reason.as_deref(), rows[0].intentional),
@@ -441,7 +442,7 @@ async fn an_idle_worker_yields_its_slot() {
     let turn = gw.post(&a, "third").await;
     assert_eq!(assert_completed(&r.until_complete(&turn).await), "third");
     let rows = gw
-        .wait_workers(&b, |r| r.iter().all(|w| w.state == "exited"))
+        .wait_workers(&b, |r| r.iter().all(|w| w.state == WorkerState::Exited))
         .await;
     assert_eq!(rows[0].reason.as_deref(), Some("evicted"));
     gw.stop().await;

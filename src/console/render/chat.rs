@@ -64,6 +64,7 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
             ),
             Some(ReplyEnd::Completed) => ("✓ completed".to_owned(), p.good()),
             Some(ReplyEnd::Failed { code, error }) => (format!("✗ {code}: {error}"), p.bad()),
+            Some(ReplyEnd::NotSent(error)) => (format!("✗ not sent: {error}"), p.bad()),
         };
         lines.push(Line::from(vec![
             Span::styled(format!("  {turn} · worker {worker} · {chunk} · "), p.dim()),

@@ -6,11 +6,14 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::Palette;
+use crate::api::SessionEvent;
+use crate::api::admin::TimelineEvent;
 use crate::api::admin::{TurnDetail, WorkerDetail};
+use crate::clock::to_rfc3339;
 use crate::console::action::Confirm;
 use crate::console::cells::{span, worker_state};
 use crate::console::keys;
-use crate::console::model::{Exit, ms, summary};
+use crate::console::model::{Exit, summary};
 use crate::console::state::{Detail, State};
 
 fn inset(area: Rect, dx: u16, dy: u16) -> Rect {
@@ -81,14 +84,14 @@ fn worker_lines(d: &WorkerDetail, now: i64, p: Palette) -> Vec<Line<'static>> {
             "generation {}  pid {}  {}  agent {}  session {}",
             w.generation,
             w.pid,
-            worker_state(&w.state),
+            worker_state(w.state),
             w.agent_id,
             w.session_id
         )),
         Line::raw(format!(
             "started {} ({} ago)  turns served {}",
-            w.started_at,
-            span(now - ms(&w.started_at)),
+            to_rfc3339(w.started_at),
+            span(now - w.started_at),
             w.turns_served
         )),
         Line::raw(""),
@@ -109,7 +112,7 @@ fn worker_lines(d: &WorkerDetail, now: i64, p: Palette) -> Vec<Line<'static>> {
                         g.generation,
                         e.describe(),
                         e.reason,
-                        g.exited_at.clone().unwrap_or_default()
+                        g.exited_at.map(to_rfc3339).unwrap_or_default()
                     ),
                     style,
                 )
@@ -121,10 +124,12 @@ fn worker_lines(d: &WorkerDetail, now: i64, p: Palette) -> Vec<Line<'static>> {
     out.push(Line::raw(""));
     out.push(Line::styled("RECENT TURNS", p.strong()));
     for t in &d.recent_turns {
-        let code = t.code.clone().map(|c| format!(" {c}")).unwrap_or_default();
+        let code = t.code.map(|c| format!(" {c}")).unwrap_or_default();
         out.push(Line::raw(format!(
             "  {}  {}{code}  {}",
-            t.turn_id, t.state, t.created_at
+            t.turn_id,
+            t.state,
+            to_rfc3339(t.created_at)
         )));
     }
     out.push(Line::raw(""));
@@ -137,12 +142,7 @@ fn worker_lines(d: &WorkerDetail, now: i64, p: Palette) -> Vec<Line<'static>> {
         out.push(Line::raw(""));
         out.push(Line::styled("REJECTED OUTPUT", p.strong()));
         for r in &d.rejected_output {
-            out.push(Line::raw(format!(
-                "  {} {}: {}",
-                r["kind"].as_str().unwrap_or(""),
-                r["reason"].as_str().unwrap_or(""),
-                r["line"].as_str().unwrap_or("")
-            )));
+            out.push(Line::raw(format!("  {} {}: {}", r.kind, r.reason, r.line)));
         }
     }
     out
@@ -164,9 +164,9 @@ fn turn_lines(d: &TurnDetail, p: Palette) -> Vec<Line<'static>> {
         )),
         Line::raw(format!(
             "created {}  dispatched {}  deadline {}",
-            t.created_at,
-            t.dispatched_at.as_deref().unwrap_or("-"),
-            t.deadline_at.as_deref().unwrap_or("-")
+            to_rfc3339(t.created_at),
+            t.dispatched_at.map_or_else(|| "-".into(), to_rfc3339),
+            t.deadline_at.map_or_else(|| "-".into(), to_rfc3339)
         )),
     ];
     if let Some(code) = &t.code {
@@ -180,17 +180,20 @@ fn turn_lines(d: &TurnDetail, p: Palette) -> Vec<Line<'static>> {
     }
     out.push(Line::raw(""));
     out.push(Line::styled("TIMELINE", p.strong()));
-    let start = d
-        .timeline
+    let steps: Vec<_> = d.timeline.iter().map(|e| (e, e.event())).collect();
+    let start = steps
         .first()
-        .and_then(|e| e.data["timestamp"].as_i64())
+        .and_then(|(_, ev)| ev.as_ref()?.timestamp())
         .unwrap_or(0);
-    for e in &d.timeline {
-        let at = e.data["timestamp"].as_i64().unwrap_or(start);
-        let text = if e.source == "admin" {
-            summary(&e.kind, &e.data)
-        } else {
-            session_summary(&e.kind, &e.data)
+    for (e, event) in steps {
+        let at = event
+            .as_ref()
+            .and_then(TimelineEvent::timestamp)
+            .unwrap_or(start);
+        let text = match &event {
+            Some(TimelineEvent::Admin(a)) => summary(a),
+            Some(TimelineEvent::Session(s)) => session_summary(s),
+            None => e.data.to_string(),
         };
         out.push(Line::raw(format!(
             "  +{:>6}ms  {:<7} {:<16} {text}",
@@ -202,17 +205,14 @@ fn turn_lines(d: &TurnDetail, p: Palette) -> Vec<Line<'static>> {
     out
 }
 
-fn session_summary(kind: &str, d: &serde_json::Value) -> String {
-    match kind {
-        "output" => format!("{:?}", d["content"].as_str().unwrap_or("…")),
-        "status" => d["status"]["state"].as_str().unwrap_or("").to_owned(),
-        "error" | "agent-error" => format!(
-            "{}: {}",
-            d["code"].as_str().unwrap_or(""),
-            d["error"].as_str().unwrap_or("")
-        ),
-        "complete" => d["status"].as_str().unwrap_or("").to_owned(),
-        _ => String::new(),
+fn session_summary(event: &SessionEvent) -> String {
+    match event {
+        SessionEvent::Output(d) => format!("{:?}", d.content),
+        SessionEvent::Status(s) => s.status.state.clone(),
+        SessionEvent::Error(f) | SessionEvent::AgentError(f) => format!("{}: {}", f.code, f.error),
+        SessionEvent::Complete(c) => c.status.to_string(),
+        SessionEvent::Closed(c) => c.reason.clone(),
+        SessionEvent::Connected(_) | SessionEvent::Ping(_) => String::new(),
     }
 }
 

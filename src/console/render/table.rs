@@ -7,6 +7,8 @@ use ratatui::text::Text;
 use ratatui::widgets::{Block, Borders, Cell, Row, Table};
 
 use super::Palette;
+use crate::api::TurnState;
+use crate::console::model::Tone;
 use crate::console::state::{RowKey, State, View};
 
 fn widths(view: View) -> Vec<Constraint> {
@@ -36,7 +38,7 @@ fn row_style(state: &State, key: Option<&RowKey>, cells: &[String], p: Palette) 
         Some(RowKey::Worker(_)) if cells[3].ends_with("exited") => p.dim(),
         Some(RowKey::Worker(_)) if cells[7].ends_with("crashed") => p.warn(),
         Some(RowKey::Turn(id)) => match state.model.turns.get(id) {
-            Some(t) if t.stranded || t.state == "failed" => p.bad(),
+            Some(t) if t.stranded || t.state == TurnState::Failed => p.bad(),
             Some(t) if !t.is_open() => p.dim(),
             Some(t)
                 if cells[5] == "PASSED"
@@ -46,14 +48,11 @@ fn row_style(state: &State, key: Option<&RowKey>, cells: &[String], p: Palette) 
             }
             _ => Style::default(),
         },
-        Some(RowKey::Event(_))
-            if cells[3].contains("CRASH")
-                || cells[2] == "turn.stranded"
-                || cells[2] == "turn.failed" =>
-        {
-            p.bad()
-        }
-        Some(RowKey::Event(_)) if cells[2] == "gap" => p.warn(),
+        Some(RowKey::Event(i)) => match state.model.events.get(*i).map(|e| e.tone) {
+            Some(Tone::Bad) => p.bad(),
+            Some(Tone::Warn) => p.warn(),
+            _ => Style::default(),
+        },
         _ => Style::default(),
     };
     if state.is_stale() {

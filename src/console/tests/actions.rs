@@ -4,15 +4,26 @@ use crossterm::event::KeyCode;
 use serde_json::json;
 
 use super::{T0, code, ctrl, fixture, key, screen, send, typed};
+use crate::api::session::{Completion, Delta};
+use crate::api::{Outcome, SessionEvent};
 use crate::console::action::Target;
 use crate::console::chat::{ChatMsg, ChatSession, ReplyEnd};
 use crate::console::state::{Mode, RowKey, State, View};
 use crate::console::update::{Effect, LinkMsg, Msg};
-use crate::ids::{TurnId, WorkerId};
+use crate::ids::{MessageId, TurnId, WorkerId};
 
 fn ev(kind: &str, seq: i64, mut d: serde_json::Value) -> Msg {
     d["timestamp"] = json!(T0);
-    Msg::Link(LinkMsg::Event(seq, kind.into(), d))
+    Msg::Link(LinkMsg::Event(seq, super::admin(kind, d)))
+}
+
+fn output(text: &str) -> SessionEvent {
+    SessionEvent::Output(Delta {
+        content: text.into(),
+        message_id: MessageId("m-chat".into()),
+        turn_id: TurnId("t-chat".into()),
+        timestamp: T0,
+    })
 }
 
 fn select_worker(s: &mut State, id: &str) {
@@ -127,7 +138,7 @@ fn success_only_when_the_gateway_confirms() {
         [ev(
             "turn.failed",
             200,
-            json!({"turnId": "t-hung", "code": "cancelled_by_operator"}),
+            json!({"turnId": "t-hung", "sessionId": "s-hang", "code": "cancelled_by_operator", "error": "cancelled"}),
         )],
     );
     assert!(
@@ -195,7 +206,7 @@ fn cancel_a_turn_and_hear_it_confirmed() {
             ev(
                 "turn.failed",
                 300,
-                json!({"turnId": "t-hung", "code": "cancelled_by_operator"}),
+                json!({"turnId": "t-hung", "sessionId": "s-hang", "code": "cancelled_by_operator", "error": "cancelled"}),
             ),
         ],
     );
@@ -214,7 +225,7 @@ fn read_only_has_no_action_keys() {
         [Msg::Overview(Ok(Box::new(crate::api::admin::Overview {
             caller: crate::api::admin::Caller {
                 name: "viewer".into(),
-                role: "readonly".into(),
+                role: crate::api::admin::CallerRole::Readonly,
             },
             ..Default::default()
         })))],
@@ -269,18 +280,16 @@ fn chat_sends_through_the_agent_api_and_shows_how_it_ended() {
         [
             Msg::Chat(ChatMsg::Session(session.clone())),
             Msg::Chat(ChatMsg::Queued(1, TurnId("t-chat".into()))),
-            Msg::Chat(ChatMsg::Event(
-                "output".into(),
-                json!({"turnId": "t-chat", "content": "hello "}),
-            )),
-            Msg::Chat(ChatMsg::Event(
-                "output".into(),
-                json!({"turnId": "t-chat", "content": "q"}),
-            )),
-            Msg::Chat(ChatMsg::Event(
-                "complete".into(),
-                json!({"turnId": "t-chat", "status": "completed"}),
-            )),
+            Msg::Chat(ChatMsg::Event(output("hello "))),
+            Msg::Chat(ChatMsg::Event(output("q"))),
+            Msg::Chat(ChatMsg::Event(SessionEvent::Complete(Completion {
+                status: Outcome::Completed,
+                message_id: MessageId("m-chat".into()),
+                processed_message_ids: vec![MessageId("m-chat".into())],
+                final_text: None,
+                turn_id: TurnId("t-chat".into()),
+                timestamp: T0,
+            }))),
         ],
     );
     let r = &s.chat.replies[0];

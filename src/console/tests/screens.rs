@@ -18,7 +18,7 @@ fn header_widget_says_where_what_and_how_fresh() {
     );
     assert_eq!(
         lines[1],
-        "workers: busy 2, exited 1, idle 1   turns: in flight 3, recently failed 1   stranded 0"
+        "workers: busy 2, idle 1, exited 1   turns: in flight 3, recently failed 1   stranded 0"
     );
     send(
         &mut s,
@@ -80,7 +80,7 @@ fn a_frame_of_100k_turns_and_10k_workers() {
     let mut seq = 0;
     let mut ev = |s: &mut State, kind: &str, data: serde_json::Value| {
         seq += 1;
-        crate::console::update::update(s, Msg::Link(LinkMsg::Event(seq, kind.into(), data)));
+        crate::console::update::update(s, Msg::Link(LinkMsg::Event(seq, super::admin(kind, data))));
     };
     for w in 0..10_000 {
         ev(
@@ -94,7 +94,7 @@ fn a_frame_of_100k_turns_and_10k_workers() {
         ev(
             &mut s,
             "turn.queued",
-            json!({"turnId": id, "agentId": "echo", "sessionId": "s-1", "timestamp": T0 - 100_000 + t}),
+            json!({"turnId": id, "agentId": "echo", "sessionId": "s-1", "messageId": format!("m-{t}"), "timestamp": T0 - 100_000 + t}),
         );
         ev(
             &mut s,

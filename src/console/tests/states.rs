@@ -1,5 +1,6 @@
 //! State level: messages in, state and effects out.
 
+use crate::api::WorkerState;
 use crossterm::event::KeyCode;
 use serde_json::json;
 
@@ -25,7 +26,7 @@ fn turn_rows(s: &crate::console::state::State) -> Vec<String> {
 fn events_build_the_model() {
     let s = fixture();
     let crash = &s.model.workers[&WorkerId("w-crash".into())];
-    assert_eq!(crash.state, "exited");
+    assert_eq!(crash.state, WorkerState::Exited);
     assert_eq!(crash.last_exit.as_ref().unwrap().describe(), "137 SIGKILL");
     let hang = &s.model.workers[&WorkerId("w-hang".into())];
     assert_eq!(
@@ -42,7 +43,7 @@ fn events_build_the_model() {
     );
     let t = &s.model.turns[&TurnId("t-crashed".into())];
     assert!(t.stranded && !t.is_open());
-    assert_eq!(t.code.as_deref(), Some("worker_crashed"));
+    assert_eq!(t.code, Some(crate::api::ErrorCode::WorkerCrashed));
     assert_eq!(
         s.model.stranded_count(),
         0,
@@ -162,7 +163,10 @@ fn freeze_holds_rows_while_data_arrives() {
     let d = json!({"turnId": "t-new", "agentId": "echo", "sessionId": "s-9", "messageId": "m", "timestamp": T0});
     send(
         &mut s,
-        [Msg::Link(LinkMsg::Event(100, "turn.queued".into(), d))],
+        [Msg::Link(LinkMsg::Event(
+            100,
+            super::admin("turn.queued", d),
+        ))],
     );
     s.prepare();
     assert_eq!(
@@ -213,8 +217,7 @@ fn stale_reconnect_and_resume() {
         &mut s,
         [Msg::Link(LinkMsg::Event(
             5,
-            "turn.progress".into(),
-            json!({"turnId": "t-hung"}),
+            super::admin("turn.progress", json!({"turnId": "t-hung", "timestamp": 0})),
         ))],
     );
     assert_eq!(effects, [Effect::Reconnect { fresh: true }]);
@@ -237,7 +240,10 @@ fn events_view_follows_until_scrolled_up() {
     let d = json!({"turnId": "t-slow", "timestamp": T0});
     send(
         &mut s,
-        [Msg::Link(LinkMsg::Event(50, "turn.progress".into(), d))],
+        [Msg::Link(LinkMsg::Event(
+            50,
+            super::admin("turn.progress", d),
+        ))],
     );
     s.prepare();
     assert_eq!(s.selected[3], last - 1, "paused: the selection stays");
@@ -351,8 +357,10 @@ fn a_gap_is_shown_and_the_snapshot_replaces_the_model() {
         &mut s,
         [Msg::Link(LinkMsg::Event(
             3,
-            "turn.queued".into(),
-            json!({"turnId": "t-new", "agentId": "echo", "sessionId": "s-1", "messageId": "m-1", "timestamp": T0}),
+            super::admin(
+                "turn.queued",
+                json!({"turnId": "t-new", "agentId": "echo", "sessionId": "s-1", "messageId": "m-1", "timestamp": T0}),
+            ),
         ))],
     );
     assert!(s.model.turns.contains_key(&TurnId("t-new".into())));

@@ -6,10 +6,51 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::super::query::{RejectionRow, split_cursor};
 use super::super::{
-    AdminEvent, LiveWorker, Overview, ProcessOrigin, Snapshot, TurnQuery, TurnRow, WorkerQuery,
+    LiveWorker, LoggedEvent, Overview, ProcessOrigin, Snapshot, TurnQuery, TurnRow, WorkerQuery,
     WorkerRecord,
 };
-use crate::ids::{SessionId, TurnId, WorkerId};
+use crate::api::state::{TurnFilter, TurnSet, WorkerFilter, WorkerSet};
+use crate::ids::{MessageId, SessionId, TurnId, WorkerId};
+
+/// A column holding a wire name (a state, an outcome, a code), read as its enum: a name this
+/// version does not know is a decode error, never a silent default.
+pub(super) fn wire<T>(r: &SqliteRow, col: &str) -> Result<T, sqlx::Error>
+where
+    T: std::str::FromStr<Err = crate::api::UnknownName>,
+{
+    let s: String = r.try_get(col)?;
+    s.parse().map_err(|e| sqlx::Error::ColumnDecode {
+        index: col.to_owned(),
+        source: Box::new(e),
+    })
+}
+
+/// [`wire`] for a nullable column.
+pub(super) fn wire_opt<T>(r: &SqliteRow, col: &str) -> Result<Option<T>, sqlx::Error>
+where
+    T: std::str::FromStr<Err = crate::api::UnknownName>,
+{
+    match r.try_get::<Option<String>, _>(col)? {
+        None => Ok(None),
+        Some(_) => wire(r, col).map(Some),
+    }
+}
+
+/// `(name, count)` rows as counts by enum value.
+fn counts<T>(rows: Vec<(String, i64)>) -> Result<Vec<(T, i64)>, sqlx::Error>
+where
+    T: std::str::FromStr<Err = crate::api::UnknownName>,
+{
+    rows.into_iter()
+        .map(|(name, n)| {
+            let v = name.parse().map_err(|e| sqlx::Error::ColumnDecode {
+                index: "0".into(),
+                source: Box::new(e),
+            })?;
+            Ok((v, n))
+        })
+        .collect()
+}
 
 /// The stranded rule of [`crate::store::query`], over `turns t`, with `?now` bound by the caller.
 const STRANDED: &str = "(t.ended_at IS NULL AND ( \
@@ -34,7 +75,7 @@ fn worker_from(r: &SqliteRow) -> Result<WorkerRecord, sqlx::Error> {
         pid: r.try_get::<Option<i64>, _>("pid")?.unwrap_or_default() as u32,
         agent_id: r.try_get("agent_id")?,
         session_id: SessionId(r.try_get("session_id")?),
-        state: r.try_get("state")?,
+        state: wire(r, "state")?,
         started_at: r.try_get("started_at")?,
         ready_at: r.try_get("ready_at")?,
         last_heartbeat_at: r.try_get("last_heartbeat_at")?,
@@ -66,9 +107,9 @@ fn turn_from(r: &SqliteRow) -> Result<TurnRow, sqlx::Error> {
         id: TurnId(r.try_get("id")?),
         session_id: SessionId(r.try_get("session_id")?),
         agent_id: r.try_get("agent_id")?,
-        message_id: r.try_get("message_id")?,
+        message_id: MessageId(r.try_get("message_id")?),
         content: r.try_get("content")?,
-        state: r.try_get("state")?,
+        state: wire(r, "state")?,
         worker_id: r.try_get::<Option<String>, _>("worker_id")?.map(WorkerId),
         worker_generation: r
             .try_get::<Option<i64>, _>("worker_generation")?
@@ -79,15 +120,15 @@ fn turn_from(r: &SqliteRow) -> Result<TurnRow, sqlx::Error> {
         last_progress_at: r.try_get("last_progress_at")?,
         deadline_at: r.try_get("deadline_at")?,
         ended_at: r.try_get("ended_at")?,
-        outcome: r.try_get("outcome")?,
-        code: r.try_get("code")?,
+        outcome: wire_opt(r, "outcome")?,
+        code: wire_opt(r, "code")?,
         error: r.try_get("error")?,
         stranded: r.try_get("stranded")?,
     })
 }
 
-fn admin_from(r: &SqliteRow) -> Result<AdminEvent, sqlx::Error> {
-    Ok(AdminEvent {
+fn admin_from(r: &SqliteRow) -> Result<LoggedEvent, sqlx::Error> {
+    Ok(LoggedEvent {
         seq: r.try_get("seq")?,
         kind: r.try_get("kind")?,
         data: r.try_get("data")?,
@@ -101,17 +142,17 @@ pub(super) async fn overview(pool: &SqlitePool, now: i64) -> Result<Overview, sq
     )
     .fetch_all(pool)
     .await?;
-    o.workers_by_state.extend(workers);
+    o.workers_by_state.extend(counts(workers)?);
     let turns: Vec<(String, i64)> =
         sqlx::query_as("SELECT state, COUNT(*) FROM turns GROUP BY state")
             .fetch_all(pool)
             .await?;
-    o.turns_by_state.extend(turns);
+    o.turns_by_state.extend(counts(turns)?);
     let codes: Vec<(String, i64)> =
         sqlx::query_as("SELECT code, COUNT(*) FROM turns WHERE code IS NOT NULL GROUP BY code")
             .fetch_all(pool)
             .await?;
-    o.failed_by_code.extend(codes);
+    o.failed_by_code.extend(counts(codes)?);
     let q = format!(
         "SELECT COUNT(*) FROM turns t WHERE t.ended_at IS NULL AND {}",
         stranded_sql(now)
@@ -126,12 +167,12 @@ pub(super) async fn workers(
 ) -> Result<Vec<WorkerRecord>, sqlx::Error> {
     let mut b: QueryBuilder<Sqlite> =
         QueryBuilder::new(format!("SELECT {WORKER_COLS} FROM workers WHERE 1 = 1"));
-    match q.state.as_deref() {
-        Some("live") => {
+    match q.state {
+        Some(WorkerFilter::Set(WorkerSet::Live)) => {
             b.push(" AND exited_at IS NULL");
         }
-        Some(s) => {
-            b.push(" AND state = ").push_bind(s.to_owned());
+        Some(WorkerFilter::State(s)) => {
+            b.push(" AND state = ").push_bind(s.as_str());
         }
         None => {}
     }
@@ -169,16 +210,16 @@ pub(super) async fn turns(
         "SELECT {} FROM turns t WHERE 1 = 1",
         turn_cols(now)
     ));
-    match q.state.as_deref() {
-        Some("open") => {
+    match q.state {
+        Some(TurnFilter::Set(TurnSet::Open)) => {
             b.push(" AND t.ended_at IS NULL");
         }
-        Some("stranded") => {
+        Some(TurnFilter::Set(TurnSet::Stranded)) => {
             b.push(" AND t.ended_at IS NULL AND ")
                 .push(stranded_sql(now));
         }
-        Some(s) => {
-            b.push(" AND t.state = ").push_bind(s.to_owned());
+        Some(TurnFilter::State(s)) => {
+            b.push(" AND t.state = ").push_bind(s.as_str());
         }
         None => {}
     }
@@ -224,7 +265,7 @@ pub(super) async fn turn_row(
 pub(super) async fn admin_events_of_turn(
     pool: &SqlitePool,
     id: &TurnId,
-) -> Result<Vec<AdminEvent>, sqlx::Error> {
+) -> Result<Vec<LoggedEvent>, sqlx::Error> {
     let rows =
         sqlx::query("SELECT seq, kind, data FROM admin_events WHERE turn_id = ? ORDER BY seq")
             .bind(id.as_str())
@@ -250,8 +291,8 @@ pub(super) async fn rejections(
         .map(|r| {
             Ok(RejectionRow {
                 generation: r.try_get::<i64, _>("generation")? as u32,
-                turn_id: r.try_get("turn_id")?,
-                kind: r.try_get("kind")?,
+                turn_id: r.try_get::<Option<String>, _>("turn_id")?.map(TurnId),
+                kind: wire(r, "kind")?,
                 reason: r.try_get("reason")?,
                 line: r.try_get("line")?,
                 at: r.try_get("created_at")?,
@@ -276,7 +317,7 @@ pub(super) async fn admin_events_after(
     pool: &SqlitePool,
     after: i64,
     limit: i64,
-) -> Result<Vec<AdminEvent>, sqlx::Error> {
+) -> Result<Vec<LoggedEvent>, sqlx::Error> {
     let rows =
         sqlx::query("SELECT seq, kind, data FROM admin_events WHERE seq > ? ORDER BY seq LIMIT ?")
             .bind(after)

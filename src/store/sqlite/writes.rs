@@ -6,8 +6,9 @@ use rusqlite::{Connection, params};
 use std::sync::Arc;
 
 use super::super::lifecycle::{self, Lifecycle};
-use super::super::{AdminEvent, Applied, Progress, StoredEvent, TurnRecord, Write};
-use crate::api::EventKind;
+use super::super::{Applied, LoggedEvent, Progress, StoredEvent, TurnRecord, Write};
+use crate::api::state::RejectionKind;
+use crate::api::{ErrorCode, EventKind, TurnState};
 use crate::ids::{SessionId, TurnId, WorkerId};
 
 mod workers;
@@ -57,7 +58,7 @@ fn append(
         session_id: session.clone(),
         seq,
         turn_id: turn.cloned(),
-        kind: kind.as_str().to_owned(),
+        kind,
         data,
     }))
 }
@@ -76,17 +77,16 @@ pub(super) fn apply_logged(
     conn: &Connection,
     seqs: &mut Seqs,
     w: &Write,
-    admin: &mut Vec<AdminEvent>,
+    admin: &mut Vec<LoggedEvent>,
 ) -> Result<Applied> {
     let applied = apply_one(conn, seqs, w)?;
     for Lifecycle {
-        kind,
+        event,
         turn_id,
         worker_id,
-        data,
     } in lifecycle::derive(w, &applied)
     {
-        let data = data.to_string();
+        let (kind, data) = (event.kind(), event.to_data());
         let seq: i64 = conn
             .prepare_cached(
                 "INSERT INTO admin_events (kind, turn_id, worker_id, data, created_at) \
@@ -102,7 +102,7 @@ pub(super) fn apply_logged(
                 ],
                 |r| r.get(0),
             )?;
-        admin.push(AdminEvent {
+        admin.push(LoggedEvent {
             seq,
             kind: kind.to_owned(),
             data,
@@ -153,7 +153,7 @@ fn apply_one(conn: &Connection, seqs: &mut Seqs, w: &Write) -> Result<Applied> {
             {
                 if let Some((worker, generation)) = from {
                     let late = Output {
-                        kind: "late",
+                        kind: RejectionKind::Late,
                         reason: "its turn had already ended",
                         line: data,
                     };
@@ -247,9 +247,9 @@ fn apply_turn_write(conn: &Connection, seqs: &mut Seqs, w: &Write) -> Result<App
                      exit_code = ?, signal = ?, ended_at = ? WHERE id = ? AND ended_at IS NULL",
                 )?
                 .execute(params![
+                    TurnState::from(ending.outcome).as_str(),
                     ending.outcome.as_str(),
-                    ending.outcome.as_str(),
-                    ending.code.map(crate::api::ErrorCode::as_str),
+                    ending.code.map(ErrorCode::as_str),
                     &ending.error,
                     ending.exit_code,
                     ending.signal,
@@ -260,13 +260,13 @@ fn apply_turn_write(conn: &Connection, seqs: &mut Seqs, w: &Write) -> Result<App
                 return Ok(Applied::Events(Vec::new()));
             }
             let mut out = Vec::with_capacity(events.len());
-            for (kind, data) in events {
+            for event in events {
                 out.push(append(
                     conn,
                     seqs,
                     session_id,
                     Some(turn_id),
-                    (*kind, data.to_string()),
+                    (event.kind(), event.to_data()),
                     *at,
                 )?);
             }

@@ -4,6 +4,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::{Actor, Cmd, Phase};
+use crate::api::state::ExitReason;
 use crate::api::{ErrorCode, ToWorker, TurnEnding};
 use crate::store::{OperatorAction, Write};
 use crate::supervisor::ActionError;
@@ -39,7 +40,7 @@ impl Actor {
                 self.close(
                     ErrorCode::SessionDeleted,
                     "the session was deleted",
-                    "session_deleted",
+                    ExitReason::SessionDeleted,
                     Some(reply),
                 )
                 .await;
@@ -56,7 +57,7 @@ impl Actor {
                 self.close(
                     ErrorCode::GatewayShutdown,
                     "the gateway is shutting down",
-                    "gateway_shutdown",
+                    ExitReason::GatewayShutdown,
                     None,
                 )
                 .await;
@@ -165,7 +166,10 @@ impl Actor {
         self.phase = Phase::Idle {
             since: Instant::now(),
         };
-        self.stop_worker(StopHow::Kill, format!("operator_kill: {reason}"));
+        self.stop_worker(
+            StopHow::Kill,
+            format!("{}: {reason}", ExitReason::OperatorKill),
+        );
         Ok(())
     }
 
@@ -174,7 +178,7 @@ impl Actor {
         &mut self,
         code: ErrorCode,
         sentence: &str,
-        reason: &str,
+        reason: ExitReason,
         reply: Option<oneshot::Sender<()>>,
     ) {
         let ending = || TurnEnding::failed(code, sentence);
@@ -191,7 +195,7 @@ impl Actor {
         for turn in std::mem::take(&mut self.queue) {
             self.end(&turn, ending()).await;
         }
-        self.stop_worker(StopHow::Graceful, reason.to_owned());
+        self.stop_worker(StopHow::Graceful, reason.to_string());
         let mut replies: Vec<_> = reply.into_iter().collect();
         for cmd in self.retire(true) {
             match cmd {

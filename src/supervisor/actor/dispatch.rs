@@ -7,7 +7,7 @@ use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tokio::time::Instant;
 
 use super::{Actor, Live, Phase, Waiter};
-use crate::api::{ErrorCode, ToWorker, TurnEnding};
+use crate::api::{ErrorCode, ToWorker, TurnEnding, WorkerState};
 use crate::clock::now_ms;
 use crate::journal::JournalError;
 use crate::store::{Applied, WorkerSpawn, Write};
@@ -157,7 +157,7 @@ impl Actor {
             message_id: turn.message_id.clone(),
             content: turn.content.clone(),
         });
-        self.worker_state("busy", Some(turn.turn_id.clone()));
+        self.worker_state(WorkerState::Busy, Some(turn.turn_id.clone()));
         let now = Instant::now();
         self.phase = Phase::Busy {
             turn,

@@ -1,12 +1,13 @@
 //! How the actor reacts to its worker (lines and exit), to capacity and to its clocks.
 
-use serde_json::json;
 use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use super::{Actor, MAX_TEXT, Phase};
-use crate::api::{ErrorCode, EventKind, FromWorker, TurnEnding};
+use crate::api::session::{self, Delta, StatusNote};
+use crate::api::state::{ExitReason, RejectionKind};
+use crate::api::{ErrorCode, FromWorker, SessionEvent, TurnEnding, WorkerState};
 use crate::clock::now_ms;
 use crate::store::{Progress, Write};
 use crate::supervisor::process::{ExitInfo, WorkerEvent};
@@ -56,7 +57,7 @@ impl Actor {
                     )
                     .await;
                 }
-                self.stop_worker(StopHow::Graceful, "startup_timeout".into());
+                self.stop_worker(StopHow::Graceful, ExitReason::StartupTimeout.to_string());
             }
             Phase::Busy {
                 turn, deadline_at, ..
@@ -71,7 +72,10 @@ impl Actor {
                 )
                 .await;
                 self.finish_turn(&turn);
-                self.stop_worker(StopHow::Graceful, "turn_deadline_exceeded".into());
+                self.stop_worker(
+                    StopHow::Graceful,
+                    ExitReason::TurnDeadlineExceeded.to_string(),
+                );
             }
             Phase::Busy { turn, stall_at, .. } if now >= stall_at => {
                 let msg = format!(
@@ -81,11 +85,11 @@ impl Actor {
                 self.end(&turn, TurnEnding::failed(ErrorCode::TurnStalled, msg))
                     .await;
                 self.finish_turn(&turn);
-                self.stop_worker(StopHow::Graceful, "turn_stalled".into());
+                self.stop_worker(StopHow::Graceful, ExitReason::TurnStalled.to_string());
             }
             Phase::Idle { since } if now >= since + agent.idle_timeout => {
                 if self.worker.is_some() {
-                    self.stop_worker(StopHow::Graceful, "idle_reap".into());
+                    self.stop_worker(StopHow::Graceful, ExitReason::IdleReap.to_string());
                 } else if self.queue.is_empty() {
                     for cmd in self.retire(false) {
                         Box::pin(self.on_cmd(cmd)).await;
@@ -100,7 +104,7 @@ impl Actor {
         match ev {
             Some(WorkerEvent::Line(line)) => self.on_line(&line).await,
             Some(WorkerEvent::NotUtf8(line)) => {
-                self.reject(None, "rejected", "not valid UTF-8", &line);
+                self.reject(None, RejectionKind::Rejected, "not valid UTF-8", &line);
             }
             Some(WorkerEvent::Oversize) => {
                 let limit = self.ctx.config.gateway.max_line_bytes;
@@ -115,8 +119,13 @@ impl Actor {
                     .await;
                     self.finish_turn(&turn);
                 }
-                self.reject(None, "rejected", "line over the size limit", "");
-                self.stop_worker(StopHow::Kill, "worker_protocol_error".into());
+                self.reject(
+                    None,
+                    RejectionKind::Rejected,
+                    "line over the size limit",
+                    "",
+                );
+                self.stop_worker(StopHow::Kill, ExitReason::WorkerProtocolError.to_string());
             }
             Some(WorkerEvent::Exited(info)) => self.on_exit(info).await,
             None => {
@@ -134,14 +143,18 @@ impl Actor {
         let Some(live) = self.worker.take() else {
             return;
         };
-        let reason = if info.is_clean() { "exited" } else { "crashed" };
+        let reason = if info.is_clean() {
+            ExitReason::Exited
+        } else {
+            ExitReason::Crashed
+        };
         record_exit(
             &self.ctx,
             &self.worker_id,
             &live.proc,
             info,
             false,
-            reason.into(),
+            reason.to_string(),
         );
         let (turn, when) = match self.take_phase() {
             Phase::Busy { turn, .. } => (turn, "while handling the turn"),
@@ -169,7 +182,7 @@ impl Actor {
         let Ok(msg) = serde_json::from_str::<FromWorker>(line) else {
             self.reject(
                 None,
-                "rejected",
+                RejectionKind::Rejected,
                 "not a protocol line (bad JSON or unknown type)",
                 line,
             );
@@ -185,11 +198,16 @@ impl Actor {
                 .as_ref()
                 .is_some_and(|l| l.ended.contains(&turn_id)) =>
             {
-                self.reject(Some(turn_id), "late", "its turn had already ended", line);
+                self.reject(
+                    Some(turn_id),
+                    RejectionKind::Late,
+                    "its turn had already ended",
+                    line,
+                );
             }
             _ => self.reject(
                 Some(turn_id),
-                "rejected",
+                RejectionKind::Rejected,
                 "names a turn this worker does not hold",
                 line,
             ),
@@ -218,14 +236,14 @@ impl Actor {
             }
             FromWorker::Ready if !live.ready => {
                 live.ready = true;
-                self.worker_state("ready", None);
+                self.worker_state(WorkerState::Ready, None);
                 if let Phase::Starting { turn, .. } = self.take_phase()
                     && let Some(turn) = turn
                 {
                     self.dispatch(turn);
                 }
             }
-            _ => self.reject(None, "rejected", "unexpected line", raw),
+            _ => self.reject(None, RejectionKind::Rejected, "unexpected line", raw),
         }
     }
 
@@ -247,26 +265,30 @@ impl Actor {
         else {
             return;
         };
-        let base =
-            json!({ "messageId": turn.message_id, "turnId": turn.turn_id, "timestamp": now_ms() });
-        let (kind, mut data) = match msg {
+        let (message_id, turn_id, timestamp) =
+            (turn.message_id.clone(), turn.turn_id.clone(), now_ms());
+        let event = match msg {
             FromWorker::Delta { content, .. } => {
                 if text.len() + content.len() <= MAX_TEXT {
                     text.push_str(&content);
                 }
                 *produced |= !content.is_empty();
-                (
-                    EventKind::Output,
-                    json!({ "type": "delta", "content": content }),
-                )
+                SessionEvent::Output(Delta {
+                    content,
+                    message_id,
+                    turn_id,
+                    timestamp,
+                })
             }
-            FromWorker::Status { state, .. } => {
-                let elapsed = started.elapsed().as_secs();
-                (
-                    EventKind::Status,
-                    json!({ "type": "status", "status": { "state": state, "elapsedSeconds": elapsed } }),
-                )
-            }
+            FromWorker::Status { state, .. } => SessionEvent::Status(StatusNote {
+                status: session::Progress {
+                    state,
+                    elapsed_seconds: started.elapsed().as_secs(),
+                },
+                message_id,
+                turn_id,
+                timestamp,
+            }),
             FromWorker::Complete { final_text, .. } => {
                 let final_text = final_text
                     .filter(|t| !t.is_empty())
@@ -303,15 +325,12 @@ impl Actor {
             (false, true) => Progress::Check,
             (false, false) => Progress::Append,
         };
-        if let (Some(d), Some(b)) = (data.as_object_mut(), base.as_object()) {
-            d.extend(b.clone());
-        }
         self.ctx.journal.send(Write::Event {
             session_id: self.session.clone(),
             turn_id: Some(turn.turn_id.clone()),
-            kind,
-            data: data.to_string(),
-            at: now_ms(),
+            kind: event.kind(),
+            data: event.to_data(),
+            at: timestamp,
             from: Some((self.worker_id.clone(), generation)),
             progress,
         });

@@ -4,6 +4,7 @@
 use rusqlite::{Connection, params};
 
 use super::Result;
+use crate::api::state::RejectionKind;
 use crate::ids::{TurnId, WorkerId};
 use crate::store::{Applied, WorkerExit, Write};
 
@@ -44,7 +45,7 @@ pub(super) fn apply_worker_write(conn: &Connection, w: &Write) -> Result<Applied
                      WHERE worker_id = ?4 AND generation = ?5 AND exited_at IS NULL",
                 )?
                 .execute(params![
-                    state,
+                    state.as_str(),
                     turn_id.as_ref().map(TurnId::as_str),
                     at,
                     worker_id.as_str(),
@@ -114,7 +115,7 @@ fn worker_exited(conn: &Connection, e: &WorkerExit) -> Result<Applied> {
 
 /// A worker's output line that was not accepted, and why.
 pub(super) struct Output<'a> {
-    pub kind: &'a str,
+    pub kind: RejectionKind,
     pub reason: &'a str,
     pub line: &'a str,
 }
@@ -134,7 +135,7 @@ pub(super) fn record_output(
         worker.as_str(),
         generation,
         turn.map(TurnId::as_str),
-        output.kind,
+        output.kind.as_str(),
         output.reason,
         output.line,
         at
