@@ -6,9 +6,10 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 use super::{Figure, ms};
+use crate::console::msg::{LinkMsg, Msg};
 use crate::console::render::{Palette, render};
 use crate::console::state::{State, View};
-use crate::console::update::{LinkMsg, Msg, update};
+use crate::console::update::update;
 
 const T0: i64 = 1_800_000_000_000;
 

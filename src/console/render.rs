@@ -10,9 +10,10 @@
 //! │ footer: keys, or the filter/command being typed, or a notice         │
 //! └──────────────────────────────────────────────────────────────────────┘
 //! ```
-//! Overlays (help, a worker's or turn's detail) draw over the table.
+//! Overlays (help, a worker's or turn's detail, an action's confirmation) draw over the table.
 
 mod chat;
+mod confirm;
 mod header;
 mod overlay;
 mod table;
@@ -84,7 +85,7 @@ pub fn render(frame: &mut Frame<'_>, state: &State, palette: Palette) {
     match &state.mode {
         Mode::Help => overlay::help(frame, body, state, palette),
         Mode::Detail(d) => overlay::detail(frame, body, d, state.now, palette),
-        Mode::Confirm(c) => overlay::confirm(frame, body, c, state.now, palette),
+        Mode::Confirm(c) => confirm::render(frame, body, c, state.now, palette),
         _ => {}
     }
 }

@@ -12,9 +12,10 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use serde_json::{Value, json};
 
+use super::msg::{Effect, LinkMsg, Msg};
 use super::render::{Palette, render};
 use super::state::State;
-use super::update::{Effect, LinkMsg, Msg, update};
+use super::update::update;
 
 /// The fixtures' clock: 2027-01-15T08:00:00Z.
 pub const T0: i64 = 1_800_000_000_000;

@@ -4,8 +4,8 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
 use turnwatch::client::Client;
 use turnwatch::console::driver::Driver;
+use turnwatch::console::msg::Msg;
 use turnwatch::console::state::{Detail, Mode, RowKey, State, View};
-use turnwatch::console::update::Msg;
 
 use crate::harness::{GUARD, TestGateway, config, worker};
 

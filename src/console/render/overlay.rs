@@ -7,13 +7,13 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::Palette;
 use crate::api::admin::{TurnDetail, WorkerDetail};
-use crate::console::action::Confirm;
 use crate::console::cells::{span, worker_state};
 use crate::console::keys;
 use crate::console::model::{Exit, ms, summary};
 use crate::console::state::{Detail, State};
 
-fn inset(area: Rect, dx: u16, dy: u16) -> Rect {
+/// `area` shrunk by `dx` columns and `dy` lines on each side (at most a quarter of it).
+pub(super) fn inset(area: Rect, dx: u16, dy: u16) -> Rect {
     Rect {
         x: area.x + dx.min(area.width / 4),
         y: area.y + dy.min(area.height / 4),
@@ -214,50 +214,4 @@ fn session_summary(kind: &str, d: &serde_json::Value) -> String {
         "complete" => d["status"].as_str().unwrap_or("").to_owned(),
         _ => String::new(),
     }
-}
-
-/// The confirmation dialog: what will happen, the reason, and the two buttons (Cancel focused
-/// by default).
-pub fn confirm(frame: &mut Frame<'_>, area: Rect, c: &Confirm, now: i64, p: Palette) {
-    let area = inset(area, 10, 2);
-    let area = Rect {
-        height: area.height.min(12),
-        ..area
-    };
-    let mut lines: Vec<Line<'static>> = c
-        .target
-        .blast_radius(now)
-        .into_iter()
-        .map(Line::raw)
-        .collect();
-    lines.push(Line::raw(""));
-    lines.push(Line::raw(format!("reason: {}▏", c.reason)));
-    lines.push(Line::raw(""));
-    let (cancel, action) = if c.on_action {
-        (p.dim(), p.bad().patch(p.selected()))
-    } else {
-        (p.selected(), p.dim())
-    };
-    let mark = |on: bool, label: &str| {
-        if on {
-            format!("> {label} <")
-        } else {
-            format!("  {label}  ")
-        }
-    };
-    lines.push(Line::from(vec![
-        Span::styled(mark(!c.on_action, "Cancel"), cancel),
-        Span::raw("    "),
-        Span::styled(mark(c.on_action, c.target.verb()), action),
-    ]));
-    frame.render_widget(Clear, area);
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .title(format!(" {} ", c.target.title()));
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false }),
-        area,
-    );
 }

@@ -4,10 +4,9 @@ use crossterm::event::KeyCode;
 use serde_json::json;
 
 use super::{T0, code, ctrl, fixture, key, screen, send, typed};
-use crate::console::action::Target;
-use crate::console::chat::{ChatMsg, ChatSession, ReplyEnd};
+use crate::console::chat::ReplyEnd;
+use crate::console::msg::{ChatMsg, ChatSession, Effect, LinkMsg, Msg, Target};
 use crate::console::state::{Mode, RowKey, State, View};
-use crate::console::update::{Effect, LinkMsg, Msg};
 use crate::ids::{TurnId, WorkerId};
 
 fn ev(kind: &str, seq: i64, mut d: serde_json::Value) -> Msg {

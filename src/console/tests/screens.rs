@@ -4,8 +4,8 @@
 use serde_json::json;
 
 use super::{T0, fixture, key, screen, send};
+use crate::console::msg::{LinkMsg, Msg};
 use crate::console::state::State;
-use crate::console::update::{LinkMsg, Msg};
 
 #[test]
 fn header_widget_says_where_what_and_how_fresh() {
