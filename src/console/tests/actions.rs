@@ -306,6 +306,18 @@ fn chat_sends_through_the_agent_api_and_shows_how_it_ended() {
 }
 
 #[test]
+fn esc_leaves_the_chat_for_the_workers_rows() {
+    let mut s = fixture();
+    send(&mut s, [key('5')]);
+    s.prepare();
+    assert!(s.rows.is_empty(), "the Chat view has no rows");
+    send(&mut s, [code(KeyCode::Esc)]);
+    s.prepare();
+    assert_eq!(s.view, View::Workers);
+    assert_eq!(s.rows.len(), 4, "the Workers rows are rebuilt at once");
+}
+
+#[test]
 fn dialog_snapshot() {
     let mut s = fixture();
     select_worker(&mut s, "w-hang");
