@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::Palette;
-use crate::api::admin::{TurnDetail, WorkerDetail};
+use crate::api::admin::{TurnDetail, WorkerDetail, WorkerInfo};
 use crate::console::cells::{span, worker_state};
 use crate::console::keys;
 use crate::console::model::{Exit, ms, summary};
@@ -94,30 +94,7 @@ fn worker_lines(d: &WorkerDetail, now: i64, p: Palette) -> Vec<Line<'static>> {
         Line::raw(""),
         Line::styled("EXITS", p.strong()),
     ];
-    for g in &d.generations {
-        let line = match Exit::of(g) {
-            Some(e) => {
-                let style = if e.intentional { p.dim() } else { p.bad() };
-                let kind = if e.intentional {
-                    "intentional"
-                } else {
-                    "CRASH"
-                };
-                Line::styled(
-                    format!(
-                        "  gen {}  exit {}  {kind}  {}  at {}",
-                        g.generation,
-                        e.describe(),
-                        e.reason,
-                        g.exited_at.clone().unwrap_or_default()
-                    ),
-                    style,
-                )
-            }
-            None => Line::raw(format!("  gen {}  running (pid {})", g.generation, g.pid)),
-        };
-        out.push(line);
-    }
+    out.extend(d.generations.iter().map(|g| exit_line(g, p)));
     out.push(Line::raw(""));
     out.push(Line::styled("RECENT TURNS", p.strong()));
     for t in &d.recent_turns {
@@ -136,14 +113,45 @@ fn worker_lines(d: &WorkerDetail, now: i64, p: Palette) -> Vec<Line<'static>> {
     if !d.rejected_output.is_empty() {
         out.push(Line::raw(""));
         out.push(Line::styled("REJECTED OUTPUT", p.strong()));
-        for r in &d.rejected_output {
-            out.push(Line::raw(format!(
-                "  {} {}: {}",
-                r["kind"].as_str().unwrap_or(""),
-                r["reason"].as_str().unwrap_or(""),
-                r["line"].as_str().unwrap_or("")
-            )));
+        out.extend(rejected_lines(d));
+    }
+    out
+}
+
+/// One generation: how it exited (a crash stands out), or that it runs.
+fn exit_line(g: &WorkerInfo, p: Palette) -> Line<'static> {
+    match Exit::of(g) {
+        Some(e) => {
+            let style = if e.intentional { p.dim() } else { p.bad() };
+            let kind = if e.intentional {
+                "intentional"
+            } else {
+                "CRASH"
+            };
+            Line::styled(
+                format!(
+                    "  gen {}  exit {}  {kind}  {}  at {}",
+                    g.generation,
+                    e.describe(),
+                    e.reason,
+                    g.exited_at.clone().unwrap_or_default()
+                ),
+                style,
+            )
         }
+        None => Line::raw(format!("  gen {}  running (pid {})", g.generation, g.pid)),
+    }
+}
+
+fn rejected_lines(d: &WorkerDetail) -> Vec<Line<'static>> {
+    let mut out = Vec::new();
+    for r in &d.rejected_output {
+        out.push(Line::raw(format!(
+            "  {} {}: {}",
+            r["kind"].as_str().unwrap_or(""),
+            r["reason"].as_str().unwrap_or(""),
+            r["line"].as_str().unwrap_or("")
+        )));
     }
     out
 }
