@@ -23,7 +23,6 @@ pub mod update;
 
 pub mod demo;
 pub mod driver;
-pub mod embedded;
 pub mod link;
 pub mod runner;
 #[cfg(test)]
