@@ -233,8 +233,8 @@ fn read_only_has_no_action_keys() {
     assert!(!help.contains("kill the selected worker"), "{help}");
 }
 
-#[test]
-fn chat_sends_through_the_agent_api_and_shows_how_it_ended() {
+/// The fixture in the Chat view, `echo` chosen among the gateway's agents.
+fn chat_with_echo() -> State {
     let mut s = fixture();
     send(
         &mut s,
@@ -246,6 +246,33 @@ fn chat_sends_through_the_agent_api_and_shows_how_it_ended() {
     send(&mut s, [key('5')]);
     assert_eq!(s.view, View::Chat);
     send(&mut s, [code(KeyCode::Right)]);
+    s
+}
+
+/// The chat machinery's reports: a session, the message queued as `t-chat`, two chunks and
+/// the completion.
+fn chat_replies(session: &ChatSession) -> Vec<Msg> {
+    vec![
+        Msg::Chat(ChatMsg::Session(session.clone())),
+        Msg::Chat(ChatMsg::Queued(1, TurnId("t-chat".into()))),
+        Msg::Chat(ChatMsg::Event(
+            "output".into(),
+            json!({"turnId": "t-chat", "content": "hello "}),
+        )),
+        Msg::Chat(ChatMsg::Event(
+            "output".into(),
+            json!({"turnId": "t-chat", "content": "q"}),
+        )),
+        Msg::Chat(ChatMsg::Event(
+            "complete".into(),
+            json!({"turnId": "t-chat", "status": "completed"}),
+        )),
+    ]
+}
+
+#[test]
+fn chat_sends_through_the_agent_api_and_shows_how_it_ended() {
+    let mut s = chat_with_echo();
     typed(&mut s, "hello q");
     let effects = send(&mut s, [code(KeyCode::Enter)]);
     assert_eq!(
@@ -263,25 +290,7 @@ fn chat_sends_through_the_agent_api_and_shows_how_it_ended() {
         id: "s-chat".into(),
         token: "tok".into(),
     };
-    send(
-        &mut s,
-        [
-            Msg::Chat(ChatMsg::Session(session.clone())),
-            Msg::Chat(ChatMsg::Queued(1, TurnId("t-chat".into()))),
-            Msg::Chat(ChatMsg::Event(
-                "output".into(),
-                json!({"turnId": "t-chat", "content": "hello "}),
-            )),
-            Msg::Chat(ChatMsg::Event(
-                "output".into(),
-                json!({"turnId": "t-chat", "content": "q"}),
-            )),
-            Msg::Chat(ChatMsg::Event(
-                "complete".into(),
-                json!({"turnId": "t-chat", "status": "completed"}),
-            )),
-        ],
-    );
+    send(&mut s, chat_replies(&session));
     let r = &s.chat.replies[0];
     assert_eq!(
         (r.text.as_str(), r.end.clone()),
