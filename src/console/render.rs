@@ -12,11 +12,12 @@
 //! ```
 //! Overlays (help, a worker's or turn's detail, an action's confirmation) draw over the table.
 
-mod chat;
-mod confirm;
-mod header;
-mod overlay;
-mod table;
+// `pub(super)`: the console's widget tests draw the regions one by one.
+pub(super) mod chat;
+pub(super) mod confirm;
+pub(super) mod header;
+pub(super) mod overlay;
+pub(super) mod table;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};

@@ -1,9 +1,11 @@
 //! Headless console tests at three levels: state (messages in, state and effects out),
-//! widgets (a region rendered into a buffer), whole screens (`TestBackend` + snapshots).
+//! widgets (one region rendered into a buffer, its cells' text and style checked), whole
+//! screens (`TestBackend` + snapshots).
 
 mod actions;
 mod screens;
 mod states;
+mod widgets;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;

@@ -1,5 +1,5 @@
-//! Widget and whole-screen level: regions rendered into buffers, every view as a snapshot, and
-//! a frame of a 100,000-turn model.
+//! Whole-screen level: the header as the screen shows it, every view and overlay as a
+//! snapshot, and a frame of a 100,000-turn model.
 
 use serde_json::json;
 
