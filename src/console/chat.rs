@@ -69,6 +69,15 @@ impl Chat {
         self.agents.get(self.agent).map(String::as_str)
     }
 
+    /// The agents the gateway offers now; the chosen one stays chosen if it is still offered.
+    pub fn set_agents(&mut self, agents: &[String]) {
+        let chosen = self.agent_name().map(str::to_owned);
+        self.agents = agents.to_vec();
+        self.agent = chosen
+            .and_then(|c| agents.iter().position(|a| *a == c))
+            .unwrap_or(0);
+    }
+
     fn reply_by_turn(&mut self, turn: &str) -> Option<&mut Reply> {
         self.replies
             .iter_mut()

@@ -62,11 +62,7 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
 }
 
 fn on_overview(state: &mut State, o: &Overview) {
-    let chosen = state.chat.agent_name().map(str::to_owned);
-    state.chat.agents.clone_from(&o.agents);
-    state.chat.agent = chosen
-        .and_then(|c| o.agents.iter().position(|a| *a == c))
-        .unwrap_or(0);
+    state.chat.set_agents(&o.agents);
     if o.caller.role == "readonly" && !state.readonly {
         state.readonly = true;
         state.model.note(
