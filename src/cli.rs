@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch: `main` parses, this module calls the library.
 
+pub mod embedded;
 pub mod kill;
 pub mod status;
 
@@ -275,7 +276,7 @@ async fn bind_listener(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
 }
 
 async fn console(args: ConsoleArgs) -> anyhow::Result<i32> {
-    use crate::console::{demo, driver::Driver, embedded, render::Palette, runner};
+    use crate::console::{demo, driver::Driver, render::Palette, runner};
     let file = args.config.as_deref().map(Config::load).transpose()?;
     let config = file.clone().unwrap_or_default();
     let color = !args.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());

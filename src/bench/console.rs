@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use super::{Figure, ms};
 use crate::api::AdminEvent;
 use crate::api::lifecycle::{TurnDispatched, TurnEnded, TurnProgress, TurnQueued, WorkerSpawned};
+use crate::console::msg::{LinkMsg, Msg};
 use crate::console::render::{Palette, render};
 use crate::console::state::{State, View};
-use crate::console::update::{LinkMsg, Msg, update};
+use crate::console::update::update;
 use crate::ids::{MessageId, SessionId, TurnId, WorkerId};
 
 const T0: i64 = 1_800_000_000_000;

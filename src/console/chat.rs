@@ -1,23 +1,15 @@
 //! The Chat view's state: the chosen agent, the kept session, the input line and the replies
 //! as they stream in. Sending goes through the Agent API, the same path a client uses.
+//!
+//! [`Chat`] is this feature's sub-state; its functions take it (and the notice line), never
+//! the whole console state. The view's own keys (tab between views, esc to leave) are the
+//! caller's.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::state::{State, View};
-use super::update::Effect;
+use super::msg::{ChatMsg, ChatSession, Effect, Notice};
 use crate::api::{ErrorCode, Outcome, SessionEvent};
 use crate::ids::TurnId;
-
-/// A chat session the console holds.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChatSession {
-    /// Its agent.
-    pub agent: String,
-    /// Session id.
-    pub id: String,
-    /// Its token.
-    pub token: String,
-}
 
 /// How a reply ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,23 +64,19 @@ pub struct Chat {
     next_local: u64,
 }
 
-/// What the chat machinery reports.
-#[derive(Clone, Debug)]
-pub enum ChatMsg {
-    /// A session was created for an agent.
-    Session(ChatSession),
-    /// The gateway accepted message `local` as `turn`.
-    Queued(u64, TurnId),
-    /// An event of the chat session's stream.
-    Event(SessionEvent),
-    /// Message `local` could not be sent.
-    Failed(u64, String),
-}
-
 impl Chat {
     /// The chosen agent's name.
     pub fn agent_name(&self) -> Option<&str> {
         self.agents.get(self.agent).map(String::as_str)
+    }
+
+    /// The agents the gateway offers now; the chosen one stays chosen if it is still offered.
+    pub fn set_agents(&mut self, agents: &[String]) {
+        let chosen = self.agent_name().map(str::to_owned);
+        self.agents = agents.to_vec();
+        self.agent = chosen
+            .and_then(|c| agents.iter().position(|a| *a == c))
+            .unwrap_or(0);
     }
 
     fn reply_by_turn(&mut self, turn: &TurnId) -> Option<&mut Reply> {
@@ -100,13 +88,17 @@ impl Chat {
 }
 
 /// A key in the Chat view (normal mode).
-pub fn on_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
-    let chat = &mut state.chat;
+pub fn on_key(
+    chat: &mut Chat,
+    notice: &mut Option<Notice>,
+    now: i64,
+    key: KeyEvent,
+) -> Vec<Effect> {
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
     match key.code {
         KeyCode::Char('n') if ctrl => {
             chat.session = None;
-            state.notice = Some(("the next message starts a new session".into(), false));
+            *notice = Some(("the next message starts a new session".into(), false));
         }
         KeyCode::Char(c) if !ctrl => chat.input.push(c),
         KeyCode::Backspace => drop(chat.input.pop()),
@@ -119,18 +111,16 @@ pub fn on_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
             };
             chat.session = None;
         }
-        KeyCode::Enter => return send(state),
-        KeyCode::Esc => state.view = View::Workers,
+        KeyCode::Enter => return send(chat, notice, now),
         _ => {}
     }
     Vec::new()
 }
 
-fn send(state: &mut State) -> Vec<Effect> {
-    let chat = &mut state.chat;
+fn send(chat: &mut Chat, notice: &mut Option<Notice>, now: i64) -> Vec<Effect> {
     let content = chat.input.trim().to_owned();
     let Some(agent) = chat.agent_name().map(str::to_owned) else {
-        state.notice = Some((
+        *notice = Some((
             "no agents known yet (waiting for the gateway's overview)".into(),
             true,
         ));
@@ -148,7 +138,7 @@ fn send(state: &mut State) -> Vec<Effect> {
         message: content.clone(),
         turn: None,
         text: String::new(),
-        sent_at: state.now,
+        sent_at: now,
         last_chunk_at: None,
         end: None,
     });
@@ -161,9 +151,7 @@ fn send(state: &mut State) -> Vec<Effect> {
 }
 
 /// A report from the chat machinery.
-pub fn on_msg(state: &mut State, msg: ChatMsg) {
-    let now = state.now;
-    let chat = &mut state.chat;
+pub fn on_msg(chat: &mut Chat, now: i64, msg: ChatMsg) {
     match msg {
         ChatMsg::Session(s) => {
             if chat.agent_name() == Some(s.agent.as_str()) {

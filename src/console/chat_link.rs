@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use super::chat::{ChatMsg, ChatSession};
-use super::update::Msg;
+use super::msg::Msg;
+use super::msg::{ChatMsg, ChatSession};
 use crate::api::{CreateSession, SessionEvent};
 use crate::client::{Client, ClientError, Cursor, Item};
 

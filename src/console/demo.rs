@@ -1,5 +1,6 @@
 //! `--demo`: traffic against the embedded gateway that keeps every view populated with real
-//! turns on real worker processes, in a realistic mix.
+//! turns on real worker processes, in a realistic mix (of the agents
+//! `cli::embedded::demo_config` adds).
 
 use std::time::Duration;
 

@@ -3,11 +3,11 @@
 
 use tokio::sync::mpsc;
 
-use super::action::Target;
 use super::chat_link::{self, ChatStream};
 use super::link::{self, LinkHandle};
+use super::msg::{Effect, Msg, Target};
 use super::state::State;
-use super::update::{Effect, Msg, update};
+use super::update::update;
 use crate::api::ErrorCode;
 use crate::api::admin::{CancelRequest, KillRequest};
 use crate::client::{Client, ClientError};

@@ -6,7 +6,7 @@
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-use super::update::{LinkMsg, Msg};
+use super::msg::{LinkMsg, Msg};
 use crate::api::lifecycle::AdminStreamEvent;
 use crate::client::{Client, Item};
 

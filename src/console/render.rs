@@ -10,12 +10,14 @@
 //! │ footer: keys, or the filter/command being typed, or a notice         │
 //! └──────────────────────────────────────────────────────────────────────┘
 //! ```
-//! Overlays (help, a worker's or turn's detail) draw over the table.
+//! Overlays (help, a worker's or turn's detail, an action's confirmation) draw over the table.
 
-mod chat;
-mod header;
-mod overlay;
-mod table;
+// `pub(super)`: the console's widget tests draw the regions one by one.
+pub(super) mod chat;
+pub(super) mod confirm;
+pub(super) mod header;
+pub(super) mod overlay;
+pub(super) mod table;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
@@ -84,7 +86,7 @@ pub fn render(frame: &mut Frame<'_>, state: &State, palette: Palette) {
     match &state.mode {
         Mode::Help => overlay::help(frame, body, state, palette),
         Mode::Detail(d) => overlay::detail(frame, body, d, state.now, palette),
-        Mode::Confirm(c) => overlay::confirm(frame, body, c, state.now, palette),
+        Mode::Confirm(c) => confirm::render(frame, body, c, state.now, palette),
         _ => {}
     }
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::driver::Driver;
+use super::msg::Msg;
 use super::render::{Palette, page_rows, render};
-use super::update::Msg;
 use crate::clock::now_ms;
 
 /// Messages applied before a frame is forced, so input never waits behind a flood.

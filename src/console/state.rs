@@ -1,15 +1,15 @@
-//! The console's whole state: the model, what the operator is looking at, and the connection.
-//! [`State::prepare`] rebuilds the current view's filtered, sorted row index only when
-//! something it depends on changed, so a frame never sorts.
+//! The console's whole state: the model, what the operator is looking at, the connection, and
+//! each feature's sub-state (the Chat view's [`Chat`], an action's dialog and its [`Pending`]
+//! confirmation). The row index over it is built in `rows` ([`State::prepare`]).
 
 use regex::Regex;
 
-/// Rows kept when freezing a view.
-const FREEZE_ROWS: usize = 10_000;
-
-use super::model::{Model, Turn, Worker};
+use super::action::{Confirm, Pending};
+use super::chat::Chat;
+use super::model::Model;
+use super::msg::Notice;
+use crate::api::WorkerState;
 use crate::api::admin::{TurnDetail, WorkerDetail};
-use crate::api::{TurnState, WorkerState};
 use crate::ids::{TurnId, WorkerId};
 
 /// The views, in tab order.
@@ -146,7 +146,7 @@ pub enum Mode {
     /// A drill-down pane.
     Detail(Detail),
     /// A confirmation dialog.
-    Confirm(Box<super::action::Confirm>),
+    Confirm(Box<Confirm>),
 }
 
 /// The applied row filter.
@@ -229,9 +229,9 @@ pub struct State {
     /// Per view: the selected row.
     pub selected: [usize; 5],
     /// The Chat view.
-    pub chat: super::chat::Chat,
+    pub chat: Chat,
     /// An action sent, waiting for the gateway's confirming event.
-    pub pending: Option<super::action::Pending>,
+    pub pending: Option<Pending>,
     /// Events view follows the tail.
     pub follow: bool,
     /// Turns view includes ended turns.
@@ -243,7 +243,7 @@ pub struct State {
     /// The clock (epoch ms), moved by ticks.
     pub now: i64,
     /// A message for the operator, and whether it is an error.
-    pub notice: Option<(String, bool)>,
+    pub notice: Option<Notice>,
     /// The current view's rows after filter and sort.
     pub rows: Vec<RowKey>,
     /// Header counts.
@@ -275,7 +275,7 @@ impl State {
             filter: None,
             sorts: [Sort::default(); 5],
             selected: [0; 5],
-            chat: super::chat::Chat::default(),
+            chat: Chat::default(),
             pending: None,
             follow: true,
             show_ended: false,
@@ -318,121 +318,6 @@ impl State {
             || self.is_stale()
             // Set on a lost stream before the link reports reconnecting.
             || self.conn.stale_since.is_some()
-    }
-
-    /// Rebuilds the row index if needed and keeps the selection in range.
-    pub fn prepare(&mut self) {
-        if self.rows_dirty {
-            // Counts stay live behind a frozen table; rows do not.
-            self.counts = self.count();
-        }
-        if self.rows_dirty && self.frozen.is_none() {
-            self.rows = self.build_rows();
-            self.rows_dirty = false;
-        }
-        let vi = self.vi();
-        let len = self.frozen.as_ref().map_or(self.rows.len(), Vec::len);
-        if self.view == View::Events && self.follow {
-            self.selected[vi] = len.saturating_sub(1);
-        }
-        self.selected[vi] = self.selected[vi].min(len.saturating_sub(1));
-    }
-
-    fn count(&self) -> Counts {
-        let mut c = Counts::default();
-        for w in self.model.workers.values() {
-            *c.workers.entry(w.state).or_default() += 1;
-        }
-        for t in self.model.turns.values() {
-            c.in_flight += usize::from(t.is_open());
-            c.failed += usize::from(t.state == TurnState::Failed);
-            c.stranded += usize::from(t.is_open() && t.stranded);
-        }
-        c
-    }
-
-    fn build_rows(&self) -> Vec<RowKey> {
-        // Cells are formatted for the filter only when there is one.
-        let keep = |cells: &dyn Fn() -> Vec<String>| {
-            self.filter
-                .as_ref()
-                .is_none_or(|f| f.keeps(&cells().join(" ")))
-        };
-        let sort = self.sorts[self.vi()];
-        match self.view {
-            View::Workers => {
-                let mut ws: Vec<&Worker> = self
-                    .model
-                    .workers
-                    .values()
-                    .filter(|w| keep(&|| super::cells::worker(w, self.now)))
-                    .collect();
-                super::cells::sort_workers(&mut ws, sort, self.now);
-                ws.into_iter()
-                    .map(|w| RowKey::Worker(w.id.clone()))
-                    .collect()
-            }
-            View::Turns | View::Stranded => {
-                // Stranded: open ones, and the resolved ones still in memory (how they ended).
-                let stranded_view = self.view == View::Stranded;
-                let mut ts: Vec<&Turn> = self
-                    .model
-                    .turns
-                    .values()
-                    .filter(|t| {
-                        if stranded_view {
-                            t.stranded
-                        } else {
-                            t.is_open() || self.show_ended
-                        }
-                    })
-                    .filter(|t| keep(&|| super::cells::turn(t, self.now)))
-                    .collect();
-                super::cells::sort_turns(&mut ts, sort, self.now);
-                ts.into_iter().map(|t| RowKey::Turn(t.id.clone())).collect()
-            }
-            View::Chat => Vec::new(),
-            View::Events => (0..self.model.events.len())
-                .filter(|i| keep(&|| super::cells::event(&self.model.events[*i])))
-                .map(RowKey::Event)
-                .collect(),
-        }
-    }
-
-    /// The cells of a row.
-    pub fn cells(&self, key: &RowKey) -> Vec<String> {
-        match key {
-            RowKey::Worker(id) => self
-                .model
-                .workers
-                .get(id)
-                .map(|w| super::cells::worker(w, self.now))
-                .unwrap_or_default(),
-            RowKey::Turn(id) => self
-                .model
-                .turns
-                .get(id)
-                .map(|t| super::cells::turn(t, self.now))
-                .unwrap_or_default(),
-            RowKey::Event(i) => self
-                .model
-                .events
-                .get(*i)
-                .map(super::cells::event)
-                .unwrap_or_default(),
-        }
-    }
-
-    /// Freezes the current rows (their cells as they are now).
-    pub fn freeze_rows(&mut self) {
-        self.prepare();
-        let rows = self
-            .rows
-            .iter()
-            .take(FREEZE_ROWS)
-            .map(|k| self.cells(k))
-            .collect();
-        self.frozen = Some(rows);
     }
 
     /// Whether the data on screen may be out of date.

@@ -1,20 +1,21 @@
 //! Headless console tests at three levels: state (messages in, state and effects out),
-//! widgets (a region rendered into a buffer), whole screens (`TestBackend` + snapshots).
-
-#![allow(clippy::too_many_lines)] // fixtures read best as one story
+//! widgets (one region rendered into a buffer, its cells' text and style checked), whole
+//! screens (`TestBackend` + snapshots).
 
 mod actions;
 mod screens;
 mod states;
+mod widgets;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use serde_json::{Value, json};
 
+use super::msg::{Effect, LinkMsg, Msg};
 use super::render::{Palette, render};
 use super::state::State;
-use super::update::{Effect, LinkMsg, Msg, update};
+use super::update::update;
 use crate::api::AdminEvent;
 
 /// The fixtures' clock: 2027-01-15T08:00:00Z.
@@ -53,165 +54,135 @@ pub fn typed(s: &mut State, text: &str) {
 
 /// A live console that has seen one healthy, one crashed, one hung, one slow and one queued turn.
 pub fn fixture() -> State {
-    let mut s = State::new("http://gw.test:7420".into(), false, T0);
-    let mut seq = 0;
-    let mut ev = |s: &mut State, kind: &str, at: i64, mut data: Value| {
-        seq += 1;
-        data["timestamp"] = json!(at);
-        update(s, Msg::Link(LinkMsg::Event(seq, admin(kind, data))));
-    };
-    send(
-        &mut s,
-        [
-            Msg::Link(LinkMsg::Connecting(0)),
-            Msg::Link(LinkMsg::Connected),
-        ],
-    );
-    send(&mut s, [Msg::Link(LinkMsg::Snapshot(0, Box::default()))]);
-    let spawn = |w: &str, pid: u32, agent: &str, sess: &str| json!({"workerId": w, "generation": 1, "pid": pid, "agentId": agent, "sessionId": sess});
-    let turn = |t: &str, agent: &str, sess: &str| json!({"turnId": t, "agentId": agent, "sessionId": sess, "messageId": format!("m-{t}")});
-    let dispatch = |t: &str, w: &str, deadline: i64| json!({"turnId": t, "workerId": w, "generation": 1, "deadlineAt": deadline});
-    ev(
-        &mut s,
-        "worker.spawned",
-        T0 - 60_000,
-        spawn("w-echo", 101, "echo", "s-1"),
-    );
-    ev(
-        &mut s,
-        "worker.ready",
-        T0 - 59_900,
-        json!({"workerId": "w-echo", "generation": 1}),
-    );
-    ev(
-        &mut s,
-        "turn.queued",
-        T0 - 50_000,
-        turn("t-healthy", "echo", "s-1"),
-    );
-    ev(
-        &mut s,
-        "turn.dispatched",
-        T0 - 50_000,
-        dispatch("t-healthy", "w-echo", T0 + 550_000),
-    );
-    ev(
-        &mut s,
-        "turn.progress",
-        T0 - 49_990,
-        json!({"turnId": "t-healthy"}),
-    );
-    ev(
-        &mut s,
-        "turn.completed",
-        T0 - 49_980,
-        json!({"turnId": "t-healthy", "sessionId": "s-1"}),
-    );
-    ev(
-        &mut s,
-        "worker.spawned",
-        T0 - 40_000,
-        spawn("w-crash", 102, "crash", "s-2"),
-    );
-    ev(
-        &mut s,
-        "worker.ready",
-        T0 - 40_000,
-        json!({"workerId": "w-crash", "generation": 1}),
-    );
-    ev(
-        &mut s,
-        "turn.queued",
-        T0 - 40_000,
-        turn("t-crashed", "crash", "s-2"),
-    );
-    ev(
-        &mut s,
-        "turn.dispatched",
-        T0 - 40_000,
-        dispatch("t-crashed", "w-crash", T0 + 560_000),
-    );
-    ev(
-        &mut s,
-        "worker.exited",
-        T0 - 39_000,
-        json!({"workerId": "w-crash", "generation": 1, "exitCode": null, "signal": "SIGKILL", "intentional": false, "reason": "crashed"}),
-    );
-    ev(
-        &mut s,
-        "turn.stranded",
-        T0 - 39_000,
-        json!({"turnId": "t-crashed", "sessionId": "s-2", "reason": "worker_crashed"}),
-    );
-    ev(
-        &mut s,
-        "turn.failed",
-        T0 - 39_000,
-        json!({"turnId": "t-crashed", "sessionId": "s-2", "code": "worker_crashed", "error": "the worker process was killed by SIGKILL while handling the turn"}),
-    );
-    ev(
-        &mut s,
-        "worker.spawned",
-        T0 - 30_000,
-        spawn("w-hang", 103, "hang", "s-3"),
-    );
-    ev(
-        &mut s,
-        "worker.ready",
-        T0 - 30_000,
-        json!({"workerId": "w-hang", "generation": 1}),
-    );
-    ev(
-        &mut s,
-        "turn.queued",
-        T0 - 30_000,
-        turn("t-hung", "hang", "s-3"),
-    );
-    ev(
-        &mut s,
-        "turn.dispatched",
-        T0 - 30_000,
-        dispatch("t-hung", "w-hang", T0 + 30_000),
-    );
-    ev(
-        &mut s,
-        "worker.spawned",
-        T0 - 5_000,
-        spawn("w-slow", 104, "slow", "s-4"),
-    );
-    ev(
-        &mut s,
-        "worker.ready",
-        T0 - 5_000,
-        json!({"workerId": "w-slow", "generation": 1}),
-    );
-    ev(
-        &mut s,
-        "turn.queued",
-        T0 - 5_000,
-        turn("t-slow", "slow", "s-4"),
-    );
-    ev(
-        &mut s,
-        "turn.dispatched",
-        T0 - 5_000,
-        dispatch("t-slow", "w-slow", T0 + 595_000),
-    );
-    ev(
-        &mut s,
-        "turn.progress",
-        T0 - 1_000,
-        json!({"turnId": "t-slow"}),
-    );
-    ev(
-        &mut s,
-        "turn.queued",
-        T0 - 2_000,
-        turn("t-waiting", "slow", "s-4"),
-    );
+    let mut story = Story::connected();
+    story.healthy_echo();
+    story.crashed();
+    story.hung();
+    story.slow_and_queued();
+    let mut s = story.state;
     send(&mut s, [Msg::Tick(T0)]);
     s.prepare();
     s
+}
+
+/// The fixture's admin log: events in order, numbered from 1, each stamped with its time.
+struct Story {
+    state: State,
+    seq: i64,
+}
+
+fn spawn(w: &str, pid: u32, agent: &str, sess: &str) -> Value {
+    json!({"workerId": w, "generation": 1, "pid": pid, "agentId": agent, "sessionId": sess})
+}
+
+fn turn(t: &str, agent: &str, sess: &str) -> Value {
+    json!({"turnId": t, "agentId": agent, "sessionId": sess, "messageId": format!("m-{t}")})
+}
+
+fn dispatch(t: &str, w: &str, deadline: i64) -> Value {
+    json!({"turnId": t, "workerId": w, "generation": 1, "deadlineAt": deadline})
+}
+
+fn ready(w: &str) -> Value {
+    json!({"workerId": w, "generation": 1})
+}
+
+impl Story {
+    /// Connected, with an empty snapshot.
+    fn connected() -> Self {
+        let mut state = State::new("http://gw.test:7420".into(), false, T0);
+        send(
+            &mut state,
+            [
+                Msg::Link(LinkMsg::Connecting(0)),
+                Msg::Link(LinkMsg::Connected),
+            ],
+        );
+        send(
+            &mut state,
+            [Msg::Link(LinkMsg::Snapshot(0, Box::default()))],
+        );
+        Self { state, seq: 0 }
+    }
+
+    fn ev(&mut self, kind: &str, at: i64, mut data: Value) {
+        self.seq += 1;
+        data["timestamp"] = json!(at);
+        update(
+            &mut self.state,
+            Msg::Link(LinkMsg::Event(self.seq, admin(kind, data))),
+        );
+    }
+
+    /// `w-echo` serves `t-healthy` to completion and is idle again.
+    fn healthy_echo(&mut self) {
+        let spawned = spawn("w-echo", 101, "echo", "s-1");
+        self.ev("worker.spawned", T0 - 60_000, spawned);
+        self.ev("worker.ready", T0 - 59_900, ready("w-echo"));
+        self.ev("turn.queued", T0 - 50_000, turn("t-healthy", "echo", "s-1"));
+        let dispatched = dispatch("t-healthy", "w-echo", T0 + 550_000);
+        self.ev("turn.dispatched", T0 - 50_000, dispatched);
+        self.ev("turn.progress", T0 - 49_990, json!({"turnId": "t-healthy"}));
+        let completed = json!({"turnId": "t-healthy", "sessionId": "s-1"});
+        self.ev("turn.completed", T0 - 49_980, completed);
+    }
+
+    /// `w-crash` is killed by SIGKILL mid-turn: `t-crashed` is stranded, then failed.
+    fn crashed(&mut self) {
+        let spawned = spawn("w-crash", 102, "crash", "s-2");
+        self.ev("worker.spawned", T0 - 40_000, spawned);
+        self.ev("worker.ready", T0 - 40_000, ready("w-crash"));
+        self.ev(
+            "turn.queued",
+            T0 - 40_000,
+            turn("t-crashed", "crash", "s-2"),
+        );
+        let dispatched = dispatch("t-crashed", "w-crash", T0 + 560_000);
+        self.ev("turn.dispatched", T0 - 40_000, dispatched);
+        self.ev(
+            "worker.exited",
+            T0 - 39_000,
+            json!({"workerId": "w-crash", "generation": 1, "exitCode": null, "signal": "SIGKILL", "intentional": false, "reason": "crashed"}),
+        );
+        self.ev(
+            "turn.stranded",
+            T0 - 39_000,
+            json!({"turnId": "t-crashed", "sessionId": "s-2", "reason": "worker_crashed"}),
+        );
+        self.ev(
+            "turn.failed",
+            T0 - 39_000,
+            json!({"turnId": "t-crashed", "sessionId": "s-2", "code": "worker_crashed", "error": "the worker process was killed by SIGKILL while handling the turn"}),
+        );
+    }
+
+    /// `w-hang` holds `t-hung`, which has made no progress for 30 s.
+    fn hung(&mut self) {
+        self.ev(
+            "worker.spawned",
+            T0 - 30_000,
+            spawn("w-hang", 103, "hang", "s-3"),
+        );
+        self.ev("worker.ready", T0 - 30_000, ready("w-hang"));
+        self.ev("turn.queued", T0 - 30_000, turn("t-hung", "hang", "s-3"));
+        let dispatched = dispatch("t-hung", "w-hang", T0 + 30_000);
+        self.ev("turn.dispatched", T0 - 30_000, dispatched);
+    }
+
+    /// `w-slow` streams `t-slow`; `t-waiting` is queued behind it.
+    fn slow_and_queued(&mut self) {
+        self.ev(
+            "worker.spawned",
+            T0 - 5_000,
+            spawn("w-slow", 104, "slow", "s-4"),
+        );
+        self.ev("worker.ready", T0 - 5_000, ready("w-slow"));
+        self.ev("turn.queued", T0 - 5_000, turn("t-slow", "slow", "s-4"));
+        let dispatched = dispatch("t-slow", "w-slow", T0 + 595_000);
+        self.ev("turn.dispatched", T0 - 5_000, dispatched);
+        self.ev("turn.progress", T0 - 1_000, json!({"turnId": "t-slow"}));
+        self.ev("turn.queued", T0 - 2_000, turn("t-waiting", "slow", "s-4"));
+    }
 }
 
 /// The whole screen as text, `w`×`h`, without colour.

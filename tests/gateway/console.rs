@@ -5,8 +5,8 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use turnwatch::api::{ErrorCode, TurnState, WorkerState};
 use turnwatch::client::Client;
 use turnwatch::console::driver::Driver;
+use turnwatch::console::msg::Msg;
 use turnwatch::console::state::{Detail, Mode, RowKey, State, View};
-use turnwatch::console::update::Msg;
 
 use crate::harness::{GUARD, TestGateway, config, worker};
 

@@ -7,8 +7,8 @@ use serde_json::Value;
 use turnwatch::api::TurnState;
 use turnwatch::client::Client;
 use turnwatch::console::driver::Driver;
+use turnwatch::console::msg::Msg;
 use turnwatch::console::state::State;
-use turnwatch::console::update::Msg;
 use turnwatch::gateway;
 
 use crate::harness::{GUARD, TestGateway, assert_failed, config, worker};

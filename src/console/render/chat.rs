@@ -7,7 +7,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use super::Palette;
 use crate::console::cells::span;
-use crate::console::chat::ReplyEnd;
+use crate::console::chat::{Chat, Reply, ReplyEnd};
 use crate::console::state::State;
 
 /// Draws the Chat view into the table's area.
@@ -19,59 +19,12 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
         Constraint::Length(3),
     ])
     .areas(area);
-    let agent = chat.agent_name().unwrap_or("(no agents yet)");
-    let session = chat.session.as_ref().map_or_else(
-        || "a new session on the next message".into(),
-        |s| format!("session {}", s.id),
-    );
-    let picker = Line::from(vec![
-        Span::raw(" agent ◀ "),
-        Span::styled(agent.to_owned(), p.strong()),
-        Span::raw(format!(
-            " ▶  ({} of {})  {session}",
-            chat.agent + 1,
-            chat.agents.len().max(1)
-        )),
-    ]);
-    frame.render_widget(Paragraph::new(picker), top);
-    let mut lines: Vec<Line<'static>> = Vec::new();
-    for r in &chat.replies {
-        lines.push(Line::styled(
-            format!("you → {}: {}", r.agent, r.message),
-            p.strong(),
-        ));
-        if !r.text.is_empty() {
-            lines.push(Line::raw(r.text.clone()));
-        }
-        let worker = r
-            .turn
-            .as_ref()
-            .and_then(|t| state.model.turns.get(t))
-            .and_then(|t| t.worker.as_ref())
-            .map_or_else(|| "-".to_owned(), ToString::to_string);
-        let turn = r
-            .turn
-            .as_ref()
-            .map_or_else(|| "sending…".to_owned(), |t| format!("turn {t}"));
-        let chunk = r.last_chunk_at.map_or_else(
-            || "no chunk yet".to_owned(),
-            |t| format!("last chunk {} ago", span(state.now - t)),
-        );
-        let (end, style) = match &r.end {
-            None => (
-                format!("… waiting ({} so far)", span(state.now - r.sent_at)),
-                p.warn(),
-            ),
-            Some(ReplyEnd::Completed) => ("✓ completed".to_owned(), p.good()),
-            Some(ReplyEnd::Failed { code, error }) => (format!("✗ {code}: {error}"), p.bad()),
-            Some(ReplyEnd::NotSent(error)) => (format!("✗ not sent: {error}"), p.bad()),
-        };
-        lines.push(Line::from(vec![
-            Span::styled(format!("  {turn} · worker {worker} · {chunk} · "), p.dim()),
-            Span::styled(end, style),
-        ]));
-        lines.push(Line::raw(""));
-    }
+    frame.render_widget(Paragraph::new(picker(chat, p)), top);
+    let lines: Vec<Line<'static>> = chat
+        .replies
+        .iter()
+        .flat_map(|r| reply_lines(r, state, p))
+        .collect();
     // Show the newest replies: skip what does not fit.
     let fit = usize::from(body.height);
     let skip = lines.len().saturating_sub(fit);
@@ -84,4 +37,63 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
             .title(" message · enter sends · ←/→ agent · ctrl-n new session · esc leaves "),
     );
     frame.render_widget(prompt, input);
+}
+
+/// The agent picker and the session in use.
+fn picker(chat: &Chat, p: Palette) -> Line<'static> {
+    let agent = chat.agent_name().unwrap_or("(no agents yet)");
+    let session = chat.session.as_ref().map_or_else(
+        || "a new session on the next message".into(),
+        |s| format!("session {}", s.id),
+    );
+    Line::from(vec![
+        Span::raw(" agent ◀ "),
+        Span::styled(agent.to_owned(), p.strong()),
+        Span::raw(format!(
+            " ▶  ({} of {})  {session}",
+            chat.agent + 1,
+            chat.agents.len().max(1)
+        )),
+    ])
+}
+
+/// One message, its reply so far, and a status line: its turn, worker, last chunk, how it
+/// ended.
+fn reply_lines(r: &Reply, state: &State, p: Palette) -> Vec<Line<'static>> {
+    let mut lines = vec![Line::styled(
+        format!("you → {}: {}", r.agent, r.message),
+        p.strong(),
+    )];
+    if !r.text.is_empty() {
+        lines.push(Line::raw(r.text.clone()));
+    }
+    let worker = r
+        .turn
+        .as_ref()
+        .and_then(|t| state.model.turns.get(t))
+        .and_then(|t| t.worker.as_ref())
+        .map_or_else(|| "-".to_owned(), ToString::to_string);
+    let turn = r
+        .turn
+        .as_ref()
+        .map_or_else(|| "sending…".to_owned(), |t| format!("turn {t}"));
+    let chunk = r.last_chunk_at.map_or_else(
+        || "no chunk yet".to_owned(),
+        |t| format!("last chunk {} ago", span(state.now - t)),
+    );
+    let (end, style) = match &r.end {
+        None => (
+            format!("… waiting ({} so far)", span(state.now - r.sent_at)),
+            p.warn(),
+        ),
+        Some(ReplyEnd::Completed) => ("✓ completed".to_owned(), p.good()),
+        Some(ReplyEnd::Failed { code, error }) => (format!("✗ {code}: {error}"), p.bad()),
+        Some(ReplyEnd::NotSent(error)) => (format!("✗ not sent: {error}"), p.bad()),
+    };
+    lines.push(Line::from(vec![
+        Span::styled(format!("  {turn} · worker {worker} · {chunk} · "), p.dim()),
+        Span::styled(end, style),
+    ]));
+    lines.push(Line::raw(""));
+    lines
 }

@@ -26,8 +26,16 @@ fn ago(ms: i64) -> String {
     }
 }
 
-/// Two header lines.
+/// Two header lines: where and how fresh, then what is there.
 pub fn render(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
+    frame.render_widget(
+        Paragraph::new(vec![stream_line(state, p), counts_line(state, p)]),
+        area,
+    );
+}
+
+/// The gateway, the admin stream's state, the last event's age, the clock.
+fn stream_line(state: &State, p: Palette) -> Line<'static> {
     let c = &state.conn;
     let age = c.last_event_at.map_or_else(
         || "no events yet".into(),
@@ -49,6 +57,11 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
     if let (Some(err), false) = (&c.error, c.link == Link::Live) {
         first.push(Span::styled(format!("  {err}"), p.bad()));
     }
+    Line::from(first)
+}
+
+/// Counts by state, the stranded count, and the badges (read-only, frozen, stale).
+fn counts_line(state: &State, p: Palette) -> Line<'static> {
     let Counts {
         workers,
         in_flight,
@@ -81,16 +94,13 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
     if state.frozen.is_some() {
         second.push(Span::styled("  [FROZEN: f to thaw]", p.warn()));
     }
-    if let Some(since) = c.stale_since.filter(|_| state.is_stale()) {
+    if let Some(since) = state.conn.stale_since.filter(|_| state.is_stale()) {
         second.push(Span::styled(
             format!("  [STALE {}]", span(state.now - since)),
             p.bad(),
         ));
     }
-    frame.render_widget(
-        Paragraph::new(vec![Line::from(first), Line::from(second)]),
-        area,
-    );
+    Line::from(second)
 }
 
 /// The tab line, with the filter in force.

@@ -7,16 +7,15 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::Palette;
 use crate::api::SessionEvent;
-use crate::api::admin::TimelineEvent;
-use crate::api::admin::{TurnDetail, WorkerDetail};
+use crate::api::admin::{TimelineEvent, TurnDetail, WorkerDetail, WorkerInfo};
 use crate::clock::to_rfc3339;
-use crate::console::action::Confirm;
 use crate::console::cells::{span, worker_state};
 use crate::console::keys;
 use crate::console::model::{Exit, summary};
 use crate::console::state::{Detail, State};
 
-fn inset(area: Rect, dx: u16, dy: u16) -> Rect {
+/// `area` shrunk by `dx` columns and `dy` lines on each side (at most a quarter of it).
+pub(super) fn inset(area: Rect, dx: u16, dy: u16) -> Rect {
     Rect {
         x: area.x + dx.min(area.width / 4),
         y: area.y + dy.min(area.height / 4),
@@ -97,30 +96,7 @@ fn worker_lines(d: &WorkerDetail, now: i64, p: Palette) -> Vec<Line<'static>> {
         Line::raw(""),
         Line::styled("EXITS", p.strong()),
     ];
-    for g in &d.generations {
-        let line = match Exit::of(g) {
-            Some(e) => {
-                let style = if e.intentional { p.dim() } else { p.bad() };
-                let kind = if e.intentional {
-                    "intentional"
-                } else {
-                    "CRASH"
-                };
-                Line::styled(
-                    format!(
-                        "  gen {}  exit {}  {kind}  {}  at {}",
-                        g.generation,
-                        e.describe(),
-                        e.reason,
-                        g.exited_at.map(to_rfc3339).unwrap_or_default()
-                    ),
-                    style,
-                )
-            }
-            None => Line::raw(format!("  gen {}  running (pid {})", g.generation, g.pid)),
-        };
-        out.push(line);
-    }
+    out.extend(d.generations.iter().map(|g| exit_line(g, p)));
     out.push(Line::raw(""));
     out.push(Line::styled("RECENT TURNS", p.strong()));
     for t in &d.recent_turns {
@@ -141,11 +117,41 @@ fn worker_lines(d: &WorkerDetail, now: i64, p: Palette) -> Vec<Line<'static>> {
     if !d.rejected_output.is_empty() {
         out.push(Line::raw(""));
         out.push(Line::styled("REJECTED OUTPUT", p.strong()));
-        for r in &d.rejected_output {
-            out.push(Line::raw(format!("  {} {}: {}", r.kind, r.reason, r.line)));
-        }
+        out.extend(rejected_lines(d));
     }
     out
+}
+
+/// One generation: how it exited (a crash stands out), or that it runs.
+fn exit_line(g: &WorkerInfo, p: Palette) -> Line<'static> {
+    match Exit::of(g) {
+        Some(e) => {
+            let style = if e.intentional { p.dim() } else { p.bad() };
+            let kind = if e.intentional {
+                "intentional"
+            } else {
+                "CRASH"
+            };
+            Line::styled(
+                format!(
+                    "  gen {}  exit {}  {kind}  {}  at {}",
+                    g.generation,
+                    e.describe(),
+                    e.reason,
+                    g.exited_at.map(to_rfc3339).unwrap_or_default()
+                ),
+                style,
+            )
+        }
+        None => Line::raw(format!("  gen {}  running (pid {})", g.generation, g.pid)),
+    }
+}
+
+fn rejected_lines(d: &WorkerDetail) -> Vec<Line<'static>> {
+    d.rejected_output
+        .iter()
+        .map(|r| Line::raw(format!("  {} {}: {}", r.kind, r.reason, r.line)))
+        .collect()
 }
 
 fn turn_lines(d: &TurnDetail, p: Palette) -> Vec<Line<'static>> {
@@ -214,50 +220,4 @@ fn session_summary(event: &SessionEvent) -> String {
         SessionEvent::Closed(c) => c.reason.clone(),
         SessionEvent::Connected(_) | SessionEvent::Ping(_) => String::new(),
     }
-}
-
-/// The confirmation dialog: what will happen, the reason, and the two buttons (Cancel focused
-/// by default).
-pub fn confirm(frame: &mut Frame<'_>, area: Rect, c: &Confirm, now: i64, p: Palette) {
-    let area = inset(area, 10, 2);
-    let area = Rect {
-        height: area.height.min(12),
-        ..area
-    };
-    let mut lines: Vec<Line<'static>> = c
-        .target
-        .blast_radius(now)
-        .into_iter()
-        .map(Line::raw)
-        .collect();
-    lines.push(Line::raw(""));
-    lines.push(Line::raw(format!("reason: {}▏", c.reason)));
-    lines.push(Line::raw(""));
-    let (cancel, action) = if c.on_action {
-        (p.dim(), p.bad().patch(p.selected()))
-    } else {
-        (p.selected(), p.dim())
-    };
-    let mark = |on: bool, label: &str| {
-        if on {
-            format!("> {label} <")
-        } else {
-            format!("  {label}  ")
-        }
-    };
-    lines.push(Line::from(vec![
-        Span::styled(mark(!c.on_action, "Cancel"), cancel),
-        Span::raw("    "),
-        Span::styled(mark(c.on_action, c.target.verb()), action),
-    ]));
-    frame.render_widget(Clear, area);
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .title(format!(" {} ", c.target.title()));
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false }),
-        area,
-    );
 }

@@ -96,6 +96,17 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
             row
         }
     });
+    let table = Table::new(rows, widths(state.view)).header(header).block(
+        Block::default()
+            .borders(Borders::TOP)
+            .title(title(state, total)),
+    );
+    frame.render_widget(table, area);
+}
+
+/// The table's title: the view, its row count, its order, and whether Events follows the tail.
+fn title(state: &State, total: usize) -> String {
+    let sort = state.sorts[state.vi()];
     let sorted_by = match sort.column {
         None if state.view == View::Events => "oldest first".to_owned(),
         None if state.view == View::Workers => "default order: busy first, newest first".to_owned(),
@@ -115,12 +126,8 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
     } else {
         ""
     };
-    let title = format!(
+    format!(
         " {} · {total} rows · {sorted_by}{follow} ",
         state.view.title()
-    );
-    let table = Table::new(rows, widths(state.view))
-        .header(header)
-        .block(Block::default().borders(Borders::TOP).title(title));
-    frame.render_widget(table, area);
+    )
 }

@@ -6,10 +6,9 @@ use serde_json::json;
 use super::{T0, code, ctrl, fixture, key, screen, send, typed};
 use crate::api::session::{Completion, Delta};
 use crate::api::{Outcome, SessionEvent};
-use crate::console::action::Target;
-use crate::console::chat::{ChatMsg, ChatSession, ReplyEnd};
+use crate::console::chat::ReplyEnd;
+use crate::console::msg::{ChatMsg, ChatSession, Effect, LinkMsg, Msg, Target};
 use crate::console::state::{Mode, RowKey, State, View};
-use crate::console::update::{Effect, LinkMsg, Msg};
 use crate::ids::{MessageId, TurnId, WorkerId};
 
 fn ev(kind: &str, seq: i64, mut d: serde_json::Value) -> Msg {
@@ -245,8 +244,8 @@ fn read_only_has_no_action_keys() {
     assert!(!help.contains("kill the selected worker"), "{help}");
 }
 
-#[test]
-fn chat_sends_through_the_agent_api_and_shows_how_it_ended() {
+/// The fixture in the Chat view, `echo` chosen among the gateway's agents.
+fn chat_with_echo() -> State {
     let mut s = fixture();
     send(
         &mut s,
@@ -258,6 +257,31 @@ fn chat_sends_through_the_agent_api_and_shows_how_it_ended() {
     send(&mut s, [key('5')]);
     assert_eq!(s.view, View::Chat);
     send(&mut s, [code(KeyCode::Right)]);
+    s
+}
+
+/// The chat machinery's reports: a session, the message queued as `t-chat`, two chunks and
+/// the completion.
+fn chat_replies(session: &ChatSession) -> Vec<Msg> {
+    vec![
+        Msg::Chat(ChatMsg::Session(session.clone())),
+        Msg::Chat(ChatMsg::Queued(1, TurnId("t-chat".into()))),
+        Msg::Chat(ChatMsg::Event(output("hello "))),
+        Msg::Chat(ChatMsg::Event(output("q"))),
+        Msg::Chat(ChatMsg::Event(SessionEvent::Complete(Completion {
+            status: Outcome::Completed,
+            message_id: MessageId("m-chat".into()),
+            processed_message_ids: vec![MessageId("m-chat".into())],
+            final_text: None,
+            turn_id: TurnId("t-chat".into()),
+            timestamp: T0,
+        }))),
+    ]
+}
+
+#[test]
+fn chat_sends_through_the_agent_api_and_shows_how_it_ended() {
+    let mut s = chat_with_echo();
     typed(&mut s, "hello q");
     let effects = send(&mut s, [code(KeyCode::Enter)]);
     assert_eq!(
@@ -275,23 +299,7 @@ fn chat_sends_through_the_agent_api_and_shows_how_it_ended() {
         id: "s-chat".into(),
         token: "tok".into(),
     };
-    send(
-        &mut s,
-        [
-            Msg::Chat(ChatMsg::Session(session.clone())),
-            Msg::Chat(ChatMsg::Queued(1, TurnId("t-chat".into()))),
-            Msg::Chat(ChatMsg::Event(output("hello "))),
-            Msg::Chat(ChatMsg::Event(output("q"))),
-            Msg::Chat(ChatMsg::Event(SessionEvent::Complete(Completion {
-                status: Outcome::Completed,
-                message_id: MessageId("m-chat".into()),
-                processed_message_ids: vec![MessageId("m-chat".into())],
-                final_text: None,
-                turn_id: TurnId("t-chat".into()),
-                timestamp: T0,
-            }))),
-        ],
-    );
+    send(&mut s, chat_replies(&session));
     let r = &s.chat.replies[0];
     assert_eq!(
         (r.text.as_str(), r.end.clone()),
@@ -313,6 +321,18 @@ fn chat_sends_through_the_agent_api_and_shows_how_it_ended() {
     send(&mut s, [code(KeyCode::Left)]);
     assert!(s.chat.session.is_none(), "another agent, another session");
     insta::assert_snapshot!("chat", screen(&mut s, 110, 16));
+}
+
+#[test]
+fn esc_leaves_the_chat_for_the_workers_rows() {
+    let mut s = fixture();
+    send(&mut s, [key('5')]);
+    s.prepare();
+    assert!(s.rows.is_empty(), "the Chat view has no rows");
+    send(&mut s, [code(KeyCode::Esc)]);
+    s.prepare();
+    assert_eq!(s.view, View::Workers);
+    assert_eq!(s.rows.len(), 4, "the Workers rows are rebuilt at once");
 }
 
 #[test]

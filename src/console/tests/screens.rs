@@ -1,11 +1,11 @@
-//! Widget and whole-screen level: regions rendered into buffers, every view as a snapshot, and
-//! a frame of a 100,000-turn model.
+//! Whole-screen level: the header as the screen shows it, every view and overlay as a
+//! snapshot, and a frame of a 100,000-turn model.
 
 use serde_json::json;
 
 use super::{T0, fixture, key, screen, send};
+use crate::console::msg::{LinkMsg, Msg};
 use crate::console::state::State;
-use crate::console::update::{LinkMsg, Msg};
 
 #[test]
 fn header_widget_says_where_what_and_how_fresh() {

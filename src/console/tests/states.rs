@@ -5,8 +5,8 @@ use crossterm::event::KeyCode;
 use serde_json::json;
 
 use super::{T0, code, ctrl, fixture, key, send, typed};
+use crate::console::msg::{Effect, LinkMsg, Msg};
 use crate::console::state::{Detail, Link, Mode, RowKey, View};
-use crate::console::update::{Effect, LinkMsg, Msg};
 use crate::ids::{TurnId, WorkerId};
 
 fn turn_rows(s: &crate::console::state::State) -> Vec<String> {

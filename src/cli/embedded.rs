@@ -1,6 +1,6 @@
-//! The console's embedded gateway: with no `--url` and no context, the console starts a
+//! The console's embedded gateway: with no `--url` and no context, the command line starts a
 //! gateway in this process (`SQLite` in the data dir, an ephemeral loopback port, a generated
-//! operator token) and attaches to it over HTTP like to any other.
+//! operator token) and the console attaches to it over HTTP like to any other.
 
 use std::path::Path;
 
@@ -57,7 +57,18 @@ pub fn demo_config(base: Option<Config>) -> Config {
         agents: std::collections::BTreeMap::new(),
         ..Config::default()
     });
-    let agents = [
+    for (name, agent) in demo_agents() {
+        c.agents.entry(name.to_owned()).or_insert(agent);
+    }
+    if !from_file {
+        c.gateway.default_agent = "echo".into();
+    }
+    c
+}
+
+/// The demo's agents by name, each a reference worker in one mode.
+fn demo_agents() -> [(&'static str, AgentConfig); 12] {
+    [
         ("echo", agent(&["--mode", "echo", "--deltas", "5"], |_| {})),
         (
             "slow",
@@ -105,12 +116,5 @@ pub fn demo_config(base: Option<Config>) -> Config {
         ),
         ("garbage", agent(&["--mode", "garbage"], |_| {})),
         ("error", agent(&["--mode", "error-reply"], |_| {})),
-    ];
-    for (name, agent) in agents {
-        c.agents.entry(name.to_owned()).or_insert(agent);
-    }
-    if !from_file {
-        c.gateway.default_agent = "echo".into();
-    }
-    c
+    ]
 }
