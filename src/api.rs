@@ -216,3 +216,6 @@ impl ErrorBody {
         self.code.parse().ok()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::Figure;
 use super::gateway::{Events, agent, next_of, session};
-use crate::api::EventKind;
+use crate::api::{ErrorCode, EventKind};
 use crate::client::Client;
 use crate::config::Config;
 
@@ -72,7 +72,7 @@ pub async fn p13_rotation() -> anyhow::Result<Vec<Figure>> {
     gw.stop().await?;
     let timeouts = codes
         .iter()
-        .find(|(c, _)| c == "queue_timeout")
+        .find(|(c, _)| c == ErrorCode::QueueTimeout.as_str())
         .map_or(0, |(_, n)| *n);
     Ok(vec![Figure {
         name: "P13-queue-timeouts".into(),

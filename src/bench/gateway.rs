@@ -9,10 +9,11 @@ use tokio::io::{AsyncWriteExt, BufReader};
 
 use super::{Figure, ms, pct};
 use crate::api::admin::ListQuery;
-use crate::api::{CreateSession, ErrorCode, EventKind, FromWorker, SessionEvent};
+use crate::api::{CreateSession, ErrorCode, EventKind, FromWorker, SessionEvent, ToWorker};
 use crate::client::{Client, SseEvent};
 use crate::config::{AgentConfig, Config};
 use crate::gateway::RunningGateway;
+use crate::ids::{MessageId, TurnId};
 
 const SAMPLES: usize = 300;
 /// The P1 worker: one stamped delta, then exit 1.
@@ -73,7 +74,7 @@ pub(super) async fn session(
         .await?;
     let mut events: Events = Box::new(client.events(&s.agent_id, &s.token, None).await?);
     while let Some(ev) = events.next().await {
-        if ev?.event == "connected" {
+        if let SessionEvent::Connected(_) = ev?.session()? {
             break;
         }
     }
@@ -123,7 +124,12 @@ pub(super) async fn raw_worker(
 pub(super) fn turn_line(i: usize, content: &str) -> String {
     format!(
         "{}\n",
-        serde_json::json!({"type": "turn", "turnId": format!("t-{i}"), "messageId": format!("m-{i}"), "content": content})
+        serde_json::to_string(&ToWorker::Turn {
+            turn_id: TurnId(format!("t-{i}")),
+            message_id: MessageId(format!("m-{i}")),
+            content: content.to_owned(),
+        })
+        .unwrap_or_default()
     )
 }
 
@@ -288,12 +294,14 @@ pub async fn p4_delta_latency() -> anyhow::Result<Vec<Figure>> {
             .write_all(turn_line(i, &"x".repeat(50)).as_bytes())
             .await?;
         while let Some(l) = lines.next_line().await? {
-            let v: serde_json::Value = serde_json::from_str(&l)?;
-            if v["type"] == "complete" {
-                break;
-            }
-            if let Some(stamp) = v["content"].as_str().and_then(|c| c.parse::<f64>().ok()) {
-                floor.push((now_micros() - stamp) / 1000.0);
+            match serde_json::from_str(&l)? {
+                FromWorker::Complete { .. } => break,
+                FromWorker::Delta { content, .. } => {
+                    if let Ok(stamp) = content.parse::<f64>() {
+                        floor.push((now_micros() - stamp) / 1000.0);
+                    }
+                }
+                _ => {}
             }
         }
     }

@@ -12,7 +12,7 @@ use crossterm::event::{KeyCode, KeyEvent};
 
 use super::model::Model;
 use super::msg::{Effect, Notice, Target};
-use crate::api::{AdminEvent, ErrorCode};
+use crate::api::{AdminEvent, ErrorCode, TurnState};
 use crate::ids::{TurnId, WorkerId};
 
 /// The open dialog.
@@ -176,7 +176,8 @@ pub fn on_event(pending: &mut Option<Pending>, notice: &mut Option<Notice>, even
                 Some((
                     format!(
                         "{turn} ended on its own ({}) before the cancel",
-                        e.code.map_or("completed", ErrorCode::as_str)
+                        e.code
+                            .map_or(TurnState::Completed.as_str(), ErrorCode::as_str)
                     ),
                     true,
                 ))

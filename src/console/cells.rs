@@ -41,7 +41,10 @@ pub fn turn_state(t: &Turn) -> String {
         TurnState::Streaming => "▸",
         TurnState::Completed => "✓",
         TurnState::Failed => {
-            return format!("✗ {}", t.code.map_or("failed", ErrorCode::as_str));
+            return format!(
+                "✗ {}",
+                t.code.map_or(TurnState::Failed.as_str(), ErrorCode::as_str)
+            );
         }
     };
     format!("{glyph} {}", t.state)

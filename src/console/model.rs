@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::api::admin::{Snapshot, TurnInfo, WorkerInfo};
 use crate::api::lifecycle::{TurnEnded, WorkerExited};
+use crate::api::state::ExitReason;
 use crate::api::{AdminEvent, ErrorCode, TurnState, WorkerState};
 use crate::ids::{SessionId, TurnId, WorkerId};
 
@@ -56,6 +57,12 @@ pub struct Exit {
 }
 
 impl Exit {
+    /// Whether the process ended on its own, and someone saw it: not stopped on purpose, and
+    /// not found gone (or unverifiable) when a gateway restarted.
+    pub fn is_crash(&self) -> bool {
+        !self.intentional && !ExitReason::of(&self.reason).is_some_and(ExitReason::is_recovery)
+    }
+
     /// `137 SIGKILL`, `1`, `0`: the shell's number with the signal decoded.
     pub fn describe(&self) -> String {
         exit_text(self.code, self.signal.as_deref())

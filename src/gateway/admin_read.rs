@@ -286,9 +286,9 @@ pub async fn turn(
             data,
         }
     }));
-    timeline.sort_by_key(|e| {
+    timeline.sort_by_cached_key(|e| {
         (
-            e.data["timestamp"].as_i64().unwrap_or(0),
+            e.event().and_then(|ev| ev.timestamp()).unwrap_or(0),
             e.source != TimelineSource::Admin,
             e.seq,
         )

@@ -7,7 +7,8 @@ use ratatui::text::Text;
 use ratatui::widgets::{Block, Borders, Cell, Row, Table};
 
 use super::Palette;
-use crate::api::TurnState;
+use crate::api::{TurnState, WorkerState};
+use crate::console::model::Exit;
 use crate::console::model::Tone;
 use crate::console::state::{RowKey, State, View};
 
@@ -35,8 +36,11 @@ fn widths(view: View) -> Vec<Constraint> {
 /// The style a row's content asks for (colour always doubles a word in the cells).
 fn row_style(state: &State, key: Option<&RowKey>, cells: &[String], p: Palette) -> Style {
     let style = match key {
-        Some(RowKey::Worker(_)) if cells[3].ends_with("exited") => p.dim(),
-        Some(RowKey::Worker(_)) if cells[7].ends_with("crashed") => p.warn(),
+        Some(RowKey::Worker(id)) => match state.model.workers.get(id) {
+            Some(w) if w.state == WorkerState::Exited => p.dim(),
+            Some(w) if w.last_exit.as_ref().is_some_and(Exit::is_crash) => p.warn(),
+            _ => Style::default(),
+        },
         Some(RowKey::Turn(id)) => match state.model.turns.get(id) {
             Some(t) if t.stranded || t.state == TurnState::Failed => p.bad(),
             Some(t) if !t.is_open() => p.dim(),
