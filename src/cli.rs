@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch: `main` parses, this module calls the library.
 
+pub mod chat;
 pub mod embedded;
 pub mod kill;
 pub mod status;
@@ -7,10 +8,10 @@ pub mod status;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
-use crate::chat::{ChatRequest, chat};
 use crate::client::Client;
 use crate::config::{Config, data_dir};
 use crate::worker::WorkerArgs;
+use chat::{ChatRequest, chat};
 
 /// turnwatch: an agent gateway that never leaves a chat turn hanging.
 #[derive(Debug, Parser)]
@@ -163,11 +164,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let mut stdout = std::io::stdout();
             let outcome = chat(&client, &req, &mut stdout).await;
             match &outcome {
-                crate::chat::ChatOutcome::Completed => {}
-                crate::chat::ChatOutcome::Failed { code, error } => {
+                crate::cli::chat::ChatOutcome::Completed => {}
+                crate::cli::chat::ChatOutcome::Failed { code, error } => {
                     eprintln!("turnwatch: turn failed: {error} [{code}]")
                 }
-                crate::chat::ChatOutcome::Unreachable(e) => eprintln!("turnwatch: {e}"),
+                crate::cli::chat::ChatOutcome::Unreachable(e) => eprintln!("turnwatch: {e}"),
             }
             Ok(outcome.exit_code())
         }

@@ -32,7 +32,7 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::journal::{Hub, Journal};
 use crate::metrics::Metrics;
-use crate::store::{self, Store, Write};
+use crate::store::{self, Change, Store};
 use crate::supervisor::{Supervisor, end_turn};
 
 /// Why the gateway could not start.
@@ -309,16 +309,16 @@ async fn prune_loop(journal: Journal, retention: Duration, history: Duration) {
     let history = history.max(retention);
     loop {
         let events = journal
-            .write(Write::Prune {
+            .write(Change::Prune {
                 before: now_ms() - retention.as_millis() as i64,
             })
             .await;
         let rows = journal
-            .write(Write::PruneHistory {
+            .write(Change::PruneHistory {
                 before: now_ms() - history.as_millis() as i64,
             })
             .await;
-        let more = |r: &Result<store::Applied, _>| matches!(r, Ok(store::Applied::Done(true)));
+        let more = |r: &Result<store::Applied, _>| matches!(r, Ok(store::Applied::Changed));
         let pause = if more(&events) || more(&rows) {
             Duration::from_secs(1)
         } else {

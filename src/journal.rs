@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{ErrorCode, Outcome, SessionEvent, TurnEnding};
 use crate::ids::{MessageId, TurnId};
-use crate::store::{Applied, Store, StoreError, Write};
+use crate::store::{Applied, Change, Store, StoreError};
 
 /// The most writes committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -82,7 +82,7 @@ pub enum JournalError {
 
 struct Job {
     /// `None` is a barrier: answered once everything queued before it has committed.
-    write: Option<Write>,
+    write: Option<Change>,
     reply: Option<oneshot::Sender<Result<Applied, JournalError>>>,
 }
 
@@ -130,13 +130,13 @@ impl Journal {
     }
 
     /// Applies one write and waits for its commit.
-    pub async fn write(&self, write: Write) -> Result<Applied, JournalError> {
+    pub async fn write(&self, write: Change) -> Result<Applied, JournalError> {
         self.submit(write).await
     }
 
     /// Queues a write now and returns its receipt, to await when the caller needs the outcome:
     /// what is queued after it meanwhile still commits after it.
-    pub fn submit(&self, write: Write) -> Receipt {
+    pub fn submit(&self, write: Change) -> Receipt {
         let (reply, rx) = oneshot::channel();
         self.pending.fetch_add(1, Ordering::Relaxed);
         let job = Job {
@@ -164,7 +164,7 @@ impl Journal {
     }
 
     /// Queues a write without waiting; it still commits before anything queued after it.
-    pub fn send(&self, write: Write) {
+    pub fn send(&self, write: Change) {
         self.pending.fetch_add(1, Ordering::Relaxed);
         if self
             .tx
@@ -222,7 +222,7 @@ impl Writer {
                 self.commit(writes, replies).await;
             }
             for b in barriers {
-                let _ = b.send(Ok(Applied::Done(false)));
+                let _ = b.send(Ok(Applied::Unchanged));
             }
         }
     }
@@ -231,11 +231,11 @@ impl Writer {
     /// publishes what committed and answers every write.
     async fn commit(
         &mut self,
-        writes: Vec<Write>,
+        writes: Vec<Change>,
         replies: Vec<Option<oneshot::Sender<Result<Applied, JournalError>>>>,
     ) {
         let mut admin = Vec::new();
-        let writes: Arc<[Write]> = writes.into();
+        let writes: Arc<[Change]> = writes.into();
         let results: Vec<Result<Applied, StoreError>> = match self.apply(&writes).await {
             Ok(batch) => {
                 admin = batch.admin;
@@ -246,7 +246,7 @@ impl Writer {
                 tracing::warn!(error = %e, "batch failed; retrying its writes one by one");
                 let mut out = Vec::with_capacity(writes.len());
                 for w in writes.iter() {
-                    let one: Arc<[Write]> = Arc::new([self.mend(w.clone())]);
+                    let one: Arc<[Change]> = Arc::new([self.mend(w.clone())]);
                     let result = self.apply(&one).await.map(|mut b| {
                         admin.append(&mut b.admin);
                         b.results.remove(0)
@@ -285,7 +285,7 @@ impl Writer {
 
     /// Applies a batch, trying it again with backoff for as long as the store refuses it for a
     /// passing reason. Only a refusal for good comes back as an error.
-    async fn apply(&self, writes: &Arc<[Write]>) -> Result<crate::store::Batch, StoreError> {
+    async fn apply(&self, writes: &Arc<[Change]>) -> Result<crate::store::Batch, StoreError> {
         let mut pause = RETRY_FIRST;
         loop {
             match self.store.apply(Arc::clone(writes)).await {
@@ -309,8 +309,8 @@ impl Writer {
     }
 
     /// Remembers the turn of an event refused for good.
-    fn note_hole(&mut self, write: &Write) {
-        if let Write::Event {
+    fn note_hole(&mut self, write: &Change) {
+        if let Change::Event {
             turn_id: Some(t), ..
         } = write
         {
@@ -320,8 +320,8 @@ impl Writer {
     }
 
     /// A turn with a hole in its text ends failed, never `completed`.
-    fn mend(&mut self, mut write: Write) -> Write {
-        if let Write::EndTurn {
+    fn mend(&mut self, mut write: Change) -> Change {
+        if let Change::EndTurn {
             turn_id,
             ending,
             events,
@@ -375,7 +375,7 @@ mod tests {
             holed: HashSet::new(),
         };
         let (session, turn) = (SessionId("s-1".into()), TurnId("t-1".into()));
-        w.note_hole(&Write::Event {
+        w.note_hole(&Change::Event {
             session_id: session.clone(),
             turn_id: Some(turn.clone()),
             kind: EventKind::Output,
@@ -384,7 +384,7 @@ mod tests {
             from: None,
             progress: Progress::Append,
         });
-        let end = |ending: TurnEnding| Write::EndTurn {
+        let end = |ending: TurnEnding| Change::EndTurn {
             session_id: session.clone(),
             turn_id: turn.clone(),
             events: ending.events(&turn, &MessageId("m-1".into()), 2),
@@ -392,7 +392,7 @@ mod tests {
             at: 2,
             stranded: false,
         };
-        let Write::EndTurn { ending, events, .. } =
+        let Change::EndTurn { ending, events, .. } =
             w.mend(end(TurnEnding::completed(Some("slone two three".into()))))
         else {
             panic!("still an end");
@@ -406,7 +406,7 @@ mod tests {
                 .any(|e| matches!(e, SessionEvent::Complete(c) if c.status == Outcome::Completed))
         );
         // Used once: the next end of that turn id is left as it is.
-        let Write::EndTurn { ending, .. } = w.mend(end(TurnEnding::completed(None))) else {
+        let Change::EndTurn { ending, .. } = w.mend(end(TurnEnding::completed(None))) else {
             panic!("still an end");
         };
         assert_eq!(ending.outcome, Outcome::Completed);

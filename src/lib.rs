@@ -6,7 +6,6 @@
 
 pub mod api;
 pub mod bench;
-pub mod chat;
 pub mod cli;
 pub mod client;
 pub mod clock;

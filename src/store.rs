@@ -1,8 +1,8 @@
 //! The durable store: the source of truth for sessions, turns, the event log and workers.
 //!
-//! Every mutation is a [`Write`]; [`Store::apply`] runs a batch of them in one transaction, so
+//! Every mutation is a [`Change`]; [`Store::apply`] runs a batch of them in one transaction, so
 //! the [journal](crate::journal) can group-commit a burst of deltas. Ending a turn is one
-//! conditional write: only the first [`Write::EndTurn`] for a turn changes anything and appends
+//! conditional write: only the first [`Change::EndTurn`] for a turn changes anything and appends
 //! its terminal events; every later one is a no-op. Backends share these semantics; the URL
 //! scheme picks one ([`open`]).
 
@@ -233,7 +233,7 @@ pub struct Rejection {
     pub at: i64,
 }
 
-/// What a [`Write::Event`] does to its turn's row.
+/// What a [`Change::Event`] does to its turn's row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Progress {
     /// Nothing: the turn's actor holds the turn, its dispatch has committed, and the journal's
@@ -249,7 +249,7 @@ pub enum Progress {
 
 /// One mutation. See [`Store::apply`].
 #[derive(Clone, Debug)]
-pub enum Write {
+pub enum Change {
     /// Create a session.
     CreateSession(SessionRecord),
     /// Mark a session deleted.
@@ -399,11 +399,13 @@ pub struct Batch {
     pub admin: Vec<LoggedEvent>,
 }
 
-/// What one [`Write`] did.
+/// What one [`Change`] did.
 #[derive(Clone, Debug)]
 pub enum Applied {
-    /// Whether the write changed anything.
-    Done(bool),
+    /// The write changed something.
+    Changed,
+    /// The write changed nothing (its condition did not hold).
+    Unchanged,
     /// The turn that holds the message, and whether this write created it.
     Turn {
         /// The turn id (an existing one when deduplicated).
@@ -416,13 +418,24 @@ pub enum Applied {
     Events(Vec<Arc<StoredEvent>>),
 }
 
+impl Applied {
+    /// [`Applied::Changed`] when `changed`, else [`Applied::Unchanged`].
+    pub fn changed(changed: bool) -> Self {
+        if changed {
+            Self::Changed
+        } else {
+            Self::Unchanged
+        }
+    }
+}
+
 /// The store's interface; one implementation per backend.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Applies a batch of writes in one transaction, in order, logging the admin lifecycle
     /// events they imply in the same transaction.
     /// The batch is shared so a backend may hand it to another thread without copying it.
-    async fn apply(&self, batch: Arc<[Write]>) -> Result<Batch, StoreError>;
+    async fn apply(&self, batch: Arc<[Change]>) -> Result<Batch, StoreError>;
     /// A session by id (deleted ones included).
     async fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError>;
     /// The live session of an agent's thread.

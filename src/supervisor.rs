@@ -3,7 +3,7 @@
 //!
 //! Because one task owns a session's worker and turns, the worker's reply, its crash, a timer
 //! and an operator action are seen one at a time. Ending a turn is still the store's
-//! conditional write ([`crate::store::Write::EndTurn`]), so whoever else might end it (a
+//! conditional write ([`crate::store::Change::EndTurn`]), so whoever else might end it (a
 //! restart, another replica) can never produce a second `complete`.
 
 mod actor;
@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::ids::{MessageId, SessionId, TurnId, WorkerId};
 use crate::journal::Journal;
 use crate::metrics::Metrics;
-use crate::store::{OperatorAction, SessionRecord, Store, Write};
+use crate::store::{Change, OperatorAction, SessionRecord, Store};
 use actor::{Actor, Cmd};
 
 /// A turn handed to a session's actor.
@@ -233,7 +233,7 @@ impl Supervisor {
             }
         }
         // No actor holds it: the conditional write decides.
-        self.ctx.journal.send(Write::Action(action));
+        self.ctx.journal.send(Change::Action(action));
         let ending = TurnEnding::failed(ErrorCode::CancelledByOperator, sentence);
         if end_turn(
             &self.ctx.journal,
@@ -288,7 +288,7 @@ pub(crate) async fn end_turn(
     let at = now_ms();
     let events = ending.events(turn, message, at);
     let stranded = ending.code.is_some_and(ErrorCode::strands);
-    let write = Write::EndTurn {
+    let write = Change::EndTurn {
         session_id: session.clone(),
         turn_id: turn.clone(),
         ending,

@@ -17,7 +17,7 @@ use crate::api::{
 use crate::clock::{now_ms, to_rfc3339};
 use crate::config::Role;
 use crate::ids::{MessageId, SessionId, TurnId};
-use crate::store::{Applied, Progress, SessionRecord, TurnRecord, Write};
+use crate::store::{Applied, Change, Progress, SessionRecord, TurnRecord};
 use crate::supervisor::{QueuedTurn, end_turn};
 
 /// `POST /api/v1/agents`: create or resume a session.
@@ -74,7 +74,7 @@ pub async fn create(
             pruned_through: 0,
             last_seq: 0,
         };
-        app.journal.write(Write::CreateSession(s.clone())).await?;
+        app.journal.write(Change::CreateSession(s.clone())).await?;
         app.sessions.put(s.clone());
         s
     };
@@ -215,14 +215,14 @@ pub async fn delete(
     let s = authorize(&app, &headers, &id).await?;
     let at = now_ms();
     app.journal
-        .write(Write::DeleteSession {
+        .write(Change::DeleteSession {
             id: s.id.clone(),
             at,
         })
         .await?;
     app.sessions.forget(&s.id);
     app.supervisor.delete_session(&s.id).await;
-    let closed = Write::Event {
+    let closed = Change::Event {
         session_id: s.id.clone(),
         turn_id: None,
         kind: EventKind::Closed,
@@ -298,7 +298,7 @@ async fn accept(
     turn: TurnRecord,
 ) -> Result<(TurnId, bool), ApiError> {
     let (message_id, content) = (turn.message_id.clone(), turn.content.clone());
-    let Applied::Turn { turn_id, created } = app.journal.write(Write::InsertTurn { turn }).await?
+    let Applied::Turn { turn_id, created } = app.journal.write(Change::InsertTurn { turn }).await?
     else {
         return Err(ApiError::internal(
             &"unexpected store answer to a turn insert",

@@ -1,7 +1,7 @@
 //! The admin lifecycle events a write implies, derived in one place so every backend logs the
 //! same events for the same writes (protocol.md §3).
 
-use super::{Applied, Progress, Write};
+use super::{Applied, Change, Progress};
 use crate::api::lifecycle::{
     OperatorAction, OutputRejected, TurnDispatched, TurnEnded, TurnProgress, TurnQueued,
     TurnStranded, WorkerExited, WorkerReady, WorkerSpawned,
@@ -31,12 +31,12 @@ impl From<AdminEvent> for Lifecycle {
 }
 
 /// The admin events for `write`, given what it did.
-pub fn derive(write: &Write, applied: &Applied) -> Vec<Lifecycle> {
+pub fn derive(write: &Change, applied: &Applied) -> Vec<Lifecycle> {
     derive_events(write, applied)
         .into_iter()
         .map(|event| match (&event, write) {
             // An operator's action is about its target, which the event names as text.
-            (AdminEvent::OperatorAction(a), Write::Action(_)) => Lifecycle {
+            (AdminEvent::OperatorAction(a), Change::Action(_)) => Lifecycle {
                 turn_id: (a.action == ActionKind::Cancel).then(|| TurnId(a.target.clone())),
                 worker_id: (a.action == ActionKind::Kill).then(|| WorkerId(a.target.clone())),
                 event,
@@ -46,9 +46,9 @@ pub fn derive(write: &Write, applied: &Applied) -> Vec<Lifecycle> {
         .collect()
 }
 
-fn derive_events(write: &Write, applied: &Applied) -> Vec<AdminEvent> {
+fn derive_events(write: &Change, applied: &Applied) -> Vec<AdminEvent> {
     match (write, applied) {
-        (Write::InsertTurn { turn }, Applied::Turn { created: true, .. }) => {
+        (Change::InsertTurn { turn }, Applied::Turn { created: true, .. }) => {
             vec![AdminEvent::TurnQueued(TurnQueued {
                 turn_id: turn.id.clone(),
                 session_id: turn.session_id.clone(),
@@ -58,7 +58,7 @@ fn derive_events(write: &Write, applied: &Applied) -> Vec<AdminEvent> {
             })]
         }
         (
-            Write::Dispatch {
+            Change::Dispatch {
                 turn_id,
                 worker_id,
                 generation,
@@ -66,7 +66,7 @@ fn derive_events(write: &Write, applied: &Applied) -> Vec<AdminEvent> {
                 deadline_at,
                 ..
             },
-            Applied::Done(true),
+            Applied::Changed,
         ) => vec![AdminEvent::TurnDispatched(TurnDispatched {
             turn_id: turn_id.clone(),
             worker_id: worker_id.clone(),
@@ -75,7 +75,7 @@ fn derive_events(write: &Write, applied: &Applied) -> Vec<AdminEvent> {
             timestamp: *at,
         })],
         (
-            Write::Event {
+            Change::Event {
                 turn_id: Some(turn),
                 progress: Progress::Announce,
                 at,
@@ -87,7 +87,7 @@ fn derive_events(write: &Write, applied: &Applied) -> Vec<AdminEvent> {
             timestamp: *at,
         })],
         (
-            Write::Event {
+            Change::Event {
                 turn_id: Some(turn),
                 from: Some((worker, generation)),
                 at,
@@ -103,7 +103,7 @@ fn derive_events(write: &Write, applied: &Applied) -> Vec<AdminEvent> {
             timestamp: *at,
         })],
         (
-            Write::EndTurn {
+            Change::EndTurn {
                 session_id,
                 turn_id,
                 ending,
@@ -118,9 +118,9 @@ fn derive_events(write: &Write, applied: &Applied) -> Vec<AdminEvent> {
 }
 
 /// Worker, output and operator events.
-fn derive_worker(write: &Write, applied: &Applied) -> Vec<AdminEvent> {
+fn derive_worker(write: &Change, applied: &Applied) -> Vec<AdminEvent> {
     match (write, applied) {
-        (Write::WorkerSpawned(s), _) => vec![AdminEvent::WorkerSpawned(WorkerSpawned {
+        (Change::WorkerSpawned(s), _) => vec![AdminEvent::WorkerSpawned(WorkerSpawned {
             worker_id: s.worker_id.clone(),
             generation: s.generation,
             pid: s.pid,
@@ -129,20 +129,20 @@ fn derive_worker(write: &Write, applied: &Applied) -> Vec<AdminEvent> {
             timestamp: s.at,
         })],
         (
-            Write::WorkerState {
+            Change::WorkerState {
                 worker_id,
                 generation,
                 state: WorkerState::Ready,
                 at,
                 ..
             },
-            Applied::Done(true),
+            Applied::Changed,
         ) => vec![AdminEvent::WorkerReady(WorkerReady {
             worker_id: worker_id.clone(),
             generation: *generation,
             timestamp: *at,
         })],
-        (Write::WorkerExited(e), Applied::Done(true)) => {
+        (Change::WorkerExited(e), Applied::Changed) => {
             vec![AdminEvent::WorkerExited(WorkerExited {
                 worker_id: e.worker_id.clone(),
                 generation: e.generation,
@@ -153,7 +153,7 @@ fn derive_worker(write: &Write, applied: &Applied) -> Vec<AdminEvent> {
                 timestamp: e.at,
             })]
         }
-        (Write::Reject(r), _) => vec![AdminEvent::OutputRejected(OutputRejected {
+        (Change::Reject(r), _) => vec![AdminEvent::OutputRejected(OutputRejected {
             worker_id: r.worker_id.clone(),
             generation: r.generation,
             turn_id: r.turn_id.clone(),
@@ -161,7 +161,7 @@ fn derive_worker(write: &Write, applied: &Applied) -> Vec<AdminEvent> {
             reason: r.reason.clone(),
             timestamp: r.at,
         })],
-        (Write::Action(a), _) => vec![AdminEvent::OperatorAction(OperatorAction {
+        (Change::Action(a), _) => vec![AdminEvent::OperatorAction(OperatorAction {
             action: a.action,
             target: a.target.clone(),
             reason: a.reason.clone(),

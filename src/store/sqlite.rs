@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use super::query::RejectionRow;
 use super::{
-    Batch, LiveWorker, LoggedEvent, Overview, SessionRecord, Snapshot, Store, StoreError,
-    StoredEvent, TurnQuery, TurnRecord, TurnRow, WorkerQuery, WorkerRecord, Write,
+    Batch, Change, LiveWorker, LoggedEvent, Overview, SessionRecord, Snapshot, Store, StoreError,
+    StoredEvent, TurnQuery, TurnRecord, TurnRow, WorkerQuery, WorkerRecord,
 };
 use crate::ids::{SessionId, TurnId, WorkerId};
 
@@ -96,7 +96,7 @@ impl Writer {
         })
     }
 
-    fn apply(&self, batch: &[Write]) -> Result<Batch, rusqlite::Error> {
+    fn apply(&self, batch: &[Change]) -> Result<Batch, rusqlite::Error> {
         let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut out = Batch {
@@ -206,7 +206,7 @@ fn event_from(row: &SqliteRow) -> Result<StoredEvent, sqlx::Error> {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn apply(&self, batch: Arc<[Write]>) -> Result<Batch, StoreError> {
+    async fn apply(&self, batch: Arc<[Change]>) -> Result<Batch, StoreError> {
         let writer = Arc::clone(&self.writer);
         let applied = tokio::task::spawn_blocking(move || writer.apply(&batch))
             .await

@@ -64,8 +64,8 @@ async fn stranded(store: &Arc<dyn Store>, now: i64) -> Vec<String> {
         .collect()
 }
 
-fn dispatch(id: &str, worker: &str, at: i64, deadline_at: i64) -> Write {
-    Write::Dispatch {
+fn dispatch(id: &str, worker: &str, at: i64, deadline_at: i64) -> Change {
+    Change::Dispatch {
         turn_id: TurnId(id.into()),
         worker_id: WorkerId(worker.into()),
         generation: 1,
@@ -80,7 +80,7 @@ async fn stranded_turns_appear_and_then_resolve() {
     let (_dir, store) = temp_store().await;
     let now = now_ms();
     let spawn = |w: &str, s: &str| {
-        Write::WorkerSpawned(WorkerSpawn {
+        Change::WorkerSpawned(WorkerSpawn {
             worker_id: WorkerId(w.into()),
             generation: 1,
             pid: 4242,
@@ -90,9 +90,9 @@ async fn stranded_turns_appear_and_then_resolve() {
             at: now - 10_000,
         })
     };
-    let mut writes = vec![Write::CreateSession(session("s1"))];
+    let mut writes = vec![Change::CreateSession(session("s1"))];
     for t in ["healthy", "stalled", "late", "gone", "waiting", "queued"] {
-        writes.push(Write::InsertTurn {
+        writes.push(Change::InsertTurn {
             turn: turn(t, "s1", now - 5_000),
         });
     }
@@ -103,11 +103,11 @@ async fn stranded_turns_appear_and_then_resolve() {
         dispatch("stalled", "w-ok", now - 5_000, now + 60_000),
         dispatch("late", "w-ok", now - 100, now - 1),
         dispatch("gone", "w-gone", now - 100, now + 60_000),
-        Write::TurnWaiting {
+        Change::TurnWaiting {
             turn_id: TurnId("waiting".into()),
             until: now - 1,
         },
-        Write::WorkerExited(WorkerExit {
+        Change::WorkerExited(WorkerExit {
             worker_id: WorkerId("w-gone".into()),
             generation: 1,
             exit_code: Some(1),
@@ -131,7 +131,7 @@ async fn stranded_turns_appear_and_then_resolve() {
     let end = |id: &str| {
         let ending = TurnEnding::failed(ErrorCode::TurnStalled, "stalled");
         let events = ending.events(&TurnId(id.into()), &format!("m-{id}").into(), now);
-        Write::EndTurn {
+        Change::EndTurn {
             session_id: SessionId("s1".into()),
             turn_id: TurnId(id.into()),
             ending,
@@ -213,7 +213,7 @@ async fn checked_events_of_a_turn_ended_before_its_dispatch_are_late() {
     let now = now_ms();
     let ending = TurnEnding::failed(ErrorCode::CancelledByOperator, "cancelled");
     let events = ending.events(&TurnId("t1".into()), &MessageId("m-t1".into()), now);
-    let delta = |progress| Write::Event {
+    let delta = |progress| Change::Event {
         session_id: SessionId("s1".into()),
         turn_id: Some(TurnId("t1".into())),
         kind: crate::api::EventKind::Output,
@@ -224,11 +224,11 @@ async fn checked_events_of_a_turn_ended_before_its_dispatch_are_late() {
     };
     let batch = store
         .apply(Arc::new([
-            Write::CreateSession(session("s1")),
-            Write::InsertTurn {
+            Change::CreateSession(session("s1")),
+            Change::InsertTurn {
                 turn: turn("t1", "s1", now),
             },
-            Write::EndTurn {
+            Change::EndTurn {
                 session_id: SessionId("s1".into()),
                 turn_id: TurnId("t1".into()),
                 ending,
@@ -242,7 +242,7 @@ async fn checked_events_of_a_turn_ended_before_its_dispatch_are_late() {
         ]))
         .await
         .unwrap();
-    assert!(matches!(batch.results[3], Applied::Done(false)));
+    assert!(matches!(batch.results[3], Applied::Unchanged));
     for r in &batch.results[4..] {
         assert!(matches!(r, Applied::Events(e) if e.is_empty()), "{r:?}");
     }

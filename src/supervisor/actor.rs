@@ -15,7 +15,7 @@ use crate::clock::now_ms;
 use crate::config::AgentConfig;
 use crate::ids::{SessionId, TurnId, WorkerId};
 use crate::journal::{JournalError, Receipt};
-use crate::store::{Applied, OperatorAction, Rejection, SessionRecord, Write};
+use crate::store::{Applied, Change, OperatorAction, Rejection, SessionRecord};
 
 /// Most recently ended turns remembered per worker, to tell a late reply from a stray one.
 const REMEMBER_ENDED: usize = 16;
@@ -282,7 +282,7 @@ impl Actor {
 
     fn worker_state(&self, state: WorkerState, turn_id: Option<TurnId>) {
         if let Some(live) = &self.worker {
-            self.ctx.journal.send(Write::WorkerState {
+            self.ctx.journal.send(Change::WorkerState {
                 worker_id: self.worker_id.clone(),
                 generation: live.proc.generation,
                 state,
@@ -319,7 +319,7 @@ impl Actor {
     fn reject(&self, turn_id: Option<TurnId>, kind: RejectionKind, reason: &str, raw: &str) {
         let Some(live) = &self.worker else { return };
         tracing::debug!(worker = %self.worker_id, %kind, reason, "worker output not acted on");
-        self.ctx.journal.send(Write::Reject(Rejection {
+        self.ctx.journal.send(Change::Reject(Rejection {
             worker_id: self.worker_id.clone(),
             generation: live.proc.generation,
             turn_id,

@@ -19,7 +19,7 @@ use super::procinfo;
 use crate::api::state::ExitReason;
 use crate::clock::now_ms;
 use crate::journal::Journal;
-use crate::store::{LiveWorker, Store, StoreError, WorkerExit, Write};
+use crate::store::{Change, LiveWorker, Store, StoreError, WorkerExit};
 
 /// What recovery found for one worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,7 +48,7 @@ pub(crate) async fn recover_workers(
         let verdict = judge(&w);
         tracing::warn!(worker = %w.worker_id, generation = w.generation, pid = ?w.pid,
             reason = %verdict.reason(), "a worker of a previous run, recovered");
-        journal.send(Write::WorkerExited(WorkerExit {
+        journal.send(Change::WorkerExited(WorkerExit {
             worker_id: w.worker_id,
             generation: w.generation,
             exit_code: None,

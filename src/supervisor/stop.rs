@@ -13,7 +13,7 @@ use crate::api::state::RejectionKind;
 use crate::api::{FromWorker, ToWorker};
 use crate::clock::now_ms;
 use crate::ids::WorkerId;
-use crate::store::{Rejection, WorkerExit, Write};
+use crate::store::{Change, Rejection, WorkerExit};
 
 /// How to begin a stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +44,7 @@ pub async fn stop(
             ev = proc.events.recv() => match ev {
                 // Liveness lines are no output; anything else arriving now is too late.
                 Some(WorkerEvent::Line(line)) if is_liveness(&line) => {}
-                Some(WorkerEvent::Line(line) | WorkerEvent::NotUtf8(line)) => ctx.journal.send(Write::Reject(Rejection {
+                Some(WorkerEvent::Line(line) | WorkerEvent::NotUtf8(line)) => ctx.journal.send(Change::Reject(Rejection {
                     worker_id: worker.clone(),
                     generation: proc.generation,
                     turn_id: None,
@@ -85,7 +85,7 @@ pub fn record_exit(
     signal_group(proc.pid, Signal::SIGKILL);
     tracing::info!(%worker, generation = proc.generation, pid = proc.pid, code = ?info.code,
         signal = ?info.signal, intentional, %reason, "worker exited");
-    ctx.journal.send(Write::WorkerExited(WorkerExit {
+    ctx.journal.send(Change::WorkerExited(WorkerExit {
         worker_id: worker.clone(),
         generation: proc.generation,
         exit_code: info.code,

@@ -1,4 +1,4 @@
-//! Writes: every [`Write`] variant as SQL, run synchronously inside the batch's transaction on
+//! Writes: every [`Change`] variant as SQL, run synchronously inside the batch's transaction on
 //! the writer connection (see [`super::Writer`]). Statements are prepared once per connection
 //! and reused from its cache.
 
@@ -6,7 +6,7 @@ use rusqlite::{Connection, params};
 use std::sync::Arc;
 
 use super::super::lifecycle::{self, Lifecycle};
-use super::super::{Applied, LoggedEvent, Progress, StoredEvent, TurnRecord, Write};
+use super::super::{Applied, Change, LoggedEvent, Progress, StoredEvent, TurnRecord};
 use crate::api::state::RejectionKind;
 use crate::api::{ErrorCode, EventKind, TurnState};
 use crate::ids::{SessionId, TurnId, WorkerId};
@@ -76,7 +76,7 @@ pub(super) fn store_seqs(conn: &Connection, seqs: &Seqs) -> Result<()> {
 pub(super) fn apply_logged(
     conn: &Connection,
     seqs: &mut Seqs,
-    w: &Write,
+    w: &Change,
     admin: &mut Vec<LoggedEvent>,
 ) -> Result<Applied> {
     let applied = apply_one(conn, seqs, w)?;
@@ -111,9 +111,9 @@ pub(super) fn apply_logged(
     Ok(applied)
 }
 
-fn apply_one(conn: &Connection, seqs: &mut Seqs, w: &Write) -> Result<Applied> {
+fn apply_one(conn: &Connection, seqs: &mut Seqs, w: &Change) -> Result<Applied> {
     Ok(match w {
-        Write::CreateSession(s) => {
+        Change::CreateSession(s) => {
             conn.prepare_cached(
                 "INSERT INTO sessions (id, agent_id, thread, token, created_at, last_activity, expires_at) \
                  VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -127,17 +127,17 @@ fn apply_one(conn: &Connection, seqs: &mut Seqs, w: &Write) -> Result<Applied> {
                 s.last_activity,
                 s.expires_at
             ])?;
-            Applied::Done(true)
+            Applied::Changed
         }
-        Write::DeleteSession { id, at } => {
+        Change::DeleteSession { id, at } => {
             let n = conn
                 .prepare_cached(
                     "UPDATE sessions SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
                 )?
                 .execute(params![at, id.as_str()])?;
-            Applied::Done(n == 1)
+            Applied::changed(n == 1)
         }
-        Write::Event {
+        Change::Event {
             session_id,
             turn_id,
             kind,
@@ -205,10 +205,10 @@ fn is_open(
 }
 
 /// Turn writes: accept, dispatch, end.
-fn apply_turn_write(conn: &Connection, seqs: &mut Seqs, w: &Write) -> Result<Applied> {
+fn apply_turn_write(conn: &Connection, seqs: &mut Seqs, w: &Change) -> Result<Applied> {
     Ok(match w {
-        Write::InsertTurn { turn } => insert_turn(conn, turn)?,
-        Write::Dispatch {
+        Change::InsertTurn { turn } => insert_turn(conn, turn)?,
+        Change::Dispatch {
             turn_id,
             worker_id,
             generation,
@@ -231,9 +231,9 @@ fn apply_turn_write(conn: &Connection, seqs: &mut Seqs, w: &Write) -> Result<App
                     stall_ms,
                     turn_id.as_str()
                 ])?;
-            Applied::Done(n == 1)
+            Applied::changed(n == 1)
         }
-        Write::EndTurn {
+        Change::EndTurn {
             session_id,
             turn_id,
             ending,
@@ -272,13 +272,13 @@ fn apply_turn_write(conn: &Connection, seqs: &mut Seqs, w: &Write) -> Result<App
             }
             Applied::Events(out)
         }
-        Write::TurnWaiting { turn_id, until } => {
+        Change::TurnWaiting { turn_id, until } => {
             let n = conn
                 .prepare_cached(
                     "UPDATE turns SET queue_deadline_at = ? WHERE id = ? AND ended_at IS NULL",
                 )?
                 .execute(params![until, turn_id.as_str()])?;
-            Applied::Done(n == 1)
+            Applied::changed(n == 1)
         }
         other => apply_worker_write(conn, other)?,
     })

@@ -17,7 +17,7 @@ async fn history_older_than_its_retention_is_forgotten_and_nothing_else() {
     let end = |id: &str, session: &str, at: i64| {
         let ending = TurnEnding::failed(ErrorCode::TurnStalled, "stalled");
         let events = ending.events(&TurnId(id.into()), &format!("m-{id}").into(), at);
-        Write::EndTurn {
+        Change::EndTurn {
             session_id: SessionId(session.into()),
             turn_id: TurnId(id.into()),
             ending,
@@ -27,7 +27,7 @@ async fn history_older_than_its_retention_is_forgotten_and_nothing_else() {
         }
     };
     let exit = |w: &str, at: i64| {
-        Write::WorkerExited(WorkerExit {
+        Change::WorkerExited(WorkerExit {
             worker_id: WorkerId(w.into()),
             generation: 1,
             exit_code: Some(0),
@@ -39,7 +39,7 @@ async fn history_older_than_its_retention_is_forgotten_and_nothing_else() {
         })
     };
     let spawn = |w: &str, s: &str, at: i64| {
-        Write::WorkerSpawned(WorkerSpawn {
+        Change::WorkerSpawned(WorkerSpawn {
             worker_id: WorkerId(w.into()),
             generation: 1,
             pid: 4242,
@@ -51,16 +51,16 @@ async fn history_older_than_its_retention_is_forgotten_and_nothing_else() {
     };
     store
         .apply(Arc::new([
-            Write::CreateSession(gone),
-            Write::CreateSession(busy),
-            Write::CreateSession(session("s-new")),
-            Write::InsertTurn {
+            Change::CreateSession(gone),
+            Change::CreateSession(busy),
+            Change::CreateSession(session("s-new")),
+            Change::InsertTurn {
                 turn: turn("t-old", "s-old", old),
             },
-            Write::InsertTurn {
+            Change::InsertTurn {
                 turn: turn("t-open", "s-busy", old),
             },
-            Write::InsertTurn {
+            Change::InsertTurn {
                 turn: turn("t-new", "s-new", now),
             },
             spawn("w-old", "s-old", old),
@@ -69,7 +69,7 @@ async fn history_older_than_its_retention_is_forgotten_and_nothing_else() {
             end("t-new", "s-new", now),
             exit("w-old", old),
             exit("w-new", now),
-            Write::DeleteSession {
+            Change::DeleteSession {
                 id: SessionId("s-old".into()),
                 at: old,
             },
@@ -79,8 +79,8 @@ async fn history_older_than_its_retention_is_forgotten_and_nothing_else() {
     let cutoff = now - 7 * 24 * 3600 * 1000;
     store
         .apply(Arc::new([
-            Write::Prune { before: cutoff },
-            Write::PruneHistory { before: cutoff },
+            Change::Prune { before: cutoff },
+            Change::PruneHistory { before: cutoff },
         ]))
         .await
         .unwrap();
@@ -128,14 +128,14 @@ async fn history_older_than_its_retention_is_forgotten_and_nothing_else() {
 async fn a_full_pruning_round_asks_for_another() {
     let (_dir, store) = temp_store().await;
     let old = now_ms() - 3_600_000;
-    let mut writes = vec![Write::CreateSession(session("s-busy"))];
+    let mut writes = vec![Change::CreateSession(session("s-busy"))];
     for i in 0..501 {
         let id = format!("t-{i:04}");
-        writes.push(Write::InsertTurn {
+        writes.push(Change::InsertTurn {
             turn: turn(&id, "s-busy", old),
         });
         let ending = TurnEnding::failed(ErrorCode::TurnStalled, "stalled");
-        writes.push(Write::EndTurn {
+        writes.push(Change::EndTurn {
             session_id: SessionId("s-busy".into()),
             events: ending.events(&TurnId(id.clone()), &format!("m-{id}").into(), old),
             turn_id: TurnId(id),
@@ -147,10 +147,10 @@ async fn a_full_pruning_round_asks_for_another() {
     store.apply(writes.into()).await.unwrap();
     let prune = || async {
         let b = store
-            .apply(Arc::new([Write::Prune { before: now_ms() }]))
+            .apply(Arc::new([Change::Prune { before: now_ms() }]))
             .await
             .unwrap();
-        matches!(b.results[0], Applied::Done(true))
+        matches!(b.results[0], Applied::Changed)
     };
     assert!(prune().await, "500 of 501 turns: a full batch, more to do");
     assert!(!prune().await, "the last one: done");

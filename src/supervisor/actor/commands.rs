@@ -6,7 +6,7 @@ use tokio::time::Instant;
 use super::{Actor, Cmd, Phase};
 use crate::api::state::ExitReason;
 use crate::api::{ErrorCode, ToWorker, TurnEnding};
-use crate::store::{OperatorAction, Write};
+use crate::store::{Change, OperatorAction};
 use crate::supervisor::ActionError;
 use crate::supervisor::stop::StopHow;
 
@@ -23,7 +23,7 @@ impl Actor {
                 let held = self.holds(&turn_id);
                 if held {
                     // The cause is logged before its effects (`turn.failed`).
-                    self.ctx.journal.send(Write::Action(action));
+                    self.ctx.journal.send(Change::Action(action));
                 }
                 let won = held && self.cancel(&turn_id, reason).await;
                 let _ = reply.send(held.then_some(won));
@@ -148,7 +148,7 @@ impl Actor {
         }
         let reason = action.reason.clone();
         // The cause is logged before its effects (`turn.failed`, `worker.exited`).
-        self.ctx.journal.send(Write::Action(action));
+        self.ctx.journal.send(Change::Action(action));
         let sentence = format!("an operator killed the worker ({reason})");
         match self.take_phase() {
             Phase::Busy { turn, .. }

@@ -10,7 +10,7 @@ use super::{Actor, Live, Phase, Waiter};
 use crate::api::{ErrorCode, ToWorker, TurnEnding, WorkerState};
 use crate::clock::now_ms;
 use crate::journal::JournalError;
-use crate::store::{Applied, WorkerSpawn, Write};
+use crate::store::{Applied, Change, WorkerSpawn};
 use crate::supervisor::process::{Process, Spawn};
 use crate::supervisor::{QueuedTurn, worker_env};
 
@@ -53,7 +53,7 @@ impl Actor {
                     let wait = self
                         .agent()
                         .map_or(std::time::Duration::ZERO, |a| a.queue_timeout);
-                    self.ctx.journal.send(Write::TurnWaiting {
+                    self.ctx.journal.send(Change::TurnWaiting {
                         turn_id: turn.turn_id.clone(),
                         until: now_ms() + wait.as_millis() as i64,
                     });
@@ -110,7 +110,7 @@ impl Actor {
                     .await;
             }
             Ok(proc) => {
-                self.ctx.journal.send(Write::WorkerSpawned(WorkerSpawn {
+                self.ctx.journal.send(Change::WorkerSpawned(WorkerSpawn {
                     worker_id: self.worker_id.clone(),
                     generation: proc.generation,
                     pid: proc.pid,
@@ -142,7 +142,7 @@ impl Actor {
         };
         let (stall, deadline) = (agent.stall_timeout, agent.deadline);
         let at = now_ms();
-        let write = Write::Dispatch {
+        let write = Change::Dispatch {
             turn_id: turn.turn_id.clone(),
             worker_id: self.worker_id.clone(),
             generation: live.proc.generation,
@@ -174,7 +174,7 @@ impl Actor {
     /// The dispatch write committed. If the turn had ended before it (an operator's cancel
     /// raced the dispatch), the worker is told to drop it and nothing more is written for it.
     pub(super) fn on_dispatched(&mut self, result: &Result<Applied, JournalError>) {
-        let confirmed = matches!(result, Ok(Applied::Done(true)));
+        let confirmed = matches!(result, Ok(Applied::Changed));
         if let Err(e) = result {
             tracing::error!(session = %self.session, error = %e, "dispatch write failed");
         }

@@ -9,7 +9,7 @@ use crate::api::session::{self, Delta, StatusNote};
 use crate::api::state::{ExitReason, RejectionKind};
 use crate::api::{ErrorCode, FromWorker, SessionEvent, TurnEnding, WorkerState};
 use crate::clock::now_ms;
-use crate::store::{Progress, Write};
+use crate::store::{Change, Progress};
 use crate::supervisor::process::{ExitInfo, WorkerEvent};
 use crate::supervisor::stop::{StopHow, record_exit};
 
@@ -227,7 +227,7 @@ impl Actor {
                 {
                     live.last_heartbeat_write = Some(now);
                     let generation = live.proc.generation;
-                    self.ctx.journal.send(Write::WorkerHeartbeat {
+                    self.ctx.journal.send(Change::WorkerHeartbeat {
                         worker_id: self.worker_id.clone(),
                         generation,
                         at: now_ms(),
@@ -325,7 +325,7 @@ impl Actor {
             (false, true) => Progress::Check,
             (false, false) => Progress::Append,
         };
-        self.ctx.journal.send(Write::Event {
+        self.ctx.journal.send(Change::Event {
             session_id: self.session.clone(),
             turn_id: Some(turn.turn_id.clone()),
             kind: event.kind(),

@@ -6,12 +6,12 @@ use rusqlite::{Connection, params};
 use super::Result;
 use crate::api::state::RejectionKind;
 use crate::ids::{TurnId, WorkerId};
-use crate::store::{Applied, WorkerExit, Write};
+use crate::store::{Applied, Change, WorkerExit};
 
 /// Worker bookkeeping, rejected output and pruning.
-pub(super) fn apply_worker_write(conn: &Connection, w: &Write) -> Result<Applied> {
+pub(super) fn apply_worker_write(conn: &Connection, w: &Change) -> Result<Applied> {
     Ok(match w {
-        Write::WorkerSpawned(s) => {
+        Change::WorkerSpawned(s) => {
             conn.prepare_cached(
                 "INSERT INTO workers (worker_id, generation, pid, agent_id, session_id, state, started_at, \
                  host, boot_id, start_ticks) VALUES (?, ?, ?, ?, ?, 'starting', ?, ?, ?, ?)",
@@ -27,9 +27,9 @@ pub(super) fn apply_worker_write(conn: &Connection, w: &Write) -> Result<Applied
                 s.origin.as_ref().map(|o| &o.boot_id),
                 s.origin.as_ref().map(|o| o.start_ticks as i64),
             ])?;
-            Applied::Done(true)
+            Applied::Changed
         }
-        Write::WorkerState {
+        Change::WorkerState {
             worker_id,
             generation,
             state,
@@ -51,9 +51,9 @@ pub(super) fn apply_worker_write(conn: &Connection, w: &Write) -> Result<Applied
                     worker_id.as_str(),
                     generation
                 ])?;
-            Applied::Done(n == 1)
+            Applied::changed(n == 1)
         }
-        Write::WorkerHeartbeat {
+        Change::WorkerHeartbeat {
             worker_id,
             generation,
             at,
@@ -62,10 +62,10 @@ pub(super) fn apply_worker_write(conn: &Connection, w: &Write) -> Result<Applied
                 "UPDATE workers SET last_heartbeat_at = ? WHERE worker_id = ? AND generation = ?",
             )?
             .execute(params![at, worker_id.as_str(), generation])?;
-            Applied::Done(true)
+            Applied::Changed
         }
-        Write::WorkerExited(e) => worker_exited(conn, e)?,
-        Write::Reject(r) => {
+        Change::WorkerExited(e) => worker_exited(conn, e)?,
+        Change::Reject(r) => {
             let output = Output {
                 kind: r.kind,
                 reason: &r.reason,
@@ -78,18 +78,18 @@ pub(super) fn apply_worker_write(conn: &Connection, w: &Write) -> Result<Applied
                 &output,
                 r.at,
             )?;
-            Applied::Done(true)
+            Applied::Changed
         }
-        Write::Prune { before } => prune(conn, *before)?,
-        Write::PruneHistory { before } => prune_history(conn, *before)?,
-        Write::Action(_) => Applied::Done(true),
-        Write::CreateSession(_)
-        | Write::DeleteSession { .. }
-        | Write::InsertTurn { .. }
-        | Write::Dispatch { .. }
-        | Write::TurnWaiting { .. }
-        | Write::Event { .. }
-        | Write::EndTurn { .. } => Applied::Done(false),
+        Change::Prune { before } => prune(conn, *before)?,
+        Change::PruneHistory { before } => prune_history(conn, *before)?,
+        Change::Action(_) => Applied::Changed,
+        Change::CreateSession(_)
+        | Change::DeleteSession { .. }
+        | Change::InsertTurn { .. }
+        | Change::Dispatch { .. }
+        | Change::TurnWaiting { .. }
+        | Change::Event { .. }
+        | Change::EndTurn { .. } => Applied::Unchanged,
     })
 }
 
@@ -110,7 +110,7 @@ fn worker_exited(conn: &Connection, e: &WorkerExit) -> Result<Applied> {
             e.worker_id.as_str(),
             e.generation
         ])?;
-    Ok(Applied::Done(n == 1))
+    Ok(Applied::changed(n == 1))
 }
 
 /// A worker's output line that was not accepted, and why.
@@ -145,7 +145,7 @@ pub(super) fn record_output(
 
 /// Drops the events of turns that ended before `before`, remembering per session how far the
 /// log was pruned so a resume from before that point is told about its gap.
-/// Turns whose events are pruned per [`Write::Prune`] at most.
+/// Turns whose events are pruned per [`Change::Prune`] at most.
 const PRUNE_TURNS: i64 = 500;
 
 fn prune(conn: &Connection, before: i64) -> Result<Applied> {
@@ -168,10 +168,10 @@ fn prune(conn: &Connection, before: i64) -> Result<Applied> {
             .execute([turn])?;
     }
     // True when the batch was full: there may be more to prune right away.
-    Ok(Applied::Done(turns.len() as i64 == PRUNE_TURNS))
+    Ok(Applied::changed(turns.len() as i64 == PRUNE_TURNS))
 }
 
-/// Rows of each table forgotten per [`Write::PruneHistory`] at most, so one round never holds
+/// Rows of each table forgotten per [`Change::PruneHistory`] at most, so one round never holds
 /// the writer long; while a round is full, the gateway runs the next one a second later.
 const HISTORY_ROWS: i64 = 2000;
 
@@ -207,5 +207,5 @@ fn prune_history(conn: &Connection, before: i64) -> Result<Applied> {
         full |= n as i64 == HISTORY_ROWS;
     }
     // True when a table gave a full batch: there may be more right away.
-    Ok(Applied::Done(full))
+    Ok(Applied::changed(full))
 }
