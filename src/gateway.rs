@@ -8,6 +8,7 @@ mod auth;
 mod error;
 mod guard;
 mod limits;
+mod routes;
 mod serve;
 mod sessions;
 mod sse;
@@ -26,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
+pub use routes::{API_PREFIXES, SESSION_EVENTS};
 
 use crate::api::{ErrorCode, TurnEnding};
 use crate::clock::now_ms;
@@ -67,13 +69,14 @@ pub struct AppState {
     streams_stop: CancellationToken,
 }
 
-/// The routes, each under `/api/v1` and `/lobu/api/v1`.
+/// The routes, the API's under each of [`API_PREFIXES`]. A direct stream (see `serve`) is
+/// answered by this same router, every layer included.
 pub fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
         .route("/agents", post(agents::create))
         .route("/agents/{id}", get(agents::get).delete(agents::delete))
         .route("/agents/{id}/messages", post(agents::post_message))
-        .route("/agents/{id}/events", get(sse::events))
+        .route(SESSION_EVENTS, get(sse::events))
         .route("/admin/overview", get(admin_read::overview))
         .route("/admin/workers", get(admin_read::workers))
         .route("/admin/workers/{id}", get(admin_read::worker))
@@ -83,9 +86,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/workers/{id}/kill", post(admin::kill))
         .route("/admin/turns/{id}/cancel", post(admin::cancel));
     let limit = state.config.gateway.max_body_bytes;
-    Router::new()
-        .nest("/api/v1", api.clone())
-        .nest("/lobu/api/v1", api)
+    routes::nest(Router::new(), &api)
         .route("/healthz", get(admin::healthz))
         .route("/metrics", get(admin_read::metrics))
         .fallback(|| async { ApiError::not_found(ErrorCode::NotFound, "no such route") })
@@ -264,7 +265,7 @@ impl Prepared {
             full: router(Arc::clone(&state)),
             overflow: overflow_router(Arc::clone(&state)),
         };
-        serve::serve(listener, apps, self.limits, Arc::clone(&state), graceful).await;
+        serve::serve(listener, apps, self.limits, graceful).await;
         pruner.abort();
         sweeper.abort();
         // In case the server ended on its own: still end every turn before returning.

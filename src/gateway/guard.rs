@@ -1,6 +1,6 @@
 //! Who may ask at all, before any route runs: the `Host` a request is addressed to and the
-//! `Origin` a browser adds. Both serving paths (the router's layer and the direct stream path in
-//! `serve`) call [`admit`], so they cannot drift.
+//! `Origin` a browser adds, as one of the router's layers: both serving paths run it (the direct
+//! stream path in `serve` hands its request to the router too).
 //!
 //! Why: with no `[[tokens]]` the gateway trusts whoever reaches its loopback port, and a web
 //! page in a local browser reaches it too. A cross-site page can send requests (a `POST` with
@@ -32,7 +32,7 @@ pub(super) async fn layer(State(app): State<Arc<AppState>>, req: Request, next: 
 }
 
 /// Checks a request's `Host` and `Origin` against the gateway's trust mode.
-pub(super) fn admit(app: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<(), ApiError> {
+fn admit(app: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<(), ApiError> {
     check(
         !app.tokens.is_enabled(),
         &app.config.gateway.cors_origins,

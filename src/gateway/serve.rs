@@ -4,41 +4,39 @@
 //! Why not hand every connection to hyper: an idle SSE stream would hold hyper's connection
 //! state for hours, an 8 KiB write buffer and a read buffer that hyper grows to 16 KiB, about
 //! 22 KiB per stream in all (measured with heaptrack, `turnwatch bench p5`). A gateway holds
-//! thousands of such streams. So a new connection's first request is peeked at: a complete,
-//! well-formed `GET …/agents/{id}/events` head is consumed and answered here, through the
-//! same [`sse::open`] the router's handler uses, and the connection then carries nothing but
-//! that stream (`Connection: close`, the body ends when the connection does). Anything else,
-//! or a head not yet complete, is left unread for hyper. Both paths run the same
-//! [`guard::admit`] and decode the session id as the router's `Path` does.
+//! thousands of such streams. So a new connection's first request is peeked at: a complete
+//! `GET` head without a body whose path is the session stream's route ([`routes`]) is consumed
+//! and answered here, and the connection then carries nothing but that answer
+//! (`Connection: close`, a body of unknown length ends when the connection does). Anything
+//! else, or a head not yet complete, is left unread for hyper.
+//!
+//! The direct path skips hyper's connection, never the router: the request is handed to the
+//! same [`Router`] value hyper calls, so routing, percent-decoding, extractors and every layer
+//! (the guard, the JSON rejections, any added later) are the router's own, and only the
+//! response's bytes are written by [`direct`]. What [`routes`] recognises only decides which
+//! path serves a request: a path it took wrongly would still get the router's answer, once,
+//! on a closing connection (a test compares the two paths over many paths).
 //!
 //! Every connection needs a permit from [`Limits`] (past the cap, only `/healthz` is served),
 //! and one that has not sent a complete request head within `header_timeout` of its accept
 //! is closed, whichever path holds it: a silent connection costs a descriptor and memory.
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::Query;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use futures::{Stream, StreamExt};
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Uri, Version};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use std::convert::Infallible;
-use std::fmt::Write as _;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::AppState;
-use super::guard;
 use super::limits::{Limits, Permit};
-use super::sse::{self, Since};
-use super::tail::HEADERS;
+use super::routes;
+
+mod direct;
 
 /// The most of a first request head that is peeked at.
 const PEEK: usize = 4096;
@@ -47,8 +45,6 @@ const MAX_HEADERS: usize = 32;
 /// How long stopping waits for open connections to finish their responses: a client that
 /// stopped reading must not hold the gateway up forever.
 const DRAIN: Duration = Duration::from_secs(10);
-/// The API prefixes a session stream is served under.
-const PREFIXES: [&str; 2] = ["/api/v1/agents/", "/lobu/api/v1/agents/"];
 
 /// The routers a connection may be served by.
 pub(super) struct Apps {
@@ -64,7 +60,6 @@ pub(super) async fn serve(
     listener: TcpListener,
     apps: Apps,
     limits: Limits,
-    state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let tasks = TaskTracker::new();
@@ -108,7 +103,6 @@ pub(super) async fn serve(
         };
         let conn = Conn {
             app,
-            state: Arc::clone(&state),
             closing: closing.clone(),
             header_timeout: limits.header_timeout,
             permit,
@@ -129,7 +123,6 @@ pub(super) async fn serve(
 /// One accepted connection and what serves it.
 struct Conn {
     app: Router,
-    state: Arc<AppState>,
     closing: CancellationToken,
     header_timeout: Duration,
     /// Held until the connection ends.
@@ -140,7 +133,7 @@ struct Conn {
 enum First {
     /// Nothing within the header timeout, or the client hung up: close.
     Silent,
-    /// A complete session stream request: answer it directly.
+    /// A complete session stream request: the router answers it, written directly.
     Stream(Box<StreamRequest>),
     /// Anything else: hyper's, with a complete head or not.
     Other { complete: bool },
@@ -149,9 +142,9 @@ enum First {
 impl Conn {
     /// Peeks, then serves. A task is allocated at the size of its largest state, so hyper's
     /// connection is boxed: every silent or streaming connection would pay for it. The direct
-    /// stream is not: boxing it made a silent connection cost 1.4 KiB of RSS instead of 3.2,
-    /// but an idle stream 5.9 KiB instead of 5.3 (`bench p5`, 15,000 silent connections), and
-    /// streams are what a gateway holds for hours.
+    /// answer is not: boxing it made a silent connection cost 1.4 KiB of RSS instead of 2.1,
+    /// but an idle stream 5.2 KiB instead of 4.7 (`bench p5`, and 8,000 silent connections),
+    /// and streams are what a gateway holds for hours.
     async fn run(self, tcp: TcpStream) {
         let deadline = tokio::time::Instant::now() + self.header_timeout;
         let first = tokio::select! {
@@ -160,8 +153,8 @@ impl Conn {
         };
         let header_timeout = match first {
             First::Silent => return,
-            First::Stream(request) if !self.permit.is_overflow() => {
-                stream_directly(tcp, *request, &self.state).await;
+            First::Stream(request) => {
+                direct::answer(tcp, request.head_len, request.request, self.app).await;
                 return;
             }
             // hyper's clock starts anew: what is left of this one for an incomplete head, the
@@ -169,7 +162,7 @@ impl Conn {
             First::Other { complete: false } => deadline
                 .saturating_duration_since(tokio::time::Instant::now())
                 .max(Duration::from_millis(1)),
-            First::Stream(_) | First::Other { complete: true } => self.header_timeout,
+            First::Other { complete: true } => self.header_timeout,
         };
         Box::pin(self.serve_hyper(tcp, header_timeout)).await;
     }
@@ -204,10 +197,8 @@ impl Conn {
 struct StreamRequest {
     /// Bytes of the head, to consume before answering.
     head_len: usize,
-    uri: Uri,
-    session: String,
-    since: Since,
-    headers: HeaderMap,
+    /// The request as hyper would have handed it to the router.
+    request: Request<Body>,
 }
 
 /// Peeks at the connection's first request, waiting for it until `deadline`. Nothing is
@@ -243,14 +234,16 @@ async fn first_request(tcp: &TcpStream, deadline: tokio::time::Instant) -> First
     }
 }
 
-/// The parsed head as a session stream request, if it is one this path may answer.
+/// The parsed head as a request for the router, if it is a session stream request this path
+/// may take: a `GET` of the stream's route, HTTP/1.1, no body, no upgrade.
 fn stream_request(req: &httparse::Request<'_, '_>, head_len: usize) -> Option<StreamRequest> {
     if req.method? != "GET" || req.version? != 1 {
         return None;
     }
     let uri: Uri = req.path?.parse().ok()?;
-    let session = session_of(uri.path())?;
-    let Query(since) = Query::<Since>::try_from_uri(&uri).ok()?;
+    if !routes::is_session_events(uri.path()) {
+        return None;
+    }
     let mut headers = HeaderMap::with_capacity(req.headers.len());
     for h in req.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
@@ -263,146 +256,9 @@ fn stream_request(req: &httparse::Request<'_, '_>, head_len: usize) -> Option<St
         }
         headers.append(name, HeaderValue::from_bytes(h.value).ok()?);
     }
-    Some(StreamRequest {
-        head_len,
-        uri,
-        session,
-        since,
-        headers,
-    })
-}
-
-/// The session id of a stream path, decoded as the router's `{id}` is: the route matches the
-/// raw path segment by segment, then `Path` percent-decodes the segment (and rejects one that
-/// is not UTF-8, which is left to the router here).
-fn session_of(path: &str) -> Option<String> {
-    let raw = PREFIXES
-        .iter()
-        .find_map(|p| path.strip_prefix(p)?.strip_suffix("/events"))
-        .filter(|id| !id.is_empty() && !id.contains('/'))?;
-    let decoded = percent_encoding::percent_decode_str(raw)
-        .decode_utf8()
-        .ok()?;
-    Some(decoded.into_owned())
-}
-
-/// Consumes the request head and answers it: the stream, or the error response.
-async fn stream_directly(mut tcp: TcpStream, request: StreamRequest, state: &AppState) {
-    let mut head = vec![0; request.head_len];
-    if tcp.read_exact(&mut head).await.is_err() {
-        return;
-    }
-    drop(head);
-    let opened = match guard::admit(state, &request.uri, &request.headers) {
-        Ok(()) => sse::open(state, &request.session, &request.since, &request.headers).await,
-        Err(e) => Err(e),
-    };
-    drop(request);
-    let written = match opened {
-        Ok(stream) => write_stream(&mut tcp, stream).await,
-        Err(e) => write_response(&mut tcp, e.into_response()).await,
-    };
-    if let Err(e) = written {
-        tracing::trace!(error = %e, "event stream connection ended with an error");
-    }
-    let _ = tcp.shutdown().await;
-}
-
-/// How long one frame of a directly served stream may take to write.
-const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Writes the stream's frames until it ends, the client goes away, or a write cannot finish
-/// within [`WRITE_TIMEOUT`].
-async fn write_stream(
-    tcp: &mut TcpStream,
-    stream: impl Stream<Item = Result<Bytes, Infallible>>,
-) -> std::io::Result<()> {
-    let head = response_head(
-        StatusCode::OK,
-        HEADERS.iter().map(|(n, v)| (n.as_str(), *v)),
-        None,
-    );
-    tcp.write_all(head.as_bytes()).await?;
-    drop(head);
-    let mut stream = std::pin::pin!(stream);
-    // The client sends nothing more; a read that ends says it hung up.
-    let mut probe = [0u8; 16];
-    loop {
-        tokio::select! {
-            frame = stream.next() => match frame {
-                // A client that stops reading (its window full) would hold this task and its
-                // subscription for ever: a write that cannot finish in time ends the stream.
-                Some(Ok(bytes)) => tokio::time::timeout(WRITE_TIMEOUT, tcp.write_all(&bytes))
-                    .await
-                    .map_err(|_| std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "the client stopped reading its event stream",
-                    ))??,
-                None => return Ok(()),
-            },
-            read = tcp.read(&mut probe) => if read? == 0 {
-                return Ok(());
-            },
-        }
-    }
-}
-
-/// Writes a complete (small) response and ends the connection.
-async fn write_response(tcp: &mut TcpStream, response: Response) -> std::io::Result<()> {
-    let (parts, body) = response.into_parts();
-    let body = axum::body::to_bytes(body, 64 * 1024)
-        .await
-        .unwrap_or_default();
-    // Header values as they are (lossless for UTF-8; never an empty value for a non-ASCII one).
-    let values: Vec<(&str, std::borrow::Cow<'_, str>)> = parts
-        .headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), String::from_utf8_lossy(v.as_bytes())))
-        .collect();
-    let headers = values.iter().map(|(n, v)| (*n, v.as_ref()));
-    let head = response_head(parts.status, headers, Some(body.len()));
-    tcp.write_all(head.as_bytes()).await?;
-    tcp.write_all(&body).await
-}
-
-/// An HTTP/1.1 response head for a connection that closes after the body.
-fn response_head<'a>(
-    status: StatusCode,
-    headers: impl Iterator<Item = (&'a str, &'a str)>,
-    content_length: Option<usize>,
-) -> String {
-    let mut head = format!(
-        "HTTP/1.1 {status}\r\ndate: {}\r\n",
-        httpdate::fmt_http_date(std::time::SystemTime::now())
-    );
-    for (name, value) in headers {
-        let _ = write!(head, "{name}: {value}\r\n");
-    }
-    if let Some(n) = content_length {
-        let _ = write!(head, "content-length: {n}\r\n");
-    }
-    head.push_str("connection: close\r\n\r\n");
-    head
-}
-
-#[cfg(test)]
-mod tests {
-    use super::session_of;
-
-    #[test]
-    fn stream_paths_decode_like_the_router() {
-        let id = |p: &str| session_of(p);
-        assert_eq!(id("/api/v1/agents/s-1/events").as_deref(), Some("s-1"));
-        assert_eq!(
-            id("/lobu/api/v1/agents/%73-1/events").as_deref(),
-            Some("s-1")
-        );
-        assert_eq!(id("/api/v1/agents/a%2Fb/events").as_deref(), Some("a/b"));
-        assert_eq!(id("/api/v1/agents/%zz/events").as_deref(), Some("%zz"));
-        // Not UTF-8 once decoded: the router's `Path` rejects it, so it is left to the router.
-        assert_eq!(id("/api/v1/agents/%ff/events"), None);
-        assert_eq!(id("/api/v1/agents/a/b/events"), None);
-        assert_eq!(id("/api/v1/agents//events"), None);
-        assert_eq!(id("/api/v1/agents/s-1/%65vents"), None);
-    }
+    let mut request = Request::new(Body::empty());
+    *request.uri_mut() = uri;
+    *request.version_mut() = Version::HTTP_11;
+    *request.headers_mut() = headers;
+    Some(StreamRequest { head_len, request })
 }

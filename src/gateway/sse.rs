@@ -2,7 +2,7 @@
 //! the live tail, each logged event exactly once and in order.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use futures::Stream;
@@ -52,14 +52,21 @@ pub(super) fn cursor(headers: &HeaderMap, q: &Since) -> Result<Option<i64>, ApiE
     }
 }
 
-/// `GET /api/v1/agents/{id}/events`. Most requests never get here: `serve` answers them
-/// without hyper (see there); this serves the rest.
+/// `GET /api/v1/agents/{id}/events`, on both serving paths: through hyper, and on a fresh
+/// connection from `serve`, which calls the router without hyper's connection.
 pub async fn events(
     State(app): State<Arc<AppState>>,
+    OriginalUri(uri): OriginalUri,
     Path(id): Path<String>,
     Query(q): Query<Since>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
+    // A stream route registered around `routes` would be served through hyper only: tests fail.
+    debug_assert!(
+        super::routes::is_session_events(uri.path()),
+        "a session stream served at {uri}, a path `serve` does not recognise (register it \
+         through `gateway::routes`)"
+    );
     Ok(tail::response(open(&app, &id, &q, &headers).await?))
 }
 
@@ -67,7 +74,7 @@ pub async fn events(
 ///
 /// A deleted session's log can still be read to its end with a cursor (its `closed` ends the
 /// stream); without one, or once the cursor holds everything, it is 410 `session_deleted`.
-pub(super) async fn open(
+async fn open(
     app: &AppState,
     id: &str,
     q: &Since,

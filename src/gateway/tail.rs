@@ -3,8 +3,8 @@
 //! *before* reading the backlog; the tail skips anything at or below what it already sent, and
 //! catches up from the store when the live channel lags.
 //!
-//! Frames are SSE wire bytes ([`frame`]), so the same stream can be an axum body or be written
-//! straight to a socket (see `serve`).
+//! Frames are SSE wire bytes ([`frame`]), carried as an axum body that hyper writes, or that
+//! `serve` writes straight to a socket.
 
 use axum::body::Body;
 use axum::body::Bytes;
@@ -31,7 +31,7 @@ pub const PAGE: i64 = 1000;
 const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(15);
 
 /// The response headers of an event stream.
-pub const HEADERS: [(header::HeaderName, &str); 3] = [
+const HEADERS: [(header::HeaderName, &str); 3] = [
     (header::CONTENT_TYPE, "text/event-stream"),
     (header::CACHE_CONTROL, "no-cache"),
     (header::HeaderName::from_static("x-accel-buffering"), "no"),

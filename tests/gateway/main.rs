@@ -13,6 +13,7 @@ mod chat_restart;
 mod connections;
 mod console;
 mod failures;
+mod fastpath;
 mod lifecycle;
 mod operator;
 mod raw;

@@ -35,6 +35,15 @@ impl Reply {
         })
     }
 
+    /// The data of an event stream's `connected` event.
+    pub fn connected(&self) -> Value {
+        let at = find(self.body.as_bytes(), b"event: connected\ndata: ")
+            .unwrap_or_else(|| panic!("no `connected` event: {self:?}"));
+        let data = &self.body[at + "event: connected\ndata: ".len()..];
+        let line = data.split('\n').next().unwrap_or_default();
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {self:?}"))
+    }
+
     /// Asserts an error reply: this status, the spec's shape, this code.
     pub fn assert_error(&self, status: u16, code: &str) {
         assert_eq!(self.status, status, "{self:?}");
@@ -77,7 +86,7 @@ impl Raw {
     }
 
     /// Reads one response: its head, then the body by `content-length`, or for an event
-    /// stream up to its `connected` event.
+    /// stream up to the end of its `connected` event.
     pub async fn reply(&mut self) -> Reply {
         let end = loop {
             if let Some(i) = find(&self.buf, b"\r\n\r\n") {
@@ -104,7 +113,11 @@ impl Raw {
             .header("content-type")
             .is_some_and(|t| t.starts_with("text/event-stream"))
         {
-            while find(&self.buf, b"event: connected").is_none() {
+            let connected = |buf: &[u8]| {
+                let at = find(buf, b"event: connected")?;
+                find(&buf[at..], b"\n\n")
+            };
+            while connected(&self.buf).is_none() {
                 assert!(self.fill().await > 0, "stream closed before `connected`");
             }
             reply.body = String::from_utf8_lossy(&self.buf).into_owned();
