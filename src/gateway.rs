@@ -2,18 +2,17 @@
 //! (start with recovery of turns a crash left open; graceful stop that ends every turn).
 
 mod admin;
-mod admin_read;
 mod agents;
 mod auth;
 mod error;
 mod guard;
+mod health;
 mod limits;
 mod routes;
 mod serve;
 mod sessions;
-mod sse;
+mod stream;
 mod sweeper;
-mod tail;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -76,19 +75,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/agents", post(agents::create))
         .route("/agents/{id}", get(agents::get).delete(agents::delete))
         .route("/agents/{id}/messages", post(agents::post_message))
-        .route(SESSION_EVENTS, get(sse::events))
-        .route("/admin/overview", get(admin_read::overview))
-        .route("/admin/workers", get(admin_read::workers))
-        .route("/admin/workers/{id}", get(admin_read::worker))
-        .route("/admin/turns", get(admin_read::turns))
-        .route("/admin/turns/{id}", get(admin_read::turn))
-        .route("/admin/events", get(admin_read::events))
-        .route("/admin/workers/{id}/kill", post(admin::kill))
-        .route("/admin/turns/{id}/cancel", post(admin::cancel));
+        .route(SESSION_EVENTS, get(stream::session::events))
+        .route("/admin/overview", get(admin::read::overview))
+        .route("/admin/workers", get(admin::read::workers))
+        .route("/admin/workers/{id}", get(admin::read::worker))
+        .route("/admin/turns", get(admin::read::turns))
+        .route("/admin/turns/{id}", get(admin::read::turn))
+        .route("/admin/events", get(admin::stream::events))
+        .route("/admin/workers/{id}/kill", post(admin::act::kill))
+        .route("/admin/turns/{id}/cancel", post(admin::act::cancel));
     let limit = state.config.gateway.max_body_bytes;
     routes::nest(Router::new(), &api)
-        .route("/healthz", get(admin::healthz))
-        .route("/metrics", get(admin_read::metrics))
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(health::metrics))
         .fallback(|| async { ApiError::not_found(ErrorCode::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -109,7 +108,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// What a connection over the cap is served: `/healthz` as ever, anything else 503.
 fn overflow_router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/healthz", get(admin::healthz))
+        .route("/healthz", get(health::healthz))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

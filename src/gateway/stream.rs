@@ -6,6 +6,8 @@
 //! Frames are SSE wire bytes ([`frame`]), carried as an axum body that hyper writes, or that
 //! `serve` writes straight to a socket.
 
+pub mod session;
+
 use axum::body::Body;
 use axum::body::Bytes;
 use axum::http::header;

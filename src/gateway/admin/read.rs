@@ -1,5 +1,5 @@
-//! The admin read side (protocol.md §3): overview, workers, turns, their details, the admin
-//! event stream, and `/metrics`. Read-only tokens see all of it except message content.
+//! The admin read side (protocol.md §3): overview, workers, turns and their details.
+//! Read-only tokens see all of it except message content.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -8,20 +8,17 @@ use axum::response::IntoResponse;
 use serde_json::Value;
 use std::sync::Arc;
 
-use super::AppState;
-use super::error::ApiError;
-use super::sse::{Since, cursor};
-use super::tail::{self, PAGE, Start, frame, tail};
 use crate::api::ErrorCode;
 use crate::api::admin::{
-    Caller, CallerRole, ListQuery, Overview, Page, Snapshot, TimelineEntry, TimelineSource,
-    TurnDetail, TurnInfo, WorkerDetail, WorkerInfo,
+    Caller, CallerRole, ListQuery, Overview, Page, TimelineEntry, TimelineSource, TurnDetail,
+    TurnInfo, WorkerDetail, WorkerInfo,
 };
-use crate::api::lifecycle::AdminStreamEvent;
 use crate::api::session;
 use crate::api::signal_name;
 use crate::clock::now_ms;
 use crate::config::Role;
+use crate::gateway::AppState;
+use crate::gateway::error::ApiError;
 use crate::ids::{SessionId, TurnId, WorkerId};
 use crate::store::{self, TurnQuery, TurnRow, WorkerQuery, WorkerRecord};
 
@@ -302,135 +299,4 @@ pub async fn turn(
 
 fn parse(data: &str) -> Value {
     serde_json::from_str(data).unwrap_or(Value::Null)
-}
-
-/// `GET /api/v1/admin/events`: `snapshot` (without a cursor), then the lifecycle log.
-pub async fn events(
-    State(app): State<Arc<AppState>>,
-    Query(q): Query<Since>,
-    headers: HeaderMap,
-) -> Result<impl IntoResponse, ApiError> {
-    app.tokens.reader(&headers)?;
-    let cursor = cursor(&headers, &q)?;
-    let rx = app.hub.subscribe_admin();
-    let mut head = vec![frame::retry(
-        app.config.gateway.sse_retry,
-        "turnwatch admin",
-    )];
-    // A cursor beyond the log's end (the gateway restarted on a fresh or restored database),
-    // or below what history retention kept, does not line up with this log: the client gets
-    // a snapshot marked as a gap, as if it had no cursor, rather than silently losing events.
-    let gap = match cursor {
-        Some(c) => {
-            let (first, last) = app.store.admin_log_bounds().await?;
-            c > last || c < first - 1
-        }
-        None => false,
-    };
-    let start = match cursor.filter(|_| !gap) {
-        Some(c) => {
-            let backlog = app.store.admin_events_after(c, PAGE).await?;
-            let more = backlog.len() as i64 == PAGE;
-            Start {
-                head,
-                backlog,
-                last: c,
-                more,
-            }
-        }
-        None => {
-            let (frame, seq) = snapshot(&app, gap).await?;
-            head.push(frame);
-            Start {
-                head,
-                backlog: Vec::new(),
-                last: seq,
-                more: false,
-            }
-        }
-    };
-    let store = Arc::clone(&app.store);
-    let fetch = move |after| {
-        let store = Arc::clone(&store);
-        async move { store.admin_events_after(after, PAGE).await }
-    };
-    Ok(tail::response(tail(
-        start,
-        rx,
-        fetch,
-        app.streams_stop.clone(),
-    )))
-}
-
-/// The admin stream's `snapshot` frame and the sequence it was taken at; after a gap it says
-/// so (`gap: true`, `resumedFrom: null`, as a session stream's `connected` does).
-async fn snapshot(app: &AppState, gap: bool) -> Result<(axum::body::Bytes, i64), ApiError> {
-    let s = app.store.snapshot(now_ms()).await?;
-    let snap = Snapshot {
-        workers: s.workers.iter().map(worker_info).collect(),
-        turns: s.turns.iter().map(|t| turn_info(t, false)).collect(),
-        gap,
-        resumed_from: gap.then_some(()),
-    };
-    let data = serde_json::to_string(&snap).map_err(|e| ApiError::internal(&e))?;
-    Ok((
-        frame::event(Some(s.seq), AdminStreamEvent::SNAPSHOT, &data),
-        s.seq,
-    ))
-}
-
-/// `GET /metrics`: Prometheus text.
-pub async fn metrics(
-    State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
-) -> Result<impl IntoResponse, ApiError> {
-    use std::fmt::Write;
-    app.tokens.reader(&headers)?;
-    let o = app.store.overview(now_ms()).await?;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP turnwatch_turns Turns by state.\n# TYPE turnwatch_turns gauge"
-    );
-    for (state, n) in &o.turns_by_state {
-        let _ = writeln!(out, "turnwatch_turns{{state=\"{state}\"}} {n}");
-    }
-    let _ = writeln!(
-        out,
-        "# HELP turnwatch_turns_failed Failed turns by code.\n# TYPE turnwatch_turns_failed gauge"
-    );
-    for (code, n) in &o.failed_by_code {
-        let _ = writeln!(out, "turnwatch_turns_failed{{code=\"{code}\"}} {n}");
-    }
-    let _ = writeln!(
-        out,
-        "# HELP turnwatch_turns_stranded Turns stranded now.\n# TYPE turnwatch_turns_stranded gauge\nturnwatch_turns_stranded {}",
-        o.stranded
-    );
-    let _ = writeln!(
-        out,
-        "# HELP turnwatch_workers Live workers by state.\n# TYPE turnwatch_workers gauge"
-    );
-    for (state, n) in &o.workers_by_state {
-        let _ = writeln!(out, "turnwatch_workers{{state=\"{state}\"}} {n}");
-    }
-    let _ = writeln!(
-        out,
-        "# HELP turnwatch_sse_connections Open SSE streams.\n# TYPE turnwatch_sse_connections gauge\n\
-         turnwatch_sse_connections{{stream=\"session\"}} {}\nturnwatch_sse_connections{{stream=\"admin\"}} {}",
-        app.hub.connections(),
-        app.hub.admin_connections()
-    );
-    let _ = writeln!(
-        out,
-        "# HELP turnwatch_event_log_lag Writes queued for the store, not yet committed.\n\
-         # TYPE turnwatch_event_log_lag gauge\nturnwatch_event_log_lag {}",
-        app.journal.pending()
-    );
-    app.metrics.crash_to_error.render(
-        "turnwatch_crash_to_error_seconds",
-        "From a worker's exit being seen to its turn's error being committed.",
-        &mut out,
-    );
-    Ok(([("content-type", "text/plain; version=0.0.4")], out))
 }

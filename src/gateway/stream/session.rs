@@ -10,24 +10,24 @@ use serde::Deserialize;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use super::AppState;
-use super::agents::authorize_stream;
-use super::error::ApiError;
-use super::tail::{self, PAGE, Start, frame, tail};
+use super::{PAGE, Start, frame, tail};
 use crate::api::session::Connected;
 use crate::api::{ErrorCode, EventKind, SessionEvent};
 use crate::clock::now_ms;
+use crate::gateway::AppState;
+use crate::gateway::agents::authorize_stream;
+use crate::gateway::error::ApiError;
 use crate::store::{SessionRecord, StoredEvent};
 
 /// `?since=N`, the URL form of `Last-Event-ID`.
 #[derive(Debug, Deserialize)]
 pub struct Since {
-    pub(super) since: Option<String>,
+    pub(crate) since: Option<String>,
 }
 
 /// The client's cursor: `Last-Event-ID`, else `?since=`; 400 `invalid_cursor` unless it is a
 /// whole number, 0 or more.
-pub(super) fn cursor(headers: &HeaderMap, q: &Since) -> Result<Option<i64>, ApiError> {
+pub(crate) fn cursor(headers: &HeaderMap, q: &Since) -> Result<Option<i64>, ApiError> {
     let raw = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -63,11 +63,11 @@ pub async fn events(
 ) -> Result<impl IntoResponse, ApiError> {
     // A stream route registered around `routes` would be served through hyper only: tests fail.
     debug_assert!(
-        super::routes::is_session_events(uri.path()),
+        crate::gateway::routes::is_session_events(uri.path()),
         "a session stream served at {uri}, a path `serve` does not recognise (register it \
          through `gateway::routes`)"
     );
-    Ok(tail::response(open(&app, &id, &q, &headers).await?))
+    Ok(super::response(open(&app, &id, &q, &headers).await?))
 }
 
 /// Authorizes a session stream request and opens its stream: the frames to send, in order.
