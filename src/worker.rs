@@ -250,15 +250,6 @@ fn handle(
     turn: &TurnId,
     content: &str,
 ) -> bool {
-    let delta = |text: String| {
-        emit(
-            out,
-            &FromWorker::Delta {
-                turn_id: turn.clone(),
-                content: text,
-            },
-        )
-    };
     let delay = Duration::from_millis(args.delay_ms);
     misbehave(args, out);
     let echoed = args.echo_env.as_ref().map(|var| match std::env::var(var) {
@@ -266,63 +257,35 @@ fn handle(
         Err(_) => format!("{var} unset"),
     });
     let content = echoed.as_deref().unwrap_or(content);
+    let reply = Reply { args, out, turn };
     match args.mode {
         Mode::Echo | Mode::Slow | Mode::Garbage => {
             if args.mode == Mode::Garbage {
-                emit_raw(out, "this is not json");
-                emit_raw(out, r#"{"type":"bogus","turnId":"x"}"#);
-                emit(
-                    out,
-                    &FromWorker::Delta {
-                        turn_id: TurnId("t-not-mine".into()),
-                        content: "stray".into(),
-                    },
-                );
+                garbage(out);
             }
             for piece in chunks(content, args.deltas) {
-                delta(if args.stamp {
-                    crate::clock::now_micros().to_string()
-                } else {
-                    piece
-                });
+                reply.piece(piece);
                 if args.mode == Mode::Slow && pause(rx, delay, turn, true) {
                     return false;
                 }
             }
-            emit(
-                out,
-                &FromWorker::Complete {
-                    turn_id: turn.clone(),
-                    final_text: Some(content.to_owned()),
-                },
-            );
+            reply.complete(content);
         }
         Mode::CrashAfter => {
             for piece in chunks(content, args.after.max(1))
                 .into_iter()
                 .take(args.after)
             {
-                delta(if args.stamp {
-                    crate::clock::now_micros().to_string()
-                } else {
-                    piece
-                });
+                reply.piece(piece);
             }
             die(args);
         }
         Mode::Hang => return true,
         Mode::HeartbeatOnly => {
-            let out = Arc::clone(out);
-            let every = Duration::from_millis(args.interval_ms.max(1));
-            std::thread::spawn(move || {
-                loop {
-                    emit(&out, &FromWorker::Heartbeat);
-                    std::thread::sleep(every);
-                }
-            });
+            heartbeats(out, Duration::from_millis(args.interval_ms.max(1)));
             return true;
         }
-        Mode::Oversize => delta("x".repeat(args.bytes)),
+        Mode::Oversize => reply.delta("x".repeat(args.bytes)),
         Mode::ErrorReply => emit(
             out,
             &FromWorker::Error {
@@ -333,16 +296,69 @@ fn handle(
         ),
         Mode::LateReply => {
             pause(rx, delay, turn, false);
-            delta(content.to_owned());
-            emit(
-                out,
-                &FromWorker::Complete {
-                    turn_id: turn.clone(),
-                    final_text: Some(content.to_owned()),
-                },
-            );
+            reply.delta(content.to_owned());
+            reply.complete(content);
         }
         Mode::ExitAtStart | Mode::NeverReady => {}
     }
     false
+}
+
+/// What a turn's handler writes for its turn.
+struct Reply<'a> {
+    args: &'a WorkerArgs,
+    out: &'a Out,
+    turn: &'a TurnId,
+}
+
+impl Reply<'_> {
+    /// A piece of the reply: the text, or with `--stamp` the time it is written (for
+    /// latency figures).
+    fn piece(&self, text: String) {
+        if self.args.stamp {
+            self.delta(crate::clock::now_micros().to_string());
+        } else {
+            self.delta(text);
+        }
+    }
+
+    /// A delta of exactly this text.
+    fn delta(&self, content: String) {
+        let turn_id = self.turn.clone();
+        emit(self.out, &FromWorker::Delta { turn_id, content });
+    }
+
+    /// The turn's `complete`, with its whole text.
+    fn complete(&self, text: &str) {
+        let final_text = Some(text.to_owned());
+        let turn_id = self.turn.clone();
+        emit(
+            self.out,
+            &FromWorker::Complete {
+                turn_id,
+                final_text,
+            },
+        );
+    }
+}
+
+/// `--mode garbage`: a line that is not JSON, one of an unknown type, one for a turn this
+/// worker does not hold.
+fn garbage(out: &Out) {
+    emit_raw(out, "this is not json");
+    emit_raw(out, r#"{"type":"bogus","turnId":"x"}"#);
+    let turn_id = TurnId("t-not-mine".into());
+    let content = "stray".into();
+    emit(out, &FromWorker::Delta { turn_id, content });
+}
+
+/// `--mode heartbeat-only`: heartbeats for ever from a thread of their own.
+fn heartbeats(out: &Out, every: Duration) {
+    let out = Arc::clone(out);
+    std::thread::spawn(move || {
+        loop {
+            emit(&out, &FromWorker::Heartbeat);
+            std::thread::sleep(every);
+        }
+    });
 }

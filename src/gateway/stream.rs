@@ -184,43 +184,69 @@ where
                     }
                 }
             }
-            let next = tokio::select! {
-                r = rx.recv() => match r {
-                    Ok(e) => Next::Event(e),
-                    Err(RecvError::Lagged(_)) => Next::CatchUp,
-                    Err(RecvError::Closed) => Next::End,
-                },
-                _ = keep_alive.tick() => Next::KeepAlive,
-                () = stop.cancelled() => Next::End,
-            };
-            match next {
+            match wait(&mut rx, &mut keep_alive, &stop).await {
                 Next::Event(e) if e.seq() > last => pending.push_back(e),
                 Next::Event(_) => {}
                 Next::CatchUp => paging = true,
                 Next::KeepAlive => {
                     ticks += 1;
-                    if ticks % 2 == 0 {
-                        let ping = SessionEvent::Ping(Ping { timestamp: now_ms() });
-                        yield Ok(frame::event(None, ping.kind().as_str(), &ping.to_data()));
-                    } else {
-                        yield Ok(frame::comment("ping"));
-                    }
+                    yield Ok(keep_alive_frame(ticks));
                 }
                 Next::End => {
                     // Deliver what was committed before the stop, then end.
-                    loop {
-                        match rx.try_recv() {
-                            Ok(e) if e.seq() > last => {
-                                last = e.seq();
-                                yield Ok(e.to_sse());
-                            }
-                            Ok(_) | Err(TryRecvError::Lagged(_)) => {}
-                            Err(_) => break,
-                        }
+                    for frame in committed_since(&mut rx, last) {
+                        yield Ok(frame);
                     }
                     return;
                 }
             }
+        }
+    }
+}
+
+/// What the tail does next: a live event, a catch-up from the store (it lagged), a keep-alive,
+/// or the end.
+async fn wait<E>(
+    rx: &mut broadcast::Receiver<Arc<E>>,
+    keep_alive: &mut tokio::time::Interval,
+    stop: &CancellationToken,
+) -> Next<E> {
+    tokio::select! {
+        r = rx.recv() => match r {
+            Ok(e) => Next::Event(e),
+            Err(RecvError::Lagged(_)) => Next::CatchUp,
+            Err(RecvError::Closed) => Next::End,
+        },
+        _ = keep_alive.tick() => Next::KeepAlive,
+        () = stop.cancelled() => Next::End,
+    }
+}
+
+/// Every other keep-alive is an `event: ping` (for clients that only see events), the others
+/// a comment.
+fn keep_alive_frame(tick: u64) -> Bytes {
+    if tick % 2 == 0 {
+        let ping = SessionEvent::Ping(Ping {
+            timestamp: now_ms(),
+        });
+        frame::event(None, ping.kind().as_str(), &ping.to_data())
+    } else {
+        frame::comment("ping")
+    }
+}
+
+/// The frames of events already on the live channel beyond `last`: what was committed before
+/// a stop.
+fn committed_since<E: Logged>(rx: &mut broadcast::Receiver<Arc<E>>, mut last: i64) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    loop {
+        match rx.try_recv() {
+            Ok(e) if e.seq() > last => {
+                last = e.seq();
+                out.push(e.to_sse());
+            }
+            Ok(_) | Err(TryRecvError::Lagged(_)) => {}
+            Err(_) => return out,
         }
     }
 }

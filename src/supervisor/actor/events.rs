@@ -10,6 +10,7 @@ use crate::api::state::{ExitReason, RejectionKind};
 use crate::api::{ErrorCode, FromWorker, SessionEvent, TurnEnding, WorkerState};
 use crate::clock::now_ms;
 use crate::store::{Change, Progress};
+use crate::supervisor::QueuedTurn;
 use crate::supervisor::process::{ExitInfo, WorkerEvent};
 use crate::supervisor::stop::{StopHow, record_exit};
 
@@ -248,6 +249,29 @@ impl Actor {
     }
 
     async fn on_turn_line(&mut self, msg: FromWorker) {
+        match msg {
+            FromWorker::Complete { final_text, .. } => {
+                let Phase::Busy { text, produced, .. } = &self.phase else {
+                    return;
+                };
+                let ending = completion(final_text, text, *produced);
+                self.end_busy(ending).await;
+            }
+            FromWorker::Error { error, code, .. } => {
+                let sentence = match code {
+                    Some(c) => format!("{error} (worker code: {c})"),
+                    None => error,
+                };
+                let ending = TurnEnding::failed(ErrorCode::AgentError, sentence);
+                self.end_busy(ending).await;
+            }
+            FromWorker::Delta { .. } | FromWorker::Status { .. } => self.on_progress(msg),
+            FromWorker::Ready | FromWorker::Heartbeat => {}
+        }
+    }
+
+    /// A delta or a status note: logged as the turn's event; it restarts the stall clock.
+    fn on_progress(&mut self, msg: FromWorker) {
         let Some(stall_timeout) = self.agent().map(|a| a.stall_timeout) else {
             return;
         };
@@ -265,54 +289,10 @@ impl Actor {
         else {
             return;
         };
-        let (message_id, turn_id, timestamp) =
-            (turn.message_id.clone(), turn.turn_id.clone(), now_ms());
-        let event = match msg {
-            FromWorker::Delta { content, .. } => {
-                if text.len() + content.len() <= MAX_TEXT {
-                    text.push_str(&content);
-                }
-                *produced |= !content.is_empty();
-                SessionEvent::Output(Delta {
-                    content,
-                    message_id,
-                    turn_id,
-                    timestamp,
-                })
-            }
-            FromWorker::Status { state, .. } => SessionEvent::Status(StatusNote {
-                status: session::Progress {
-                    state,
-                    elapsed_seconds: started.elapsed().as_secs(),
-                },
-                message_id,
-                turn_id,
-                timestamp,
-            }),
-            FromWorker::Complete { final_text, .. } => {
-                let final_text = final_text
-                    .filter(|t| !t.is_empty())
-                    .or_else(|| (!text.is_empty()).then(|| text.clone()));
-                let ending = if final_text.is_some() || *produced {
-                    TurnEnding::completed(final_text)
-                } else {
-                    TurnEnding::failed(
-                        ErrorCode::AgentError,
-                        "the worker reported the turn complete without producing any text",
-                    )
-                };
-                return self.end_busy(ending).await;
-            }
-            FromWorker::Error { error, code, .. } => {
-                let sentence = match code {
-                    Some(c) => format!("{error} (worker code: {c})"),
-                    None => error,
-                };
-                return self
-                    .end_busy(TurnEnding::failed(ErrorCode::AgentError, sentence))
-                    .await;
-            }
-            FromWorker::Ready | FromWorker::Heartbeat => return,
+        let timestamp = now_ms();
+        let Some(event) = progress_event(msg, turn, started.elapsed(), text, produced, timestamp)
+        else {
+            return;
         };
         let now = Instant::now();
         *stall_at = now + stall_timeout;
@@ -342,4 +322,57 @@ impl Actor {
             self.finish_turn(&turn);
         }
     }
+}
+
+/// How a `complete` ends the turn: with the worker's final text, else the text it streamed; a
+/// turn that produced nothing at all fails, rather than completing with no reply.
+fn completion(final_text: Option<String>, streamed: &str, produced: bool) -> TurnEnding {
+    let final_text = final_text
+        .filter(|t| !t.is_empty())
+        .or_else(|| (!streamed.is_empty()).then(|| streamed.to_owned()));
+    if final_text.is_some() || produced {
+        TurnEnding::completed(final_text)
+    } else {
+        TurnEnding::failed(
+            ErrorCode::AgentError,
+            "the worker reported the turn complete without producing any text",
+        )
+    }
+}
+
+/// The session event for a delta or a status note of the busy `turn`; a delta's text is also
+/// kept (up to [`MAX_TEXT`]) as the turn's reply so far.
+fn progress_event(
+    msg: FromWorker,
+    turn: &QueuedTurn,
+    elapsed: std::time::Duration,
+    text: &mut String,
+    produced: &mut bool,
+    timestamp: i64,
+) -> Option<SessionEvent> {
+    let (message_id, turn_id) = (turn.message_id.clone(), turn.turn_id.clone());
+    Some(match msg {
+        FromWorker::Delta { content, .. } => {
+            if text.len() + content.len() <= MAX_TEXT {
+                text.push_str(&content);
+            }
+            *produced |= !content.is_empty();
+            SessionEvent::Output(Delta {
+                content,
+                message_id,
+                turn_id,
+                timestamp,
+            })
+        }
+        FromWorker::Status { state, .. } => SessionEvent::Status(StatusNote {
+            status: session::Progress {
+                state,
+                elapsed_seconds: elapsed.as_secs(),
+            },
+            message_id,
+            turn_id,
+            timestamp,
+        }),
+        _ => return None,
+    })
 }
