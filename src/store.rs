@@ -12,11 +12,12 @@ pub mod sqlite;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use query::{Overview, Page, Snapshot, TurnQuery, TurnRow, WorkerQuery, WorkerRecord};
+pub use query::{Overview, Page, Snapshot, TurnQuery, WorkerQuery, WorkerRecord};
 
 use async_trait::async_trait;
 use std::sync::Arc;
 
+use crate::api::admin::TurnInfo;
 use crate::api::state::{ActionKind, RejectionKind};
 use crate::api::{ErrorCode, EventKind, SessionEvent, TurnEnding, TurnState, WorkerState};
 use crate::ids::{MessageId, SessionId, TurnId, WorkerId};
@@ -471,9 +472,9 @@ pub trait Store: Send + Sync + 'static {
     /// Worker generations, newest first.
     async fn workers(&self, q: &WorkerQuery) -> Result<Vec<WorkerRecord>, StoreError>;
     /// Turns, newest first; `now` decides which are stranded.
-    async fn turns(&self, q: &TurnQuery, now: i64) -> Result<Vec<TurnRow>, StoreError>;
+    async fn turns(&self, q: &TurnQuery, now: i64) -> Result<Vec<TurnInfo>, StoreError>;
     /// One turn with its message content.
-    async fn turn_row(&self, id: &TurnId, now: i64) -> Result<Option<TurnRow>, StoreError>;
+    async fn turn_row(&self, id: &TurnId, now: i64) -> Result<Option<TurnInfo>, StoreError>;
     /// The admin events about a turn, then its session events still kept, in order.
     async fn turn_timeline(
         &self,

@@ -12,12 +12,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api::admin::TurnInfo;
 use crate::api::state::{TurnFilter, TurnSet};
 use crate::api::{ErrorCode, TurnEnding, TurnState};
 use crate::clock::now_ms;
 use crate::ids::TurnId;
 use crate::journal::Journal;
-use crate::store::{Page, Store, TurnQuery, TurnRow, WorkerQuery};
+use crate::store::{Page, Store, TurnQuery, WorkerQuery};
 use crate::supervisor::end_turn;
 
 /// How often the store is asked.
@@ -58,10 +59,10 @@ pub async fn run(store: Arc<dyn Store>, journal: Journal) {
         };
         let mut now_seen = HashSet::with_capacity(rows.len());
         for row in rows {
-            if seen.contains(&row.id) {
+            if seen.contains(&row.turn_id) {
                 resolve(store.as_ref(), &journal, &row).await;
             } else {
-                now_seen.insert(row.id);
+                now_seen.insert(row.turn_id);
             }
         }
         seen = now_seen;
@@ -69,17 +70,25 @@ pub async fn run(store: Arc<dyn Store>, journal: Journal) {
 }
 
 /// Ends one stranded turn with the code its state calls for.
-async fn resolve(store: &dyn Store, journal: &Journal, row: &TurnRow) {
+async fn resolve(store: &dyn Store, journal: &Journal, row: &TurnInfo) {
     let ending = ending_for(store, row).await;
     let code = ending.code;
-    if end_turn(journal, &row.session_id, &row.id, &row.message_id, ending).await {
-        tracing::warn!(turn = %row.id, ?code, "sweeper resolved a stranded turn its owner left open");
+    if end_turn(
+        journal,
+        &row.session_id,
+        &row.turn_id,
+        &row.message_id,
+        ending,
+    )
+    .await
+    {
+        tracing::warn!(turn = %row.turn_id, ?code, "sweeper resolved a stranded turn its owner left open");
     }
 }
 
 /// Why the turn is stranded, as an ending: its worker gone, its deadline or queue wait over,
 /// or no progress.
-async fn ending_for(store: &dyn Store, row: &TurnRow) -> TurnEnding {
+async fn ending_for(store: &dyn Store, row: &TurnInfo) -> TurnEnding {
     const BY: &str = "(resolved by the gateway's sweeper)";
     if let (Some(worker), Some(generation)) = (&row.worker_id, row.worker_generation) {
         let q = WorkerQuery {

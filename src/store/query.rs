@@ -8,17 +8,18 @@
 use std::collections::BTreeMap;
 
 use crate::api::state::{TurnFilter, WorkerFilter};
-use crate::api::{ErrorCode, Outcome, TurnState, WorkerState};
-use crate::ids::{MessageId, SessionId, TurnId, WorkerId};
+use crate::api::{ErrorCode, TurnState, WorkerState};
+use crate::ids::{SessionId, TurnId, WorkerId};
 
 pub use crate::api::admin::RejectedLine as RejectionRow;
+use crate::api::admin::TurnInfo;
 
 /// Pagination: at most `limit` rows after the opaque `cursor` of a previous page.
 #[derive(Clone, Debug, Default)]
 pub struct Page {
     /// Rows per page (1..=1000).
     pub limit: i64,
-    /// The last row of the previous page, as [`WorkerRecord::cursor`] / [`TurnRow::cursor`] gave it.
+    /// The last row of the previous page, as [`WorkerRecord::cursor`] / [`turn_cursor`] gave it.
     pub cursor: Option<String>,
 }
 
@@ -100,52 +101,9 @@ impl WorkerRecord {
     }
 }
 
-/// One turn as the admin side sees it.
-#[derive(Clone, Debug)]
-pub struct TurnRow {
-    /// The turn.
-    pub id: TurnId,
-    /// Its session.
-    pub session_id: SessionId,
-    /// Its agent.
-    pub agent_id: String,
-    /// Its message id.
-    pub message_id: MessageId,
-    /// The message text (shown to operators only).
-    pub content: String,
-    /// Its state.
-    pub state: TurnState,
-    /// The worker slot it went to.
-    pub worker_id: Option<WorkerId>,
-    /// That worker's generation.
-    pub worker_generation: Option<u32>,
-    /// Epoch ms.
-    pub created_at: i64,
-    /// Epoch ms.
-    pub dispatched_at: Option<i64>,
-    /// Epoch ms.
-    pub first_output_at: Option<i64>,
-    /// Epoch ms.
-    pub last_progress_at: Option<i64>,
-    /// Epoch ms.
-    pub deadline_at: Option<i64>,
-    /// Epoch ms.
-    pub ended_at: Option<i64>,
-    /// How it ended.
-    pub outcome: Option<Outcome>,
-    /// Failure code.
-    pub code: Option<ErrorCode>,
-    /// Failure sentence.
-    pub error: Option<String>,
-    /// Stranded at the time of the query.
-    pub stranded: bool,
-}
-
-impl TurnRow {
-    /// This row as a pagination cursor.
-    pub fn cursor(&self) -> String {
-        format!("{}:{}", self.created_at, self.id)
-    }
+/// The pagination cursor of a turn in a list (newest first): its creation time and id.
+pub fn turn_cursor(t: &TurnInfo) -> String {
+    format!("{}:{}", t.created_at, t.turn_id)
 }
 
 /// Counts for the overview.
@@ -169,7 +127,7 @@ pub struct Snapshot {
     /// Live workers.
     pub workers: Vec<WorkerRecord>,
     /// Open turns.
-    pub turns: Vec<TurnRow>,
+    pub turns: Vec<TurnInfo>,
 }
 
 /// Splits a cursor `a:b[:c]` into its epoch-ms head and the rest.

@@ -60,7 +60,7 @@ async fn stranded(store: &Arc<dyn Store>, now: i64) -> Vec<String> {
         .await
         .unwrap()
         .into_iter()
-        .map(|t| t.id.to_string())
+        .map(|t| t.turn_id.to_string())
         .collect()
 }
 

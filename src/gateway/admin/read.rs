@@ -20,7 +20,8 @@ use crate::config::Role;
 use crate::gateway::AppState;
 use crate::gateway::error::ApiError;
 use crate::ids::{SessionId, TurnId, WorkerId};
-use crate::store::{self, TurnQuery, TurnRow, WorkerQuery, WorkerRecord};
+use crate::store::query::turn_cursor;
+use crate::store::{self, TurnQuery, WorkerQuery, WorkerRecord};
 
 /// This process's replica id (one replica until several share a database).
 pub const REPLICA: &str = "local";
@@ -85,28 +86,13 @@ pub fn worker_info(w: &WorkerRecord) -> WorkerInfo {
     }
 }
 
-/// A store turn row on the wire; the content only when asked for.
-pub fn turn_info(t: &TurnRow, with_content: bool) -> TurnInfo {
-    TurnInfo {
-        turn_id: t.id.clone(),
-        session_id: t.session_id.clone(),
-        agent_id: t.agent_id.clone(),
-        message_id: t.message_id.clone(),
-        state: t.state,
-        stranded: t.stranded,
-        worker_id: t.worker_id.clone(),
-        worker_generation: t.worker_generation,
-        created_at: t.created_at,
-        dispatched_at: t.dispatched_at,
-        first_output_at: t.first_output_at,
-        last_progress_at: t.last_progress_at,
-        deadline_at: t.deadline_at,
-        ended_at: t.ended_at,
-        outcome: t.outcome,
-        code: t.code,
-        error: t.error.clone(),
-        content: with_content.then(|| t.content.clone()),
+/// A turn as the store read it, without its message content unless asked for.
+pub fn turn_info(t: &TurnInfo, with_content: bool) -> TurnInfo {
+    let mut t = t.clone();
+    if !with_content {
+        t.content = None;
     }
+    t
 }
 
 fn page<T, R>(
@@ -242,7 +228,7 @@ pub async fn turns(
         &rows,
         q.page.limit,
         |t| turn_info(t, false),
-        TurnRow::cursor,
+        turn_cursor,
     )))
 }
 
