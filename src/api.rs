@@ -66,6 +66,10 @@ pub use session::{EventKind, SessionEvent, TurnEnding};
 pub use state::{Outcome, TurnState, WorkerState};
 pub use worker::{FromWorker, ToWorker};
 
+/// The API's path prefixes: the first is turnwatch's own, the second the Lobu gateway's, under
+/// which every route is served too.
+pub const API_PREFIXES: [&str; 2] = ["/api/v1", "/lobu/api/v1"];
+
 /// A name that is not one of an enum's wire names.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("unknown name `{0}`")]

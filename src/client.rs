@@ -15,7 +15,7 @@ mod stream;
 pub use stream::{Item, Resumable, Resuming};
 
 /// The API's path prefix.
-const API: &str = "/api/v1";
+const API: &str = crate::api::API_PREFIXES[0];
 
 /// A path segment: an id as the router's `{id}` reads it back.
 fn seg(id: &str) -> percent_encoding::PercentEncode<'_> {

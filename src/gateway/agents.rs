@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::AppState;
 use super::auth::{self, Caller};
 use super::error::{ApiError, Body};
+use crate::api::API_PREFIXES;
 use crate::api::session::Closed;
 use crate::api::{
     CreateSession, ErrorCode, EventKind, MessageQueued, PostMessage, SessionCreated,
@@ -78,12 +79,13 @@ pub async fn create(
         app.sessions.put(s.clone());
         s
     };
-    let prefix = if uri.path().starts_with("/lobu/") {
-        "/lobu"
-    } else {
-        ""
-    };
-    let base = format!("{prefix}/api/v1/agents/{}", session.id);
+    // Answer under the prefix the request came in on (the Lobu gateway's or turnwatch's own).
+    let prefix = API_PREFIXES
+        .iter()
+        .rev()
+        .find(|p| uri.path().starts_with(*p))
+        .unwrap_or(&API_PREFIXES[0]);
+    let base = format!("{prefix}/agents/{}", session.id);
     let body = SessionCreated {
         success: true,
         agent_id: session.id.to_string(),

@@ -8,7 +8,7 @@
 use axum::Router;
 
 /// The prefixes the API is nested under; each serves every API route.
-pub const API_PREFIXES: [&str; 2] = ["/api/v1", "/lobu/api/v1"];
+pub use crate::api::API_PREFIXES;
 
 /// The session event stream's route inside the API; `{id}` is one path segment.
 pub const SESSION_EVENTS: &str = "/agents/{id}/events";
