@@ -1,6 +1,8 @@
 //! The console's copy of the gateway: workers, turns and the admin log, built from the admin
 //! stream's `snapshot` and folded forward by each lifecycle event. Clocks are epoch ms.
 
+mod lines;
+
 use std::collections::{HashMap, VecDeque};
 
 use crate::api::admin::{Snapshot, TurnInfo, WorkerInfo};
@@ -8,6 +10,8 @@ use crate::api::lifecycle::{TurnEnded, WorkerExited};
 use crate::api::state::ExitReason;
 use crate::api::{AdminEvent, ErrorCode, TurnState, WorkerState};
 use crate::ids::{SessionId, TurnId, WorkerId};
+use lines::tone;
+pub use lines::{EventLine, Note, Tone, exit_text, summary};
 
 /// Admin log lines kept for the Events view.
 pub const EVENT_LINES: usize = 5000;
@@ -102,52 +106,6 @@ impl Turn {
     /// Still owed its terminal event.
     pub fn is_open(&self) -> bool {
         self.ended_at.is_none()
-    }
-}
-
-/// One line of the admin log.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EventLine {
-    /// Admin sequence number; `None` for the console's own notes (gaps, reconnects).
-    pub seq: Option<i64>,
-    /// Epoch ms.
-    pub at: i64,
-    /// Event name (or the console's note kind).
-    pub kind: String,
-    /// A one-line summary.
-    pub text: String,
-    /// How loudly to show it.
-    pub tone: Tone,
-}
-
-/// How an event line is shown.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Tone {
-    /// As any line.
-    #[default]
-    Plain,
-    /// Something to look at (a gap in the log).
-    Warn,
-    /// Something broke (a crash, a stranded or failed turn).
-    Bad,
-}
-
-/// The console's own lines in the log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Note {
-    /// Link state and operator actions.
-    Console,
-    /// The admin log did not line up with the console's cursor.
-    Gap,
-}
-
-impl Note {
-    /// The kind column's word.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Console => "console",
-            Self::Gap => "gap",
-        }
     }
 }
 
@@ -408,73 +366,5 @@ impl Model {
             .values()
             .filter(|t| t.is_open() && t.stranded)
             .count()
-    }
-}
-
-/// `137 SIGKILL`, `1`, `0`: an exit as a shell shows it, with the signal decoded.
-pub fn exit_text(code: Option<i32>, signal: Option<&str>) -> String {
-    match (signal, code) {
-        (Some(sig), _) => {
-            let n = sig
-                .parse::<nix::sys::signal::Signal>()
-                .map_or(0, |s| s as i32);
-            format!("{} {sig}", 128 + n)
-        }
-        (None, Some(c)) => c.to_string(),
-        (None, None) => "?".into(),
-    }
-}
-
-/// How loudly the Events view shows an event.
-fn tone(event: &AdminEvent) -> Tone {
-    match event {
-        AdminEvent::WorkerExited(e) if !e.intentional => Tone::Bad,
-        AdminEvent::TurnStranded(_) | AdminEvent::TurnFailed(_) => Tone::Bad,
-        _ => Tone::Plain,
-    }
-}
-
-/// A one-line description of an admin event for the Events view.
-pub fn summary(event: &AdminEvent) -> String {
-    let dash = |s: Option<&str>| s.unwrap_or("-").to_owned();
-    match event {
-        AdminEvent::WorkerSpawned(e) => format!(
-            "{} gen {} pid {} ({})",
-            e.worker_id, e.generation, e.pid, e.agent_id
-        ),
-        AdminEvent::WorkerReady(e) => format!("{} gen {} ready", e.worker_id, e.generation),
-        AdminEvent::WorkerExited(e) => {
-            let exit = exit_text(e.exit_code, e.signal.as_deref());
-            let intent = if e.intentional {
-                "intentional"
-            } else {
-                "CRASH"
-            };
-            format!(
-                "{} gen {} exit {exit} {intent} ({})",
-                e.worker_id, e.generation, e.reason
-            )
-        }
-        AdminEvent::OutputRejected(e) => format!("{} {}: {}", e.worker_id, e.kind, e.reason),
-        AdminEvent::TurnQueued(e) => format!("{} queued ({})", e.turn_id, e.agent_id),
-        AdminEvent::TurnDispatched(e) => {
-            format!("{} → {} gen {}", e.turn_id, e.worker_id, e.generation)
-        }
-        AdminEvent::TurnProgress(e) => format!("{} progress", e.turn_id),
-        AdminEvent::TurnStranded(e) => format!(
-            "{} STRANDED ({})",
-            e.turn_id,
-            dash(e.reason.map(ErrorCode::as_str))
-        ),
-        AdminEvent::TurnCompleted(e) => format!("{} completed", e.turn_id),
-        AdminEvent::TurnFailed(e) => format!(
-            "{} failed {}: {}",
-            e.turn_id,
-            dash(e.code.map(ErrorCode::as_str)),
-            dash(e.error.as_deref())
-        ),
-        AdminEvent::OperatorAction(e) => {
-            format!("{} {} by {}: {}", e.action, e.target, e.token, e.reason)
-        }
     }
 }
