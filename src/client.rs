@@ -49,6 +49,9 @@ pub enum ClientError {
         /// The gateway's sentence.
         message: String,
     },
+    /// The event stream could not be opened or kept open.
+    #[error("cannot reach the gateway's event stream: {0}")]
+    Unreachable(String),
     /// The answer was not what the protocol says.
     #[error("unexpected answer from the gateway: {0}")]
     Protocol(String),

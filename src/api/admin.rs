@@ -105,8 +105,9 @@ wire_enum! {
     reason = "`wire_enum!` declares the enum; a derive cannot be added to one of them"
 )]
 impl Default for CallerRole {
+    /// A gateway that does not say (one older than `caller`) is not limiting the caller.
     fn default() -> Self {
-        Self::Readonly
+        Self::Operator
     }
 }
 

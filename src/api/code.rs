@@ -72,6 +72,9 @@ wire_enum! {
         TooManyConnections = "too_many_connections",
         /// Something broke inside the gateway (500; the log says what).
         InternalError = "internal_error",
+        /// A code this version does not know, read from a newer gateway (never written).
+        #[serde(other)]
+        Other = "other",
     }
 }
 

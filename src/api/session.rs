@@ -146,6 +146,17 @@ pub struct Ping {
     pub timestamp: i64,
 }
 
+/// The turn an event's data names, read alone: enough to tell whose an event is when the rest
+/// of it cannot be read (an event of a newer gateway).
+pub fn turn_of(data: &serde_json::Value) -> Option<TurnId> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct TurnField {
+        turn_id: Option<TurnId>,
+    }
+    TurnField::deserialize(data).ok()?.turn_id
+}
+
 /// One event of a session stream: its name and payload together.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SessionEvent {

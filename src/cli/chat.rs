@@ -6,7 +6,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::api::session::Failure;
-use crate::api::{CreateSession, ErrorCode, Outcome, SessionEvent};
+use crate::api::session::turn_of;
+use crate::api::{CreateSession, ErrorCode, EventKind, Outcome, SessionEvent};
 use crate::client::{Client, ClientError, Cursor, Item, Resuming, SseEvent};
 use crate::ids::TurnId;
 
@@ -87,10 +88,15 @@ async fn run(
         .give_up_after(RESUME_FOR);
     // Open the stream before posting, so no event can fall before it; its `connected` says
     // where in the log we stand, so even a stream lost before any event resumes from there.
+    let mut opened = false;
     loop {
         match stream.next().await? {
-            Item::Event(_, SessionEvent::Connected(_)) => break,
-            Item::Lost(why) => return Err(ClientError::Protocol(why)),
+            Item::Connected => opened = true,
+            // The gateway answered the session but not its stream: it cannot be reached.
+            Item::Lost(why) if !opened => return Err(ClientError::Unreachable(why)),
+            // Connected, or lost after it opened: post; the stream resumes from where it
+            // stood.
+            Item::Event(_, SessionEvent::Connected(_)) | Item::Lost(_) => break,
             _ => {}
         }
     }
@@ -130,6 +136,14 @@ impl Follow<'_> {
                         return Ok(outcome);
                     }
                 }
+                Item::Unreadable(ev, why) => {
+                    if self.json {
+                        print_json(out, &ev);
+                    }
+                    if let Some(outcome) = self.on_unreadable(&ev, &why) {
+                        return Ok(outcome);
+                    }
+                }
                 Item::Gap(held) => self.on_gap(held).await?,
                 Item::Quiet => {
                     if let Some(outcome) = self.lost_check.take() {
@@ -139,6 +153,20 @@ impl Follow<'_> {
                 Item::Connecting(_) | Item::Connected | Item::Lost(_) => {}
             }
         }
+    }
+
+    /// An event this version cannot read: if it is our turn's terminal event, the outcome is
+    /// unknown (exit 2), rather than waiting for a `complete` that was already sent.
+    fn on_unreadable(&self, ev: &SseEvent, why: &str) -> Option<ChatOutcome> {
+        let ours = turn_of(&ev.data).is_some_and(|t| t == self.turn);
+        let terminal = ev.event.parse() == Ok(EventKind::Complete);
+        (ours && terminal).then(|| {
+            ChatOutcome::Unreachable(ClientError::Protocol(format!(
+                "turn {} ended with a `complete` this version cannot read ({why}); its outcome is \
+                 unknown",
+                self.turn
+            )))
+        })
     }
 
     /// Handles one event; `Some` once the turn's outcome is known.

@@ -150,7 +150,7 @@ pub async fn watch(client: &Client, out: &mut (dyn Write + Send)) -> Result<(), 
     loop {
         let ev = match stream.next().await? {
             Item::Event(_, AdminStreamEvent::Ping(_)) => continue,
-            Item::Event(ev, _) => ev,
+            Item::Event(ev, _) | Item::Unreadable(ev, _) => ev,
             Item::Connecting(_) | Item::Connected | Item::Gap(_) | Item::Lost(_) | Item::Quiet => {
                 continue;
             }

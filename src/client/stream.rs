@@ -89,6 +89,9 @@ pub enum Item<E> {
     Gap(Option<i64>),
     /// An event: as received (its id, name and data, for printing) and as read.
     Event(SseEvent, E),
+    /// An event this version cannot read (a newer gateway's): as received, and why. The
+    /// cursor has moved past it, so a re-read does not meet it again.
+    Unreadable(SseEvent, String),
     /// The stream broke or ended; it reconnects from the cursor after a wait.
     Lost(String),
     /// Nothing (but pings, if they do not count) arrived for the quiet period: the stream is
@@ -170,6 +173,8 @@ impl<E: Resumable> Resuming<E> {
     pub fn reconnect(&mut self, fresh: bool) {
         self.frames = None;
         self.wait = None;
+        self.pending = None;
+        self.announced = false;
         if fresh {
             self.cursor.reset(None);
         }
@@ -178,50 +183,49 @@ impl<E: Resumable> Resuming<E> {
     /// The next item: connection changes, gaps and events, in order.
     ///
     /// # Errors
-    /// The gateway refused the stream (an HTTP error, e.g. 401 or 410), or it stayed broken
-    /// past [`Resuming::give_up_after`].
+    /// The gateway refused the stream for good (a 4xx, e.g. 401 or 410; a 5xx such as 503
+    /// is retried), or it stayed broken past [`Resuming::give_up_after`].
     pub async fn next(&mut self) -> Result<Item<E>, ClientError> {
         if let Some(item) = self.pending.take() {
             return Ok(item);
         }
-        loop {
-            let Some(frames) = self.frames.as_mut() else {
-                return self.connect().await;
-            };
-            let read = tokio::time::timeout_at(self.quiet_until, frames.next()).await;
-            let ev = match read {
-                Ok(Some(Ok(ev))) => ev,
-                Ok(Some(Err(e))) => return self.lose(e.to_string(), true),
-                Ok(None) => return self.lose("the gateway closed the stream".into(), true),
-                Err(_) => return self.lose(String::new(), false),
-            };
-            if let Some(retry) = ev.retry {
-                self.retry = Some(retry);
-            }
-            let event = match E::parse(&ev) {
-                Ok(event) => event,
-                Err(e) => {
-                    // One unreadable event is skipped, not fatal: a newer gateway may send
-                    // events this version does not know.
-                    tracing::debug!(event = %ev.event, error = %e, "skipped an unreadable event");
-                    continue;
-                }
-            };
-            if self.pings_are_activity || !event.is_ping() {
-                self.quiet_until = Instant::now() + self.quiet;
-            }
-            if ev.id.is_some() {
-                (self.attempt, self.down_since) = (0, None);
-            }
-            let held = self.cursor.get();
-            let gap = event.advance(ev.id, &mut self.cursor);
-            let item = Item::Event(ev, event);
-            if gap {
-                self.pending = Some(item);
-                return Ok(Item::Gap(held));
-            }
-            return Ok(item);
+        let Some(frames) = self.frames.as_mut() else {
+            return self.connect().await;
+        };
+        let read = tokio::time::timeout_at(self.quiet_until, frames.next()).await;
+        let ev = match read {
+            Ok(Some(Ok(ev))) => ev,
+            Ok(Some(Err(e))) => return self.lose(e.to_string(), true),
+            Ok(None) => return self.lose("the gateway closed the stream".into(), true),
+            Err(_) => return self.lose(String::new(), false),
+        };
+        if let Some(retry) = ev.retry {
+            self.retry = Some(retry);
         }
+        let event = match E::parse(&ev) {
+            Ok(event) => event,
+            // Not fatal (a newer gateway may send events this version does not know), and
+            // passed on: the reader decides what it means for it.
+            Err(e) => {
+                self.quiet_until = Instant::now() + self.quiet;
+                self.cursor.on_event(ev.id);
+                return Ok(Item::Unreadable(ev, e.to_string()));
+            }
+        };
+        if self.pings_are_activity || !event.is_ping() {
+            self.quiet_until = Instant::now() + self.quiet;
+        }
+        if ev.id.is_some() {
+            (self.attempt, self.down_since) = (0, None);
+        }
+        let held = self.cursor.get();
+        let gap = event.advance(ev.id, &mut self.cursor);
+        let item = Item::Event(ev, event);
+        if gap {
+            self.pending = Some(item);
+            return Ok(Item::Gap(held));
+        }
+        Ok(item)
     }
 
     async fn connect(&mut self) -> Result<Item<E>, ClientError> {
@@ -239,10 +243,16 @@ impl<E: Resumable> Resuming<E> {
             .await;
         match opened {
             Ok(frames) => {
+                // A connection that opens ends an outage: the give-up clock and the backoff
+                // start again at the next one.
+                (self.attempt, self.down_since) = (0, None);
                 self.frames = Some(Box::pin(frames));
                 self.quiet_until = Instant::now() + self.quiet;
                 Ok(Item::Connected)
             }
+            Err(ClientError::Api {
+                status, message, ..
+            }) if status >= 500 => self.lose(format!("{message} (HTTP {status})"), true),
             Err(e @ ClientError::Api { .. }) => Err(e),
             Err(e) => self.lose(e.to_string(), true),
         }
@@ -272,3 +282,6 @@ impl<E: Resumable> Resuming<E> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

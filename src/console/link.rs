@@ -63,6 +63,13 @@ async fn run(
             Ok(Item::Quiet) => LinkMsg::Lost("the stream went silent".into()),
             // Said by the snapshot that follows, which replaces what the console holds.
             Ok(Item::Gap(_)) => continue,
+            Ok(Item::Unreadable(ev, why)) => match ev.id {
+                _ if ev.event == AdminStreamEvent::SNAPSHOT => {
+                    LinkMsg::Lost(format!("unreadable snapshot: {why}"))
+                }
+                Some(id) => LinkMsg::Unreadable(id, ev.event, why),
+                None => continue,
+            },
             Ok(Item::Event(ev, event)) => {
                 // A ping has no id of its own: SSE clients repeat the last one.
                 let Some(id) = ev.id else { continue };
@@ -78,12 +85,19 @@ async fn run(
                     AdminStreamEvent::Ping(_) => continue,
                 }
             }
-            // Refused (a token that may not read): said, and tried again after a while.
+            // Refused (a token that may not read): said, and asked again after a while or
+            // when the operator asks.
             Err(e) => {
                 if !send(LinkMsg::Lost(e.to_string())) {
                     return;
                 }
-                tokio::time::sleep(MAX_BACKOFF).await;
+                tokio::select! {
+                    () = tokio::time::sleep(MAX_BACKOFF) => {}
+                    cmd = cmds.recv() => match cmd {
+                        Some(fresh) => stream.reconnect(fresh),
+                        None => return,
+                    },
+                }
                 continue;
             }
         };

@@ -222,6 +222,22 @@ impl Model {
         self.events.push_back(line);
     }
 
+    /// Logs an admin event this version cannot read (a newer gateway's), so the log shows it
+    /// and the cursor stays where the gateway is.
+    pub fn apply_unreadable(&mut self, seq: i64, kind: String, why: &str) {
+        if self.last_seq.is_some_and(|last| seq <= last) {
+            return;
+        }
+        self.last_seq = Some(seq);
+        self.push_line(EventLine {
+            seq: Some(seq),
+            at: self.events.back().map_or(0, |e| e.at),
+            kind,
+            text: format!("(not readable by this console: {why})"),
+            tone: Tone::Warn,
+        });
+    }
+
     /// Folds one admin event into the model.
     pub fn apply_event(&mut self, seq: i64, event: &AdminEvent) {
         if self.last_seq.is_some_and(|last| seq <= last) {

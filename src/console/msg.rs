@@ -48,6 +48,8 @@ pub enum LinkMsg {
     Gap(i64),
     /// One lifecycle event.
     Event(i64, AdminEvent),
+    /// A lifecycle event this version cannot read (a newer gateway's): its id, name and why.
+    Unreadable(i64, String, String),
     /// The stream dropped or could not connect.
     Lost(String),
 }

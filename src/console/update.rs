@@ -102,6 +102,10 @@ fn on_link(state: &mut State, l: LinkMsg) -> Vec<Effect> {
             state.model.last_seq = None;
         }
         LinkMsg::Event(seq, event) => return on_event(state, seq, &event),
+        LinkMsg::Unreadable(seq, kind, why) => {
+            state.model.apply_unreadable(seq, kind, &why);
+            state.rows_dirty = true;
+        }
         LinkMsg::Lost(error) => {
             if state.conn.link == Link::Live {
                 state

@@ -71,9 +71,17 @@ pub mod frame {
         Bytes::from(format!(": {text}\n\n"))
     }
 
-    /// The reconnection delay a client should use, with a comment.
+    /// The reconnection delay a client should use, with a comment, as a block of its own.
     pub fn retry(after: Duration, text: &str) -> Bytes {
         Bytes::from(format!("retry: {}\n: {text}\n\n", after.as_millis()))
+    }
+
+    /// The reconnection delay in the same block as the first event (`frame`): clients that
+    /// drop a block without data (eventsource-stream does) still see it.
+    pub fn retry_then(after: Duration, text: &str, frame: &[u8]) -> Bytes {
+        let mut out = format!("retry: {}\n: {text}\n", after.as_millis()).into_bytes();
+        out.extend_from_slice(frame);
+        Bytes::from(out)
     }
 }
 

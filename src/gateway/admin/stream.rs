@@ -25,10 +25,7 @@ pub async fn events(
     app.tokens.reader(&headers)?;
     let cursor = cursor(&headers, &q)?;
     let rx = app.hub.subscribe_admin();
-    let mut head = vec![frame::retry(
-        app.config.gateway.sse_retry,
-        "turnwatch admin",
-    )];
+    let retry = app.config.gateway.sse_retry;
     // A cursor beyond the log's end (the gateway restarted on a fresh or restored database),
     // or below what history retention kept, does not line up with this log: the client gets
     // a snapshot marked as a gap, as if it had no cursor, rather than silently losing events.
@@ -44,17 +41,16 @@ pub async fn events(
             let backlog = app.store.admin_events_after(c, PAGE).await?;
             let more = backlog.len() as i64 == PAGE;
             Start {
-                head,
+                head: vec![frame::retry(retry, "turnwatch admin")],
                 backlog,
                 last: c,
                 more,
             }
         }
         None => {
-            let (frame, seq) = snapshot(&app, gap).await?;
-            head.push(frame);
+            let (first, seq) = snapshot(&app, gap).await?;
             Start {
-                head,
+                head: vec![frame::retry_then(retry, "turnwatch admin", &first)],
                 backlog: Vec::new(),
                 last: seq,
                 more: false,

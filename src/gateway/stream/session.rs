@@ -99,10 +99,8 @@ async fn open(
         gap: plan.resumed.is_none() && cursor.is_some(),
     });
     let retry = app.config.gateway.sse_retry;
-    let head = vec![
-        frame::retry(retry, "turnwatch"),
-        frame::event(None, connected.kind().as_str(), &connected.to_data()),
-    ];
+    let first = frame::event(None, connected.kind().as_str(), &connected.to_data());
+    let head = vec![frame::retry_then(retry, "turnwatch", &first)];
     let more = cursor.is_some() && plan.backlog.len() as i64 == PAGE;
     let start = Start {
         head,
