@@ -1,19 +1,15 @@
-//! Store conformance: the stranded rule and the query plans behind the admin lists.
+//! Store conformance: every test in a `conformance!` block runs on both backends (see
+//! [`backends`]); the query plans and upgrades of one backend are checked on it alone.
 
 use super::*;
 use crate::api::state::{TurnFilter, TurnSet};
 use crate::api::{ErrorCode, TurnEnding};
 use crate::clock::now_ms;
 
+mod backends;
 mod history;
 
-async fn temp_store() -> (tempfile::TempDir, Arc<dyn Store>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&format!("sqlite://{}", dir.path().join("t.db").display()))
-        .await
-        .unwrap();
-    (dir, store)
-}
+use backends::{Backend, Fixture, conformance};
 
 /// A live session with token `tok` that never expires (also used by the gateway's tests).
 pub(crate) fn session(id: &str) -> SessionRecord {
@@ -75,9 +71,9 @@ fn dispatch(id: &str, worker: &str, at: i64, deadline_at: i64) -> Change {
     }
 }
 
-#[tokio::test]
-async fn stranded_turns_appear_and_then_resolve() {
-    let (_dir, store) = temp_store().await;
+conformance! {
+async fn stranded_turns_appear_and_then_resolve(fx: Fixture) {
+    let store = fx.store;
     let now = now_ms();
     let spawn = |w: &str, s: &str| {
         Change::WorkerSpawned(WorkerSpawn {
@@ -159,14 +155,14 @@ async fn stranded_turns_appear_and_then_resolve() {
     );
     assert!(stranded(&store, now).await.is_empty());
 }
+}
 
 #[tokio::test]
 async fn admin_lists_answer_from_indexes() {
-    let (dir, _store) = temp_store().await;
-    let pool =
-        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
-            .await
-            .unwrap();
+    let fx = backends::sqlite().await;
+    let backends::Db::Sqlite(pool) = fx.db else {
+        unreachable!("an SQLite fixture")
+    };
     let plans = [
         "SELECT * FROM turns t WHERE t.ended_at IS NULL ORDER BY t.created_at DESC LIMIT 100",
         "SELECT * FROM turns t WHERE t.state = 'failed' ORDER BY t.created_at DESC, t.id DESC LIMIT 100",
@@ -204,12 +200,12 @@ async fn admin_lists_answer_from_indexes() {
     }
 }
 
+conformance! {
 /// The actor gives a worker its turn before the dispatch commits; if an operator ended the turn
 /// first, the dispatch changes nothing and the deltas sent meanwhile (checked) are recorded as
 /// late, never appended after the turn's terminal event.
-#[tokio::test]
-async fn checked_events_of_a_turn_ended_before_its_dispatch_are_late() {
-    let (_dir, store) = temp_store().await;
+async fn checked_events_of_a_turn_ended_before_its_dispatch_are_late(fx: Fixture) {
+    let store = fx.store;
     let now = now_ms();
     let ending = TurnEnding::failed(ErrorCode::CancelledByOperator, "cancelled");
     let events = ending.events(&TurnId("t1".into()), &MessageId("m-t1".into()), now);
@@ -259,6 +255,7 @@ async fn checked_events_of_a_turn_ended_before_its_dispatch_are_late() {
     assert!(!kinds.contains(&"output"));
     let late = store.rejections(&WorkerId("w1".into()), 10).await.unwrap();
     assert_eq!(late.len(), 2, "both deltas are recorded as late");
+}
 }
 
 /// A database written by the first release (migrations 0001–0002), with a finished turn and
