@@ -8,8 +8,15 @@ use crate::clock::now_ms;
 
 mod backends;
 mod history;
+mod lifecycle;
+mod postgres;
 
-use backends::{Backend, Fixture, conformance};
+use backends::{Fixture, conformance};
+
+conformance!(
+    stranded_turns_appear_and_then_resolve,
+    checked_events_of_a_turn_ended_before_its_dispatch_are_late,
+);
 
 /// A live session with token `tok` that never expires (also used by the gateway's tests).
 pub(crate) fn session(id: &str) -> SessionRecord {
@@ -71,7 +78,6 @@ fn dispatch(id: &str, worker: &str, at: i64, deadline_at: i64) -> Change {
     }
 }
 
-conformance! {
 async fn stranded_turns_appear_and_then_resolve(fx: Fixture) {
     let store = fx.store;
     let now = now_ms();
@@ -155,7 +161,6 @@ async fn stranded_turns_appear_and_then_resolve(fx: Fixture) {
     );
     assert!(stranded(&store, now).await.is_empty());
 }
-}
 
 #[tokio::test]
 async fn admin_lists_answer_from_indexes() {
@@ -200,7 +205,6 @@ async fn admin_lists_answer_from_indexes() {
     }
 }
 
-conformance! {
 /// The actor gives a worker its turn before the dispatch commits; if an operator ended the turn
 /// first, the dispatch changes nothing and the deltas sent meanwhile (checked) are recorded as
 /// late, never appended after the turn's terminal event.
@@ -255,7 +259,6 @@ async fn checked_events_of_a_turn_ended_before_its_dispatch_are_late(fx: Fixture
     assert!(!kinds.contains(&"output"));
     let late = store.rejections(&WorkerId("w1".into()), 10).await.unwrap();
     assert_eq!(late.len(), 2, "both deltas are recorded as late");
-}
 }
 
 /// A database written by the first release (migrations 0001–0002), with a finished turn and

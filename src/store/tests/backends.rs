@@ -46,6 +46,15 @@ impl Db {
         v
     }
 
+    /// Runs one statement.
+    pub async fn execute(&self, sql: &str) {
+        match self {
+            Self::Sqlite(p) => sqlx::query(sql).execute(p).await.map(drop),
+            Self::Postgres(p) => sqlx::query(sql).execute(p).await.map(drop),
+        }
+        .unwrap_or_else(|e| panic!("`{sql}`: {e}"));
+    }
+
     /// The one integer `sql` selects (a `COUNT(*)`).
     pub async fn count(&self, sql: &str) -> i64 {
         match self {
@@ -153,24 +162,25 @@ where
     }
 }
 
-/// Defines a test that runs on every backend: `mod NAME { fn sqlite(); fn postgres(); }`, each
-/// calling the body with a fresh [`Fixture`].
+/// Runs each named test body (`async fn NAME(fx: Fixture)`) on every backend, as the tests
+/// `NAME::sqlite` and `NAME::postgres`, each with a fresh [`Fixture`].
 macro_rules! conformance {
-    ($(#[$attr:meta])* async fn $name:ident($fx:ident: Fixture) $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            $(#[$attr])*
-            async fn body($fx: Fixture) $body
-            #[tokio::test]
-            async fn sqlite() {
-                Backend::Sqlite.run(body).await;
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use crate::store::tests::backends::Backend;
+
+                #[tokio::test]
+                async fn sqlite() {
+                    Backend::Sqlite.run(super::$name).await;
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    Backend::Postgres.run(super::$name).await;
+                }
             }
-            #[tokio::test]
-            async fn postgres() {
-                Backend::Postgres.run(body).await;
-            }
-        }
+        )*
     };
 }
 pub(crate) use conformance;

@@ -2,7 +2,11 @@
 
 use super::*;
 
-conformance! {
+conformance!(
+    history_older_than_its_retention_is_forgotten_and_nothing_else,
+    a_full_pruning_round_asks_for_another,
+);
+
 #[allow(clippy::too_many_lines)] // one story: the fixture, the prune, what is left
 async fn history_older_than_its_retention_is_forgotten_and_nothing_else(fx: Fixture) {
     let (store, db) = (fx.store, fx.db);
@@ -95,13 +99,12 @@ async fn history_older_than_its_retention_is_forgotten_and_nothing_else(fx: Fixt
         ["s-busy", "s-new"],
         "a session with an open turn stays"
     );
-    let admin = |cmp: &str| format!("SELECT COUNT(*) FROM admin_events WHERE created_at {cmp} {cutoff}");
+    let admin =
+        |cmp: &str| format!("SELECT COUNT(*) FROM admin_events WHERE created_at {cmp} {cutoff}");
     assert_eq!(db.count(&admin("<")).await, 0);
     assert!(db.count(&admin(">=")).await > 0, "recent admin events stay");
 }
-}
 
-conformance! {
 /// A pruning round that finds a full batch says so, so the gateway runs the next one at once
 /// rather than a minute later (pruning keeps up with any sustained rate of turns).
 async fn a_full_pruning_round_asks_for_another(fx: Fixture) {
@@ -133,5 +136,4 @@ async fn a_full_pruning_round_asks_for_another(fx: Fixture) {
     };
     assert!(prune().await, "500 of 501 turns: a full batch, more to do");
     assert!(!prune().await, "the last one: done");
-}
 }
