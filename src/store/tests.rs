@@ -9,6 +9,7 @@ use crate::clock::now_ms;
 mod backends;
 mod history;
 mod lifecycle;
+mod orders;
 mod postgres;
 
 use backends::{Fixture, conformance};
@@ -32,6 +33,40 @@ pub(crate) fn session(id: &str) -> SessionRecord {
         pruned_through: 0,
         last_seq: 0,
     }
+}
+
+fn sid(s: &str) -> SessionId {
+    SessionId(s.into())
+}
+
+fn tid(t: &str) -> TurnId {
+    TurnId(t.into())
+}
+
+fn wid(w: &str) -> WorkerId {
+    WorkerId(w.into())
+}
+
+/// Generation `generation` of worker `worker`, serving `session`, started at `at`.
+fn spawn(worker: &str, session: &str, generation: u32, at: i64) -> Change {
+    Change::WorkerSpawned(WorkerSpawn {
+        worker_id: wid(worker),
+        generation,
+        pid: 4242,
+        origin: Some(ProcessOrigin {
+            host: "h".into(),
+            boot_id: "b".into(),
+            start_ticks: 77,
+        }),
+        agent_id: "echo".into(),
+        session_id: sid(session),
+        at,
+    })
+}
+
+/// The kinds of logged admin events, in order.
+fn kinds(admin: &[LoggedEvent]) -> Vec<&str> {
+    admin.iter().map(|e| e.kind.as_str()).collect()
 }
 
 fn turn(id: &str, session: &str, created_at: i64) -> TurnRecord {
