@@ -119,6 +119,13 @@ pub(crate) fn database_url() -> Option<String> {
     }
 }
 
+/// A connection to the test database; a database that cannot be reached fails the test.
+pub(crate) async fn connect(url: &str) -> PgConnection {
+    PgConnection::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("{DATABASE_URL}={url} cannot be reached: {e}"))
+}
+
 /// Runs `test` on a store in a schema of its own, then drops the schema, also when the test
 /// panics (the panic then goes on).
 async fn on_postgres<F, Fut>(url: &str, test: F)
@@ -126,9 +133,7 @@ where
     F: FnOnce(Fixture) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let mut admin = PgConnection::connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("{DATABASE_URL}={url} cannot be reached: {e}"));
+    let mut admin = connect(url).await;
     let schema = format!("tw_{}", uuid::Uuid::new_v4().simple());
     sqlx::query(&format!("CREATE SCHEMA {schema}"))
         .execute(&mut admin)

@@ -2,7 +2,7 @@
 
 use sqlx::{Connection, PgConnection, Row};
 
-use super::backends::{Backend, Db, database_url};
+use super::backends::{Backend, Db, connect, database_url};
 use super::*;
 
 /// Errors the server really raises, by SQLSTATE: the ones that pass are retried, the others
@@ -10,7 +10,7 @@ use super::*;
 #[tokio::test]
 async fn errors_are_transient_by_sqlstate() {
     let Some(url) = database_url() else { return };
-    let mut conn = PgConnection::connect(&url).await.unwrap();
+    let mut conn = connect(&url).await;
     let codes = [
         ("08006", true),  // connection failure
         ("57P01", true),  // admin shutdown
