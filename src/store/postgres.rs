@@ -1,8 +1,8 @@
 //! The `PostgreSQL` backend (`postgres://` or `postgresql://`): one database that several
 //! gateways can share, with the `SQLite` backend's semantics change for change.
 //!
-//! **A batch** is one transaction in `READ COMMITTED`, its changes applied in order (see
-//! [`writes`] for how it keeps round trips few). Conditional writes (`EndTurn`, `Dispatch`,
+//! **A batch** is one transaction in `READ COMMITTED`, its changes applied in order
+//! (`writes.rs` says how it keeps round trips few). Conditional writes (`EndTurn`, `Dispatch`,
 //! `WorkerExited`, …) are `UPDATE … WHERE ended_at IS NULL` and the like: a second writer of
 //! the same row waits for the first to commit, re-checks the condition and changes nothing, so
 //! the first writer wins exactly once.
@@ -10,10 +10,10 @@
 //! **Sequence numbers are handed out in commit order**, so a reader that has seen number N
 //! never later finds a committed number below N (a `bigserial` would not do: two transactions
 //! take numbers in one order and may commit in the other).
-//! - A session's events: the batch locks the rows of the sessions it appends to
-//!   (`SELECT … FOR NO KEY UPDATE`, in id order so two batches never deadlock) and counts on
-//!   from their `last_seq`, writing it back before the commit; a second writer to the same
-//!   session waits for the first's commit and counts on from its last number.
+//! - A session's events: the batch first locks the rows of the sessions it writes to
+//!   (`SELECT … FOR NO KEY UPDATE`, all at once in id order, so two batches never deadlock),
+//!   counts on from their `last_seq` in memory and writes it back before the commit; a second
+//!   writer to the same session waits for the first's commit and counts on from its number.
 //! - The admin log: one counter row, `admin_seq`, advanced by the number of admin events the
 //!   batch logs (`UPDATE admin_seq SET last = last + n RETURNING last`) as its last statement
 //!   before the commit. Its row lock serializes the transactions that log admin events, and is

@@ -86,16 +86,19 @@ pub(super) struct Writes<'c> {
 }
 
 impl Writes<'_> {
-    /// Locks the rows of the sessions the batch may append to and reads their counters, in
-    /// one query and in id order (two batches never wait on each other in a cycle). A session
-    /// the batch itself creates is read when first appended to.
+    /// Locks the rows of the sessions the batch may append to or update and reads their
+    /// counters, in one query and in id order, before any other write: two batches never wait
+    /// on each other in a cycle. A session the batch itself creates is read when first
+    /// appended to (no other transaction can see it yet).
     async fn lock_sessions(&mut self, batch: &[Change]) -> Result<()> {
         let ids: BTreeSet<&str> = batch
             .iter()
             .filter_map(|c| match c {
-                Change::Event { session_id, .. } | Change::EndTurn { session_id, .. } => {
-                    Some(session_id.as_str())
-                }
+                Change::Event { session_id, .. }
+                | Change::EndTurn { session_id, .. }
+                | Change::DeleteSession { id: session_id, .. } => Some(session_id.as_str()),
+                // Accepting a message touches its session's `last_activity`.
+                Change::InsertTurn { turn } => Some(turn.session_id.as_str()),
                 _ => None,
             })
             .collect();
