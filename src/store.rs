@@ -7,6 +7,7 @@
 //! scheme picks one ([`open`]).
 
 mod lifecycle;
+pub mod postgres;
 pub mod query;
 pub mod sqlite;
 #[cfg(test)]
@@ -45,8 +46,18 @@ pub enum StoreError {
         /// Why.
         message: String,
     },
+    /// The database server could not be reached or refused the connection.
+    #[error("cannot connect to the database at {url}: {message}")]
+    Connect {
+        /// The database, as its URL without a password.
+        url: String,
+        /// Why.
+        message: String,
+    },
     /// The URL names no supported backend.
-    #[error("unsupported database URL `{0}` (expected sqlite://PATH to a file)")]
+    #[error(
+        "unsupported database URL `{0}` (expected sqlite://PATH to a file, or postgres://USER@HOST/DATABASE)"
+    )]
     UnsupportedUrl(String),
     /// A stored value could not be decoded.
     #[error("corrupt stored value: {0}")]
@@ -55,8 +66,10 @@ pub enum StoreError {
 
 impl StoreError {
     /// Whether the same write may succeed if tried again: the database is busy or locked by
-    /// another connection, an I/O call failed, the disk is full, or the connection was lost.
-    /// Anything else (a constraint, a corrupt value, a failed migration) is refused for good.
+    /// another connection, an I/O call failed, the disk is full, the connection was lost or
+    /// refused, or the transaction lost a serialization race or a deadlock (`PostgreSQL`, see
+    /// [`postgres::is_transient_code`]). Anything else (a constraint, a corrupt value, a failed
+    /// migration) is refused for good.
     pub fn is_transient(&self) -> bool {
         use rusqlite::ErrorCode as C;
         match self {
@@ -72,6 +85,13 @@ impl StoreError {
             ),
             Self::Database(e) => match e {
                 sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => true,
+                sqlx::Error::Database(db)
+                    if db
+                        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                        .is_some() =>
+                {
+                    db.code().is_some_and(|c| postgres::is_transient_code(&c))
+                }
                 sqlx::Error::Database(db) => db.code().is_some_and(|c| {
                     // SQLite's primary result codes: BUSY, LOCKED, NOMEM, READONLY, IOERR,
                     // FULL, CANTOPEN (the low byte of an extended code).
@@ -501,10 +521,13 @@ pub trait Store: Send + Sync + 'static {
     async fn snapshot(&self, now: i64) -> Result<Snapshot, StoreError>;
 }
 
-/// Opens the store a URL names, creating and migrating it as needed.
+/// Opens the store a URL names, creating and migrating it as needed: `sqlite://PATH`, or
+/// `postgres://…` (also `postgresql://…`) for a `PostgreSQL` database.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::open(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }

@@ -1,19 +1,23 @@
-//! Store conformance: the stranded rule and the query plans behind the admin lists.
+//! Store conformance: every test in a `conformance!` block runs on both backends (see
+//! [`backends`]); the query plans and upgrades of one backend are checked on it alone.
 
 use super::*;
 use crate::api::state::{TurnFilter, TurnSet};
 use crate::api::{ErrorCode, TurnEnding};
 use crate::clock::now_ms;
 
+mod backends;
 mod history;
+mod lifecycle;
+mod orders;
+mod postgres;
 
-async fn temp_store() -> (tempfile::TempDir, Arc<dyn Store>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&format!("sqlite://{}", dir.path().join("t.db").display()))
-        .await
-        .unwrap();
-    (dir, store)
-}
+use backends::{Fixture, conformance};
+
+conformance!(
+    stranded_turns_appear_and_then_resolve,
+    checked_events_of_a_turn_ended_before_its_dispatch_are_late,
+);
 
 /// A live session with token `tok` that never expires (also used by the gateway's tests).
 pub(crate) fn session(id: &str) -> SessionRecord {
@@ -29,6 +33,40 @@ pub(crate) fn session(id: &str) -> SessionRecord {
         pruned_through: 0,
         last_seq: 0,
     }
+}
+
+fn sid(s: &str) -> SessionId {
+    SessionId(s.into())
+}
+
+fn tid(t: &str) -> TurnId {
+    TurnId(t.into())
+}
+
+fn wid(w: &str) -> WorkerId {
+    WorkerId(w.into())
+}
+
+/// Generation `generation` of worker `worker`, serving `session`, started at `at`.
+fn spawn(worker: &str, session: &str, generation: u32, at: i64) -> Change {
+    Change::WorkerSpawned(WorkerSpawn {
+        worker_id: wid(worker),
+        generation,
+        pid: 4242,
+        origin: Some(ProcessOrigin {
+            host: "h".into(),
+            boot_id: "b".into(),
+            start_ticks: 77,
+        }),
+        agent_id: "echo".into(),
+        session_id: sid(session),
+        at,
+    })
+}
+
+/// The kinds of logged admin events, in order.
+fn kinds(admin: &[LoggedEvent]) -> Vec<&str> {
+    admin.iter().map(|e| e.kind.as_str()).collect()
 }
 
 fn turn(id: &str, session: &str, created_at: i64) -> TurnRecord {
@@ -75,9 +113,8 @@ fn dispatch(id: &str, worker: &str, at: i64, deadline_at: i64) -> Change {
     }
 }
 
-#[tokio::test]
-async fn stranded_turns_appear_and_then_resolve() {
-    let (_dir, store) = temp_store().await;
+async fn stranded_turns_appear_and_then_resolve(fx: Fixture) {
+    let store = fx.store;
     let now = now_ms();
     let spawn = |w: &str, s: &str| {
         Change::WorkerSpawned(WorkerSpawn {
@@ -162,11 +199,10 @@ async fn stranded_turns_appear_and_then_resolve() {
 
 #[tokio::test]
 async fn admin_lists_answer_from_indexes() {
-    let (dir, _store) = temp_store().await;
-    let pool =
-        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
-            .await
-            .unwrap();
+    let fx = backends::sqlite().await;
+    let backends::Db::Sqlite(pool) = fx.db else {
+        unreachable!("an SQLite fixture")
+    };
     let plans = [
         "SELECT * FROM turns t WHERE t.ended_at IS NULL ORDER BY t.created_at DESC LIMIT 100",
         "SELECT * FROM turns t WHERE t.state = 'failed' ORDER BY t.created_at DESC, t.id DESC LIMIT 100",
@@ -207,9 +243,8 @@ async fn admin_lists_answer_from_indexes() {
 /// The actor gives a worker its turn before the dispatch commits; if an operator ended the turn
 /// first, the dispatch changes nothing and the deltas sent meanwhile (checked) are recorded as
 /// late, never appended after the turn's terminal event.
-#[tokio::test]
-async fn checked_events_of_a_turn_ended_before_its_dispatch_are_late() {
-    let (_dir, store) = temp_store().await;
+async fn checked_events_of_a_turn_ended_before_its_dispatch_are_late(fx: Fixture) {
+    let store = fx.store;
     let now = now_ms();
     let ending = TurnEnding::failed(ErrorCode::CancelledByOperator, "cancelled");
     let events = ending.events(&TurnId("t1".into()), &MessageId("m-t1".into()), now);

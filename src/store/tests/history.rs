@@ -2,10 +2,14 @@
 
 use super::*;
 
-#[tokio::test]
+conformance!(
+    history_older_than_its_retention_is_forgotten_and_nothing_else,
+    a_full_pruning_round_asks_for_another,
+);
+
 #[allow(clippy::too_many_lines)] // one story: the fixture, the prune, what is left
-async fn history_older_than_its_retention_is_forgotten_and_nothing_else() {
-    let (dir, store) = temp_store().await;
+async fn history_older_than_its_retention_is_forgotten_and_nothing_else(fx: Fixture) {
+    let (store, db) = (fx.store, fx.db);
     let now = now_ms();
     let old = now - 10 * 24 * 3600 * 1000;
     let mut gone = session("s-old");
@@ -84,49 +88,27 @@ async fn history_older_than_its_retention_is_forgotten_and_nothing_else() {
         ]))
         .await
         .unwrap();
-    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
-        .await
-        .unwrap();
-    let ids = |q: &'static str| {
-        let db = db.clone();
-        async move {
-            let mut v: Vec<String> = sqlx::query_scalar(q).fetch_all(&db).await.unwrap();
-            v.sort();
-            v
-        }
-    };
     assert_eq!(
-        ids("SELECT id FROM turns").await,
+        db.strings("SELECT id FROM turns").await,
         ["t-new", "t-open"],
         "open turns stay"
     );
-    assert_eq!(ids("SELECT worker_id FROM workers").await, ["w-new"]);
+    assert_eq!(db.strings("SELECT worker_id FROM workers").await, ["w-new"]);
     assert_eq!(
-        ids("SELECT id FROM sessions").await,
+        db.strings("SELECT id FROM sessions").await,
         ["s-busy", "s-new"],
         "a session with an open turn stays"
     );
-    let old_admin: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM admin_events WHERE created_at < ?")
-            .bind(cutoff)
-            .fetch_one(&db)
-            .await
-            .unwrap();
-    assert_eq!(old_admin, 0);
-    let new_admin: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM admin_events WHERE created_at >= ?")
-            .bind(cutoff)
-            .fetch_one(&db)
-            .await
-            .unwrap();
-    assert!(new_admin > 0, "recent admin events stay");
+    let admin =
+        |cmp: &str| format!("SELECT COUNT(*) FROM admin_events WHERE created_at {cmp} {cutoff}");
+    assert_eq!(db.count(&admin("<")).await, 0);
+    assert!(db.count(&admin(">=")).await > 0, "recent admin events stay");
 }
 
 /// A pruning round that finds a full batch says so, so the gateway runs the next one at once
 /// rather than a minute later (pruning keeps up with any sustained rate of turns).
-#[tokio::test]
-async fn a_full_pruning_round_asks_for_another() {
-    let (_dir, store) = temp_store().await;
+async fn a_full_pruning_round_asks_for_another(fx: Fixture) {
+    let store = fx.store;
     let old = now_ms() - 3_600_000;
     let mut writes = vec![Change::CreateSession(session("s-busy"))];
     for i in 0..501 {

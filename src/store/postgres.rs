@@ -1,0 +1,322 @@
+//! The `PostgreSQL` backend (`postgres://` or `postgresql://`): one database that several
+//! gateways can share, with the `SQLite` backend's semantics change for change.
+//!
+//! **A batch** is one transaction in `READ COMMITTED`, its changes applied in order
+//! (`writes.rs` says how it keeps round trips few). Conditional writes (`EndTurn`, `Dispatch`,
+//! `WorkerExited`, …) are `UPDATE … WHERE ended_at IS NULL` and the like: a second writer of
+//! the same row waits for the first to commit, re-checks the condition and changes nothing, so
+//! the first writer wins exactly once.
+//!
+//! **Sequence numbers are handed out in commit order**, so a reader that has seen number N
+//! never later finds a committed number below N (a `bigserial` would not do: two transactions
+//! take numbers in one order and may commit in the other).
+//! - A session's events: the batch first locks the rows of the sessions it writes to
+//!   (`SELECT … FOR NO KEY UPDATE`, all at once in id order, so two batches never deadlock),
+//!   counts on from their `last_seq` in memory and writes it back before the commit; a second
+//!   writer to the same session waits for the first's commit and counts on from its number.
+//! - The admin log: one counter row, `admin_seq`, advanced by the number of admin events the
+//!   batch logs (`UPDATE admin_seq SET last = last + n RETURNING last`) as its last statement
+//!   before the commit. Its row lock serializes the transactions that log admin events, and is
+//!   held only from that statement to the commit. `last` also remembers the last number ever
+//!   given when retention has pruned the log.
+//!
+//! **Consistent reads** (`events_in_flight`, `snapshot`) run in a read-only `REPEATABLE READ`
+//! transaction: every statement in it sees the same committed state.
+//!
+//! Writes use their own small pool, so admin reads never make the journal wait for a
+//! connection. Text columns cannot hold NUL, which `SQLite`'s can: free text (a message, a
+//! worker's output or stderr) is stored with NUL replaced by U+FFFD.
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{Connection, PgConnection, PgPool, Row};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::query::RejectionRow;
+use super::{
+    Batch, Change, LiveWorker, LoggedEvent, Overview, SessionRecord, Snapshot, Store, StoreError,
+    StoredEvent, TurnQuery, TurnRecord, TurnRow, WorkerQuery, WorkerRecord,
+};
+use crate::ids::{SessionId, TurnId, WorkerId};
+
+mod reads;
+mod writes;
+
+/// Connections for reads (admin lists, streams catching up).
+const READ_CONNECTIONS: u32 = 8;
+/// Connections for batches: the journal applies one at a time.
+const WRITE_CONNECTIONS: u32 = 2;
+/// How long a read or a batch waits for a connection before the store counts as unavailable:
+/// short, so the journal reports an outage (and retries) rather than sit in a long wait.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A store in a `PostgreSQL` database (or the schema its URL's `search_path` names).
+pub struct PgStore {
+    reads: PgPool,
+    writer: PgPool,
+}
+
+/// Whether a `PostgreSQL` error (by its SQLSTATE) may pass if the same write is tried again: a
+/// lost or refused connection (class 08), the server shutting down or starting (57P01–57P03),
+/// too many connections (53300), a full disk (53100), a serialization failure (40001) or a
+/// deadlock (40P01).
+pub fn is_transient_code(code: &str) -> bool {
+    code.starts_with("08")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "53300" | "53100" | "40001" | "40P01"
+        )
+}
+
+/// `postgres://user@host:port/database`: the URL without its password, to name in errors.
+fn describe(options: &PgConnectOptions) -> String {
+    format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or_default()
+    )
+}
+
+impl PgStore {
+    /// Connects to the database at `url` and migrates it.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::Connect {
+            url: "the postgres:// URL".into(),
+            message: e.to_string(),
+        })?;
+        // One connection first, outside a pool: an unreachable server is named with its own
+        // error (a pool would retry a refused connection and report only a timeout).
+        let mut conn =
+            PgConnection::connect_with(&options)
+                .await
+                .map_err(|e| StoreError::Connect {
+                    url: describe(&options),
+                    message: e.to_string(),
+                })?;
+        sqlx::migrate!("migrations/postgres").run(&mut conn).await?;
+        conn.close().await?;
+        let pool = |size| {
+            PgPoolOptions::new()
+                .max_connections(size)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_lazy_with(options.clone())
+        };
+        Ok(Self {
+            reads: pool(READ_CONNECTIONS),
+            writer: pool(WRITE_CONNECTIONS),
+        })
+    }
+}
+
+const SESSION_COLS: &str = "id, agent_id, thread, token, created_at, last_activity, expires_at, \
+                            deleted_at, pruned_through, last_seq";
+const TURN_COLS: &str =
+    "id, session_id, agent_id, message_id, content, state, worker_id, created_at, ended_at, code";
+const EVENT_COLS: &str = "session_id, seq, turn_id, kind, data";
+
+fn session_from(row: &PgRow) -> Result<SessionRecord, sqlx::Error> {
+    Ok(SessionRecord {
+        id: SessionId(row.try_get("id")?),
+        agent_id: row.try_get("agent_id")?,
+        thread: row.try_get("thread")?,
+        token: row.try_get("token")?,
+        created_at: row.try_get("created_at")?,
+        last_activity: row.try_get("last_activity")?,
+        expires_at: row.try_get("expires_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+        pruned_through: row.try_get("pruned_through")?,
+        last_seq: row.try_get("last_seq")?,
+    })
+}
+
+fn turn_from(row: &PgRow) -> Result<TurnRecord, sqlx::Error> {
+    Ok(TurnRecord {
+        id: TurnId(row.try_get("id")?),
+        session_id: SessionId(row.try_get("session_id")?),
+        agent_id: row.try_get("agent_id")?,
+        message_id: row.try_get::<String, _>("message_id")?.into(),
+        content: row.try_get("content")?,
+        state: reads::wire(row, "state")?,
+        worker_id: row.try_get::<Option<String>, _>("worker_id")?.map(WorkerId),
+        created_at: row.try_get("created_at")?,
+        ended_at: row.try_get("ended_at")?,
+        code: reads::wire_opt(row, "code")?,
+    })
+}
+
+fn event_from(row: &PgRow) -> Result<StoredEvent, sqlx::Error> {
+    Ok(StoredEvent {
+        session_id: SessionId(row.try_get("session_id")?),
+        seq: row.try_get("seq")?,
+        turn_id: row.try_get::<Option<String>, _>("turn_id")?.map(TurnId),
+        kind: reads::wire(row, "kind")?,
+        data: row.try_get("data")?,
+    })
+}
+
+fn events_from(rows: &[PgRow]) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    rows.iter().map(event_from).collect()
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn apply(&self, batch: Arc<[Change]>) -> Result<Batch, StoreError> {
+        Ok(writes::apply(&self.writer, &batch).await?)
+    }
+
+    async fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
+        let q = format!("SELECT {SESSION_COLS} FROM sessions WHERE id = $1");
+        let row = sqlx::query(&q)
+            .bind(id.as_str())
+            .fetch_optional(&self.reads)
+            .await?;
+        Ok(row.as_ref().map(session_from).transpose()?)
+    }
+
+    async fn session_by_thread(
+        &self,
+        agent_id: &str,
+        thread: &str,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let q = format!(
+            "SELECT {SESSION_COLS} FROM sessions WHERE agent_id = $1 AND thread = $2 \
+             AND deleted_at IS NULL ORDER BY created_at DESC LIMIT 1"
+        );
+        let row = sqlx::query(&q)
+            .bind(agent_id)
+            .bind(writes::text(thread))
+            .fetch_optional(&self.reads)
+            .await?;
+        Ok(row.as_ref().map(session_from).transpose()?)
+    }
+
+    async fn turn(&self, id: &TurnId) -> Result<Option<TurnRecord>, StoreError> {
+        let q = format!("SELECT {TURN_COLS} FROM turns WHERE id = $1");
+        let row = sqlx::query(&q)
+            .bind(id.as_str())
+            .fetch_optional(&self.reads)
+            .await?;
+        Ok(row.as_ref().map(turn_from).transpose()?)
+    }
+
+    async fn events_after(
+        &self,
+        session: &SessionId,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let q = format!(
+            "SELECT {EVENT_COLS} FROM events WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        );
+        let rows = sqlx::query(&q)
+            .bind(session.as_str())
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.reads)
+            .await?;
+        Ok(events_from(&rows)?)
+    }
+
+    async fn events_in_flight(
+        &self,
+        session: &SessionId,
+    ) -> Result<(i64, Vec<StoredEvent>), StoreError> {
+        // One snapshot: the high-water mark and the events under it agree.
+        let mut tx = self.reads.begin_with(reads::CONSISTENT_READ).await?;
+        let last: i64 = sqlx::query_scalar("SELECT last_seq FROM sessions WHERE id = $1")
+            .bind(session.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or(0);
+        let rows = sqlx::query(
+            // A turn's end and its `complete` commit together: in this snapshot, the turns
+            // with no `complete` are the ones still open.
+            "SELECT e.session_id, e.seq, e.turn_id, e.kind, e.data \
+             FROM turns t JOIN events e ON e.turn_id = t.id \
+             WHERE t.session_id = $1 AND t.ended_at IS NULL AND e.seq <= $2 \
+             ORDER BY e.seq",
+        )
+        .bind(session.as_str())
+        .bind(last)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((last, events_from(&rows)?))
+    }
+
+    async fn open_turns(&self) -> Result<Vec<TurnRecord>, StoreError> {
+        let q = format!("SELECT {TURN_COLS} FROM turns WHERE ended_at IS NULL ORDER BY created_at");
+        let rows = sqlx::query(&q).fetch_all(&self.reads).await?;
+        Ok(rows.iter().map(turn_from).collect::<Result<_, _>>()?)
+    }
+
+    async fn live_workers(&self) -> Result<Vec<LiveWorker>, StoreError> {
+        Ok(reads::live_workers(&self.reads).await?)
+    }
+
+    async fn next_generation(&self, worker: &WorkerId) -> Result<u32, StoreError> {
+        let max: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(generation) FROM workers WHERE worker_id = $1")
+                .bind(worker.as_str())
+                .fetch_one(&self.reads)
+                .await?;
+        Ok(max.map_or(1, |g| g as u32 + 1))
+    }
+
+    async fn overview(&self, now: i64) -> Result<Overview, StoreError> {
+        Ok(reads::overview(&self.reads, now).await?)
+    }
+
+    async fn workers(&self, q: &WorkerQuery) -> Result<Vec<WorkerRecord>, StoreError> {
+        Ok(reads::workers(&self.reads, q).await?)
+    }
+
+    async fn turns(&self, q: &TurnQuery, now: i64) -> Result<Vec<TurnRow>, StoreError> {
+        Ok(reads::turns(&self.reads, q, now).await?)
+    }
+
+    async fn turn_row(&self, id: &TurnId, now: i64) -> Result<Option<TurnRow>, StoreError> {
+        Ok(reads::turn_row(&self.reads, id, now).await?)
+    }
+
+    async fn turn_timeline(
+        &self,
+        id: &TurnId,
+    ) -> Result<(Vec<LoggedEvent>, Vec<StoredEvent>), StoreError> {
+        let admin = reads::admin_events_of_turn(&self.reads, id).await?;
+        let q = format!("SELECT {EVENT_COLS} FROM events WHERE turn_id = $1 ORDER BY seq");
+        let rows = sqlx::query(&q)
+            .bind(id.as_str())
+            .fetch_all(&self.reads)
+            .await?;
+        Ok((admin, events_from(&rows)?))
+    }
+
+    async fn rejections(
+        &self,
+        worker: &WorkerId,
+        limit: i64,
+    ) -> Result<Vec<RejectionRow>, StoreError> {
+        Ok(reads::rejections(&self.reads, worker, limit).await?)
+    }
+
+    async fn admin_log_bounds(&self) -> Result<(i64, i64), StoreError> {
+        Ok(reads::admin_log_bounds(&self.reads).await?)
+    }
+
+    async fn admin_events_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<LoggedEvent>, StoreError> {
+        Ok(reads::admin_events_after(&self.reads, after, limit).await?)
+    }
+
+    async fn snapshot(&self, now: i64) -> Result<Snapshot, StoreError> {
+        Ok(reads::snapshot(&self.reads, now).await?)
+    }
+}

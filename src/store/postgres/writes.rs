@@ -1,0 +1,340 @@
+//! Writes: every [`Change`] as SQL inside the batch's one transaction, in order.
+//!
+//! A round trip to the server costs far more than a statement, so the batch is shaped to need
+//! few: the sessions it appends to are locked and their counters read in one query up front;
+//! appended events are held and inserted together (one `INSERT … SELECT FROM UNNEST`) before
+//! anything that reads them and at the end; the counters are written back in one `UPDATE`; the
+//! admin events are numbered and inserted last. A delta (`Progress::Append`) costs no round
+//! trip of its own.
+
+use sqlx::PgConnection;
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use super::super::lifecycle::{self, Lifecycle};
+use super::super::{Applied, Batch, Change, LoggedEvent, StoredEvent};
+use crate::api::EventKind;
+use crate::api::state::RejectionKind;
+use crate::ids::{SessionId, TurnId, WorkerId};
+
+mod turns;
+mod workers;
+
+use workers::Output;
+
+type Result<T> = std::result::Result<T, sqlx::Error>;
+
+/// Text as `PostgreSQL` can store it: `text` cannot hold NUL, which `SQLite` and a worker's output
+/// can; it becomes U+FFFD rather than fail the write.
+pub(super) fn text(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') {
+        Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// Applies `batch` in one transaction and commits it.
+pub(super) async fn apply(pool: &sqlx::PgPool, batch: &[Change]) -> Result<Batch> {
+    let mut tx = pool.begin().await?;
+    let mut w = Writes {
+        conn: &mut tx,
+        seqs: HashMap::new(),
+        events: Vec::new(),
+        lifecycle: Vec::new(),
+        admin: Vec::new(),
+    };
+    w.lock_sessions(batch).await?;
+    let mut results = Vec::with_capacity(batch.len());
+    for change in batch {
+        if matches!(change, Change::Prune { .. } | Change::PruneHistory { .. }) {
+            // Pruning reads the event log and deletes from the admin log: both up to date.
+            w.flush_events().await?;
+            w.flush_admin().await?;
+        }
+        let applied = w.apply_one(change).await?;
+        w.lifecycle.extend(lifecycle::derive(change, &applied));
+        results.push(applied);
+    }
+    w.flush_events().await?;
+    w.store_seqs().await?;
+    // Last: the admin counter's row lock is held from here to the commit only.
+    w.flush_admin().await?;
+    let admin = std::mem::take(&mut w.admin);
+    tx.commit().await?;
+    Ok(Batch { results, admin })
+}
+
+/// A session's event counter within the batch.
+struct Seq {
+    last: i64,
+    /// Moved by this batch: written back at the end.
+    moved: bool,
+}
+
+/// One batch in progress.
+pub(super) struct Writes<'c> {
+    conn: &'c mut PgConnection,
+    seqs: HashMap<SessionId, Seq>,
+    /// Appended events not yet inserted, with their time.
+    events: Vec<(Arc<StoredEvent>, i64)>,
+    /// Admin events derived so far, not yet numbered.
+    lifecycle: Vec<Lifecycle>,
+    /// Admin events numbered and inserted.
+    admin: Vec<LoggedEvent>,
+}
+
+impl Writes<'_> {
+    /// Locks the rows of the sessions the batch may append to or update and reads their
+    /// counters, in one query and in id order, before any other write: two batches never wait
+    /// on each other in a cycle. A session the batch itself creates is read when first
+    /// appended to (no other transaction can see it yet).
+    async fn lock_sessions(&mut self, batch: &[Change]) -> Result<()> {
+        let ids: BTreeSet<&str> = batch
+            .iter()
+            .filter_map(|c| match c {
+                Change::Event { session_id, .. }
+                | Change::EndTurn { session_id, .. }
+                | Change::DeleteSession { id: session_id, .. } => Some(session_id.as_str()),
+                // Accepting a message touches its session's `last_activity`.
+                Change::InsertTurn { turn } => Some(turn.session_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = ids.into_iter().collect();
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT id, last_seq FROM sessions WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *self.conn)
+        .await?;
+        for (id, last) in rows {
+            self.seqs.insert(SessionId(id), Seq { last, moved: false });
+        }
+        Ok(())
+    }
+
+    /// The session's next event sequence number.
+    async fn next_seq(&mut self, session: &SessionId) -> Result<i64> {
+        if let Some(s) = self.seqs.get_mut(session) {
+            s.last += 1;
+            s.moved = true;
+            return Ok(s.last);
+        }
+        let last: i64 =
+            sqlx::query_scalar("SELECT last_seq FROM sessions WHERE id = $1 FOR NO KEY UPDATE")
+                .bind(session.as_str())
+                .fetch_one(&mut *self.conn)
+                .await?;
+        self.seqs.insert(
+            session.clone(),
+            Seq {
+                last: last + 1,
+                moved: true,
+            },
+        );
+        Ok(last + 1)
+    }
+
+    /// Appends one event (inserted at the next flush), taking the session's next number.
+    async fn append(
+        &mut self,
+        session: &SessionId,
+        turn: Option<&TurnId>,
+        (kind, data): (EventKind, String),
+        at: i64,
+    ) -> Result<Arc<StoredEvent>> {
+        let seq = self.next_seq(session).await?;
+        let event = Arc::new(StoredEvent {
+            session_id: session.clone(),
+            seq,
+            turn_id: turn.cloned(),
+            kind,
+            data,
+        });
+        self.events.push((Arc::clone(&event), at));
+        Ok(event)
+    }
+
+    /// Inserts the events appended since the last flush, in one statement.
+    async fn flush_events(&mut self) -> Result<()> {
+        if self.events.is_empty() {
+            return Ok(());
+        }
+        let events = std::mem::take(&mut self.events);
+        let sessions: Vec<&str> = events.iter().map(|(e, _)| e.session_id.as_str()).collect();
+        let seqs: Vec<i64> = events.iter().map(|(e, _)| e.seq).collect();
+        let turns: Vec<Option<&str>> = events
+            .iter()
+            .map(|(e, _)| e.turn_id.as_ref().map(TurnId::as_str))
+            .collect();
+        let kinds: Vec<&str> = events.iter().map(|(e, _)| e.kind.as_str()).collect();
+        let data: Vec<Cow<'_, str>> = events.iter().map(|(e, _)| text(&e.data)).collect();
+        let at: Vec<i64> = events.iter().map(|(_, at)| *at).collect();
+        sqlx::query(
+            "INSERT INTO events (session_id, seq, turn_id, kind, data, created_at) \
+             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::int8[])",
+        )
+        .bind(&sessions)
+        .bind(&seqs)
+        .bind(&turns)
+        .bind(&kinds)
+        .bind(&data)
+        .bind(&at)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Writes the moved counters back to their sessions, in one statement.
+    async fn store_seqs(&mut self) -> Result<()> {
+        let (ids, lasts): (Vec<&str>, Vec<i64>) = self
+            .seqs
+            .iter()
+            .filter(|(_, s)| s.moved)
+            .map(|(id, s)| (id.as_str(), s.last))
+            .unzip();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE sessions SET last_seq = v.last \
+             FROM UNNEST($1::text[], $2::int8[]) AS v (id, last) WHERE sessions.id = v.id",
+        )
+        .bind(&ids)
+        .bind(&lasts)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Numbers the admin events derived since the last flush and inserts them. The numbers are
+    /// taken from the one-row counter, whose row lock is then held until the commit: a later
+    /// transaction that logs admin events waits for this one to end, so numbers are handed out
+    /// in commit order.
+    async fn flush_admin(&mut self) -> Result<()> {
+        if self.lifecycle.is_empty() {
+            return Ok(());
+        }
+        let lifecycle = std::mem::take(&mut self.lifecycle);
+        let n = lifecycle.len() as i64;
+        let last: i64 = sqlx::query_scalar("UPDATE admin_seq SET last = last + $1 RETURNING last")
+            .bind(n)
+            .fetch_one(&mut *self.conn)
+            .await?;
+        let first = last - n + 1;
+        let now = crate::clock::now_ms();
+        let logged: Vec<LoggedEvent> = lifecycle
+            .iter()
+            .zip(first..)
+            .map(|(l, seq)| LoggedEvent {
+                seq,
+                kind: l.event.kind().to_owned(),
+                data: l.event.to_data(),
+            })
+            .collect();
+        let seqs: Vec<i64> = logged.iter().map(|e| e.seq).collect();
+        let kinds: Vec<&str> = logged.iter().map(|e| e.kind.as_str()).collect();
+        let turns: Vec<Option<&str>> = lifecycle
+            .iter()
+            .map(|l| l.turn_id.as_ref().map(TurnId::as_str))
+            .collect();
+        let workers: Vec<Option<&str>> = lifecycle
+            .iter()
+            .map(|l| l.worker_id.as_ref().map(WorkerId::as_str))
+            .collect();
+        let data: Vec<Cow<'_, str>> = logged.iter().map(|e| text(&e.data)).collect();
+        sqlx::query(
+            "INSERT INTO admin_events (seq, kind, turn_id, worker_id, data, created_at) \
+             SELECT s, k, t, w, d, $6 FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+             AS v (s, k, t, w, d)",
+        )
+        .bind(&seqs)
+        .bind(&kinds)
+        .bind(&turns)
+        .bind(&workers)
+        .bind(&data)
+        .bind(now)
+        .execute(&mut *self.conn)
+        .await?;
+        self.admin.extend(logged);
+        Ok(())
+    }
+
+    /// The number of rows one statement changed.
+    async fn execute(
+        &mut self,
+        q: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<u64> {
+        Ok(q.execute(&mut *self.conn).await?.rows_affected())
+    }
+
+    async fn apply_one(&mut self, w: &Change) -> Result<Applied> {
+        Ok(match w {
+            Change::CreateSession(s) => {
+                self.execute(
+                    sqlx::query(
+                        "INSERT INTO sessions (id, agent_id, thread, token, created_at, last_activity, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(s.id.as_str())
+                    .bind(&s.agent_id)
+                    .bind(s.thread.as_deref().map(text))
+                    .bind(&s.token)
+                    .bind(s.created_at)
+                    .bind(s.last_activity)
+                    .bind(s.expires_at),
+                )
+                .await?;
+                Applied::Changed
+            }
+            Change::DeleteSession { id, at } => {
+                let n = self
+                    .execute(
+                        sqlx::query(
+                            "UPDATE sessions SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL",
+                        )
+                        .bind(at)
+                        .bind(id.as_str()),
+                    )
+                    .await?;
+                Applied::changed(n == 1)
+            }
+            Change::Event {
+                session_id,
+                turn_id,
+                kind,
+                data,
+                at,
+                from,
+                progress,
+            } => {
+                // The turn's row is read or touched only when the event asks for it (see
+                // `Progress`): most deltas are appended without looking.
+                if let Some(turn) = turn_id
+                    && !self.is_open(turn, *kind, *progress, *at).await?
+                {
+                    if let Some((worker, generation)) = from {
+                        let late = Output {
+                            kind: RejectionKind::Late,
+                            reason: "its turn had already ended",
+                            line: data,
+                        };
+                        self.record_output((worker, *generation), Some(turn), &late, *at)
+                            .await?;
+                    }
+                    return Ok(Applied::Events(Vec::new()));
+                }
+                let ev = self
+                    .append(session_id, turn_id.as_ref(), (*kind, data.clone()), *at)
+                    .await?;
+                Applied::Events(vec![ev])
+            }
+            other => self.apply_turn_write(other).await?,
+        })
+    }
+}
