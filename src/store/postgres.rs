@@ -37,8 +37,9 @@ use std::time::Duration;
 use super::query::RejectionRow;
 use super::{
     Batch, Change, LiveWorker, LoggedEvent, Overview, SessionRecord, Snapshot, Store, StoreError,
-    StoredEvent, TurnQuery, TurnRecord, TurnRow, WorkerQuery, WorkerRecord,
+    StoredEvent, TurnQuery, TurnRecord, WorkerQuery, WorkerRecord,
 };
+use crate::api::admin::TurnInfo;
 use crate::ids::{SessionId, TurnId, WorkerId};
 
 mod reads;
@@ -275,11 +276,11 @@ impl Store for PgStore {
         Ok(reads::workers(&self.reads, q).await?)
     }
 
-    async fn turns(&self, q: &TurnQuery, now: i64) -> Result<Vec<TurnRow>, StoreError> {
+    async fn turns(&self, q: &TurnQuery, now: i64) -> Result<Vec<TurnInfo>, StoreError> {
         Ok(reads::turns(&self.reads, q, now).await?)
     }
 
-    async fn turn_row(&self, id: &TurnId, now: i64) -> Result<Option<TurnRow>, StoreError> {
+    async fn turn_row(&self, id: &TurnId, now: i64) -> Result<Option<TurnInfo>, StoreError> {
         Ok(reads::turn_row(&self.reads, id, now).await?)
     }
 

@@ -6,9 +6,10 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 
 use super::super::query::{RejectionRow, split_cursor};
 use super::super::{
-    LiveWorker, LoggedEvent, Overview, ProcessOrigin, Snapshot, TurnQuery, TurnRow, WorkerQuery,
+    LiveWorker, LoggedEvent, Overview, ProcessOrigin, Snapshot, TurnQuery, WorkerQuery,
     WorkerRecord,
 };
+use crate::api::admin::TurnInfo;
 use crate::api::state::{TurnFilter, TurnSet, WorkerFilter, WorkerSet};
 use crate::ids::{MessageId, SessionId, TurnId, WorkerId};
 
@@ -105,13 +106,13 @@ fn turn_cols(now: i64) -> String {
     )
 }
 
-fn turn_from(r: &PgRow) -> Result<TurnRow, sqlx::Error> {
-    Ok(TurnRow {
-        id: TurnId(r.try_get("id")?),
+fn turn_from(r: &PgRow) -> Result<TurnInfo, sqlx::Error> {
+    Ok(TurnInfo {
+        turn_id: TurnId(r.try_get("id")?),
         session_id: SessionId(r.try_get("session_id")?),
         agent_id: r.try_get("agent_id")?,
         message_id: MessageId(r.try_get("message_id")?),
-        content: r.try_get("content")?,
+        content: Some(r.try_get("content")?),
         state: wire(r, "state")?,
         worker_id: r.try_get::<Option<String>, _>("worker_id")?.map(WorkerId),
         worker_generation: r
@@ -208,7 +209,7 @@ pub(super) async fn turns(
     pool: &PgPool,
     q: &TurnQuery,
     now: i64,
-) -> Result<Vec<TurnRow>, sqlx::Error> {
+) -> Result<Vec<TurnInfo>, sqlx::Error> {
     let mut b: QueryBuilder<Postgres> =
         QueryBuilder::new(format!("SELECT {} FROM turns t WHERE true", turn_cols(now)));
     match q.state {
@@ -254,7 +255,7 @@ pub(super) async fn turn_row(
     pool: &PgPool,
     id: &TurnId,
     now: i64,
-) -> Result<Option<TurnRow>, sqlx::Error> {
+) -> Result<Option<TurnInfo>, sqlx::Error> {
     let q = format!("SELECT {} FROM turns t WHERE t.id = $1", turn_cols(now));
     let row = sqlx::query(&q)
         .bind(id.as_str())

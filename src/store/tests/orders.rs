@@ -37,9 +37,9 @@ async fn lists_page_newest_first_with_cursors(fx: Fixture) {
     };
     loop {
         let page = store.turns(&q, 0).await.unwrap();
-        turns.extend(page.iter().map(|t| t.id.to_string()));
+        turns.extend(page.iter().map(|t| t.turn_id.to_string()));
         match page.last() {
-            Some(t) if page.len() == 2 => q.page.cursor = Some(t.cursor()),
+            Some(t) if page.len() == 2 => q.page.cursor = Some(super::super::query::turn_cursor(t)),
             _ => break,
         }
     }
