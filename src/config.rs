@@ -109,6 +109,12 @@ pub struct GatewayConfig {
     /// The cap on open client connections; by default the descriptor limit less a reserve for
     /// workers, the database and `/healthz`.
     pub max_connections: Option<usize>,
+    /// How long a replica's registration holds without renewal (renewed every third of it);
+    /// a replica whose lease ran out is lost.
+    #[serde(with = "humantime_serde")]
+    pub replica_lease: Duration,
+    /// This replica's name in the admin API; the host name when absent.
+    pub replica_name: Option<String>,
 }
 
 impl Default for GatewayConfig {
@@ -128,6 +134,8 @@ impl Default for GatewayConfig {
             cors_origins: Vec::new(),
             header_timeout: Duration::from_secs(10),
             max_connections: None,
+            replica_lease: Duration::from_secs(5),
+            replica_name: None,
         }
     }
 }

@@ -33,6 +33,7 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::journal::{Hub, Journal};
 use crate::metrics::Metrics;
+use crate::replica::registry::Registration;
 use crate::store::{self, Change, Store};
 use crate::supervisor::{Supervisor, end_turn};
 
@@ -48,10 +49,15 @@ pub enum GatewayError {
     /// The listener failed.
     #[error("listener error: {0}")]
     Io(#[from] std::io::Error),
+    /// The journal could not record this replica's registration.
+    #[error("cannot register this replica: {0}")]
+    Register(#[from] crate::journal::JournalError),
 }
 
 /// Everything a handler may touch.
 pub struct AppState {
+    /// This process as a replica.
+    replica: Registration,
     config: Arc<Config>,
     store: Arc<dyn Store>,
     journal: Journal,
@@ -82,6 +88,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/turns", get(admin::read::turns))
         .route("/admin/turns/{id}", get(admin::read::turn))
         .route("/admin/events", get(admin::stream::events))
+        .route("/admin/replicas", get(admin::read::replicas))
         .route("/admin/workers/{id}/kill", post(admin::act::kill))
         .route("/admin/turns/{id}/cancel", post(admin::act::cancel));
     let limit = state.config.gateway.max_body_bytes;
@@ -203,15 +210,23 @@ async fn prepare(
     let hub = Arc::new(Hub::default());
     let (journal, journal_task) = Journal::start(Arc::clone(&store), Arc::clone(&hub));
     recover(store.as_ref(), &journal).await?;
+    let replica = Registration::register(
+        &journal,
+        config.gateway.replica_name.as_deref(),
+        config.gateway.replica_lease,
+    )
+    .await?;
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::default());
     let supervisor = Supervisor::new(
+        replica.id.clone(),
         Arc::clone(&config),
         journal.clone(),
         Arc::clone(&store),
         Arc::clone(&metrics),
     );
     let state = Arc::new(AppState {
+        replica,
         config,
         store,
         journal,
@@ -247,6 +262,13 @@ impl Prepared {
             Arc::clone(&state.store),
             state.journal.clone(),
         ));
+        let lease_stop = CancellationToken::new();
+        let lease = tokio::spawn(
+            state
+                .replica
+                .clone()
+                .renew(state.journal.clone(), lease_stop.clone()),
+        );
         let graceful = {
             let state = Arc::clone(&state);
             let sweeper = sweeper.abort_handle();
@@ -255,6 +277,7 @@ impl Prepared {
                 tracing::info!("stopping: ending in-flight turns and stopping workers");
                 sweeper.abort();
                 state.stopping.cancel();
+                state.replica.mark(&state.journal, false).await;
                 state.supervisor.shutdown().await;
                 state.journal.flush().await;
                 state.streams_stop.cancel();
@@ -271,6 +294,9 @@ impl Prepared {
         if !state.streams_stop.is_cancelled() {
             state.supervisor.shutdown().await;
         }
+        lease_stop.cancel();
+        let _ = lease.await;
+        state.replica.mark(&state.journal, true).await;
         state.journal.flush().await;
         drop(state);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.journal_task).await;

@@ -61,6 +61,12 @@ id_type!(
     new_v4
 );
 id_type!(
+    /// One gateway process sharing the store: a new id each time a gateway starts.
+    ReplicaId,
+    "r-",
+    new_v4
+);
+id_type!(
     /// A client message id; clients may choose their own for idempotency.
     MessageId,
     "m-",

@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod ids;
 pub mod journal;
 pub mod metrics;
+pub mod replica;
 pub mod store;
 pub mod supervisor;
 pub mod worker;

@@ -18,10 +18,10 @@ pub use query::{Overview, Page, Snapshot, TurnQuery, WorkerQuery, WorkerRecord};
 use async_trait::async_trait;
 use std::sync::Arc;
 
-use crate::api::admin::TurnInfo;
+use crate::api::admin::{ReplicaInfo, TurnInfo};
 use crate::api::state::{ActionKind, RejectionKind};
 use crate::api::{ErrorCode, EventKind, SessionEvent, TurnEnding, TurnState, WorkerState};
-use crate::ids::{MessageId, SessionId, TurnId, WorkerId};
+use crate::ids::{MessageId, ReplicaId, SessionId, TurnId, WorkerId};
 
 /// A store failure: the database is unreachable, full or corrupt, never bad input.
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +174,8 @@ pub struct StoredEvent {
 /// A new worker process.
 #[derive(Clone, Debug)]
 pub struct WorkerSpawn {
+    /// The replica that runs it.
+    pub replica_id: ReplicaId,
     /// The worker slot.
     pub worker_id: WorkerId,
     /// Its generation.
@@ -375,6 +377,26 @@ pub enum Change {
         /// The cutoff.
         before: i64,
     },
+    /// A replica starts: its row, with its first lease.
+    RegisterReplica(ReplicaRecord),
+    /// A replica renews its lease.
+    RenewLease {
+        /// The replica.
+        replica_id: ReplicaId,
+        /// When (epoch ms).
+        at: i64,
+        /// The lease's new end (epoch ms).
+        lease_until: i64,
+    },
+    /// A replica begins to stop (`stop` false) or has stopped cleanly (`stop` true).
+    ReplicaStopping {
+        /// The replica.
+        replica_id: ReplicaId,
+        /// When (epoch ms).
+        at: i64,
+        /// It has stopped: its row leaves the list.
+        stopped: bool,
+    },
     /// Forget history older than `before` (epoch ms): ended turns whose events are already
     /// pruned, exited worker generations, admin events, rejected output, and sessions left
     /// with none of these. Bounded per write; the next round takes the rest.
@@ -382,6 +404,25 @@ pub enum Change {
         /// The cutoff.
         before: i64,
     },
+}
+
+/// A replica's registration (see [`Change::RegisterReplica`]).
+#[derive(Clone, Debug)]
+pub struct ReplicaRecord {
+    /// Its id.
+    pub id: ReplicaId,
+    /// Its name.
+    pub name: String,
+    /// The host it runs on.
+    pub host: String,
+    /// Its OS pid.
+    pub pid: u32,
+    /// Its version.
+    pub version: String,
+    /// When it started (epoch ms).
+    pub started_at: i64,
+    /// When its first lease runs out (epoch ms).
+    pub lease_until: i64,
 }
 
 /// An operator action, for the admin log.
@@ -517,6 +558,9 @@ pub trait Store: Send + Sync + 'static {
         after: i64,
         limit: i64,
     ) -> Result<Vec<LoggedEvent>, StoreError>;
+    /// The replicas that have not stopped cleanly, as of `now` (epoch ms): live, stopping, or
+    /// lost (lease run out), with their live workers and the sessions those serve.
+    async fn replicas(&self, now: i64) -> Result<Vec<ReplicaInfo>, StoreError>;
     /// Live workers, open turns and the admin log's high-water mark, read together.
     async fn snapshot(&self, now: i64) -> Result<Snapshot, StoreError>;
 }

@@ -24,7 +24,7 @@ use tokio_util::task::TaskTracker;
 use crate::api::{ErrorCode, TurnEnding};
 use crate::clock::now_ms;
 use crate::config::Config;
-use crate::ids::{MessageId, SessionId, TurnId, WorkerId};
+use crate::ids::{MessageId, ReplicaId, SessionId, TurnId, WorkerId};
 use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::store::{Change, OperatorAction, SessionRecord, Store};
@@ -83,6 +83,8 @@ pub enum ActionError {
 
 /// What every actor shares.
 pub(crate) struct Ctx {
+    /// The replica this supervisor runs workers for.
+    replica: ReplicaId,
     config: Arc<Config>,
     journal: Journal,
     store: Arc<dyn Store>,
@@ -116,6 +118,7 @@ pub struct Supervisor {
 impl Supervisor {
     /// A supervisor with no workers yet.
     pub fn new(
+        replica: ReplicaId,
         config: Arc<Config>,
         journal: Journal,
         store: Arc<dyn Store>,
@@ -124,6 +127,7 @@ impl Supervisor {
         let capacity = Arc::new(Semaphore::new(config.gateway.max_workers));
         Self {
             ctx: Arc::new(Ctx {
+                replica,
                 config,
                 journal,
                 store,

@@ -5,9 +5,9 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 use super::ErrorCode;
-use super::state::{Outcome, RejectionKind, TurnState, WorkerState};
+use super::state::{Outcome, RejectionKind, ReplicaState, TurnState, WorkerState};
 use super::time::{rfc3339, rfc3339_opt};
-use crate::ids::{MessageId, SessionId, TurnId, WorkerId};
+use crate::ids::{MessageId, ReplicaId, SessionId, TurnId, WorkerId};
 
 mod act;
 
@@ -62,7 +62,7 @@ pub struct Overview {
     pub version: String,
     /// Seconds since the gateway started.
     pub uptime_seconds: u64,
-    /// Replicas sharing the store (1 until several replicas exist).
+    /// Live replicas sharing the store.
     pub replicas: u32,
     /// Live workers by state.
     pub workers: BTreeMap<WorkerState, i64>,
@@ -111,6 +111,37 @@ impl Default for CallerRole {
     }
 }
 
+/// `GET /api/v1/admin/replicas`: one gateway process sharing the store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaInfo {
+    /// Its id (new at each start).
+    pub replica_id: ReplicaId,
+    /// Its name (`[gateway] replica_name` or `--replica-name`, else the host name).
+    pub name: String,
+    /// The host it runs on.
+    pub host: String,
+    /// Its OS pid.
+    pub pid: u32,
+    /// Its version.
+    pub version: String,
+    /// Epoch ms (RFC 3339 on the wire).
+    #[serde(with = "rfc3339")]
+    pub started_at: i64,
+    /// Its last lease renewal: epoch ms (RFC 3339 on the wire).
+    #[serde(with = "rfc3339")]
+    pub heartbeat_at: i64,
+    /// When its lease runs out unless renewed: epoch ms (RFC 3339 on the wire).
+    #[serde(with = "rfc3339")]
+    pub lease_until: i64,
+    /// Live, stopping or lost.
+    pub state: ReplicaState,
+    /// Its live workers.
+    pub workers: i64,
+    /// Sessions it runs a worker for.
+    pub sessions: i64,
+}
+
 /// One worker generation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -155,7 +186,7 @@ pub struct WorkerInfo {
     /// Why it exited.
     pub exit_reason: Option<String>,
     /// The replica that runs it.
-    pub replica_id: String,
+    pub replica_id: ReplicaId,
 }
 
 /// One turn.

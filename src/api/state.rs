@@ -128,6 +128,18 @@ impl std::str::FromStr for TurnFilter {
 }
 
 wire_enum! {
+    /// A replica as the admin API shows it.
+    pub enum ReplicaState {
+        /// Its lease holds: it takes turns and runs workers.
+        Live = "live",
+        /// Stopping gracefully: it takes no new turns.
+        Stopping = "stopping",
+        /// Its lease ran out without a clean stop (it died, hung or lost the database).
+        Lost = "lost",
+    }
+}
+
+wire_enum! {
     /// Why a worker line was not acted on.
     pub enum RejectionKind {
         /// Not a protocol line, or not one the worker may send now.

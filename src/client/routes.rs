@@ -6,8 +6,8 @@ use serde::Serialize;
 use super::{API, Client, ClientError, Cursor, Resuming, SseEvent, seg};
 use crate::api::SessionEvent;
 use crate::api::admin::{
-    CancelRequest, Cancelled, KillAccepted, KillRequest, ListQuery, Overview, Page, TurnDetail,
-    TurnInfo, WorkerDetail, WorkerInfo,
+    CancelRequest, Cancelled, KillAccepted, KillRequest, ListQuery, Overview, Page, ReplicaInfo,
+    TurnDetail, TurnInfo, WorkerDetail, WorkerInfo,
 };
 use crate::api::lifecycle::AdminStreamEvent;
 use crate::api::{
@@ -102,6 +102,11 @@ impl Client {
     /// `GET /api/v1/admin/overview`.
     pub async fn overview(&self) -> Result<Overview, ClientError> {
         self.get(&format!("{API}/admin/overview"), None).await
+    }
+
+    /// `GET /api/v1/admin/replicas`: the replicas sharing the store (live, stopping, lost).
+    pub async fn replicas(&self) -> Result<Page<ReplicaInfo>, ClientError> {
+        self.get(&format!("{API}/admin/replicas"), None).await
     }
 
     /// `GET /api/v1/admin/workers`: one page of worker generations, newest first.

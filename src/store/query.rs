@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::api::state::{TurnFilter, WorkerFilter};
 use crate::api::{ErrorCode, TurnState, WorkerState};
-use crate::ids::{SessionId, TurnId, WorkerId};
+use crate::ids::{ReplicaId, SessionId, TurnId, WorkerId};
 
 pub use crate::api::admin::RejectedLine as RejectionRow;
 use crate::api::admin::TurnInfo;
@@ -92,6 +92,8 @@ pub struct WorkerRecord {
     pub exit_reason: Option<String>,
     /// Last stderr lines (set at exit).
     pub stderr_tail: Option<String>,
+    /// The replica that runs (or ran) it; unknown for rows older than replicas.
+    pub replica_id: Option<ReplicaId>,
 }
 
 impl WorkerRecord {

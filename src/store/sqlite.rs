@@ -16,7 +16,7 @@ use super::{
     Batch, Change, LiveWorker, LoggedEvent, Overview, SessionRecord, Snapshot, Store, StoreError,
     StoredEvent, TurnQuery, TurnRecord, WorkerQuery, WorkerRecord,
 };
-use crate::api::admin::TurnInfo;
+use crate::api::admin::{ReplicaInfo, TurnInfo};
 use crate::ids::{SessionId, TurnId, WorkerId};
 
 mod reads;
@@ -354,6 +354,10 @@ impl Store for SqliteStore {
         limit: i64,
     ) -> Result<Vec<LoggedEvent>, StoreError> {
         Ok(reads::admin_events_after(&self.pool, after, limit).await?)
+    }
+
+    async fn replicas(&self, now: i64) -> Result<Vec<ReplicaInfo>, StoreError> {
+        Ok(reads::replicas(&self.pool, now).await?)
     }
 
     async fn snapshot(&self, now: i64) -> Result<Snapshot, StoreError> {

@@ -11,6 +11,7 @@ mod history;
 mod lifecycle;
 mod orders;
 mod postgres;
+mod replicas;
 
 use backends::{Fixture, conformance};
 
@@ -50,6 +51,7 @@ fn wid(w: &str) -> WorkerId {
 /// Generation `generation` of worker `worker`, serving `session`, started at `at`.
 fn spawn(worker: &str, session: &str, generation: u32, at: i64) -> Change {
     Change::WorkerSpawned(WorkerSpawn {
+        replica_id: crate::ids::ReplicaId("r-test".into()),
         worker_id: wid(worker),
         generation,
         pid: 4242,
@@ -118,6 +120,7 @@ async fn stranded_turns_appear_and_then_resolve(fx: Fixture) {
     let now = now_ms();
     let spawn = |w: &str, s: &str| {
         Change::WorkerSpawned(WorkerSpawn {
+            replica_id: crate::ids::ReplicaId("r-test".into()),
             worker_id: WorkerId(w.into()),
             generation: 1,
             pid: 4242,

@@ -17,6 +17,7 @@ mod fastpath;
 mod lifecycle;
 mod operator;
 mod raw;
+mod replicas;
 mod resume;
 mod store_faults;
 mod streams;

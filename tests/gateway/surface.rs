@@ -259,7 +259,7 @@ async fn the_listening_line_means_ready() {
     };
     let out = tokio::time::timeout(
         crate::harness::GUARD,
-        gateway("postgres://nowhere/db".into()).output(),
+        gateway("mysql://nowhere/db".into()).output(),
     )
     .await
     .unwrap()

@@ -15,16 +15,17 @@ use crate::api::admin::{
 };
 use crate::api::session;
 use crate::api::signal_name;
+use crate::api::state::ReplicaState;
 use crate::clock::now_ms;
 use crate::config::Role;
 use crate::gateway::AppState;
 use crate::gateway::error::ApiError;
-use crate::ids::{SessionId, TurnId, WorkerId};
+use crate::ids::{ReplicaId, SessionId, TurnId, WorkerId};
 use crate::store::query::turn_cursor;
 use crate::store::{self, TurnQuery, WorkerQuery, WorkerRecord};
 
-/// This process's replica id (one replica until several share a database).
-pub const REPLICA: &str = "local";
+/// The replica named for a worker row written before replicas were recorded.
+const EARLIER: &str = "local";
 
 /// The list filters, with the checks the wire type cannot make.
 trait ListParams {
@@ -82,7 +83,10 @@ pub fn worker_info(w: &WorkerRecord) -> WorkerInfo {
         exited_at: w.exited_at,
         intentional: w.intentional,
         exit_reason: w.exit_reason.clone(),
-        replica_id: REPLICA.to_owned(),
+        replica_id: w
+            .replica_id
+            .clone()
+            .unwrap_or_else(|| ReplicaId(EARLIER.into())),
     }
 }
 
@@ -118,6 +122,7 @@ pub async fn overview(
 ) -> Result<impl IntoResponse, ApiError> {
     let (name, role) = app.tokens.reader(&headers)?;
     let o = app.store.overview(now_ms()).await?;
+    let replicas = app.store.replicas(now_ms()).await?;
     let role = if role == Role::Operator {
         CallerRole::Operator
     } else {
@@ -128,7 +133,10 @@ pub async fn overview(
         success: true,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         uptime_seconds: app.started.elapsed().as_secs(),
-        replicas: 1,
+        replicas: replicas
+            .iter()
+            .filter(|r| r.state == ReplicaState::Live)
+            .count() as u32,
         workers: o.workers_by_state,
         turns: o.turns_by_state,
         failed_by_code: o.failed_by_code,
@@ -137,6 +145,20 @@ pub async fn overview(
         sse_connections: app.hub.connections() + app.hub.admin_connections(),
     };
     Ok(Json(body))
+}
+
+/// `GET /api/v1/admin/replicas`: the replicas sharing the store that have not stopped cleanly.
+pub async fn replicas(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    app.tokens.reader(&headers)?;
+    let items = app.store.replicas(now_ms()).await?;
+    Ok(Json(Page {
+        success: true,
+        items,
+        next_cursor: None,
+    }))
 }
 
 /// `GET /api/v1/admin/workers`.

@@ -9,9 +9,10 @@ use super::super::{
     LiveWorker, LoggedEvent, Overview, ProcessOrigin, Snapshot, TurnQuery, WorkerQuery,
     WorkerRecord,
 };
-use crate::api::admin::TurnInfo;
+use crate::api::admin::{ReplicaInfo, TurnInfo};
+use crate::api::state::ReplicaState;
 use crate::api::state::{TurnFilter, TurnSet, WorkerFilter, WorkerSet};
-use crate::ids::{MessageId, SessionId, TurnId, WorkerId};
+use crate::ids::{MessageId, ReplicaId, SessionId, TurnId, WorkerId};
 
 /// Starts a read that must see one moment: a read-only snapshot of the whole database.
 pub(super) const CONSISTENT_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
@@ -70,7 +71,7 @@ fn stranded_sql(now: i64) -> String {
 
 const WORKER_COLS: &str = "worker_id, generation, pid, agent_id, session_id, state, started_at, ready_at, \
     last_heartbeat_at, last_progress_at, current_turn_id, turns_served, exit_code, signal, exited_at, \
-    intentional, exit_reason, stderr_tail";
+    intentional, exit_reason, stderr_tail, replica_id";
 
 fn worker_from(r: &PgRow) -> Result<WorkerRecord, sqlx::Error> {
     Ok(WorkerRecord {
@@ -94,6 +95,7 @@ fn worker_from(r: &PgRow) -> Result<WorkerRecord, sqlx::Error> {
         intentional: r.try_get("intentional")?,
         exit_reason: r.try_get("exit_reason")?,
         stderr_tail: r.try_get("stderr_tail")?,
+        replica_id: r.try_get::<Option<String>, _>("replica_id")?.map(ReplicaId),
     })
 }
 
@@ -390,6 +392,45 @@ pub(super) async fn live_workers(pool: &PgPool) -> Result<Vec<LiveWorker>, sqlx:
                 generation: r.try_get::<i64, _>("generation")? as u32,
                 pid: r.try_get::<Option<i64>, _>("pid")?.map(|p| p as u32),
                 origin,
+            })
+        })
+        .collect()
+}
+
+/// The replicas not stopped cleanly, oldest first, with their live workers and sessions.
+pub(super) async fn replicas(pool: &PgPool, now: i64) -> Result<Vec<ReplicaInfo>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT r.id, r.name, r.host, r.pid, r.version, r.started_at, r.heartbeat_at, r.lease_until, \
+         r.stopping, \
+         (SELECT COUNT(*) FROM workers w WHERE w.replica_id = r.id AND w.exited_at IS NULL) AS workers, \
+         (SELECT COUNT(DISTINCT w.session_id) FROM workers w \
+          WHERE w.replica_id = r.id AND w.exited_at IS NULL) AS sessions \
+         FROM replicas r WHERE r.stopped_at IS NULL ORDER BY r.started_at, r.id",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let lease_until: i64 = r.try_get("lease_until")?;
+            let state = if lease_until < now {
+                ReplicaState::Lost
+            } else if r.try_get("stopping")? {
+                ReplicaState::Stopping
+            } else {
+                ReplicaState::Live
+            };
+            Ok(ReplicaInfo {
+                replica_id: ReplicaId(r.try_get("id")?),
+                name: r.try_get("name")?,
+                host: r.try_get("host")?,
+                pid: r.try_get::<i64, _>("pid")? as u32,
+                version: r.try_get("version")?,
+                started_at: r.try_get("started_at")?,
+                heartbeat_at: r.try_get("heartbeat_at")?,
+                lease_until,
+                state,
+                workers: r.try_get("workers")?,
+                sessions: r.try_get("sessions")?,
             })
         })
         .collect()

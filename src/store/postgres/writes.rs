@@ -18,6 +18,7 @@ use crate::api::EventKind;
 use crate::api::state::RejectionKind;
 use crate::ids::{SessionId, TurnId, WorkerId};
 
+mod replicas;
 mod turns;
 mod workers;
 

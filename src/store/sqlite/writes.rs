@@ -11,6 +11,7 @@ use crate::api::state::RejectionKind;
 use crate::api::{ErrorCode, EventKind, TurnState};
 use crate::ids::{SessionId, TurnId, WorkerId};
 
+mod replicas;
 mod workers;
 
 use workers::{Output, apply_worker_write, record_output};

@@ -44,6 +44,7 @@ async fn history_older_than_its_retention_is_forgotten_and_nothing_else(fx: Fixt
     };
     let spawn = |w: &str, s: &str, at: i64| {
         Change::WorkerSpawned(WorkerSpawn {
+            replica_id: crate::ids::ReplicaId("r-test".into()),
             worker_id: WorkerId(w.into()),
             generation: 1,
             pid: 4242,

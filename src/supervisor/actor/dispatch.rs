@@ -111,6 +111,7 @@ impl Actor {
             }
             Ok(proc) => {
                 self.ctx.journal.send(Change::WorkerSpawned(WorkerSpawn {
+                    replica_id: self.ctx.replica.clone(),
                     worker_id: self.worker_id.clone(),
                     generation: proc.generation,
                     pid: proc.pid,

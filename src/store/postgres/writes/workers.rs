@@ -107,6 +107,9 @@ impl Writes<'_> {
             Change::Prune { before } => self.prune(*before).await?,
             Change::PruneHistory { before } => self.prune_history(*before).await?,
             Change::Action(_) => Applied::Changed,
+            Change::RegisterReplica(_)
+            | Change::RenewLease { .. }
+            | Change::ReplicaStopping { .. } => self.apply_replica_write(w).await?,
             Change::CreateSession(_)
             | Change::DeleteSession { .. }
             | Change::InsertTurn { .. }
@@ -122,7 +125,8 @@ impl Writes<'_> {
         self.execute(
             sqlx::query(
                 "INSERT INTO workers (worker_id, generation, pid, agent_id, session_id, state, started_at, \
-                 host, boot_id, start_ticks) VALUES ($1, $2, $3, $4, $5, 'starting', $6, $7, $8, $9)",
+                 host, boot_id, start_ticks, replica_id) \
+                 VALUES ($1, $2, $3, $4, $5, 'starting', $6, $7, $8, $9, $10)",
             )
             .bind(s.worker_id.as_str())
             .bind(i64::from(s.generation))
@@ -132,7 +136,8 @@ impl Writes<'_> {
             .bind(s.at)
             .bind(origin.map(|o| text(&o.host)))
             .bind(origin.map(|o| text(&o.boot_id)))
-            .bind(origin.map(|o| o.start_ticks as i64)),
+            .bind(origin.map(|o| o.start_ticks as i64))
+            .bind(s.replica_id.as_str()),
         )
         .await?;
         Ok(Applied::Changed)

@@ -14,7 +14,7 @@ pub(super) fn apply_worker_write(conn: &Connection, w: &Change) -> Result<Applie
         Change::WorkerSpawned(s) => {
             conn.prepare_cached(
                 "INSERT INTO workers (worker_id, generation, pid, agent_id, session_id, state, started_at, \
-                 host, boot_id, start_ticks) VALUES (?, ?, ?, ?, ?, 'starting', ?, ?, ?, ?)",
+                 host, boot_id, start_ticks, replica_id) VALUES (?, ?, ?, ?, ?, 'starting', ?, ?, ?, ?, ?)",
             )?
             .execute(params![
                 s.worker_id.as_str(),
@@ -26,6 +26,7 @@ pub(super) fn apply_worker_write(conn: &Connection, w: &Change) -> Result<Applie
                 s.origin.as_ref().map(|o| &o.host),
                 s.origin.as_ref().map(|o| &o.boot_id),
                 s.origin.as_ref().map(|o| o.start_ticks as i64),
+                s.replica_id.as_str(),
             ])?;
             Applied::Changed
         }
@@ -83,6 +84,9 @@ pub(super) fn apply_worker_write(conn: &Connection, w: &Change) -> Result<Applie
         Change::Prune { before } => prune(conn, *before)?,
         Change::PruneHistory { before } => prune_history(conn, *before)?,
         Change::Action(_) => Applied::Changed,
+        Change::RegisterReplica(_) | Change::RenewLease { .. } | Change::ReplicaStopping { .. } => {
+            super::replicas::apply(conn, w)?
+        }
         Change::CreateSession(_)
         | Change::DeleteSession { .. }
         | Change::InsertTurn { .. }

@@ -1,0 +1,101 @@
+//! Replica rows on each backend: registered live, renewed, stopping, lost once the lease has
+//! run out, gone once stopped; their live workers and sessions counted.
+
+use super::*;
+use crate::api::state::ReplicaState::{self, Live, Lost, Stopping};
+
+conformance!(replicas_are_live_stopping_lost_or_gone);
+
+fn register(id: &str, at: i64) -> Change {
+    Change::RegisterReplica(ReplicaRecord {
+        id: ReplicaId(id.into()),
+        name: format!("name-{id}"),
+        host: "host".into(),
+        pid: 42,
+        version: "1".into(),
+        started_at: at,
+        lease_until: at + 5_000,
+    })
+}
+
+async fn states(store: &Arc<dyn Store>, now: i64) -> Vec<(String, ReplicaState, i64, i64)> {
+    store
+        .replicas(now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.replica_id.to_string(), r.state, r.workers, r.sessions))
+        .collect()
+}
+
+async fn replicas_are_live_stopping_lost_or_gone(fx: Fixture) {
+    let store = fx.store;
+    let t = 1_000_000;
+    store
+        .apply(Arc::from(vec![
+            register("r-a", t),
+            register("r-b", t + 1),
+            Change::CreateSession(session("s1")),
+            Change::WorkerSpawned(WorkerSpawn {
+                replica_id: ReplicaId("r-a".into()),
+                worker_id: WorkerId("w1".into()),
+                generation: 1,
+                pid: 7,
+                origin: None,
+                agent_id: "echo".into(),
+                session_id: SessionId("s1".into()),
+                at: t,
+            }),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(
+        states(&store, t + 10).await,
+        [("r-a".into(), Live, 1, 1), ("r-b".into(), Live, 0, 0)]
+    );
+    let renewed = Change::RenewLease {
+        replica_id: ReplicaId("r-a".into()),
+        at: t + 4_000,
+        lease_until: t + 9_000,
+    };
+    let stopping = Change::ReplicaStopping {
+        replica_id: ReplicaId("r-b".into()),
+        at: t + 4_000,
+        stopped: false,
+    };
+    store
+        .apply(Arc::from(vec![renewed, stopping]))
+        .await
+        .unwrap();
+    assert_eq!(
+        states(&store, t + 4_500).await,
+        [("r-a".into(), Live, 1, 1), ("r-b".into(), Stopping, 0, 0)]
+    );
+    // r-b's lease ran out before it finished stopping: lost. r-a's renewal holds.
+    assert_eq!(
+        states(&store, t + 6_000).await,
+        [("r-a".into(), Live, 1, 1), ("r-b".into(), Lost, 0, 0)]
+    );
+    let stopped = Change::ReplicaStopping {
+        replica_id: ReplicaId("r-b".into()),
+        at: t + 6_500,
+        stopped: true,
+    };
+    store.apply(Arc::from(vec![stopped])).await.unwrap();
+    assert_eq!(
+        states(&store, t + 6_600).await,
+        [("r-a".into(), Live, 1, 1)]
+    );
+    // A stopped replica's lease is not renewed.
+    let late = Change::RenewLease {
+        replica_id: ReplicaId("r-b".into()),
+        at: t + 7_000,
+        lease_until: t + 12_000,
+    };
+    let applied = store.apply(Arc::from(vec![late])).await.unwrap();
+    assert!(matches!(applied.results[0], Applied::Unchanged));
+    assert_eq!(
+        states(&store, t + 10_000).await,
+        [("r-a".into(), Lost, 1, 1)]
+    );
+}
