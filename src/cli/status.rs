@@ -79,9 +79,10 @@ pub fn render(url: &str, s: &Status, out: &mut dyn Write) -> std::io::Result<()>
     let o = &s.overview;
     writeln!(
         out,
-        "gateway {url}  v{}  up {}",
+        "gateway {url}  v{}  up {}  replicas: {} live",
         o.version,
-        humantime::format_duration(Duration::from_secs(o.uptime_seconds))
+        humantime::format_duration(Duration::from_secs(o.uptime_seconds)),
+        o.replicas
     )?;
     writeln!(
         out,
