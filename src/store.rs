@@ -9,6 +9,7 @@
 mod lifecycle;
 pub mod postgres;
 pub mod query;
+mod rows;
 pub mod sqlite;
 #[cfg(test)]
 pub(crate) mod tests;

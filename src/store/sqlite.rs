@@ -1,10 +1,8 @@
 //! The `SQLite` backend (WAL, `synchronous = NORMAL`): the embedded default.
 
 use async_trait::async_trait;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{Row, SqlitePool};
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::query::RejectionRow;
+use super::rows::{SESSION_COLS, TURN_COLS, event_from, session_from, turn_from};
 use super::{
     Batch, Change, LiveWorker, LoggedEvent, Overview, SessionRecord, Snapshot, Store, StoreError,
     StoredEvent, TurnQuery, TurnRecord, WorkerQuery, WorkerRecord,
@@ -158,51 +157,6 @@ impl SqliteStore {
             checkpoints,
         })
     }
-}
-
-const SESSION_COLS: &str = "id, agent_id, thread, token, created_at, last_activity, expires_at, \
-                            deleted_at, pruned_through, last_seq";
-const TURN_COLS: &str =
-    "id, session_id, agent_id, message_id, content, state, worker_id, created_at, ended_at, code";
-
-fn session_from(row: &SqliteRow) -> Result<SessionRecord, sqlx::Error> {
-    Ok(SessionRecord {
-        id: SessionId(row.try_get("id")?),
-        agent_id: row.try_get("agent_id")?,
-        thread: row.try_get("thread")?,
-        token: row.try_get("token")?,
-        created_at: row.try_get("created_at")?,
-        last_activity: row.try_get("last_activity")?,
-        expires_at: row.try_get("expires_at")?,
-        deleted_at: row.try_get("deleted_at")?,
-        pruned_through: row.try_get("pruned_through")?,
-        last_seq: row.try_get("last_seq")?,
-    })
-}
-
-fn turn_from(row: &SqliteRow) -> Result<TurnRecord, sqlx::Error> {
-    Ok(TurnRecord {
-        id: TurnId(row.try_get("id")?),
-        session_id: SessionId(row.try_get("session_id")?),
-        agent_id: row.try_get("agent_id")?,
-        message_id: row.try_get::<String, _>("message_id")?.into(),
-        content: row.try_get("content")?,
-        state: reads::wire(row, "state")?,
-        worker_id: row.try_get::<Option<String>, _>("worker_id")?.map(WorkerId),
-        created_at: row.try_get("created_at")?,
-        ended_at: row.try_get("ended_at")?,
-        code: reads::wire_opt(row, "code")?,
-    })
-}
-
-fn event_from(row: &SqliteRow) -> Result<StoredEvent, sqlx::Error> {
-    Ok(StoredEvent {
-        session_id: SessionId(row.try_get("session_id")?),
-        seq: row.try_get("seq")?,
-        turn_id: row.try_get::<Option<String>, _>("turn_id")?.map(TurnId),
-        kind: reads::wire(row, "kind")?,
-        data: row.try_get("data")?,
-    })
 }
 
 #[async_trait]

@@ -1,0 +1,270 @@
+//! Rows as records, decoded the same way on every backend: the column lists and the stranded
+//! rule the reads share, and one mapper per record. A backend's row type only says how it reads
+//! the handful of column types the store uses ([`Cells`]).
+
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+
+use super::query::WorkerRecord;
+use super::{LoggedEvent, SessionRecord, StoredEvent, TurnRecord};
+use crate::api::UnknownName;
+use crate::api::admin::{ReplicaInfo, TurnInfo};
+use crate::api::state::ReplicaState;
+use crate::ids::{MessageId, ReplicaId, SessionId, TurnId, WorkerId};
+
+type Result<T> = std::result::Result<T, sqlx::Error>;
+
+/// The column types the store reads, by name.
+pub(super) trait Cells {
+    /// A text column.
+    fn text(&self, col: &str) -> Result<String>;
+    /// A nullable text column.
+    fn opt_text(&self, col: &str) -> Result<Option<String>>;
+    /// An integer column.
+    fn int(&self, col: &str) -> Result<i64>;
+    /// A nullable integer column.
+    fn opt_int(&self, col: &str) -> Result<Option<i64>>;
+    /// A nullable 32-bit integer column (exit codes, signals).
+    fn opt_i32(&self, col: &str) -> Result<Option<i32>>;
+    /// A boolean column.
+    fn flag(&self, col: &str) -> Result<bool>;
+    /// A nullable boolean column.
+    fn opt_flag(&self, col: &str) -> Result<Option<bool>>;
+}
+
+macro_rules! cells {
+    ($row:ty) => {
+        impl Cells for $row {
+            fn text(&self, col: &str) -> Result<String> {
+                self.try_get(col)
+            }
+            fn opt_text(&self, col: &str) -> Result<Option<String>> {
+                self.try_get(col)
+            }
+            fn int(&self, col: &str) -> Result<i64> {
+                self.try_get(col)
+            }
+            fn opt_int(&self, col: &str) -> Result<Option<i64>> {
+                self.try_get(col)
+            }
+            fn opt_i32(&self, col: &str) -> Result<Option<i32>> {
+                self.try_get(col)
+            }
+            fn flag(&self, col: &str) -> Result<bool> {
+                self.try_get(col)
+            }
+            fn opt_flag(&self, col: &str) -> Result<Option<bool>> {
+                self.try_get(col)
+            }
+        }
+    };
+}
+
+cells!(SqliteRow);
+cells!(PgRow);
+
+fn unknown(col: &str, e: UnknownName) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: col.to_owned(),
+        source: Box::new(e),
+    }
+}
+
+/// A column holding a wire name (a state, an outcome, a code), read as its enum: a name this
+/// version does not know is a decode error, never a silent default.
+pub(super) fn wire<T>(r: &impl Cells, col: &str) -> Result<T>
+where
+    T: std::str::FromStr<Err = UnknownName>,
+{
+    r.text(col)?.parse().map_err(|e| unknown(col, e))
+}
+
+/// [`wire`] for a nullable column.
+pub(super) fn wire_opt<T>(r: &impl Cells, col: &str) -> Result<Option<T>>
+where
+    T: std::str::FromStr<Err = UnknownName>,
+{
+    r.opt_text(col)?
+        .map(|s| s.parse().map_err(|e| unknown(col, e)))
+        .transpose()
+}
+
+/// `(name, count)` rows as counts by enum value.
+pub(super) fn counts<T>(rows: Vec<(String, i64)>) -> Result<Vec<(T, i64)>>
+where
+    T: std::str::FromStr<Err = UnknownName>,
+{
+    rows.into_iter()
+        .map(|(name, n)| Ok((name.parse().map_err(|e| unknown("0", e))?, n)))
+        .collect()
+}
+
+/// The stranded rule of [`crate::store::query`], over `turns t`, with `{now}` filled in.
+const STRANDED: &str = "(t.ended_at IS NULL AND ( \
+    (t.worker_id IS NOT NULL AND EXISTS (SELECT 1 FROM workers w WHERE w.worker_id = t.worker_id \
+        AND w.generation = t.worker_generation AND w.exited_at IS NOT NULL)) \
+    OR (t.state IN ('dispatched', 'streaming') AND t.stall_ms IS NOT NULL AND t.last_progress_at + t.stall_ms < {now}) \
+    OR (t.deadline_at IS NOT NULL AND t.deadline_at < {now}) \
+    OR (t.state = 'queued' AND t.queue_deadline_at IS NOT NULL AND t.queue_deadline_at < {now})))";
+
+/// The stranded rule at `now`.
+pub(super) fn stranded_sql(now: i64) -> String {
+    STRANDED.replace("{now}", &now.to_string())
+}
+
+/// A session's columns, as [`session_from`] reads them.
+pub(super) const SESSION_COLS: &str = "id, agent_id, thread, token, created_at, last_activity, \
+    expires_at, deleted_at, pruned_through, last_seq";
+/// A turn's columns on the hot path, as [`turn_from`] reads them.
+pub(super) const TURN_COLS: &str =
+    "id, session_id, agent_id, message_id, content, state, worker_id, created_at, ended_at, code";
+/// A worker generation's columns, as [`worker_from`] reads them.
+pub(super) const WORKER_COLS: &str = "worker_id, generation, pid, agent_id, session_id, state, \
+    started_at, ready_at, last_heartbeat_at, last_progress_at, current_turn_id, turns_served, \
+    exit_code, signal, exited_at, intentional, exit_reason, stderr_tail, replica_id";
+
+/// A turn's columns for the admin side at `now` (`turns t`), as [`turn_info_from`] reads them.
+pub(super) fn turn_cols(now: i64) -> String {
+    format!(
+        "t.id, t.session_id, t.agent_id, t.message_id, t.content, t.state, t.worker_id, \
+         t.worker_generation, t.created_at, t.dispatched_at, t.first_output_at, t.last_progress_at, \
+         t.deadline_at, t.ended_at, t.outcome, t.code, t.error, {} AS stranded",
+        stranded_sql(now)
+    )
+}
+
+/// A session row.
+pub(super) fn session_from(r: &impl Cells) -> Result<SessionRecord> {
+    Ok(SessionRecord {
+        id: SessionId(r.text("id")?),
+        agent_id: r.text("agent_id")?,
+        thread: r.opt_text("thread")?,
+        token: r.text("token")?,
+        created_at: r.int("created_at")?,
+        last_activity: r.int("last_activity")?,
+        expires_at: r.int("expires_at")?,
+        deleted_at: r.opt_int("deleted_at")?,
+        pruned_through: r.int("pruned_through")?,
+        last_seq: r.int("last_seq")?,
+    })
+}
+
+/// A turn row, as the hot path reads it.
+pub(super) fn turn_from(r: &impl Cells) -> Result<TurnRecord> {
+    Ok(TurnRecord {
+        id: TurnId(r.text("id")?),
+        session_id: SessionId(r.text("session_id")?),
+        agent_id: r.text("agent_id")?,
+        message_id: MessageId(r.text("message_id")?),
+        content: r.text("content")?,
+        state: wire(r, "state")?,
+        worker_id: r.opt_text("worker_id")?.map(WorkerId),
+        created_at: r.int("created_at")?,
+        ended_at: r.opt_int("ended_at")?,
+        code: wire_opt(r, "code")?,
+    })
+}
+
+/// A session event row.
+pub(super) fn event_from(r: &impl Cells) -> Result<StoredEvent> {
+    Ok(StoredEvent {
+        session_id: SessionId(r.text("session_id")?),
+        seq: r.int("seq")?,
+        turn_id: r.opt_text("turn_id")?.map(TurnId),
+        kind: wire(r, "kind")?,
+        data: r.text("data")?,
+    })
+}
+
+/// A worker generation row.
+pub(super) fn worker_from(r: &impl Cells) -> Result<WorkerRecord> {
+    Ok(WorkerRecord {
+        worker_id: WorkerId(r.text("worker_id")?),
+        generation: r.int("generation")? as u32,
+        pid: r.opt_int("pid")?.unwrap_or_default() as u32,
+        agent_id: r.text("agent_id")?,
+        session_id: SessionId(r.text("session_id")?),
+        state: wire(r, "state")?,
+        started_at: r.int("started_at")?,
+        ready_at: r.opt_int("ready_at")?,
+        last_heartbeat_at: r.opt_int("last_heartbeat_at")?,
+        last_progress_at: r.opt_int("last_progress_at")?,
+        current_turn_id: r.opt_text("current_turn_id")?.map(TurnId),
+        turns_served: r.int("turns_served")?,
+        exit_code: r.opt_i32("exit_code")?,
+        signal: r.opt_i32("signal")?,
+        exited_at: r.opt_int("exited_at")?,
+        intentional: r.opt_flag("intentional")?,
+        exit_reason: r.opt_text("exit_reason")?,
+        stderr_tail: r.opt_text("stderr_tail")?,
+        replica_id: r.opt_text("replica_id")?.map(ReplicaId),
+    })
+}
+
+/// A turn row for the admin side ([`turn_cols`]).
+pub(super) fn turn_info_from(r: &impl Cells) -> Result<TurnInfo> {
+    Ok(TurnInfo {
+        turn_id: TurnId(r.text("id")?),
+        session_id: SessionId(r.text("session_id")?),
+        agent_id: r.text("agent_id")?,
+        message_id: MessageId(r.text("message_id")?),
+        content: Some(r.text("content")?),
+        state: wire(r, "state")?,
+        worker_id: r.opt_text("worker_id")?.map(WorkerId),
+        worker_generation: r.opt_int("worker_generation")?.map(|g| g as u32),
+        created_at: r.int("created_at")?,
+        dispatched_at: r.opt_int("dispatched_at")?,
+        first_output_at: r.opt_int("first_output_at")?,
+        last_progress_at: r.opt_int("last_progress_at")?,
+        deadline_at: r.opt_int("deadline_at")?,
+        ended_at: r.opt_int("ended_at")?,
+        outcome: wire_opt(r, "outcome")?,
+        code: wire_opt(r, "code")?,
+        error: r.opt_text("error")?,
+        stranded: r.flag("stranded")?,
+    })
+}
+
+/// An admin log row.
+pub(super) fn admin_from(r: &impl Cells) -> Result<LoggedEvent> {
+    Ok(LoggedEvent {
+        seq: r.int("seq")?,
+        kind: r.text("kind")?,
+        data: r.text("data")?,
+    })
+}
+
+/// The replicas list's query: every replica not stopped cleanly, with its live workers and the
+/// sessions they serve, oldest first.
+pub(super) const REPLICAS: &str = "SELECT r.id, r.name, r.host, r.pid, r.version, r.started_at, \
+    r.heartbeat_at, r.lease_until, r.stopping, \
+    (SELECT COUNT(*) FROM workers w WHERE w.replica_id = r.id AND w.exited_at IS NULL) AS workers, \
+    (SELECT COUNT(DISTINCT w.session_id) FROM workers w \
+     WHERE w.replica_id = r.id AND w.exited_at IS NULL) AS sessions \
+    FROM replicas r WHERE r.stopped_at IS NULL ORDER BY r.started_at, r.id";
+
+/// A [`REPLICAS`] row as of `now`: lost once its lease has run out, else stopping or live.
+pub(super) fn replica_from(r: &impl Cells, now: i64) -> Result<ReplicaInfo> {
+    let lease_until = r.int("lease_until")?;
+    let state = if lease_until < now {
+        ReplicaState::Lost
+    } else if r.flag("stopping")? {
+        ReplicaState::Stopping
+    } else {
+        ReplicaState::Live
+    };
+    Ok(ReplicaInfo {
+        replica_id: ReplicaId(r.text("id")?),
+        name: r.text("name")?,
+        host: r.text("host")?,
+        pid: r.int("pid")? as u32,
+        version: r.text("version")?,
+        started_at: r.int("started_at")?,
+        heartbeat_at: r.int("heartbeat_at")?,
+        lease_until,
+        state,
+        workers: r.int("workers")?,
+        sessions: r.int("sessions")?,
+    })
+}
