@@ -59,7 +59,7 @@ pub enum Command {
         /// Listen address (default from the config, else 127.0.0.1:7420; port 0 picks one).
         #[arg(long)]
         listen: Option<String>,
-        /// Database URL: `sqlite://PATH` (default: the data dir's gateway.db).
+        /// Database URL: `sqlite://PATH` or `postgres://USER@HOST/DB` (default: the data dir's gateway.db).
         #[arg(long)]
         database: Option<String>,
         /// Config file (turnwatch.toml).

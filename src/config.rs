@@ -75,7 +75,7 @@ pub struct ContextConfig {
 pub struct GatewayConfig {
     /// Listen address.
     pub listen: String,
-    /// Database URL (`sqlite://PATH`); the data dir's file when absent.
+    /// Database URL (`sqlite://PATH` or `postgres://USER@HOST/DB`); the data dir's file when absent.
     pub database: Option<String>,
     /// The agent used when a session names none.
     pub default_agent: String,
