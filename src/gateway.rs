@@ -33,7 +33,7 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::journal::{Hub, Journal};
 use crate::metrics::Metrics;
-use crate::replica::registry::Registration;
+use crate::replica::registry::{self, Registration};
 use crate::store::{self, Change, Store};
 use crate::supervisor::{Supervisor, end_turn};
 
@@ -207,6 +207,9 @@ async fn prepare(
     }
     let limits = limits::Limits::new(&config.gateway);
     let store = store::open(database_url).await?;
+    registry::wait_for_sole_use(store.as_ref())
+        .await
+        .map_err(GatewayError::Config)?;
     let hub = Arc::new(Hub::default());
     let (journal, journal_task) = Journal::start(Arc::clone(&store), Arc::clone(&hub));
     recover(store.as_ref(), &journal).await?;

@@ -9,10 +9,12 @@
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::admin::ReplicaInfo;
+use crate::api::state::ReplicaState;
 use crate::clock::now_ms;
 use crate::ids::ReplicaId;
 use crate::journal::{Journal, JournalError};
-use crate::store::{Change, ReplicaRecord};
+use crate::store::{Change, ReplicaRecord, Store};
 
 /// This process's registration.
 #[derive(Clone, Debug)]
@@ -99,4 +101,50 @@ impl Registration {
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Waits until no other replica is live on this store, as long as one could still be dying:
+/// a replica on this host whose process is gone is dead at once; any other's lease must run
+/// out. One that renews its lease meanwhile is alive, and this process refuses to start:
+/// several replicas on one database are not built yet, and a second gateway's start-up
+/// recovery would fail the first one's turns.
+///
+/// # Errors
+/// Another replica is alive, or the store could not be read.
+pub async fn wait_for_sole_use(store: &dyn Store) -> Result<(), String> {
+    let host = host_name();
+    let first = other_live(store, &host).await?;
+    let Some(until) = first.iter().map(|r| r.lease_until).max() else {
+        return Ok(());
+    };
+    tracing::info!(
+        count = first.len(),
+        "waiting for the leases of replicas that may be dying"
+    );
+    while now_ms() <= until + 100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let alive: Vec<_> = other_live(store, &host)
+        .await?
+        .into_iter()
+        .filter(|r| first.iter().any(|f| f.replica_id == r.replica_id))
+        .collect();
+    match alive.first() {
+        None => Ok(()),
+        Some(r) => Err(format!(
+            "another gateway uses this database (replica {} `{}`, pid {} on {}); several \
+             replicas on one database are not supported yet",
+            r.replica_id, r.name, r.pid, r.host
+        )),
+    }
+}
+
+/// The replicas other than a dead one on this host that the store shows live.
+async fn other_live(store: &dyn Store, host: &str) -> Result<Vec<ReplicaInfo>, String> {
+    let all = store.replicas(now_ms()).await.map_err(|e| e.to_string())?;
+    Ok(all
+        .into_iter()
+        .filter(|r| r.state == ReplicaState::Live)
+        .filter(|r| r.host != host || crate::supervisor::procinfo::is_running(r.pid))
+        .collect())
 }

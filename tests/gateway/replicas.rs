@@ -98,3 +98,56 @@ async fn replicas_register_renew_and_are_lost_when_killed() {
     third.start_kill().unwrap();
     third.wait().await.unwrap();
 }
+
+/// Several replicas on one database are not built yet: a second gateway refuses to start
+/// while the first lives (its start-up recovery would fail the first one's turns), and starts
+/// at once once the first is dead (same host, its process gone).
+#[tokio::test]
+async fn a_second_gateway_on_a_live_database_is_refused_until_the_first_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("gw.db").display());
+    let conf = dir.path().join("turnwatch.toml");
+    std::fs::write(&conf, "[gateway]\nreplica_lease = \"1s\"\n").unwrap();
+    let (mut first, client) = spawn_gateway(&conf, &db_url).await;
+    let second = tokio::time::timeout(
+        GUARD,
+        Command::new(BIN)
+            .args(gateway_args("127.0.0.1:0", &db_url, &conf))
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("another gateway uses this database"),
+        "{stderr}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&second.stdout).contains("listening"),
+        "it never served"
+    );
+    assert_eq!(
+        client.overview().await.unwrap().replicas,
+        1,
+        "the first still serves"
+    );
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    let started = tokio::time::Instant::now();
+    let (mut third, client) = spawn_gateway(&conf, &db_url).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a dead replica on this host is not waited for"
+    );
+    // The killed one counts as live until its lease runs out, then as lost.
+    let deadline = tokio::time::Instant::now() + GUARD;
+    while client.overview().await.unwrap().replicas != 1 {
+        assert!(tokio::time::Instant::now() < deadline, "the dead one stays live");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    third.start_kill().unwrap();
+    third.wait().await.unwrap();
+}
