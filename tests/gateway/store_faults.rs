@@ -7,7 +7,8 @@ use crate::harness::{
     Backend, TestGateway, assert_completed, assert_failed, config, on_both, worker,
 };
 
-// The locked-file tests are SQLite's own fault; the sweeper is every store's.
+// The locked-file tests are SQLite's own fault, lost connections PostgreSQL's; the sweeper is
+// every store's.
 on_both!(the_sweeper_ends_a_stranded_turn_nobody_holds);
 
 /// Holds the database's write lock from another connection until told to let go.
@@ -176,5 +177,49 @@ async fn a_message_whose_client_hangs_up_mid_accept_still_ends() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    gw.stop().await;
+}
+
+/// `PostgreSQL`'s outage: every connection of the gateway is ended by the server, again and
+/// again, while a turn streams. Each write in flight is retried on a new connection: no delta
+/// lost or doubled, ids in order, one `complete`, and the admin log agrees with the store.
+#[tokio::test]
+async fn lost_postgres_connections_lose_no_text_and_double_nothing() {
+    if crate::harness::database_url().is_none() {
+        return;
+    }
+    let gw = TestGateway::start_with(
+        Backend::Postgres,
+        config(vec![(
+            "slow",
+            worker(&["--mode", "slow", "--delay-ms", "150"]),
+        )]),
+    )
+    .await;
+    let s = gw.session("slow").await;
+    let mut r = gw.open(&s, None).await;
+    let text = "slow one two three four five six seven eight nine ten";
+    let turn = gw.post(&s, text).await;
+    let first = r.next().await.expect("first event");
+    assert_eq!(first.event, "output");
+    let ended = gw.data.terminate_connections(Duration::from_secs(1)).await;
+    assert!(ended > 0, "the gateway had connections to end");
+    let mut events = vec![first];
+    events.extend(r.until_complete(&turn).await);
+    let streamed: String = events
+        .iter()
+        .filter(|e| e.event == "output")
+        .map(|e| e.data["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(streamed, text, "no delta lost or doubled");
+    assert_eq!(assert_completed(&events), text);
+    let ids: Vec<i64> = events.iter().filter_map(|e| e.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+    let db = gw.db().await;
+    let sql = "SELECT COUNT(*) FROM events WHERE turn_id = $1 AND kind = 'complete'";
+    assert_eq!(db.int(sql, &[&turn]).await, 1, "one complete stored");
+    // A new message after the outage is accepted and runs.
+    let next = gw.post(&s, "slow after").await;
+    assert_completed(&r.until_complete(&next).await);
     gw.stop().await;
 }

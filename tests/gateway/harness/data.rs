@@ -53,7 +53,7 @@ pub struct Data {
     /// The direct connection, made on first use (dropped before the schema).
     db: tokio::sync::OnceCell<Db>,
     /// Drops the `PostgreSQL` schema when dropped.
-    _schema: Option<Schema>,
+    schema: Option<Schema>,
 }
 
 impl Data {
@@ -72,8 +72,10 @@ impl Data {
                     .execute(&mut connect(&base).await)
                     .await
                     .unwrap();
+                // The schema's name is also the gateway's `application_name`, so a test can
+                // find (and end) its connections.
                 let sep = if base.contains('?') { '&' } else { '?' };
-                let url = format!("{base}{sep}options[search_path]={name}");
+                let url = format!("{base}{sep}application_name={name}&options[search_path]={name}");
                 (url, Some(Schema { base, name }))
             }
         };
@@ -82,7 +84,7 @@ impl Data {
             url,
             dir,
             db: tokio::sync::OnceCell::new(),
-            _schema: schema,
+            schema,
         }
     }
 
@@ -92,17 +94,44 @@ impl Data {
             .get_or_init(|| async {
                 match self.backend {
                     Backend::Sqlite => Db::Sqlite(SqlitePool::connect(&self.url).await.unwrap()),
-                    Backend::Postgres => Db::Postgres(
-                        sqlx::postgres::PgPoolOptions::new()
-                            .max_connections(2)
-                            .connect(&self.url)
-                            .await
-                            .unwrap(),
-                    ),
+                    Backend::Postgres => {
+                        let options: sqlx::postgres::PgConnectOptions = self.url.parse().unwrap();
+                        Db::Postgres(
+                            sqlx::postgres::PgPoolOptions::new()
+                                .max_connections(2)
+                                .connect_with(options.application_name("tw_harness"))
+                                .await
+                                .unwrap(),
+                        )
+                    }
                 }
             })
             .await
             .clone()
+    }
+}
+
+impl Data {
+    /// Ends every `PostgreSQL` connection of the gateways on this data as soon as it appears
+    /// (as a server restart or a failover would), for `span`; returns how many it ended.
+    pub async fn terminate_connections(&self, span: std::time::Duration) -> i64 {
+        let schema = self.schema.as_ref().expect("a PostgreSQL schema");
+        let mut admin = connect(&schema.base).await;
+        let until = tokio::time::Instant::now() + span;
+        let mut ended = 0;
+        while tokio::time::Instant::now() < until {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE application_name = $1",
+            )
+            .bind(&schema.name)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+            ended += n;
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        ended
     }
 }
 
