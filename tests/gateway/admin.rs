@@ -9,7 +9,16 @@ use turnwatch::api::admin::{Page, TurnDetail, TurnInfo, WorkerDetail, WorkerInfo
 use turnwatch::client::{Client, SseEvent};
 use turnwatch::config::{Role, TokenConfig};
 
-use crate::harness::{BIN, GUARD, TestGateway, assert_failed, config, worker};
+use crate::harness::{BIN, Backend, GUARD, TestGateway, assert_failed, config, on_both, worker};
+
+on_both!(
+    lifecycle_events_for_the_failure_rows,
+    workers_and_turns_tell_the_truth_about_real_processes,
+    admin_stream_resumes_across_a_restart_without_loss_or_doubles,
+    lists_paginate_without_overlap,
+    metrics_and_health,
+    status_and_kill_commands,
+);
 
 /// Reads admin events until `pred` matches one; returns everything read.
 async fn admin_until(
@@ -39,19 +48,21 @@ fn kinds_for<'a>(events: &'a [SseEvent], turn: &str) -> Vec<&'a str> {
         .collect()
 }
 
-#[tokio::test]
-async fn lifecycle_events_for_the_failure_rows() {
+async fn lifecycle_events_for_the_failure_rows(b: Backend) {
     let mut stall = worker(&["--mode", "heartbeat-only"]);
     stall.stall_timeout = Duration::from_millis(300);
-    let gw = TestGateway::start(config(vec![
-        ("echo", worker(&["--mode", "echo"])),
-        (
-            "crash",
-            worker(&["--mode", "crash-after", "--exit-code", "4"]),
-        ),
-        ("stall", stall),
-        ("junk", worker(&["--mode", "garbage"])),
-    ]))
+    let gw = TestGateway::start_with(
+        b,
+        config(vec![
+            ("echo", worker(&["--mode", "echo"])),
+            (
+                "crash",
+                worker(&["--mode", "crash-after", "--exit-code", "4"]),
+            ),
+            ("stall", stall),
+            ("junk", worker(&["--mode", "garbage"])),
+        ]),
+    )
     .await;
     let mut admin = gw.client.admin_events(None).await.unwrap();
     let snapshot = admin.next().await.unwrap().unwrap();
@@ -116,15 +127,17 @@ async fn lifecycle_events_for_the_failure_rows() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn workers_and_turns_tell_the_truth_about_real_processes() {
-    let gw = TestGateway::start(config(vec![
-        ("hang", worker(&["--mode", "hang"])),
-        (
-            "sig",
-            worker(&["--mode", "crash-after", "--signal", "ABRT"]),
-        ),
-    ]))
+async fn workers_and_turns_tell_the_truth_about_real_processes(b: Backend) {
+    let gw = TestGateway::start_with(
+        b,
+        config(vec![
+            ("hang", worker(&["--mode", "hang"])),
+            (
+                "sig",
+                worker(&["--mode", "crash-after", "--signal", "ABRT"]),
+            ),
+        ]),
+    )
     .await;
     let s = gw.session("hang").await;
     let mut r = gw.open(&s, None).await;
@@ -363,9 +376,8 @@ async fn roles_and_tokens() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn admin_stream_resumes_across_a_restart_without_loss_or_doubles() {
-    let gw = TestGateway::start(config(vec![("echo", worker(&["--mode", "echo"]))])).await;
+async fn admin_stream_resumes_across_a_restart_without_loss_or_doubles(b: Backend) {
+    let gw = TestGateway::start_with(b, config(vec![("echo", worker(&["--mode", "echo"]))])).await;
     for i in 0..3 {
         gw.turn("echo", &format!("before {i}")).await;
     }
@@ -384,10 +396,8 @@ async fn admin_stream_resumes_across_a_restart_without_loss_or_doubles() {
         .admin_events(Some(*ids.last().unwrap()))
         .await
         .unwrap();
-    let total: i64 = sqlx::query_scalar("SELECT MAX(seq) FROM admin_events")
-        .fetch_one(&gw.db().await)
-        .await
-        .unwrap();
+    let db = gw.db().await;
+    let total = db.int("SELECT MAX(seq) FROM admin_events", &[]).await;
     while *ids.last().unwrap() < total {
         let ev = tokio::time::timeout(GUARD, stream.next())
             .await
@@ -406,9 +416,8 @@ async fn admin_stream_resumes_across_a_restart_without_loss_or_doubles() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn lists_paginate_without_overlap() {
-    let gw = TestGateway::start(config(vec![("echo", worker(&["--mode", "echo"]))])).await;
+async fn lists_paginate_without_overlap(b: Backend) {
+    let gw = TestGateway::start_with(b, config(vec![("echo", worker(&["--mode", "echo"]))])).await;
     let s = gw.session("echo").await;
     let mut r = gw.open(&s, None).await;
     let mut turns = Vec::new();
@@ -453,9 +462,12 @@ async fn lists_paginate_without_overlap() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn metrics_and_health() {
-    let gw = TestGateway::start(config(vec![("crash", worker(&["--mode", "crash-after"]))])).await;
+async fn metrics_and_health(b: Backend) {
+    let gw = TestGateway::start_with(
+        b,
+        config(vec![("crash", worker(&["--mode", "crash-after"]))]),
+    )
+    .await;
     gw.turn("crash", "x").await;
     let text = gw
         .http
@@ -488,9 +500,8 @@ async fn metrics_and_health() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn status_and_kill_commands() {
-    let gw = TestGateway::start(config(vec![("hang", worker(&["--mode", "hang"]))])).await;
+async fn status_and_kill_commands(b: Backend) {
+    let gw = TestGateway::start_with(b, config(vec![("hang", worker(&["--mode", "hang"]))])).await;
     let s = gw.session("hang").await;
     let mut r = gw.open(&s, None).await;
     let turn = gw.post(&s, "for the cli").await;

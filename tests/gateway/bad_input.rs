@@ -194,10 +194,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     .await;
 
     // Nothing changed: one turn, still completed; the worker still alive and serving.
-    let turns: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM turns")
-        .fetch_one(&gw.db().await)
-        .await
-        .unwrap();
+    let turns = gw.db().await.int("SELECT COUNT(*) FROM turns", &[]).await;
     assert_eq!(turns, 1);
     assert_eq!(gw.turn_state(&turn).await, "completed");
     let mut r = gw.open(&s, None).await;

@@ -18,7 +18,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Mutex;
 use turnwatch::client::{Client, SseEvent};
 
-use crate::harness::{BIN, gateway_args};
+use crate::harness::{BIN, Backend, Data, gateway_args};
 
 /// Seeded (and the seed printed) so a failing run can be replayed.
 type Rng = fastrand::Rng;
@@ -121,22 +121,38 @@ struct Knobs {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_every_accepted_message_gets_exactly_one_complete() {
-    let knobs = Knobs {
-        turns: env_or("TURNWATCH_CHAOS_TURNS", 400) as usize,
-        secs: env_or("TURNWATCH_CHAOS_SECS", 40),
+    chaos(Backend::Sqlite, knobs(400, 40)).await;
+}
+
+/// The same on `PostgreSQL`, shorter: the long run is `SQLite`'s, this one is for the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_on_postgres() {
+    if crate::harness::database_url().is_some() {
+        chaos(Backend::Postgres, knobs(100, 15)).await;
+    }
+}
+
+/// The run's size: these defaults unless the environment says otherwise.
+fn knobs(turns: u64, secs: u64) -> Knobs {
+    Knobs {
+        turns: env_or("TURNWATCH_CHAOS_TURNS", turns) as usize,
+        secs: env_or("TURNWATCH_CHAOS_SECS", secs),
         clients: env_or("TURNWATCH_CHAOS_CLIENTS", 10) as usize,
         seed: env_or(
             "TURNWATCH_CHAOS_SEED",
             turnwatch::clock::now_ms() as u64 | 1,
         ),
-    };
+    }
+}
+
+async fn chaos(b: Backend, knobs: Knobs) {
     eprintln!(
-        "chaos: seed {} (TURNWATCH_CHAOS_SEED), {} turns, {} s, {} clients",
+        "chaos on {b:?}: seed {} (TURNWATCH_CHAOS_SEED), {} turns, {} s, {} clients",
         knobs.seed, knobs.turns, knobs.secs, knobs.clients
     );
-    let dir = tempfile::tempdir().unwrap();
-    let db_url = format!("sqlite://{}", dir.path().join("gw.db").display());
-    let conf = write_config(dir.path());
+    let data = Data::new(b).await;
+    let db_url = data.url.clone();
+    let conf = write_config(data.dir.path());
     let (mut gw, url) = GatewayProcess::start("127.0.0.1:0", &db_url, &conf).await;
     let listen = url.trim_start_matches("http://").to_owned();
     let shared = Arc::new(Shared {
@@ -197,7 +213,7 @@ async fn chaos_every_accepted_message_gets_exactly_one_complete() {
 
     let url = shared.url.lock().await.clone();
     wait_no_open_turn(&url).await;
-    let pids = worker_pids(&db_url).await;
+    let pids = data.db().await.ints("SELECT pid FROM workers").await;
     gw.terminate().await;
     for pid in pids {
         assert_worker_gone(pid).await;
@@ -211,9 +227,11 @@ async fn chaos_every_accepted_message_gets_exactly_one_complete() {
         ledger.bad_text.len(),
         ledger.bad_ids.len()
     );
+    // Enough turns for the run to mean something: 50, or a quarter of a smaller budget.
+    let enough = (knobs.turns / 4).min(50);
     assert!(
-        ledger.accepted.len() >= 50,
-        "too few turns ran: {}",
+        ledger.accepted.len() >= enough,
+        "too few turns ran: {} (want {enough})",
         ledger.accepted.len()
     );
     for (turn, _, _) in &ledger.accepted {
@@ -585,14 +603,6 @@ async fn wait_no_open_turn(url: &str) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-async fn worker_pids(db_url: &str) -> Vec<i64> {
-    let db = sqlx::SqlitePool::connect(db_url).await.unwrap();
-    sqlx::query_scalar("SELECT pid FROM workers")
-        .fetch_all(&db)
-        .await
-        .unwrap()
 }
 
 /// Waits (guarded) until `pid` is no longer a `turnwatch worker` (a reused pid is not ours).

@@ -7,7 +7,12 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 use turnwatch::client::Client;
 
-use crate::harness::{BIN, GUARD, assert_gone, gateway_args, gateway_child};
+use crate::harness::{
+    BIN, Backend, Data, GUARD, assert_gone, gateway_args, gateway_child, on_both,
+};
+
+// A restart on the same data runs on both backends; restoring a backup copies SQLite's files.
+on_both!(chat_killed_before_its_first_event_still_ends_with_the_outcome);
 
 /// Starts `turnwatch gateway` on `listen`; returns the process and its URL once it listens.
 async fn spawn_gateway(conf: &std::path::Path, db_url: &str, listen: &str) -> (Child, String) {
@@ -38,11 +43,10 @@ async fn chat_ends(chat: &mut Child, after: &str) -> (std::process::ExitStatus, 
 /// Item 9: the gateway is `SIGKILL`ed after `turnwatch chat` posted but before any event id
 /// reached it; restarted on the same data and port, it fails the turn `gateway_restarted`, and
 /// the chat, resuming from where its `connected` said it stood, hears of it and exits 1.
-#[tokio::test]
-async fn chat_killed_before_its_first_event_still_ends_with_the_outcome() {
-    let dir = tempfile::tempdir().unwrap();
-    let db_url = format!("sqlite://{}", dir.path().join("gw.db").display());
-    let conf = dir.path().join("turnwatch.toml");
+async fn chat_killed_before_its_first_event_still_ends_with_the_outcome(b: Backend) {
+    let data = Data::new(b).await;
+    let db_url = data.url.clone();
+    let conf = data.dir.path().join("turnwatch.toml");
     let toml = format!(
         "[gateway]\ndefault_agent = \"hang\"\n[agents.hang]\ncommand = [\"{BIN}\", \"worker\", \"--mode\", \"hang\"]\n"
     );
@@ -57,17 +61,11 @@ async fn chat_killed_before_its_first_event_still_ends_with_the_outcome() {
         .unwrap();
     // The hang worker has the turn and will never say a word: no event id reached the chat.
     let deadline = tokio::time::Instant::now() + GUARD;
-    let (db, pid) = loop {
-        // (An error while the gateway is still creating its database means "not yet".)
-        if let Ok(db) = sqlx::SqlitePool::connect(&db_url).await {
-            let busy: Result<Option<i64>, _> =
-                sqlx::query_scalar("SELECT pid FROM workers WHERE state = 'busy'")
-                    .fetch_optional(&db)
-                    .await;
-            if let Ok(Some(pid)) = busy {
-                break (db, pid);
-            }
-            db.close().await;
+    let db = data.db().await;
+    let pid = loop {
+        let busy = "SELECT pid FROM workers WHERE state = 'busy'";
+        if let Some(pid) = db.maybe_int(busy, &[]).await {
+            break pid;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -75,12 +73,8 @@ async fn chat_killed_before_its_first_event_still_ends_with_the_outcome() {
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     };
-    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let events = db.int("SELECT COUNT(*) FROM events", &[]).await;
     assert_eq!(events, 0, "no event id can have reached the chat");
-    db.close().await;
     gw.kill().await.unwrap(); // SIGKILL
     assert_gone(u32::try_from(pid).unwrap()).await; // the worker saw its stdin close and exited
     let listen = url.trim_start_matches("http://").to_owned();
@@ -143,7 +137,7 @@ async fn chat_back_on_a_restored_gateway_says_gap_and_ends() {
         .await
         .expect("the reply never started")
         .unwrap();
-    let pid: i64 = sqlx::query_scalar("SELECT pid FROM workers WHERE state = 'busy'")
+    let pid = sqlx::query_scalar::<_, i64>("SELECT pid FROM workers WHERE state = 'busy'")
         .fetch_one(&sqlx::SqlitePool::connect(&db_url).await.unwrap())
         .await
         .unwrap();

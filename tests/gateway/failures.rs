@@ -3,14 +3,30 @@
 use std::time::Duration;
 use turnwatch::api::WorkerState;
 
-use crate::harness::{BIN, TestGateway, assert_completed, assert_failed, config, worker};
+use crate::harness::{
+    BIN, Backend, TestGateway, assert_completed, assert_failed, config, on_both, worker,
+};
 
-#[tokio::test]
-async fn row01_echo_streams_and_completes() {
-    let gw = TestGateway::start(config(vec![(
-        "echo",
-        worker(&["--mode", "echo", "--deltas", "4"]),
-    )]))
+on_both!(
+    row01_echo_streams_and_completes,
+    row02_worker_error_is_agent_error,
+    row03_crash_mid_turn_exit_code_and_signal,
+    row04_clean_exit_mid_turn_is_worker_exited,
+    row05_missing_command_is_spawn_failed,
+    row06_never_ready_is_startup_timeout,
+    row07_silent_or_heartbeating_worker_stalls_and_is_stopped,
+    row08_deadline_exceeded,
+    row14_garbage_is_recorded_and_ignored,
+    row15_oversized_line_is_a_protocol_error,
+    row17_no_capacity_is_queue_timeout,
+    chat_exit_codes,
+);
+
+async fn row01_echo_streams_and_completes(b: Backend) {
+    let gw = TestGateway::start_with(
+        b,
+        config(vec![("echo", worker(&["--mode", "echo", "--deltas", "4"]))]),
+    )
     .await;
     let (_, _, events) = gw.turn("echo", "hello, turnwatch").await;
     let deltas: String = events
@@ -24,9 +40,9 @@ async fn row01_echo_streams_and_completes() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn row02_worker_error_is_agent_error() {
-    let gw = TestGateway::start(config(vec![("err", worker(&["--mode", "error-reply"]))])).await;
+async fn row02_worker_error_is_agent_error(b: Backend) {
+    let gw =
+        TestGateway::start_with(b, config(vec![("err", worker(&["--mode", "error-reply"]))])).await;
     let (_, _, events) = gw.turn("err", "fail please").await;
     let err = assert_failed(&events, "agent_error");
     assert!(
@@ -36,22 +52,24 @@ async fn row02_worker_error_is_agent_error() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn row03_crash_mid_turn_exit_code_and_signal() {
-    let gw = TestGateway::start(config(vec![
-        (
-            "exit3",
-            worker(&["--mode", "crash-after", "--after", "2", "--exit-code", "3"]),
-        ),
-        (
-            "killed",
-            worker(&["--mode", "crash-after", "--after", "1", "--signal", "KILL"]),
-        ),
-        (
-            "atstart",
-            worker(&["--mode", "exit-at-start", "--exit-code", "1"]),
-        ),
-    ]))
+async fn row03_crash_mid_turn_exit_code_and_signal(b: Backend) {
+    let gw = TestGateway::start_with(
+        b,
+        config(vec![
+            (
+                "exit3",
+                worker(&["--mode", "crash-after", "--after", "2", "--exit-code", "3"]),
+            ),
+            (
+                "killed",
+                worker(&["--mode", "crash-after", "--after", "1", "--signal", "KILL"]),
+            ),
+            (
+                "atstart",
+                worker(&["--mode", "exit-at-start", "--exit-code", "1"]),
+            ),
+        ]),
+    )
     .await;
     let (s, _, events) = gw.turn("exit3", "crash me softly").await;
     assert_eq!(
@@ -88,12 +106,14 @@ async fn row03_crash_mid_turn_exit_code_and_signal() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn row04_clean_exit_mid_turn_is_worker_exited() {
-    let gw = TestGateway::start(config(vec![(
-        "exit0",
-        worker(&["--mode", "crash-after", "--exit-code", "0"]),
-    )]))
+async fn row04_clean_exit_mid_turn_is_worker_exited(b: Backend) {
+    let gw = TestGateway::start_with(
+        b,
+        config(vec![(
+            "exit0",
+            worker(&["--mode", "crash-after", "--exit-code", "0"]),
+        )]),
+    )
     .await;
     let (_, _, events) = gw.turn("exit0", "bye").await;
     let err = assert_failed(&events, "worker_exited");
@@ -101,11 +121,10 @@ async fn row04_clean_exit_mid_turn_is_worker_exited() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn row05_missing_command_is_spawn_failed() {
+async fn row05_missing_command_is_spawn_failed(b: Backend) {
     let mut missing = worker(&[]);
     missing.command = vec!["/nonexistent/turnwatch-agent".into()];
-    let gw = TestGateway::start(config(vec![("missing", missing)])).await;
+    let gw = TestGateway::start_with(b, config(vec![("missing", missing)])).await;
     let (_, _, events) = gw.turn("missing", "anyone?").await;
     let err = assert_failed(&events, "worker_spawn_failed");
     assert!(
@@ -118,11 +137,10 @@ async fn row05_missing_command_is_spawn_failed() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn row06_never_ready_is_startup_timeout() {
+async fn row06_never_ready_is_startup_timeout(b: Backend) {
     let mut a = worker(&["--mode", "never-ready"]);
     a.startup_timeout = Duration::from_millis(400);
-    let gw = TestGateway::start(config(vec![("mute", a)])).await;
+    let gw = TestGateway::start_with(b, config(vec![("mute", a)])).await;
     let (s, _, events) = gw.turn("mute", "hello?").await;
     assert_failed(&events, "worker_startup_timeout");
     let rows = gw
@@ -132,13 +150,12 @@ async fn row06_never_ready_is_startup_timeout() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn row07_silent_or_heartbeating_worker_stalls_and_is_stopped() {
+async fn row07_silent_or_heartbeating_worker_stalls_and_is_stopped(b: Backend) {
     let mut hang = worker(&["--mode", "hang"]);
     hang.stall_timeout = Duration::from_millis(500);
     let mut beat = worker(&["--mode", "heartbeat-only", "--interval-ms", "50"]);
     beat.stall_timeout = Duration::from_millis(500);
-    let gw = TestGateway::start(config(vec![("hang", hang), ("beat", beat)])).await;
+    let gw = TestGateway::start_with(b, config(vec![("hang", hang), ("beat", beat)])).await;
     for agent in ["hang", "beat"] {
         let (s, _, events) = gw.turn(agent, "are you there").await;
         let err = assert_failed(&events, "turn_stalled");
@@ -162,11 +179,10 @@ async fn row07_silent_or_heartbeating_worker_stalls_and_is_stopped() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn row08_deadline_exceeded() {
+async fn row08_deadline_exceeded(b: Backend) {
     let mut a = worker(&["--mode", "slow", "--deltas", "50", "--delay-ms", "100"]);
     a.deadline = Duration::from_millis(600);
-    let gw = TestGateway::start(config(vec![("slow", a)])).await;
+    let gw = TestGateway::start_with(b, config(vec![("slow", a)])).await;
     let (_, _, events) = gw
         .turn("slow", "a long story that goes on and on and on and on")
         .await;
@@ -178,9 +194,9 @@ async fn row08_deadline_exceeded() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn row14_garbage_is_recorded_and_ignored() {
-    let gw = TestGateway::start(config(vec![("junk", worker(&["--mode", "garbage"]))])).await;
+async fn row14_garbage_is_recorded_and_ignored(b: Backend) {
+    let gw =
+        TestGateway::start_with(b, config(vec![("junk", worker(&["--mode", "garbage"]))])).await;
     let (_, _, events) = gw.turn("junk", "still fine").await;
     assert_eq!(assert_completed(&events), "still fine");
     assert!(
@@ -197,14 +213,13 @@ async fn row14_garbage_is_recorded_and_ignored() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn row15_oversized_line_is_a_protocol_error() {
+async fn row15_oversized_line_is_a_protocol_error(b: Backend) {
     let mut c = config(vec![(
         "big",
         worker(&["--mode", "oversize", "--bytes", "300000"]),
     )]);
     c.gateway.max_line_bytes = 64 * 1024;
-    let gw = TestGateway::start(c).await;
+    let gw = TestGateway::start_with(b, c).await;
     let (s, _, events) = gw.turn("big", "overflow").await;
     assert_failed(&events, "worker_protocol_error");
     let rows = gw
@@ -214,13 +229,12 @@ async fn row15_oversized_line_is_a_protocol_error() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn row17_no_capacity_is_queue_timeout() {
+async fn row17_no_capacity_is_queue_timeout(b: Backend) {
     let mut hang = worker(&["--mode", "hang"]);
     hang.queue_timeout = Duration::from_millis(400);
     let mut c = config(vec![("hang", hang)]);
     c.gateway.max_workers = 1;
-    let gw = TestGateway::start(c).await;
+    let gw = TestGateway::start_with(b, c).await;
     let busy = gw.session("hang").await;
     let mut busy_stream = gw.open(&busy, None).await;
     let busy_turn = gw.post(&busy, "occupy the only worker").await;
@@ -238,15 +252,17 @@ async fn row17_no_capacity_is_queue_timeout() {
 }
 
 /// `turnwatch chat` exit codes: 0 completed, 1 failed (code on stderr), 2 unreachable.
-#[tokio::test]
-async fn chat_exit_codes() {
-    let gw = TestGateway::start(config(vec![
-        ("echo", worker(&["--mode", "echo"])),
-        (
-            "crash",
-            worker(&["--mode", "crash-after", "--exit-code", "7"]),
-        ),
-    ]))
+async fn chat_exit_codes(b: Backend) {
+    let gw = TestGateway::start_with(
+        b,
+        config(vec![
+            ("echo", worker(&["--mode", "echo"])),
+            (
+                "crash",
+                worker(&["--mode", "crash-after", "--exit-code", "7"]),
+            ),
+        ]),
+    )
     .await;
     let run = |args: Vec<String>| async move {
         tokio::process::Command::new(BIN)

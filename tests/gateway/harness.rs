@@ -2,12 +2,15 @@
 
 use futures::StreamExt;
 use serde_json::Value;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
 use std::time::Duration;
-use tempfile::TempDir;
 use turnwatch::client::{Client, SseEvent};
 use turnwatch::config::{AgentConfig, Config};
 use turnwatch::gateway::{self, RunningGateway};
+
+mod data;
+pub use data::{Backend, Data, Db, database_url};
+pub(crate) use data::{on_both, on_pool};
 
 /// The binary under test; its `worker` subcommand is the reference worker.
 pub const BIN: &str = env!("CARGO_BIN_EXE_turnwatch");
@@ -42,35 +45,38 @@ pub struct Session {
     pub token: String,
 }
 
-/// A gateway in this process on a fresh `SQLite` file.
+/// A gateway in this process on fresh data.
 pub struct TestGateway {
     pub gw: Option<RunningGateway>,
     pub url: String,
     pub client: Client,
     pub http: reqwest::Client,
-    pub db_url: String,
-    /// Keeps the data dir alive as long as the gateway.
-    pub dir: TempDir,
+    /// Its data, kept (and, on `PostgreSQL`, its schema) as long as the gateway.
+    pub data: Data,
 }
 
 impl TestGateway {
+    /// A gateway on a fresh `SQLite` file.
     pub async fn start(config: Config) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let db_url = format!("sqlite://{}", dir.path().join("gw.db").display());
-        Self::start_on(config, dir, db_url).await
+        Self::start_with(Backend::Sqlite, config).await
     }
 
-    pub async fn start_on(config: Config, dir: TempDir, db_url: String) -> Self {
+    /// A gateway on fresh data of this backend.
+    pub async fn start_with(backend: Backend, config: Config) -> Self {
+        Self::start_on(config, Data::new(backend).await).await
+    }
+
+    /// A gateway on this data (perhaps another gateway's, which has stopped).
+    pub async fn start_on(config: Config, data: Data) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let gw = gateway::start(config, &db_url, listener).await.unwrap();
+        let gw = gateway::start(config, &data.url, listener).await.unwrap();
         let url = gw.url();
         Self {
             client: Client::new(&url, None),
             http: reqwest::Client::new(),
             url,
             gw: Some(gw),
-            db_url,
-            dir,
+            data,
         }
     }
 
@@ -121,22 +127,18 @@ impl TestGateway {
         (s, turn, events)
     }
 
-    pub async fn db(&self) -> SqlitePool {
-        SqlitePool::connect(&self.db_url).await.unwrap()
+    /// A direct connection to its database.
+    pub async fn db(&self) -> Db {
+        self.data.db().await
     }
 
     /// One row of `workers` as JSON-ish columns.
     pub async fn worker_rows(&self, session: &Session) -> Vec<WorkerRow> {
-        let rows = sqlx::query(
-            "SELECT worker_id, generation, pid, state, exit_code, signal, intentional, exit_reason \
-             FROM workers WHERE session_id = ? ORDER BY generation",
-        )
-        .bind(&session.id)
-        .fetch_all(&self.db().await)
-        .await
-        .unwrap();
-        rows.iter()
-            .map(|r| WorkerRow {
+        let sql = "SELECT worker_id, generation, pid, state, exit_code, signal, intentional, \
+                   exit_reason FROM workers WHERE session_id = $1 ORDER BY generation";
+        on_pool!(&self.db().await, p => {
+            let rows = sqlx::query(sql).bind(&session.id).fetch_all(p).await.unwrap();
+            rows.iter().map(|r| WorkerRow {
                 worker_id: r.get("worker_id"),
                 generation: r.get::<i64, _>("generation") as u32,
                 pid: r.get::<i64, _>("pid") as u32,
@@ -148,8 +150,8 @@ impl TestGateway {
                 signal: r.get("signal"),
                 intentional: r.get("intentional"),
                 reason: r.get("exit_reason"),
-            })
-            .collect()
+            }).collect()
+        })
     }
 
     /// Polls until `f` holds for the session's worker rows (guarded).
@@ -174,19 +176,15 @@ impl TestGateway {
 
     /// Rows of `worker_output` of a kind.
     pub async fn output_rows(&self, kind: &str) -> Vec<(Option<String>, String)> {
-        sqlx::query_as("SELECT turn_id, reason FROM worker_output WHERE kind = ? ORDER BY id")
-            .bind(kind)
-            .fetch_all(&self.db().await)
-            .await
-            .unwrap()
+        let sql = "SELECT turn_id, reason FROM worker_output WHERE kind = $1 ORDER BY id";
+        on_pool!(&self.db().await, p => sqlx::query_as(sql).bind(kind).fetch_all(p).await).unwrap()
     }
 
+    /// The state the store records for a turn.
     pub async fn turn_state(&self, turn: &str) -> String {
-        sqlx::query_scalar("SELECT state FROM turns WHERE id = ?")
-            .bind(turn)
-            .fetch_one(&self.db().await)
-            .await
-            .unwrap()
+        let db = self.db().await;
+        let sql = "SELECT state FROM turns WHERE id = $1";
+        db.text(sql, &[turn]).await.expect("the turn is recorded")
     }
 
     /// Stops the gateway gracefully and checks that every worker process it started is gone.
@@ -195,10 +193,7 @@ impl TestGateway {
     }
 
     async fn halt(&mut self) {
-        let pids: Vec<i64> = sqlx::query_scalar("SELECT pid FROM workers")
-            .fetch_all(&self.db().await)
-            .await
-            .unwrap();
+        let pids = self.db().await.ints("SELECT pid FROM workers").await;
         self.gw.take().unwrap().stop().await.unwrap();
         for pid in pids {
             assert_gone(pid as u32).await;
@@ -212,20 +207,16 @@ impl TestGateway {
     /// `worker.exited` with its exit code and intent.
     async fn audit_admin_log(&self) {
         let db = self.db().await;
-        let log: Vec<(String, String)> =
-            sqlx::query_as("SELECT kind, data FROM admin_events ORDER BY seq")
-                .fetch_all(&db)
-                .await
-                .unwrap();
+        let log = db
+            .pairs("SELECT kind, data FROM admin_events ORDER BY seq")
+            .await;
         let log: Vec<(String, Value)> = log
             .into_iter()
             .map(|(k, d)| (k, serde_json::from_str(&d).unwrap()))
             .collect();
+        let sql = "SELECT id, state, code FROM turns WHERE ended_at IS NOT NULL";
         let turns: Vec<(String, String, Option<String>)> =
-            sqlx::query_as("SELECT id, state, code FROM turns WHERE ended_at IS NOT NULL")
-                .fetch_all(&db)
-                .await
-                .unwrap();
+            on_pool!(&db, p => sqlx::query_as(sql).fetch_all(p).await).unwrap();
         for (id, state, code) in turns {
             let about: Vec<&(String, Value)> = log
                 .iter()
@@ -257,8 +248,10 @@ impl TestGateway {
                 "turn {id} ({code:?}): {about:?}"
             );
         }
+        let sql = "SELECT worker_id, generation, exit_code, intentional FROM workers \
+                   WHERE exited_at IS NOT NULL";
         let workers: Vec<(String, i64, Option<i32>, Option<bool>)> =
-            sqlx::query_as("SELECT worker_id, generation, exit_code, intentional FROM workers WHERE exited_at IS NOT NULL").fetch_all(&db).await.unwrap();
+            on_pool!(&db, p => sqlx::query_as(sql).fetch_all(p).await).unwrap();
         for (id, generation, code, intentional) in workers {
             let exits: Vec<_> = log
                 .iter()
@@ -277,7 +270,7 @@ impl TestGateway {
     /// Stops it gracefully and starts a new gateway on the same data.
     pub async fn restart(mut self, config: Config) -> Self {
         self.halt().await;
-        Self::start_on(config, self.dir, self.db_url).await
+        Self::start_on(config, self.data).await
     }
 
     /// Stops it gracefully and starts a new gateway on the same data and the same address.
@@ -285,7 +278,7 @@ impl TestGateway {
         let addr = self.gw.as_ref().unwrap().addr;
         self.halt().await;
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        let gw = gateway::start(config, &self.db_url, listener)
+        let gw = gateway::start(config, &self.data.url, listener)
             .await
             .unwrap();
         Self {

@@ -5,11 +5,18 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use turnwatch::api::WorkerState;
 
-use crate::harness::{BIN, TestGateway, assert_failed, assert_gone, config, worker};
+use crate::harness::{
+    BIN, Backend, Data, TestGateway, assert_failed, assert_gone, config, on_both, worker,
+};
 
-#[tokio::test]
-async fn row16_session_deleted_mid_turn() {
-    let gw = TestGateway::start(config(vec![("hang", worker(&["--mode", "hang"]))])).await;
+on_both!(
+    row16_session_deleted_mid_turn,
+    row18_graceful_stop_fails_in_flight_turns_before_exit,
+    row19_gateway_killed_then_restarted,
+);
+
+async fn row16_session_deleted_mid_turn(b: Backend) {
+    let gw = TestGateway::start_with(b, config(vec![("hang", worker(&["--mode", "hang"]))])).await;
     let s = gw.session("hang").await;
     let mut r = gw.open(&s, None).await;
     let turn = gw.post(&s, "forever").await;
@@ -52,9 +59,8 @@ async fn row16_session_deleted_mid_turn() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn row18_graceful_stop_fails_in_flight_turns_before_exit() {
-    let gw = TestGateway::start(config(vec![("hang", worker(&["--mode", "hang"]))])).await;
+async fn row18_graceful_stop_fails_in_flight_turns_before_exit(b: Backend) {
+    let gw = TestGateway::start_with(b, config(vec![("hang", worker(&["--mode", "hang"]))])).await;
     let s = gw.session("hang").await;
     let mut r = gw.open(&s, None).await;
     let turn = gw.post(&s, "mid-flight").await;
@@ -68,11 +74,9 @@ async fn row18_graceful_stop_fails_in_flight_turns_before_exit() {
 
 /// Row 19: the gateway process is `SIGKILL`ed mid-turn; on restart the turn fails, and a client
 /// that resumes with its last event id receives the failure. The orphaned worker exits too.
-#[tokio::test]
-async fn row19_gateway_killed_then_restarted() {
-    let dir = tempfile::tempdir().unwrap();
-    let db_url = format!("sqlite://{}", dir.path().join("gw.db").display());
-    let conf = dir.path().join("turnwatch.toml");
+async fn row19_gateway_killed_then_restarted(b: Backend) {
+    let data = Data::new(b).await;
+    let conf = data.dir.path().join("turnwatch.toml");
     let toml = format!(
         "[gateway]\ndefault_agent = \"slow\"\n[agents.slow]\ncommand = [\"{BIN}\", \"worker\", \"--mode\", \"slow\", \"--deltas\", \"200\", \"--delay-ms\", \"100\"]\n"
     );
@@ -83,7 +87,7 @@ async fn row19_gateway_killed_then_restarted() {
             "--listen",
             "127.0.0.1:0",
             "--database",
-            &db_url,
+            &data.url,
             "--config",
         ])
         .arg(&conf)
@@ -126,20 +130,12 @@ async fn row19_gateway_killed_then_restarted() {
         }
     }
     let last = last.expect("some output before the kill");
-    let pid: i64 = sqlx::query_scalar("SELECT pid FROM workers")
-        .fetch_one(&sqlx::SqlitePool::connect(&db_url).await.unwrap())
-        .await
-        .unwrap();
+    let pid = data.db().await.int("SELECT pid FROM workers", &[]).await;
     child.kill().await.unwrap();
     drop(stream);
     assert_gone(pid as u32).await; // the worker saw its stdin close and exited
 
-    let gw = TestGateway::start_on(
-        config(vec![("slow", worker(&["--mode", "echo"]))]),
-        dir,
-        db_url,
-    )
-    .await;
+    let gw = TestGateway::start_on(config(vec![("slow", worker(&["--mode", "echo"]))]), data).await;
     let s = crate::harness::Session {
         id: session.agent_id.clone(),
         token: session.token.clone(),

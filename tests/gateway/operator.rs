@@ -4,16 +4,26 @@ use serde_json::json;
 use std::time::Duration;
 use turnwatch::api::WorkerState;
 
-use crate::harness::{TestGateway, assert_completed, assert_failed, config, worker};
+use crate::harness::{
+    Backend, TestGateway, assert_completed, assert_failed, config, on_both, worker,
+};
+
+on_both!(
+    row09_kill_busy_worker_cancels_its_turn_and_is_intentional,
+    row09_kill_with_stale_generation_is_refused,
+    row10_cancel_turn_ends_it_and_worker_lives_on,
+    row11_killing_an_idle_worker_and_idle_reap_say_nothing,
+    row12_idle_crash_after_reply_is_no_error_on_the_stream,
+    row13_reply_after_the_turn_ended_is_recorded_late,
+);
 
 /// Asserts the admin log has `operator.action` for `target` before `turn.failed` of `turn`:
 /// the cause before its effect.
 async fn assert_cause_before_effect(gw: &TestGateway, target: &str, turn: &str) {
-    let log: Vec<(String, String)> =
-        sqlx::query_as("SELECT kind, data FROM admin_events ORDER BY seq")
-            .fetch_all(&gw.db().await)
-            .await
-            .unwrap();
+    let db = gw.db().await;
+    let log = db
+        .pairs("SELECT kind, data FROM admin_events ORDER BY seq")
+        .await;
     let at = |kind: &str, key: &str, value: &str| {
         log.iter()
             .position(|(k, d)| {
@@ -27,9 +37,8 @@ async fn assert_cause_before_effect(gw: &TestGateway, target: &str, turn: &str) 
     );
 }
 
-#[tokio::test]
-async fn row09_kill_busy_worker_cancels_its_turn_and_is_intentional() {
-    let gw = TestGateway::start(config(vec![("hang", worker(&["--mode", "hang"]))])).await;
+async fn row09_kill_busy_worker_cancels_its_turn_and_is_intentional(b: Backend) {
+    let gw = TestGateway::start_with(b, config(vec![("hang", worker(&["--mode", "hang"]))])).await;
     let s = gw.session("hang").await;
     let mut r = gw.open(&s, None).await;
     let turn = gw.post(&s, "work forever").await;
@@ -64,9 +73,8 @@ async fn row09_kill_busy_worker_cancels_its_turn_and_is_intentional() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn row09_kill_with_stale_generation_is_refused() {
-    let gw = TestGateway::start(config(vec![("echo", worker(&["--mode", "echo"]))])).await;
+async fn row09_kill_with_stale_generation_is_refused(b: Backend) {
+    let gw = TestGateway::start_with(b, config(vec![("echo", worker(&["--mode", "echo"]))])).await;
     let (s, _, _) = gw.turn("echo", "first").await;
     let w = gw.worker_rows(&s).await.remove(0);
     let path = format!("/api/v1/admin/workers/{}/kill", w.worker_id);
@@ -101,12 +109,14 @@ async fn row09_kill_with_stale_generation_is_refused() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn row10_cancel_turn_ends_it_and_worker_lives_on() {
-    let gw = TestGateway::start(config(vec![(
-        "slow",
-        worker(&["--mode", "slow", "--deltas", "100", "--delay-ms", "100"]),
-    )]))
+async fn row10_cancel_turn_ends_it_and_worker_lives_on(b: Backend) {
+    let gw = TestGateway::start_with(
+        b,
+        config(vec![(
+            "slow",
+            worker(&["--mode", "slow", "--deltas", "100", "--delay-ms", "100"]),
+        )]),
+    )
     .await;
     let s = gw.session("slow").await;
     let mut r = gw.open(&s, None).await;
@@ -141,14 +151,16 @@ async fn row10_cancel_turn_ends_it_and_worker_lives_on() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn row11_killing_an_idle_worker_and_idle_reap_say_nothing() {
+async fn row11_killing_an_idle_worker_and_idle_reap_say_nothing(b: Backend) {
     let mut reaped = worker(&["--mode", "echo"]);
     reaped.idle_timeout = Duration::from_millis(300);
-    let gw = TestGateway::start(config(vec![
-        ("echo", worker(&["--mode", "echo"])),
-        ("reaped", reaped),
-    ]))
+    let gw = TestGateway::start_with(
+        b,
+        config(vec![
+            ("echo", worker(&["--mode", "echo"])),
+            ("reaped", reaped),
+        ]),
+    )
     .await;
     let (s, _, _) = gw.turn("echo", "then idle").await;
     let mut r = gw.open(&s, None).await;
@@ -185,21 +197,23 @@ async fn row11_killing_an_idle_worker_and_idle_reap_say_nothing() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn row12_idle_crash_after_reply_is_no_error_on_the_stream() {
-    let gw = TestGateway::start(config(vec![(
-        "flaky",
-        worker(&[
-            "--mode",
-            "echo",
-            "--exit-after-turns",
-            "1",
-            "--delay-ms",
-            "100",
-            "--exit-code",
-            "5",
-        ]),
-    )]))
+async fn row12_idle_crash_after_reply_is_no_error_on_the_stream(b: Backend) {
+    let gw = TestGateway::start_with(
+        b,
+        config(vec![(
+            "flaky",
+            worker(&[
+                "--mode",
+                "echo",
+                "--exit-after-turns",
+                "1",
+                "--delay-ms",
+                "100",
+                "--exit-code",
+                "5",
+            ]),
+        )]),
+    )
     .await;
     let s = gw.session("flaky").await;
     let mut r = gw.open(&s, None).await;
@@ -217,12 +231,14 @@ async fn row12_idle_crash_after_reply_is_no_error_on_the_stream() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn row13_reply_after_the_turn_ended_is_recorded_late() {
-    let gw = TestGateway::start(config(vec![(
-        "late",
-        worker(&["--mode", "late-reply", "--delay-ms", "600"]),
-    )]))
+async fn row13_reply_after_the_turn_ended_is_recorded_late(b: Backend) {
+    let gw = TestGateway::start_with(
+        b,
+        config(vec![(
+            "late",
+            worker(&["--mode", "late-reply", "--delay-ms", "600"]),
+        )]),
+    )
     .await;
     let s = gw.session("late").await;
     let mut r = gw.open(&s, None).await;

@@ -145,7 +145,10 @@ async fn a_second_gateway_on_a_live_database_is_refused_until_the_first_is_gone(
     // The killed one counts as live until its lease runs out, then as lost.
     let deadline = tokio::time::Instant::now() + GUARD;
     while client.overview().await.unwrap().replicas != 1 {
-        assert!(tokio::time::Instant::now() < deadline, "the dead one stays live");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dead one stays live"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     third.start_kill().unwrap();

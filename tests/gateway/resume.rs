@@ -11,13 +11,20 @@ use turnwatch::console::msg::Msg;
 use turnwatch::console::state::State;
 use turnwatch::gateway;
 
-use crate::harness::{GUARD, TestGateway, assert_failed, config, worker};
+use crate::harness::{Backend, Data, GUARD, TestGateway, assert_failed, config, on_both, worker};
+
+on_both!(
+    session_cursor_ahead_of_the_log_is_a_gap,
+    connected_carries_the_cursor_to_resume_from,
+    admin_cursor_ahead_of_the_log_is_a_gap,
+    admin_cursor_below_what_retention_kept_is_a_gap,
+    deleted_session_stream_can_be_finished,
+);
 
 /// Item 10: a cursor beyond the end of the session's log (a client back from a gateway that
 /// ran on other data) is a gap the client sees, then it gets what the log has.
-#[tokio::test]
-async fn session_cursor_ahead_of_the_log_is_a_gap() {
-    let gw = TestGateway::start(config(vec![("echo", worker(&["--mode", "echo"]))])).await;
+async fn session_cursor_ahead_of_the_log_is_a_gap(b: Backend) {
+    let gw = TestGateway::start_with(b, config(vec![("echo", worker(&["--mode", "echo"]))])).await;
     let (s, first, _) = gw.turn("echo", "already in the log").await;
     let mut r = gw.open(&s, Some(1000)).await;
     let connected = r.connected.clone().unwrap();
@@ -34,9 +41,8 @@ async fn session_cursor_ahead_of_the_log_is_a_gap() {
 
 /// Item 9: `connected` says where the connection stands, so a client that receives no event
 /// before its stream drops still resumes without missing anything.
-#[tokio::test]
-async fn connected_carries_the_cursor_to_resume_from() {
-    let gw = TestGateway::start(config(vec![("echo", worker(&["--mode", "echo"]))])).await;
+async fn connected_carries_the_cursor_to_resume_from(b: Backend) {
+    let gw = TestGateway::start_with(b, config(vec![("echo", worker(&["--mode", "echo"]))])).await;
     let (s, _, done) = gw.turn("echo", "one").await;
     let high = done.last().unwrap().id.unwrap();
     let r = gw.open(&s, None).await;
@@ -51,9 +57,8 @@ async fn connected_carries_the_cursor_to_resume_from() {
 }
 
 /// Item 10: the admin stream answers a cursor beyond its log with a snapshot marked as a gap.
-#[tokio::test]
-async fn admin_cursor_ahead_of_the_log_is_a_gap() {
-    let gw = TestGateway::start(config(vec![("echo", worker(&["--mode", "echo"]))])).await;
+async fn admin_cursor_ahead_of_the_log_is_a_gap(b: Backend) {
+    let gw = TestGateway::start_with(b, config(vec![("echo", worker(&["--mode", "echo"]))])).await;
     let mut stream = gw.client.admin_events(Some(1000)).await.unwrap();
     let first = loop {
         let ev = tokio::time::timeout(GUARD, stream.next())
@@ -91,20 +96,17 @@ async fn admin_cursor_ahead_of_the_log_is_a_gap() {
 
 /// Item 10, the other end: a cursor below what history retention kept of the admin log is a
 /// gap too, and the console is given a snapshot rather than silently missing the pruned events.
-#[tokio::test]
-async fn admin_cursor_below_what_retention_kept_is_a_gap() {
+async fn admin_cursor_below_what_retention_kept_is_a_gap(b: Backend) {
     let mut c = config(vec![("echo", worker(&["--mode", "echo"]))]);
     c.gateway.event_retention = std::time::Duration::from_millis(100);
     c.gateway.history_retention = std::time::Duration::from_millis(100);
-    let gw = TestGateway::start(c).await;
+    let gw = TestGateway::start_with(b, c).await;
     gw.turn("echo", "soon forgotten").await;
     // The pruner runs every second at this retention; wait until the log's start is gone.
     let deadline = tokio::time::Instant::now() + GUARD;
     loop {
-        let first: Option<i64> = sqlx::query_scalar("SELECT MIN(seq) FROM admin_events")
-            .fetch_one(&gw.db().await)
-            .await
-            .unwrap();
+        let db = gw.db().await;
+        let first = db.maybe_int("SELECT MIN(seq) FROM admin_events", &[]).await;
         if first.is_none_or(|f| f > 2) {
             break;
         }
@@ -177,17 +179,15 @@ async fn console_reloads_when_the_gateway_log_restarts_under_it() {
     let held = driver.state.model.last_seq.unwrap();
     let addr = gw.gw.as_ref().unwrap().addr;
     gw.stop().await;
-    let dir = tempfile::tempdir().unwrap();
-    let db_url = format!("sqlite://{}", dir.path().join("fresh.db").display());
+    let data = Data::new(Backend::Sqlite).await;
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let fresh = gateway::start(agents(), &db_url, listener).await.unwrap();
+    let fresh = gateway::start(agents(), &data.url, listener).await.unwrap();
     let gw = TestGateway {
         url: fresh.url(),
         client: Client::new(&fresh.url(), None),
         gw: Some(fresh),
         http: reqwest::Client::new(),
-        db_url,
-        dir,
+        data,
     };
     pump(&mut driver, &mut rx, |s| {
         s.model.events.iter().any(|e| e.kind == "gap") && !s.is_stale()
@@ -235,12 +235,14 @@ async fn console_reloads_when_the_gateway_log_restarts_under_it() {
 
 /// Item 4: a client whose stream dropped before its session was deleted finishes the stream
 /// with its cursor (the turn's failure and `closed`); without a cursor it is told 410.
-#[tokio::test]
-async fn deleted_session_stream_can_be_finished() {
-    let gw = TestGateway::start(config(vec![(
-        "slow",
-        worker(&["--mode", "slow", "--deltas", "200", "--delay-ms", "100"]),
-    )]))
+async fn deleted_session_stream_can_be_finished(b: Backend) {
+    let gw = TestGateway::start_with(
+        b,
+        config(vec![(
+            "slow",
+            worker(&["--mode", "slow", "--deltas", "200", "--delay-ms", "100"]),
+        )]),
+    )
     .await;
     let s = gw.session("slow").await;
     let mut r = gw.open(&s, None).await;

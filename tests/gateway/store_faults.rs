@@ -3,7 +3,13 @@
 
 use std::time::Duration;
 
-use crate::harness::{TestGateway, assert_completed, assert_failed, config, worker};
+use crate::harness::{
+    Backend, TestGateway, assert_completed, assert_failed, config, on_both, worker,
+};
+
+// The locked-file tests are SQLite's own fault, lost connections PostgreSQL's; the sweeper is
+// every store's.
+on_both!(the_sweeper_ends_a_stranded_turn_nobody_holds);
 
 /// Holds the database's write lock from another connection until told to let go.
 fn hold_write_lock(
@@ -62,7 +68,7 @@ async fn a_locked_store_loses_no_text_and_refuses_new_messages_at_once() {
     // The first delta has committed: now take the lock while the rest streams.
     let first = r.next().await.expect("first event");
     assert_eq!(first.event, "output");
-    let path = gw.dir.path().join("gw.db");
+    let path = gw.data.dir.path().join("gw.db");
     let (release, holder) = hold_write_lock(path);
     wait_health(&gw, 503, Duration::from_secs(10)).await;
     // New work is refused at once, with the code, and nothing is created.
@@ -102,40 +108,30 @@ async fn a_locked_store_loses_no_text_and_refuses_new_messages_at_once() {
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
     wait_health(&gw, 200, Duration::from_secs(10)).await;
     let db = gw.db().await;
-    let open: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM turns WHERE ended_at IS NULL")
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let open = db
+        .int("SELECT COUNT(*) FROM turns WHERE ended_at IS NULL", &[])
+        .await;
     assert_eq!(open, 0, "no turn left open");
-    let turns: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM turns")
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let turns = db.int("SELECT COUNT(*) FROM turns", &[]).await;
     assert_eq!(turns, 1, "the refused message created no turn");
     gw.stop().await;
 }
 
 /// A turn the store holds open past its deadline with no actor to end it (written by a
 /// gateway that is gone) is ended by the sweeper, with its terminal events on the stream.
-#[tokio::test]
-async fn the_sweeper_ends_a_stranded_turn_nobody_holds() {
-    let gw = TestGateway::start(config(vec![("echo", worker(&["--mode", "echo"]))])).await;
+async fn the_sweeper_ends_a_stranded_turn_nobody_holds(b: Backend) {
+    let gw = TestGateway::start_with(b, config(vec![("echo", worker(&["--mode", "echo"]))])).await;
     let s = gw.session("echo").await;
     let db = gw.db().await;
     let past = turnwatch::clock::now_ms() - 60_000;
-    sqlx::query(
+    let deadline = past + 1000;
+    let sql = format!(
         "INSERT INTO turns (id, session_id, agent_id, message_id, content, state, created_at, \
          dispatched_at, last_progress_at, deadline_at) \
-         VALUES ('t-orphan', ?, 'echo', 'm-orphan', 'hello', 'dispatched', ?, ?, ?, ?)",
-    )
-    .bind(&s.id)
-    .bind(past)
-    .bind(past)
-    .bind(past)
-    .bind(past + 1000)
-    .execute(&db)
-    .await
-    .unwrap();
+         VALUES ('t-orphan', $1, 'echo', 'm-orphan', 'hello', 'dispatched', {past}, {past}, \
+         {past}, {deadline})"
+    );
+    db.execute(&sql, &[&s.id]).await;
     let mut r = gw.open(&s, Some(0)).await;
     let events = tokio::time::timeout(Duration::from_secs(20), r.until_complete("t-orphan"))
         .await
@@ -152,7 +148,7 @@ async fn the_sweeper_ends_a_stranded_turn_nobody_holds() {
 async fn a_message_whose_client_hangs_up_mid_accept_still_ends() {
     let gw = TestGateway::start(config(vec![("echo", worker(&["--mode", "echo"]))])).await;
     let s = gw.session("echo").await;
-    let (release, holder) = hold_write_lock(gw.dir.path().join("gw.db"));
+    let (release, holder) = hold_write_lock(gw.data.dir.path().join("gw.db"));
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(300))
         .build()
@@ -170,11 +166,8 @@ async fn a_message_whose_client_hangs_up_mid_accept_still_ends() {
     let db = gw.db().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM turns WHERE message_id = 'm-impatient'")
-                .fetch_optional(&db)
-                .await
-                .unwrap();
+        let sql = "SELECT state FROM turns WHERE message_id = 'm-impatient'";
+        let state = db.text(sql, &[]).await;
         if state.as_deref() == Some("completed") {
             break;
         }
@@ -184,5 +177,49 @@ async fn a_message_whose_client_hangs_up_mid_accept_still_ends() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    gw.stop().await;
+}
+
+/// `PostgreSQL`'s outage: every connection of the gateway is ended by the server, again and
+/// again, while a turn streams. Each write in flight is retried on a new connection: no delta
+/// lost or doubled, ids in order, one `complete`, and the admin log agrees with the store.
+#[tokio::test]
+async fn lost_postgres_connections_lose_no_text_and_double_nothing() {
+    if crate::harness::database_url().is_none() {
+        return;
+    }
+    let gw = TestGateway::start_with(
+        Backend::Postgres,
+        config(vec![(
+            "slow",
+            worker(&["--mode", "slow", "--delay-ms", "150"]),
+        )]),
+    )
+    .await;
+    let s = gw.session("slow").await;
+    let mut r = gw.open(&s, None).await;
+    let text = "slow one two three four five six seven eight nine ten";
+    let turn = gw.post(&s, text).await;
+    let first = r.next().await.expect("first event");
+    assert_eq!(first.event, "output");
+    let ended = gw.data.terminate_connections(Duration::from_secs(1)).await;
+    assert!(ended > 0, "the gateway had connections to end");
+    let mut events = vec![first];
+    events.extend(r.until_complete(&turn).await);
+    let streamed: String = events
+        .iter()
+        .filter(|e| e.event == "output")
+        .map(|e| e.data["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(streamed, text, "no delta lost or doubled");
+    assert_eq!(assert_completed(&events), text);
+    let ids: Vec<i64> = events.iter().filter_map(|e| e.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+    let db = gw.db().await;
+    let sql = "SELECT COUNT(*) FROM events WHERE turn_id = $1 AND kind = 'complete'";
+    assert_eq!(db.int(sql, &[&turn]).await, 1, "one complete stored");
+    // A new message after the outage is accepted and runs.
+    let next = gw.post(&s, "slow after").await;
+    assert_completed(&r.until_complete(&next).await);
     gw.stop().await;
 }

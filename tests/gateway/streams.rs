@@ -4,14 +4,24 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-use crate::harness::{GUARD, TestGateway, assert_completed, config, worker};
+use crate::harness::{Backend, GUARD, TestGateway, assert_completed, config, on_both, worker};
 
-#[tokio::test]
-async fn row20_reconnect_with_last_event_id_gets_the_rest_once_in_order() {
-    let gw = TestGateway::start(config(vec![(
-        "slow",
-        worker(&["--mode", "slow", "--deltas", "12", "--delay-ms", "60"]),
-    )]))
+on_both!(
+    row20_reconnect_with_last_event_id_gets_the_rest_once_in_order,
+    row21_no_cursor_replays_only_turns_in_flight,
+    repeated_message_id_is_idempotent_and_turns_run_in_order,
+    same_thread_resumes_the_session_unless_forced_new,
+    cursor_older_than_retention_is_told_about_the_gap,
+);
+
+async fn row20_reconnect_with_last_event_id_gets_the_rest_once_in_order(b: Backend) {
+    let gw = TestGateway::start_with(
+        b,
+        config(vec![(
+            "slow",
+            worker(&["--mode", "slow", "--deltas", "12", "--delay-ms", "60"]),
+        )]),
+    )
     .await;
     let s = gw.session("slow").await;
     let mut r = gw.open(&s, None).await;
@@ -44,15 +54,17 @@ async fn row20_reconnect_with_last_event_id_gets_the_rest_once_in_order() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn row21_no_cursor_replays_only_turns_in_flight() {
-    let gw = TestGateway::start(config(vec![
-        ("echo", worker(&["--mode", "echo"])),
-        (
-            "slow",
-            worker(&["--mode", "slow", "--deltas", "20", "--delay-ms", "50"]),
-        ),
-    ]))
+async fn row21_no_cursor_replays_only_turns_in_flight(b: Backend) {
+    let gw = TestGateway::start_with(
+        b,
+        config(vec![
+            ("echo", worker(&["--mode", "echo"])),
+            (
+                "slow",
+                worker(&["--mode", "slow", "--deltas", "20", "--delay-ms", "50"]),
+            ),
+        ]),
+    )
     .await;
     let (s, _, _) = gw.turn("echo", "already over").await;
     let mut r = gw.open(&s, None).await;
@@ -177,9 +189,8 @@ async fn lobu_client_works_unchanged() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn repeated_message_id_is_idempotent_and_turns_run_in_order() {
-    let gw = TestGateway::start(config(vec![("echo", worker(&["--mode", "echo"]))])).await;
+async fn repeated_message_id_is_idempotent_and_turns_run_in_order(b: Backend) {
+    let gw = TestGateway::start_with(b, config(vec![("echo", worker(&["--mode", "echo"]))])).await;
     let s = gw.session("echo").await;
     let mut r = gw.open(&s, None).await;
     let a = gw
@@ -204,9 +215,8 @@ async fn repeated_message_id_is_idempotent_and_turns_run_in_order() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn same_thread_resumes_the_session_unless_forced_new() {
-    let gw = TestGateway::start(config(vec![("echo", worker(&["--mode", "echo"]))])).await;
+async fn same_thread_resumes_the_session_unless_forced_new(b: Backend) {
+    let gw = TestGateway::start_with(b, config(vec![("echo", worker(&["--mode", "echo"]))])).await;
     let req = |force_new| turnwatch::api::CreateSession {
         agent_id: None,
         thread: Some("t1".into()),
@@ -220,20 +230,16 @@ async fn same_thread_resumes_the_session_unless_forced_new() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn cursor_older_than_retention_is_told_about_the_gap() {
+async fn cursor_older_than_retention_is_told_about_the_gap(b: Backend) {
     let mut c = config(vec![("echo", worker(&["--mode", "echo"]))]);
     c.gateway.event_retention = Duration::from_millis(100);
-    let gw = TestGateway::start(c).await;
+    let gw = TestGateway::start_with(b, c).await;
     let (s, _, first) = gw.turn("echo", "soon forgotten").await;
     let old = first[0].id.unwrap();
     // The pruner runs every second at this retention; wait until the first turn is pruned.
     let deadline = tokio::time::Instant::now() + GUARD;
     loop {
-        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
-            .fetch_one(&gw.db().await)
-            .await
-            .unwrap();
+        let left = gw.db().await.int("SELECT COUNT(*) FROM events", &[]).await;
         if left == 0 {
             break;
         }

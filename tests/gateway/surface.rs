@@ -16,10 +16,8 @@ fn echo_gateway_config() -> turnwatch::config::Config {
 }
 
 async fn count(gw: &TestGateway, table: &str) -> i64 {
-    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-        .fetch_one(&gw.db().await)
-        .await
-        .unwrap()
+    let sql = format!("SELECT COUNT(*) FROM {table}");
+    gw.db().await.int(&sql, &[]).await
 }
 
 fn events_path(s: &Session) -> String {
@@ -257,20 +255,26 @@ async fn the_listening_line_means_ready() {
         .kill_on_drop(true);
         cmd
     };
-    let out = tokio::time::timeout(
-        crate::harness::GUARD,
-        gateway("mysql://nowhere/db".into()).output(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(!out.status.success(), "{stdout} {stderr}");
-    assert!(!stdout.contains("listening"), "{stdout}");
-    assert!(stderr.contains("unsupported database URL"), "{stderr}");
+    // A scheme no backend reads, and a PostgreSQL server that refuses the connection.
+    for (database, says) in [
+        ("mysql://nowhere/db", "unsupported database URL"),
+        (
+            "postgres://postgres@127.0.0.1:9/db",
+            "cannot connect to the database",
+        ),
+    ] {
+        let out = tokio::time::timeout(crate::harness::GUARD, gateway(database.into()).output())
+            .await
+            .unwrap()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(!out.status.success(), "{stdout} {stderr}");
+        assert!(!stdout.contains("listening"), "{stdout}");
+        assert!(stderr.contains(says), "{database}: {stderr}");
+    }
 
     let db = format!("sqlite://{}", dir.path().join("gw.db").display());
     let mut child = gateway(db).spawn().unwrap();

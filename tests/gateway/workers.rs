@@ -4,7 +4,6 @@
 //! UTF-8 (or far too many) on a worker's stdout or stderr do not break the gateway.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::time::Duration;
 use tokio::process::{Child, Command};
 use turnwatch::api::WorkerState;
@@ -13,8 +12,19 @@ use turnwatch::client::Client;
 use turnwatch::supervisor::procinfo;
 
 use crate::harness::{
-    BIN, GUARD, TestGateway, assert_completed, config, gateway_args, gateway_child, worker,
+    BIN, Backend, Data, GUARD, TestGateway, assert_completed, config, gateway_args, gateway_child,
+    on_both, worker,
 };
+
+// What the store records and recovers runs on both backends; how processes die with their
+// gateway, and what reaches a worker's environment, is the same whatever the store.
+on_both!(
+    a_gone_workers_leftover_children_are_killed_at_restart,
+    restart_kills_surviving_workers_and_spares_reused_pids,
+    invalid_utf8_from_a_worker_is_rejected_not_fatal,
+    a_huge_stderr_line_keeps_the_tail_bounded,
+    an_idle_worker_yields_its_slot,
+);
 
 /// `SIGKILL`s these process groups when dropped, so a failing test leaves nothing behind.
 struct Reaper(Vec<u32>);
@@ -40,14 +50,13 @@ async fn wait_dead(pid: u32) {
     }
 }
 
-/// Starts `turnwatch gateway` as a real process with this config text and extra environment;
-/// returns it and its URL once it says it listens.
-async fn gateway_process(dir: &Path, toml: &str, env: &[(&str, &str)]) -> (Child, String) {
-    let conf = dir.join("turnwatch.toml");
+/// Starts `turnwatch gateway` as a real process on this data with this config text and extra
+/// environment; returns it and its URL once it says it listens.
+async fn gateway_process(data: &Data, toml: &str, env: &[(&str, &str)]) -> (Child, String) {
+    let conf = data.dir.path().join("turnwatch.toml");
     std::fs::write(&conf, toml).unwrap();
-    let db_url = format!("sqlite://{}", dir.join("gw.db").display());
     let mut cmd = Command::new(BIN);
-    cmd.args(gateway_args("127.0.0.1:0", &db_url, &conf))
+    cmd.args(gateway_args("127.0.0.1:0", &data.url, &conf))
         .envs(env.iter().copied());
     gateway_child(cmd).await
 }
@@ -92,23 +101,20 @@ async fn one_turn(client: &Client, agent: &str, content: &str) -> String {
 /// idle blocking thread (10 s): the kernel's parent-death signal follows the forking thread.
 #[tokio::test]
 async fn workers_die_with_a_sigkilled_gateway_even_after_idle() {
-    let dir = tempfile::tempdir().unwrap();
+    let data = Data::new(Backend::Sqlite).await;
     let stubborn = format!("trap '' TERM; exec {BIN} worker --mode echo --ignore-eof");
     let toml = format!(
         "[gateway]\ndefault_agent = \"stubborn\"\n[agents.stubborn]\ncommand = [\"sh\", \"-c\", {stubborn:?}]\n"
     );
-    let (mut gateway, url) = gateway_process(dir.path(), &toml, &[]).await;
+    let (mut gateway, url) = gateway_process(&data, &toml, &[]).await;
     let client = Client::new(&url, None);
     assert_eq!(one_turn(&client, "stubborn", "first").await, "first");
     tokio::time::sleep(Duration::from_secs(11)).await; // every idle blocking thread has exited
     assert_eq!(one_turn(&client, "stubborn", "second").await, "second");
-    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("gw.db").display()))
-        .await
-        .unwrap();
-    let pids: Vec<i64> = sqlx::query_scalar("SELECT pid FROM workers WHERE exited_at IS NULL")
-        .fetch_all(&db)
-        .await
-        .unwrap();
+    let db = data.db().await;
+    let pids = db
+        .ints("SELECT pid FROM workers WHERE exited_at IS NULL")
+        .await;
     assert_eq!(pids.len(), 2, "two live workers");
     let _reaper = Reaper(pids.iter().map(|p| *p as u32).collect());
     for pid in &pids {
@@ -128,10 +134,9 @@ async fn workers_die_with_a_sigkilled_gateway_even_after_idle() {
 
 /// Item 1: the kernel's kill-with-parent reaches only the worker, not the processes it started;
 /// at the restart, what is left of a gone worker's process group is killed.
-#[tokio::test]
-async fn a_gone_workers_leftover_children_are_killed_at_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let child_file = dir.path().join("child.pid");
+async fn a_gone_workers_leftover_children_are_killed_at_restart(b: Backend) {
+    let data = Data::new(b).await;
+    let child_file = data.dir.path().join("child.pid");
     let script = format!(
         "sleep 300 & echo $! > {}; exec {BIN} worker --mode echo",
         child_file.display()
@@ -139,7 +144,7 @@ async fn a_gone_workers_leftover_children_are_killed_at_restart() {
     let toml = format!(
         "[gateway]\ndefault_agent = \"parent\"\n[agents.parent]\ncommand = [\"sh\", \"-c\", {script:?}]\n"
     );
-    let (mut gateway, url) = gateway_process(dir.path(), &toml, &[]).await;
+    let (mut gateway, url) = gateway_process(&data, &toml, &[]).await;
     assert_eq!(
         one_turn(&Client::new(&url, None), "parent", "hi").await,
         "hi"
@@ -149,13 +154,10 @@ async fn a_gone_workers_leftover_children_are_killed_at_restart() {
         .trim()
         .parse()
         .unwrap();
-    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("gw.db").display()))
-        .await
-        .unwrap();
-    let worker: i64 = sqlx::query_scalar("SELECT pid FROM workers WHERE exited_at IS NULL")
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let db = data.db().await;
+    let worker = db
+        .int("SELECT pid FROM workers WHERE exited_at IS NULL", &[])
+        .await;
     let _reaper = Reaper(vec![worker as u32, child]);
     gateway.kill().await.unwrap();
     wait_dead(worker as u32).await;
@@ -163,14 +165,11 @@ async fn a_gone_workers_leftover_children_are_killed_at_restart() {
         procinfo::is_running(child),
         "the worker's child outlived it"
     );
-    let (_restarted, _) = gateway_process(dir.path(), &toml, &[]).await;
+    let (_restarted, _) = gateway_process(&data, &toml, &[]).await;
     wait_dead(child).await;
-    let reason: String = sqlx::query_scalar("SELECT exit_reason FROM workers WHERE pid = ?")
-        .bind(worker)
-        .fetch_one(&db)
-        .await
-        .unwrap();
-    assert_eq!(reason, "gone_at_recovery");
+    let sql = format!("SELECT exit_reason FROM workers WHERE pid = {worker}");
+    let reason = db.text(&sql, &[]).await;
+    assert_eq!(reason.as_deref(), Some("gone_at_recovery"));
 }
 
 /// Spawns `sleep 60` in its own process group.
@@ -186,11 +185,9 @@ fn sleeper() -> Child {
 /// Item 1: at start-up the gateway kills the group of a worker the store records as live when
 /// that pid is still the same process (a `SIGSTOP`ped one too), and spares a pid that now
 /// belongs to another process; each exit says which it was.
-#[tokio::test]
-async fn restart_kills_surviving_workers_and_spares_reused_pids() {
-    let dir = tempfile::tempdir().unwrap();
-    let db_url = format!("sqlite://{}", dir.path().join("gw.db").display());
-    drop(turnwatch::store::open(&db_url).await.unwrap()); // the schema
+async fn restart_kills_surviving_workers_and_spares_reused_pids(b: Backend) {
+    let data = Data::new(b).await;
+    drop(turnwatch::store::open(&data.url).await.unwrap()); // the schema
     let mut survivor = sleeper();
     let mut stranger = sleeper();
     let (survivor_pid, stranger_pid) = (survivor.id().unwrap(), stranger.id().unwrap());
@@ -201,7 +198,7 @@ async fn restart_kills_surviving_workers_and_spares_reused_pids() {
     )
     .unwrap();
     let (host, boot) = procinfo::host();
-    let db = sqlx::SqlitePool::connect(&db_url).await.unwrap();
+    let db = data.db().await;
     for (worker, pid, ticks) in [
         (
             "w-survivor",
@@ -215,21 +212,16 @@ async fn restart_kills_surviving_workers_and_spares_reused_pids() {
             procinfo::start_ticks(stranger_pid).unwrap() + 1,
         ),
     ] {
-        sqlx::query(
-            "INSERT INTO workers (worker_id, generation, pid, agent_id, session_id, state, started_at, \
-             host, boot_id, start_ticks) VALUES (?, 1, ?, 'echo', 's-gone', 'busy', 0, ?, ?, ?)",
-        )
-        .bind(worker)
-        .bind(i64::from(pid))
-        .bind(host)
-        .bind(boot)
-        .bind(ticks as i64)
-        .execute(&db)
-        .await
-        .unwrap();
+        let sql = format!(
+            "INSERT INTO workers (worker_id, generation, pid, agent_id, session_id, state, \
+             started_at, host, boot_id, start_ticks) \
+             VALUES ($1, 1, {pid}, 'echo', 's-gone', 'busy', 0, $2, $3, {ticks})"
+        );
+        db.execute(&sql, &[worker, host.as_str(), boot.as_str()])
+            .await;
     }
 
-    let gw = TestGateway::start_on(config(vec![("echo", worker(&[]))]), dir, db_url).await;
+    let gw = TestGateway::start_on(config(vec![("echo", worker(&[]))]), data).await;
     let status = tokio::time::timeout(GUARD, survivor.wait())
         .await
         .expect("the surviving worker was killed")
@@ -264,7 +256,7 @@ async fn restart_kills_surviving_workers_and_spares_reused_pids() {
 /// beyond the allowlist), but does hold what its agent's `inherit_env` names.
 #[tokio::test]
 async fn no_token_secret_reaches_a_worker() {
-    let dir = tempfile::tempdir().unwrap();
+    let data = Data::new(Backend::Sqlite).await;
     let secret_var = format!("TW_SECRET_{}", std::process::id());
     let toml = format!(
         "[gateway]\ndefault_agent = \"peek\"\n\
@@ -281,7 +273,7 @@ async fn no_token_secret_reaches_a_worker() {
         ("TW_NAMED", "named"),
         ("HOME", "/home/tw"),
     ];
-    let (_gateway, url) = gateway_process(dir.path(), &toml, &env).await;
+    let (_gateway, url) = gateway_process(&data, &toml, &env).await;
     let client = Client::new(&url, Some("s3cret-operator-token".into()));
     assert_eq!(
         one_turn(&client, "peek", "x").await,
@@ -333,12 +325,14 @@ async fn a_worker_cannot_read_its_gateways_environment() {
 
 /// Item 3: a stdout line that is not UTF-8 is a recorded rejection and reading goes on; stderr
 /// that is not UTF-8 is kept lossily and the worker is not broken by it.
-#[tokio::test]
-async fn invalid_utf8_from_a_worker_is_rejected_not_fatal() {
-    let gw = TestGateway::start(config(vec![(
-        "bytes",
-        worker(&["--mode", "echo", "--invalid-utf8"]),
-    )]))
+async fn invalid_utf8_from_a_worker_is_rejected_not_fatal(b: Backend) {
+    let gw = TestGateway::start_with(
+        b,
+        config(vec![(
+            "bytes",
+            worker(&["--mode", "echo", "--invalid-utf8"]),
+        )]),
+    )
     .await;
     let (s, _, events) = gw.turn("bytes", "still here").await;
     assert_eq!(assert_completed(&events), "still here");
@@ -379,13 +373,15 @@ async fn invalid_utf8_from_a_worker_is_rejected_not_fatal() {
 }
 
 /// Item 3: an 8 MB stderr line costs the gateway a bounded tail (live and as recorded).
-#[tokio::test]
-async fn a_huge_stderr_line_keeps_the_tail_bounded() {
+async fn a_huge_stderr_line_keeps_the_tail_bounded(b: Backend) {
     const BOUND: usize = 64 * 1024 + 200; // the tail's bytes, plus its newlines
-    let gw = TestGateway::start(config(vec![(
-        "loud",
-        worker(&["--mode", "echo", "--stderr-bytes", "8000000"]),
-    )]))
+    let gw = TestGateway::start_with(
+        b,
+        config(vec![(
+            "loud",
+            worker(&["--mode", "echo", "--stderr-bytes", "8000000"]),
+        )]),
+    )
     .await;
     let (s, _, events) = gw.turn("loud", "hi").await;
     assert_eq!(assert_completed(&events), "hi");
@@ -411,8 +407,9 @@ async fn a_huge_stderr_line_keeps_the_tail_bounded() {
         .unwrap();
     gw.wait_workers(&s, |r| r.iter().all(|w| w.state == WorkerState::Exited))
         .await;
-    let recorded: String = sqlx::query_scalar("SELECT stderr_tail FROM workers")
-        .fetch_one(&gw.db().await)
+    let db = gw.db().await;
+    let recorded = db
+        .text("SELECT stderr_tail FROM workers", &[])
         .await
         .unwrap();
     assert!(recorded.len() <= BOUND, "recorded {} bytes", recorded.len());
@@ -422,11 +419,10 @@ async fn a_huge_stderr_line_keeps_the_tail_bounded() {
 
 /// Item 12: with one slot and its worker idle, another session's turn evicts that worker
 /// (intentionally, reason `evicted`) instead of failing `queue_timeout`, and back again.
-#[tokio::test]
-async fn an_idle_worker_yields_its_slot() {
+async fn an_idle_worker_yields_its_slot(b: Backend) {
     let mut c = config(vec![("echo", worker(&["--mode", "echo"]))]);
     c.gateway.max_workers = 1;
-    let gw = TestGateway::start(c).await;
+    let gw = TestGateway::start_with(b, c).await;
     let (a, _, events) = gw.turn("echo", "first").await;
     assert_eq!(assert_completed(&events), "first");
     let (b, _, events) = gw.turn("echo", "second").await;
