@@ -207,7 +207,8 @@ impl Store for PgStore {
     }
 
     async fn open_turns(&self) -> Result<Vec<TurnRecord>, StoreError> {
-        let q = format!("SELECT {TURN_COLS} FROM turns WHERE ended_at IS NULL ORDER BY created_at");
+        let q =
+            format!("SELECT {TURN_COLS} FROM turns WHERE ended_at IS NULL ORDER BY created_at, id");
         let rows = sqlx::query(&q).fetch_all(&self.reads).await?;
         Ok(rows.iter().map(turn_from).collect::<Result<_, _>>()?)
     }

@@ -250,7 +250,8 @@ impl Store for SqliteStore {
     }
 
     async fn open_turns(&self) -> Result<Vec<TurnRecord>, StoreError> {
-        let q = format!("SELECT {TURN_COLS} FROM turns WHERE ended_at IS NULL ORDER BY created_at");
+        let q =
+            format!("SELECT {TURN_COLS} FROM turns WHERE ended_at IS NULL ORDER BY created_at, id");
         let rows = sqlx::query(&q).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(turn_from).collect::<Result<_, _>>()?)
     }
