@@ -91,8 +91,7 @@ pub fn worker_info(w: &WorkerRecord) -> WorkerInfo {
 }
 
 /// A turn as the store read it, without its message content unless asked for.
-pub fn turn_info(t: &TurnInfo, with_content: bool) -> TurnInfo {
-    let mut t = t.clone();
+pub fn turn_info(mut t: TurnInfo, with_content: bool) -> TurnInfo {
     if !with_content {
         t.content = None;
     }
@@ -100,9 +99,9 @@ pub fn turn_info(t: &TurnInfo, with_content: bool) -> TurnInfo {
 }
 
 fn page<T, R>(
-    rows: &[R],
+    rows: Vec<R>,
     limit: i64,
-    to: impl Fn(&R) -> T,
+    to: impl FnMut(R) -> T,
     cursor: impl Fn(&R) -> String,
 ) -> Page<T> {
     let next_cursor = (rows.len() as i64 == limit)
@@ -110,7 +109,7 @@ fn page<T, R>(
         .flatten();
     Page {
         success: true,
-        items: rows.iter().map(to).collect(),
+        items: rows.into_iter().map(to).collect(),
         next_cursor,
     }
 }
@@ -177,9 +176,9 @@ pub async fn workers(
     };
     let rows = app.store.workers(&q).await?;
     Ok(Json(page(
-        &rows,
+        rows,
         q.page.limit,
-        worker_info,
+        |w| worker_info(&w),
         WorkerRecord::cursor,
     )))
 }
@@ -226,7 +225,7 @@ pub async fn worker(
         worker: worker_info(newest),
         generations: generations.iter().map(worker_info).collect(),
         stderr_tail: stderr.lines().map(str::to_owned).collect(),
-        recent_turns: turns.iter().map(|t| turn_info(t, false)).collect(),
+        recent_turns: turns.into_iter().map(|t| turn_info(t, false)).collect(),
         rejected_output: rejected,
     }))
 }
@@ -247,7 +246,7 @@ pub async fn turns(
     };
     let rows = app.store.turns(&q, now_ms()).await?;
     Ok(Json(page(
-        &rows,
+        rows,
         q.page.limit,
         |t| turn_info(t, false),
         turn_cursor,
@@ -300,7 +299,7 @@ pub async fn turn(
     });
     Ok(Json(TurnDetail {
         success: true,
-        turn: turn_info(&row, operator),
+        turn: turn_info(row, operator),
         timeline,
     }))
 }

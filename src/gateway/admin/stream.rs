@@ -76,7 +76,7 @@ async fn snapshot(app: &AppState, gap: bool) -> Result<(axum::body::Bytes, i64),
     let s = app.store.snapshot(now_ms()).await?;
     let snap = Snapshot {
         workers: s.workers.iter().map(worker_info).collect(),
-        turns: s.turns.iter().map(|t| turn_info(t, false)).collect(),
+        turns: s.turns.into_iter().map(|t| turn_info(t, false)).collect(),
         gap,
         resumed_from: gap.then_some(()),
     };
