@@ -214,12 +214,5 @@ pub struct ErrorBody {
     pub code: String,
 }
 
-impl ErrorBody {
-    /// The code as this version knows it (`None` for a code from a newer gateway).
-    pub fn error_code(&self) -> Option<ErrorCode> {
-        self.code.parse().ok()
-    }
-}
-
 #[cfg(test)]
 mod tests;

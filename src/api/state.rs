@@ -18,11 +18,6 @@ wire_enum! {
 }
 
 impl WorkerState {
-    /// Whether the worker can take a turn now (`ready` or `idle`).
-    pub fn is_available(self) -> bool {
-        matches!(self, Self::Ready | Self::Idle)
-    }
-
     /// Whether the process is still running.
     pub fn is_live(self) -> bool {
         self != Self::Exited
@@ -42,13 +37,6 @@ wire_enum! {
         Completed = "completed",
         /// Ended with `error` and `complete` `status: "failed"`.
         Failed = "failed",
-    }
-}
-
-impl TurnState {
-    /// Whether the turn is still owed its terminal event.
-    pub fn is_open(self) -> bool {
-        !matches!(self, Self::Completed | Self::Failed)
     }
 }
 
