@@ -115,6 +115,10 @@ pub struct GatewayConfig {
     pub replica_lease: Duration,
     /// This replica's name in the admin API; the host name when absent.
     pub replica_name: Option<String>,
+    /// On a graceful stop with live peers, how long turns in flight may finish before they
+    /// fail `gateway_shutdown` (queued turns go to the peers).
+    #[serde(with = "humantime_serde")]
+    pub stop_drain: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -135,6 +139,7 @@ impl Default for GatewayConfig {
             header_timeout: Duration::from_secs(10),
             max_connections: None,
             replica_lease: Duration::from_secs(5),
+            stop_drain: Duration::from_secs(30),
             replica_name: None,
         }
     }

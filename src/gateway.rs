@@ -33,6 +33,7 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::journal::{Hub, Journal};
 use crate::metrics::Metrics;
+use crate::replica::cluster::{self, Peers};
 use crate::replica::registry::{self, Registration};
 use crate::store::{self, Change, Store};
 use crate::supervisor::{Supervisor, end_turn};
@@ -56,8 +57,10 @@ pub enum GatewayError {
 
 /// Everything a handler may touch.
 pub struct AppState {
-    /// This process as a replica.
-    replica: Registration,
+    /// This process as a replica (a new registration after it was found lost).
+    replica: Arc<std::sync::Mutex<Registration>>,
+    /// The other replicas, for wake-ups and forwarded actions.
+    peers: Peers,
     config: Arc<Config>,
     store: Arc<dyn Store>,
     journal: Journal,
@@ -207,12 +210,34 @@ async fn prepare(
     }
     let limits = limits::Limits::new(&config.gateway);
     let store = store::open(database_url).await?;
-    registry::wait_for_sole_use(store.as_ref())
-        .await
-        .map_err(GatewayError::Config)?;
+    if store.postgres().is_none() {
+        registry::wait_for_sole_use(store.as_ref())
+            .await
+            .map_err(GatewayError::Config)?;
+    }
     let hub = Arc::new(Hub::default());
     let (journal, journal_task) = Journal::start(Arc::clone(&store), Arc::clone(&hub));
-    recover(store.as_ref(), &journal).await?;
+    // Replicas of this host whose process is gone are lost now, not when their lease runs out.
+    let dead = registry::dead_here(store.as_ref())
+        .await
+        .map_err(GatewayError::Config)?;
+    if !dead.is_empty() {
+        let mark = Change::MarkLost {
+            replicas: dead,
+            at: now_ms(),
+        };
+        journal.write(mark).await?;
+    }
+    // Alone, this replica closes the previous run's books; with live peers, a lost replica's
+    // sessions are taken over by the scan (every replica's), turn by turn `replica_lost`.
+    let peers = registry::live_peers(store.as_ref(), None)
+        .await
+        .map_err(GatewayError::Config)?;
+    if peers == 0 {
+        recover(store.as_ref(), &journal).await?;
+    } else {
+        tracing::info!(peers, "joining live replicas on this database");
+    }
     let replica = Registration::register(
         &journal,
         config.gateway.replica_name.as_deref(),
@@ -229,7 +254,8 @@ async fn prepare(
         Arc::clone(&metrics),
     );
     let state = Arc::new(AppState {
-        replica,
+        replica: Arc::new(std::sync::Mutex::new(replica)),
+        peers: Peers::new(Arc::clone(&store)),
         config,
         store,
         journal,
@@ -266,21 +292,55 @@ impl Prepared {
             state.journal.clone(),
         ));
         let lease_stop = CancellationToken::new();
-        let lease = tokio::spawn(
-            state
-                .replica
-                .clone()
-                .renew(state.journal.clone(), lease_stop.clone()),
-        );
+        let lease = tokio::spawn(cluster::keep_lease(
+            Arc::clone(&state.replica),
+            state.config.gateway.replica_name.clone(),
+            state.journal.clone(),
+            state.supervisor.clone(),
+            lease_stop.clone(),
+        ));
+        let scan = tokio::spawn(cluster::scan(
+            Arc::clone(&state.store),
+            state.journal.clone(),
+            state.supervisor.clone(),
+        ));
+        let fences = tokio::spawn(cluster::follow_fences(
+            state.hub.subscribe_fenced(),
+            state.supervisor.clone(),
+        ));
+        let listening = tokio::spawn(cluster::listen(
+            Arc::clone(&state.store),
+            Arc::clone(&state.hub),
+            state.supervisor.clone(),
+            lease_stop.clone(),
+        ));
         let graceful = {
             let state = Arc::clone(&state);
             let sweeper = sweeper.abort_handle();
+            let scan = scan.abort_handle();
             async move {
                 shutdown.await;
-                tracing::info!("stopping: ending in-flight turns and stopping workers");
                 sweeper.abort();
+                scan.abort();
                 state.stopping.cancel();
-                state.replica.mark(&state.journal, false).await;
+                let registration = current(&state.replica);
+                registration.mark(&state.journal, false).await;
+                let me = Some(&registration.id);
+                if registry::live_peers(state.store.as_ref(), me)
+                    .await
+                    .unwrap_or(0)
+                    > 0
+                {
+                    tracing::info!(
+                        "stopping: live peers take this replica's sessions; draining turns in flight"
+                    );
+                    state
+                        .supervisor
+                        .release_all(state.config.gateway.stop_drain)
+                        .await;
+                } else {
+                    tracing::info!("stopping: ending in-flight turns and stopping workers");
+                }
                 state.supervisor.shutdown().await;
                 state.journal.flush().await;
                 state.streams_stop.cancel();
@@ -297,14 +357,24 @@ impl Prepared {
         if !state.streams_stop.is_cancelled() {
             state.supervisor.shutdown().await;
         }
+        scan.abort();
+        fences.abort();
         lease_stop.cancel();
         let _ = lease.await;
-        state.replica.mark(&state.journal, true).await;
+        let _ = listening.await;
+        current(&state.replica).mark(&state.journal, true).await;
         state.journal.flush().await;
         drop(state);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.journal_task).await;
         Ok(())
     }
+}
+
+/// This replica's registration now.
+fn current(r: &std::sync::Mutex<Registration>) -> Registration {
+    r.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
 }
 
 /// Fails every turn a previous run left open, and closes the books on its workers (killing
@@ -322,7 +392,7 @@ async fn recover(store: &dyn Store, journal: &Journal) -> Result<(), GatewayErro
             ErrorCode::GatewayRestarted,
             "the gateway restarted while this turn was in flight",
         );
-        end_turn(journal, &t.session_id, &t.id, &t.message_id, ending).await;
+        end_turn(journal, None, &t.session_id, &t.id, &t.message_id, ending).await;
     }
     crate::supervisor::recovery::recover_workers(store, journal).await?;
     journal.flush().await;

@@ -267,15 +267,23 @@ impl Writer {
         for e in admin {
             self.hub.publish_admin(e);
         }
-        for (result, reply) in results.into_iter().zip(replies) {
+        for ((result, reply), write) in results.into_iter().zip(replies).zip(writes.iter()) {
             let result = result.map_err(|e| {
                 tracing::error!(error = %e, "store write failed");
                 JournalError::Store(Arc::new(e))
             });
-            if let Ok(Applied::Events(events)) = &result {
-                for e in events {
-                    self.hub.publish(e);
+            match &result {
+                Ok(Applied::Events(events) | Applied::Claimed { events, .. }) => {
+                    for e in events {
+                        self.hub.publish(e);
+                    }
                 }
+                Ok(Applied::Fenced) => {
+                    if let Change::Fenced { fence, .. } = write {
+                        self.hub.publish_fenced(&fence.session_id);
+                    }
+                }
+                _ => {}
             }
             if let Some(reply) = reply {
                 let _ = reply.send(result);
@@ -312,7 +320,7 @@ impl Writer {
     fn note_hole(&mut self, write: &Change) {
         if let Change::Event {
             turn_id: Some(t), ..
-        } = write
+        } = write.inner()
         {
             tracing::error!(turn = %t, "an event of this turn could not be written; it will fail");
             self.holed.insert(t.clone());
@@ -327,7 +335,7 @@ impl Writer {
             events,
             at,
             ..
-        } = &mut write
+        } = write.inner_mut()
             && self.holed.remove(turn_id)
             && ending.outcome == Outcome::Completed
         {

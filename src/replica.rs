@@ -69,6 +69,7 @@
 //! expires its lease would make the literal "no second worker process" true (`-DWATCHDOG` in
 //! the model), but only while that watchdog itself is never paused.
 
+pub mod cluster;
 pub mod registry;
 
 #[cfg(test)]

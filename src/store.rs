@@ -6,6 +6,7 @@
 //! its terminal events; every later one is a no-op. Backends share these semantics; the URL
 //! scheme picks one ([`open`]).
 
+mod claim;
 mod lifecycle;
 pub mod postgres;
 pub mod query;
@@ -398,6 +399,39 @@ pub enum Change {
         /// It has stopped: its row leaves the list.
         stopped: bool,
     },
+    /// A write on behalf of a session its replica owns: applied only while the session's owner
+    /// and epoch are still the fence's, else [`Applied::Fenced`] and nothing changes.
+    Fenced {
+        /// The ownership the write depends on.
+        fence: Fence,
+        /// The write.
+        change: Box<Change>,
+    },
+    /// Take a session whose owner is gone (none, lost or stopped) or this replica itself: the
+    /// epoch moves on, every open turn of the session that reached a worker fails
+    /// `replica_lost`, every worker row of the session still open is closed (`replica_lost`).
+    /// Queued turns stay, for the new owner. [`Applied::Claimed`] or [`Applied::Held`].
+    Claim {
+        /// The session.
+        session_id: SessionId,
+        /// The claiming replica; it must be live.
+        replica_id: ReplicaId,
+        /// When (epoch ms).
+        at: i64,
+    },
+    /// Give a session up (graceful stop): its owner becomes none, so a peer may claim it.
+    Release {
+        /// The ownership given up.
+        fence: Fence,
+    },
+    /// Mark replicas lost: those named (known dead: their process is gone), and any live one
+    /// whose lease has run out by the database's clock. A lost replica never renews again.
+    MarkLost {
+        /// Replicas known to be dead.
+        replicas: Vec<ReplicaId>,
+        /// When (epoch ms), where the backend has no clock of its own.
+        at: i64,
+    },
     /// Forget history older than `before` (epoch ms): ended turns whose events are already
     /// pruned, exited worker generations, admin events, rejected output, and sessions left
     /// with none of these. Bounded per write; the next round takes the rest.
@@ -405,6 +439,58 @@ pub enum Change {
         /// The cutoff.
         before: i64,
     },
+}
+
+/// The ownership a [`Change::Fenced`] write depends on: the session's owner and its epoch
+/// when the replica claimed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fence {
+    /// The session.
+    pub session_id: SessionId,
+    /// The owning replica.
+    pub owner: ReplicaId,
+    /// The epoch of its claim.
+    pub epoch: i64,
+}
+
+impl Change {
+    /// The write itself, under any fence.
+    pub fn inner(&self) -> &Change {
+        match self {
+            Self::Fenced { change, .. } => change.inner(),
+            other => other,
+        }
+    }
+
+    /// The write itself, under any fence, to amend.
+    pub fn inner_mut(&mut self) -> &mut Change {
+        match self {
+            Self::Fenced { change, .. } => change.inner_mut(),
+            other => other,
+        }
+    }
+
+    /// The write under `fence`.
+    #[must_use]
+    pub fn fenced(self, fence: &Fence) -> Self {
+        Self::Fenced {
+            fence: fence.clone(),
+            change: Box::new(self),
+        }
+    }
+}
+
+/// A queued turn as its session's owner reads it, in the session's order.
+#[derive(Clone, Debug)]
+pub struct QueuedRow {
+    /// The turn.
+    pub turn_id: TurnId,
+    /// Its message.
+    pub message_id: MessageId,
+    /// The message text.
+    pub content: String,
+    /// Its place in the session's order.
+    pub seq: i64,
 }
 
 /// A replica's registration (see [`Change::RegisterReplica`]).
@@ -475,6 +561,24 @@ pub enum Applied {
         turn_id: TurnId,
         /// False when the message id was already accepted.
         created: bool,
+        /// Its place in the session's order (1, 2, ...).
+        seq: i64,
+    },
+    /// A fenced write found the session owned by another replica or epoch: nothing changed.
+    Fenced,
+    /// The claim won: the session is the claimer's at this epoch; the events of the turns it
+    /// failed were appended.
+    Claimed {
+        /// The new epoch.
+        epoch: i64,
+        /// The appended events.
+        events: Vec<Arc<StoredEvent>>,
+    },
+    /// The claim lost: a live replica owns the session (`None`: the claimer itself is not
+    /// live).
+    Held {
+        /// The owner.
+        owner: Option<ReplicaId>,
     },
     /// The events appended (empty when the turn had already ended).
     /// Shared, so publishing them to every stream copies none.
@@ -564,6 +668,29 @@ pub trait Store: Send + Sync + 'static {
     async fn replicas(&self, now: i64) -> Result<Vec<ReplicaInfo>, StoreError>;
     /// Live workers, open turns and the admin log's high-water mark, read together.
     async fn snapshot(&self, now: i64) -> Result<Snapshot, StoreError>;
+    /// The `PostgreSQL` store, for what only it offers (notifications between replicas).
+    fn postgres(&self) -> Option<&postgres::PgStore> {
+        None
+    }
+    /// The session's queued turns in its order, and the last place given in that order.
+    async fn queued_turns(&self, session: &SessionId) -> Result<(Vec<QueuedRow>, i64), StoreError>;
+    /// Sessions `me` should claim as of `now` (epoch ms): unowned ones with a queued turn, and
+    /// those of a replica that is not live (lost, stopped, or its lease run out) with an open
+    /// turn or worker. At most `limit`.
+    async fn claimable(
+        &self,
+        me: &ReplicaId,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<SessionId>, StoreError>;
+    /// Sessions `me` owns that have a queued turn.
+    async fn owned_with_queued(&self, me: &ReplicaId) -> Result<Vec<SessionId>, StoreError>;
+    /// The session's owner and epoch, and whether that owner is live as of `now`.
+    async fn owner(
+        &self,
+        session: &SessionId,
+        now: i64,
+    ) -> Result<Option<(ReplicaId, i64, bool)>, StoreError>;
 }
 
 /// Opens the store a URL names, creating and migrating it as needed: `sqlite://PATH`, or

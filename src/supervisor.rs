@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::ids::{MessageId, ReplicaId, SessionId, TurnId, WorkerId};
 use crate::journal::Journal;
 use crate::metrics::Metrics;
-use crate::store::{Change, OperatorAction, SessionRecord, Store};
+use crate::store::{Applied, Change, Fence, OperatorAction, SessionRecord, Store};
 use actor::{Actor, Cmd};
 
 /// A turn handed to a session's actor.
@@ -39,6 +39,30 @@ pub struct QueuedTurn {
     pub message_id: MessageId,
     /// The message text.
     pub content: String,
+    /// Its place in the session's order.
+    pub seq: i64,
+}
+
+/// Where a newly accepted turn went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// To this replica's actor for the session.
+    Local,
+    /// Another live replica owns the session: it must be woken.
+    Remote(ReplicaId),
+    /// Nobody took it now (this replica is stopping or lost): it stays queued for a peer.
+    Queued,
+}
+
+/// What a claim came to.
+#[derive(Debug, PartialEq, Eq)]
+enum Claim {
+    /// This replica owns the session.
+    Won,
+    /// A live replica owns it.
+    Held(ReplicaId),
+    /// Nobody was claimed for (this replica is stopping or lost, or the store refused).
+    None,
 }
 
 /// The sentence for [`ActionError::TargetChanged`].
@@ -83,8 +107,11 @@ pub enum ActionError {
 
 /// What every actor shares.
 pub(crate) struct Ctx {
-    /// The replica this supervisor runs workers for.
-    replica: ReplicaId,
+    /// The replica this supervisor runs workers for (a new id after it was found lost).
+    replica: std::sync::RwLock<ReplicaId>,
+    /// Claims by this replica, one at a time (two claims of one session would fence each
+    /// other).
+    claims: tokio::sync::Mutex<()>,
     config: Arc<Config>,
     journal: Journal,
     store: Arc<dyn Store>,
@@ -100,12 +127,32 @@ pub(crate) struct Ctx {
 struct Registry {
     actors: HashMap<SessionId, mpsc::UnboundedSender<Cmd>>,
     by_worker: HashMap<WorkerId, SessionId>,
+    /// The sessions this replica owns, with the fence of its claim.
+    owned: HashMap<SessionId, Fence>,
     closed: bool,
+    /// Giving every session up (graceful stop with peers): claim nothing more.
+    releasing: bool,
 }
 
 impl Ctx {
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// This replica's id.
+    fn me(&self) -> ReplicaId {
+        self.replica
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Forgets an ownership that ended (fenced or released), unless a newer claim replaced it.
+    fn forget(&self, session: &SessionId, fence: &Fence) {
+        let mut reg = self.registry();
+        if reg.owned.get(session) == Some(fence) {
+            reg.owned.remove(session);
+        }
     }
 }
 
@@ -127,7 +174,8 @@ impl Supervisor {
         let capacity = Arc::new(Semaphore::new(config.gateway.max_workers));
         Self {
             ctx: Arc::new(Ctx {
-                replica,
+                replica: std::sync::RwLock::new(replica),
+                claims: tokio::sync::Mutex::new(()),
                 config,
                 journal,
                 store,
@@ -140,12 +188,39 @@ impl Supervisor {
         }
     }
 
-    /// Hands a stored turn to its session's actor, starting the actor if needed.
-    pub fn submit(&self, session: &SessionRecord, turn: QueuedTurn) -> Result<(), ActionError> {
+    /// Hands a stored turn to its session's owner: this replica's actor when it owns the
+    /// session or can claim it, else the live replica that owns it (to be woken).
+    ///
+    /// # Errors
+    /// The supervisor is shutting down.
+    pub async fn route(
+        &self,
+        session: &SessionRecord,
+        turn: QueuedTurn,
+    ) -> Result<Route, ActionError> {
+        if self.send_owned(session, Cmd::Turn(turn.clone()))? {
+            return Ok(Route::Local);
+        }
+        match self.claim(&session.id).await {
+            Claim::Won => {
+                self.send_owned(session, Cmd::Turn(turn))?;
+                Ok(Route::Local)
+            }
+            Claim::Held(owner) => Ok(Route::Remote(owner)),
+            Claim::None => Ok(Route::Queued),
+        }
+    }
+
+    /// Sends `cmd` to the session's actor if this replica owns the session, starting the
+    /// actor if needed; false when it does not own it.
+    fn send_owned(&self, session: &SessionRecord, cmd: Cmd) -> Result<bool, ActionError> {
         let mut reg = self.ctx.registry();
         if reg.closed {
             return Err(ActionError::ShuttingDown);
         }
+        let Some(fence) = reg.owned.get(&session.id).cloned() else {
+            return Ok(false);
+        };
         let tx = if let Some(tx) = reg.actors.get(&session.id) {
             tx.clone()
         } else {
@@ -153,13 +228,135 @@ impl Supervisor {
             let worker = WorkerId::for_session(&session.id);
             reg.by_worker.insert(worker.clone(), session.id.clone());
             reg.actors.insert(session.id.clone(), tx.clone());
-            let actor = Actor::new(Arc::clone(&self.ctx), session, worker, rx);
+            let actor = Actor::new(Arc::clone(&self.ctx), session, worker, fence, rx);
             self.ctx.tracker.spawn(actor.run());
             tx
         };
         // Sent under the registry lock, so an actor retiring at this moment sees it.
-        tx.send(Cmd::Turn(turn))
-            .map_err(|_| ActionError::ShuttingDown)
+        tx.send(cmd).map_err(|_| ActionError::ShuttingDown)?;
+        Ok(true)
+    }
+
+    /// Claims the session for this replica unless it owns it already (one claim at a time).
+    async fn claim(&self, session: &SessionId) -> Claim {
+        let _one = self.ctx.claims.lock().await;
+        {
+            let reg = self.ctx.registry();
+            if reg.owned.contains_key(session) {
+                return Claim::Won;
+            }
+            if reg.closed || reg.releasing {
+                return Claim::None;
+            }
+        }
+        let me = self.ctx.me();
+        let claim = Change::Claim {
+            session_id: session.clone(),
+            replica_id: me.clone(),
+            at: now_ms(),
+        };
+        match self.ctx.journal.write(claim).await {
+            Ok(Applied::Claimed { epoch, .. }) => {
+                let fence = Fence {
+                    session_id: session.clone(),
+                    owner: me,
+                    epoch,
+                };
+                self.ctx.registry().owned.insert(session.clone(), fence);
+                Claim::Won
+            }
+            Ok(Applied::Held { owner: Some(owner) }) => Claim::Held(owner),
+            Ok(_) => Claim::None,
+            Err(e) => {
+                tracing::warn!(session = %session, error = %e, "could not claim the session");
+                Claim::None
+            }
+        }
+    }
+
+    /// Tells the session's actor to read its queue from the store, claiming the session first
+    /// when it has no live owner (the scan and `LISTEN/NOTIFY` call this).
+    pub async fn wake(&self, session: &SessionId) {
+        let Ok(Some(record)) = self.ctx.store.session(session).await else {
+            return;
+        };
+        if matches!(self.send_owned(&record, Cmd::Wake), Ok(true)) {
+            return;
+        }
+        if self.claim(session).await == Claim::Won {
+            let _ = self.send_owned(&record, Cmd::Wake);
+        }
+    }
+
+    /// The store refused a write fenced on the session: another replica owns it now.
+    pub fn fenced(&self, session: &SessionId) {
+        let tx = {
+            let mut reg = self.ctx.registry();
+            reg.owned.remove(session);
+            reg.actors.get(session).cloned()
+        };
+        if let Some(tx) = tx {
+            let _ = tx.send(Cmd::Fenced);
+        }
+    }
+
+    /// This replica was found lost: every session is someone else's. Kills every worker
+    /// without writing, then serves on as `replica` (its new registration).
+    pub fn abandon(&self, replica: ReplicaId) {
+        let actors: Vec<_> = {
+            let mut reg = self.ctx.registry();
+            reg.owned.clear();
+            reg.actors.values().cloned().collect()
+        };
+        for tx in actors {
+            let _ = tx.send(Cmd::Fenced);
+        }
+        *self
+            .ctx
+            .replica
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = replica;
+    }
+
+    /// This replica's id now.
+    pub fn replica(&self) -> ReplicaId {
+        self.ctx.me()
+    }
+
+    /// Gives every session up to the peers (graceful stop): nothing new is dispatched, turns
+    /// in flight may finish within `drain`, then fail `gateway_shutdown`; queued turns stay
+    /// for the peers. Returns once every session is released.
+    pub async fn release_all(&self, drain: std::time::Duration) {
+        let until = tokio::time::Instant::now() + drain;
+        let (actors, idle): (Vec<_>, Vec<_>) = {
+            let mut reg = self.ctx.registry();
+            reg.releasing = true;
+            let actors: Vec<_> = reg.actors.values().cloned().collect();
+            let idle = reg
+                .owned
+                .iter()
+                .filter(|(s, _)| !reg.actors.contains_key(*s))
+                .map(|(_, f)| f.clone())
+                .collect();
+            (actors, idle)
+        };
+        for tx in actors {
+            let _ = tx.send(Cmd::Release { until });
+        }
+        for fence in idle {
+            let session = fence.session_id.clone();
+            let _ = self
+                .ctx
+                .journal
+                .write(Change::Release {
+                    fence: fence.clone(),
+                })
+                .await;
+            self.ctx.forget(&session, &fence);
+        }
+        while !self.ctx.registry().actors.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     fn actor_of(&self, session: &SessionId) -> Option<mpsc::UnboundedSender<Cmd>> {
@@ -241,6 +438,7 @@ impl Supervisor {
         let ending = TurnEnding::failed(ErrorCode::CancelledByOperator, sentence);
         if end_turn(
             &self.ctx.journal,
+            None,
             &turn.session_id,
             turn_id,
             &turn.message_id,
@@ -284,6 +482,7 @@ impl Supervisor {
 /// call won (the turn was still open).
 pub(crate) async fn end_turn(
     journal: &Journal,
+    fence: Option<&Fence>,
     session: &SessionId,
     turn: &TurnId,
     message: &MessageId,
@@ -300,7 +499,11 @@ pub(crate) async fn end_turn(
         at,
         stranded,
     };
-    matches!(journal.write(write).await, Ok(crate::store::Applied::Events(v)) if !v.is_empty())
+    let write = match fence {
+        Some(f) => write.fenced(f),
+        None => write,
+    };
+    matches!(journal.write(write).await, Ok(Applied::Events(v)) if !v.is_empty())
 }
 
 /// Variables a worker inherits from the gateway by default (`LC_*` as a prefix).

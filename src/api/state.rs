@@ -179,6 +179,8 @@ wire_enum! {
         GoneAtRecovery = "gone_at_recovery",
         /// Could not be checked when its gateway restarted (another host or boot).
         GatewayRestarted = "gateway_restarted",
+        /// Its replica was lost; the replica that took its session over closed its row.
+        ReplicaLost = "replica_lost",
     }
 }
 

@@ -19,7 +19,7 @@ use crate::clock::{now_ms, to_rfc3339};
 use crate::config::Role;
 use crate::ids::{MessageId, SessionId, TurnId};
 use crate::store::{Applied, Change, Progress, SessionRecord, TurnRecord};
-use crate::supervisor::{QueuedTurn, end_turn};
+use crate::supervisor::{QueuedTurn, Route, end_turn};
 
 /// `POST /api/v1/agents`: create or resume a session.
 pub async fn create(
@@ -300,7 +300,11 @@ async fn accept(
     turn: TurnRecord,
 ) -> Result<(TurnId, bool), ApiError> {
     let (message_id, content) = (turn.message_id.clone(), turn.content.clone());
-    let Applied::Turn { turn_id, created } = app.journal.write(Change::InsertTurn { turn }).await?
+    let Applied::Turn {
+        turn_id,
+        created,
+        seq,
+    } = app.journal.write(Change::InsertTurn { turn }).await?
     else {
         return Err(ApiError::internal(
             &"unexpected store answer to a turn insert",
@@ -311,17 +315,30 @@ async fn accept(
             turn_id: turn_id.clone(),
             message_id: message_id.clone(),
             content,
+            seq,
         };
-        if let Err(e) = app.supervisor.submit(&session, queued) {
-            // Accepted but never to be served: it still ends, once, with the reason.
-            let ending =
-                TurnEnding::failed(ErrorCode::GatewayShutdown, "the gateway is shutting down");
-            end_turn(&app.journal, &session.id, &turn_id, &message_id, ending).await;
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::ShuttingDown,
-                e.to_string(),
-            ));
+        match app.supervisor.route(&session, queued).await {
+            Ok(Route::Local | Route::Queued) => {}
+            Ok(Route::Remote(owner)) => app.peers.wake(&owner, &session.id).await,
+            Err(e) => {
+                // Accepted but never to be served: it still ends, once, with the reason.
+                let ending =
+                    TurnEnding::failed(ErrorCode::GatewayShutdown, "the gateway is shutting down");
+                end_turn(
+                    &app.journal,
+                    None,
+                    &session.id,
+                    &turn_id,
+                    &message_id,
+                    ending,
+                )
+                .await;
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::ShuttingDown,
+                    e.to_string(),
+                ));
+            }
         }
     }
     Ok((turn_id, created))

@@ -193,7 +193,10 @@ where
                 }
             }
             match wait(&mut rx, &mut keep_alive, &stop).await {
-                Next::Event(e) if e.seq() > last => pending.push_back(e),
+                Next::Event(e) if e.seq() == last + 1 => pending.push_back(e),
+                // Numbers are dense: a jump means events committed elsewhere (another replica,
+                // read back out of order) are missing here; the store has them in order.
+                Next::Event(e) if e.seq() > last + 1 => paging = true,
                 Next::Event(_) => {}
                 Next::CatchUp => paging = true,
                 Next::KeepAlive => {

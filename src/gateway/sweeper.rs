@@ -75,6 +75,7 @@ async fn resolve(store: &dyn Store, journal: &Journal, row: &TurnInfo) {
     let code = ending.code;
     if end_turn(
         journal,
+        None,
         &row.session_id,
         &row.turn_id,
         &row.message_id,

@@ -17,6 +17,8 @@ const ADMIN_BUFFER: usize = 4096;
 pub struct Hub {
     sessions: Mutex<HashMap<SessionId, broadcast::Sender<Arc<StoredEvent>>>>,
     admin: broadcast::Sender<Arc<LoggedEvent>>,
+    /// Sessions a fenced write found owned by another replica.
+    fenced: broadcast::Sender<SessionId>,
 }
 
 impl Default for Hub {
@@ -24,6 +26,7 @@ impl Default for Hub {
         Self {
             sessions: Mutex::default(),
             admin: broadcast::channel(ADMIN_BUFFER).0,
+            fenced: broadcast::channel(ADMIN_BUFFER).0,
         }
     }
 }
@@ -39,8 +42,27 @@ impl Hub {
         self.admin.receiver_count()
     }
 
-    pub(super) fn publish_admin(&self, event: LoggedEvent) {
+    /// Publishes an admin event committed by this replica or, read back, by another.
+    pub fn publish_admin(&self, event: LoggedEvent) {
         let _ = self.admin.send(Arc::new(event));
+    }
+
+    /// Subscribes to the sessions whose fenced writes were refused.
+    pub fn subscribe_fenced(&self) -> broadcast::Receiver<SessionId> {
+        self.fenced.subscribe()
+    }
+
+    pub(super) fn publish_fenced(&self, session: &SessionId) {
+        let _ = self.fenced.send(session.clone());
+    }
+
+    /// The sessions some local stream watches.
+    pub fn watched(&self) -> Vec<SessionId> {
+        let map = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        map.iter()
+            .filter(|(_, tx)| tx.receiver_count() > 0)
+            .map(|(s, _)| s.clone())
+            .collect()
     }
 
     /// Subscribes to a session's future events.
@@ -63,7 +85,8 @@ impl Hub {
         map.values().map(broadcast::Sender::receiver_count).sum()
     }
 
-    pub(super) fn publish(&self, event: &Arc<StoredEvent>) {
+    /// Publishes a session event committed by this replica or, read back, by another.
+    pub fn publish(&self, event: &Arc<StoredEvent>) {
         let mut map = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(tx) = map.get(&event.session_id)
             && tx.send(Arc::clone(event)).is_err()

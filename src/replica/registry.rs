@@ -7,14 +7,13 @@
 //! registration that protocol starts from.
 
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 use crate::api::admin::ReplicaInfo;
 use crate::api::state::ReplicaState;
 use crate::clock::now_ms;
 use crate::ids::ReplicaId;
 use crate::journal::{Journal, JournalError};
-use crate::store::{Change, ReplicaRecord, Store};
+use crate::store::{Applied, Change, ReplicaRecord, Store};
 
 /// This process's registration.
 #[derive(Clone, Debug)]
@@ -61,28 +60,19 @@ impl Registration {
         Ok(Self { id, lease })
     }
 
-    /// Renews the lease every third of its length until `stop` is cancelled. A renewal the
-    /// store refuses is logged and tried again at the next tick (the journal already retries
-    /// a store that is down).
-    pub async fn renew(self, journal: Journal, stop: CancellationToken) {
-        let mut tick = tokio::time::interval(self.lease / 3);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await; // the first tick is now: registration just set the lease
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = stop.cancelled() => return,
-            }
-            let at = now_ms();
-            let renew = Change::RenewLease {
-                replica_id: self.id.clone(),
-                at,
-                lease_until: at + millis(self.lease),
-            };
-            if let Err(e) = journal.write(renew).await {
-                tracing::warn!(error = %e, "could not renew this replica's lease");
-            }
-        }
+    /// Renews the lease once: [`Applied::Changed`], or [`Applied::Unchanged`] when this
+    /// replica is no longer live (found lost) and must register anew.
+    ///
+    /// # Errors
+    /// The store refused the renewal.
+    pub async fn renew_once(&self, journal: &Journal) -> Result<Applied, JournalError> {
+        let at = now_ms();
+        let renew = Change::RenewLease {
+            replica_id: self.id.clone(),
+            at,
+            lease_until: at + millis(self.lease),
+        };
+        journal.write(renew).await
     }
 
     /// Records that this replica is stopping (`stopped` false) or has stopped (`stopped`
@@ -106,8 +96,7 @@ fn millis(d: Duration) -> i64 {
 /// Waits until no other replica is live on this store, as long as one could still be dying:
 /// a replica on this host whose process is gone is dead at once; any other's lease must run
 /// out. One that renews its lease meanwhile is alive, and this process refuses to start:
-/// several replicas on one database are not built yet, and a second gateway's start-up
-/// recovery would fail the first one's turns.
+/// several replicas share a `PostgreSQL` database, never an `SQLite` file.
 ///
 /// # Errors
 /// Another replica is alive, or the store could not be read.
@@ -133,10 +122,38 @@ pub async fn wait_for_sole_use(store: &dyn Store) -> Result<(), String> {
         None => Ok(()),
         Some(r) => Err(format!(
             "another gateway uses this database (replica {} `{}`, pid {} on {}); several \
-             replicas on one database are not supported yet",
+             replicas need a postgres:// database, not an SQLite file",
             r.replica_id, r.name, r.pid, r.host
         )),
     }
+}
+
+/// Replicas the store shows live that ran on this host and whose process is gone: dead for
+/// sure, so they can be marked lost at once rather than when their lease runs out.
+///
+/// # Errors
+/// The store could not be read.
+pub async fn dead_here(store: &dyn Store) -> Result<Vec<ReplicaId>, String> {
+    let host = host_name();
+    let all = store.replicas(now_ms()).await.map_err(|e| e.to_string())?;
+    Ok(all
+        .into_iter()
+        .filter(|r| r.state != ReplicaState::Lost && r.host == host)
+        .filter(|r| r.pid != std::process::id() && !crate::supervisor::procinfo::is_running(r.pid))
+        .map(|r| r.replica_id)
+        .collect())
+}
+
+/// How many replicas other than this process the store shows live.
+///
+/// # Errors
+/// The store could not be read.
+pub async fn live_peers(store: &dyn Store, me: Option<&ReplicaId>) -> Result<usize, String> {
+    let all = store.replicas(now_ms()).await.map_err(|e| e.to_string())?;
+    Ok(all
+        .iter()
+        .filter(|r| r.state == ReplicaState::Live && Some(&r.replica_id) != me)
+        .count())
 }
 
 /// The replicas other than a dead one on this host that the store shows live.

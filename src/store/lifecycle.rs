@@ -32,6 +32,13 @@ impl From<AdminEvent> for Lifecycle {
 
 /// The admin events for `write`, given what it did.
 pub fn derive(write: &Change, applied: &Applied) -> Vec<Lifecycle> {
+    if let Change::Fenced { change, .. } = write {
+        return if matches!(applied, Applied::Fenced) {
+            Vec::new()
+        } else {
+            derive(change, applied)
+        };
+    }
     derive_events(write, applied)
         .into_iter()
         .map(|event| match (&event, write) {

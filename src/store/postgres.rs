@@ -58,6 +58,33 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct PgStore {
     reads: PgPool,
     writer: PgPool,
+    /// Names this process's notifications, so its own listener can tell them from a peer's.
+    origin: String,
+}
+
+/// The channel a commit's session events are announced on: `ORIGIN SESSION FIRST LAST`.
+pub const EVENTS_CHANNEL: &str = "turnwatch_events";
+/// The channel a commit's admin events are announced on: `ORIGIN FIRST LAST`.
+pub const ADMIN_CHANNEL: &str = "turnwatch_admin";
+
+impl PgStore {
+    /// A pool for reads and notifications.
+    pub fn pool(&self) -> &PgPool {
+        &self.reads
+    }
+
+    /// What this process's notifications of commits start with.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// A new listening connection (`LISTEN/NOTIFY`).
+    ///
+    /// # Errors
+    /// The server could not be reached.
+    pub async fn listener(&self) -> Result<sqlx::postgres::PgListener, StoreError> {
+        Ok(sqlx::postgres::PgListener::connect_with(&self.reads).await?)
+    }
 }
 
 /// Whether a `PostgreSQL` error (by its SQLSTATE) may pass if the same write is tried again: a
@@ -110,6 +137,7 @@ impl PgStore {
         Ok(Self {
             reads: pool(READ_CONNECTIONS),
             writer: pool(WRITE_CONNECTIONS),
+            origin: uuid::Uuid::new_v4().simple().to_string(),
         })
     }
 }
@@ -123,7 +151,11 @@ fn events_from(rows: &[PgRow]) -> Result<Vec<StoredEvent>, sqlx::Error> {
 #[async_trait]
 impl Store for PgStore {
     async fn apply(&self, batch: Arc<[Change]>) -> Result<Batch, StoreError> {
-        Ok(writes::apply(&self.writer, &batch).await?)
+        Ok(writes::apply(&self.writer, &batch, &self.origin).await?)
+    }
+
+    fn postgres(&self) -> Option<&PgStore> {
+        Some(self)
     }
 
     async fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
@@ -277,6 +309,37 @@ impl Store for PgStore {
 
     async fn replicas(&self, now: i64) -> Result<Vec<ReplicaInfo>, StoreError> {
         Ok(reads::replicas(&self.reads, now).await?)
+    }
+
+    async fn queued_turns(
+        &self,
+        session: &SessionId,
+    ) -> Result<(Vec<super::QueuedRow>, i64), StoreError> {
+        Ok(reads::queued_turns(&self.reads, session).await?)
+    }
+
+    async fn claimable(
+        &self,
+        me: &crate::ids::ReplicaId,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        Ok(reads::claimable(&self.reads, me, now, limit).await?)
+    }
+
+    async fn owned_with_queued(
+        &self,
+        me: &crate::ids::ReplicaId,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        Ok(reads::owned_with_queued(&self.reads, me).await?)
+    }
+
+    async fn owner(
+        &self,
+        session: &SessionId,
+        now: i64,
+    ) -> Result<Option<(crate::ids::ReplicaId, i64, bool)>, StoreError> {
+        Ok(reads::owner(&self.reads, session, now).await?)
     }
 
     async fn snapshot(&self, now: i64) -> Result<Snapshot, StoreError> {

@@ -7,7 +7,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
 use super::query::WorkerRecord;
-use super::{LoggedEvent, SessionRecord, StoredEvent, TurnRecord};
+use super::{LoggedEvent, QueuedRow, SessionRecord, StoredEvent, TurnRecord};
 use crate::api::UnknownName;
 use crate::api::admin::{ReplicaInfo, TurnInfo};
 use crate::api::state::ReplicaState;
@@ -236,23 +236,22 @@ pub(super) fn admin_from(r: &impl Cells) -> Result<LoggedEvent> {
 }
 
 /// The replicas list's query: every replica not stopped cleanly, with its live workers and the
-/// sessions they serve, oldest first.
+/// sessions it owns, oldest first.
 pub(super) const REPLICAS: &str = "SELECT r.id, r.name, r.host, r.pid, r.version, r.started_at, \
-    r.heartbeat_at, r.lease_until, r.stopping, \
+    r.heartbeat_at, r.lease_until, r.state, \
     (SELECT COUNT(*) FROM workers w WHERE w.replica_id = r.id AND w.exited_at IS NULL) AS workers, \
-    (SELECT COUNT(DISTINCT w.session_id) FROM workers w \
-     WHERE w.replica_id = r.id AND w.exited_at IS NULL) AS sessions \
-    FROM replicas r WHERE r.stopped_at IS NULL ORDER BY r.started_at, r.id";
+    (SELECT COUNT(*) FROM sessions s WHERE s.owner = r.id) AS sessions \
+    FROM replicas r WHERE r.state <> 'stopped' ORDER BY r.started_at, r.id";
 
-/// A [`REPLICAS`] row as of `now`: lost once its lease has run out, else stopping or live.
+/// A [`REPLICAS`] row as of `now`: lost once marked so or its lease has run out, else
+/// stopping or live.
 pub(super) fn replica_from(r: &impl Cells, now: i64) -> Result<ReplicaInfo> {
     let lease_until = r.int("lease_until")?;
-    let state = if lease_until < now {
-        ReplicaState::Lost
-    } else if r.flag("stopping")? {
-        ReplicaState::Stopping
-    } else {
-        ReplicaState::Live
+    let state = match r.text("state")?.as_str() {
+        "lost" => ReplicaState::Lost,
+        _ if lease_until < now => ReplicaState::Lost,
+        "stopping" => ReplicaState::Stopping,
+        _ => ReplicaState::Live,
     };
     Ok(ReplicaInfo {
         replica_id: ReplicaId(r.text("id")?),
@@ -268,3 +267,122 @@ pub(super) fn replica_from(r: &impl Cells, now: i64) -> Result<ReplicaInfo> {
         sessions: r.int("sessions")?,
     })
 }
+
+/// A session's queued turns, in its order (bind: the session).
+pub(super) const QUEUED_TURNS: &str = "SELECT id, message_id, content, seq FROM turns \
+    WHERE session_id = $1 AND state = 'queued' AND ended_at IS NULL ORDER BY seq";
+
+/// The last place given in a session's order (bind: the session).
+pub(super) const LAST_TURN_SEQ: &str =
+    "SELECT COALESCE(MAX(seq), 0) FROM turns WHERE session_id = $1";
+
+/// Sessions a replica should claim (bind: now, the replica, the limit): unowned with a queued
+/// turn, or owned by another replica that is not live with an open turn or worker.
+pub(super) const CLAIMABLE: &str = "SELECT s.id FROM sessions s \
+    LEFT JOIN replicas r ON r.id = s.owner \
+    WHERE (s.owner IS NULL AND EXISTS (SELECT 1 FROM turns t WHERE t.session_id = s.id \
+           AND t.state = 'queued' AND t.ended_at IS NULL)) \
+       OR (s.owner IS NOT NULL AND s.owner <> $2 \
+           AND (r.id IS NULL OR r.state IN ('lost', 'stopped') OR r.lease_until < $1) \
+           AND (EXISTS (SELECT 1 FROM turns t WHERE t.session_id = s.id AND t.ended_at IS NULL) \
+             OR EXISTS (SELECT 1 FROM workers w WHERE w.session_id = s.id AND w.exited_at IS NULL))) \
+    ORDER BY s.id LIMIT $3";
+
+/// Sessions a replica owns with a queued turn (bind: the replica).
+pub(super) const OWNED_WITH_QUEUED: &str = "SELECT s.id FROM sessions s WHERE s.owner = $1 \
+    AND EXISTS (SELECT 1 FROM turns t WHERE t.session_id = s.id AND t.state = 'queued' \
+    AND t.ended_at IS NULL)";
+
+/// A session's owner, epoch, and whether that owner is live (bind: the session, now).
+pub(super) const OWNER: &str = "SELECT s.owner, s.owner_epoch, \
+    (r.state IN ('live', 'stopping') AND r.lease_until >= $2) AS live \
+    FROM sessions s LEFT JOIN replicas r ON r.id = s.owner WHERE s.id = $1";
+
+/// A [`QUEUED_TURNS`] row.
+pub(super) fn queued_from(r: &impl Cells) -> Result<QueuedRow> {
+    Ok(QueuedRow {
+        turn_id: TurnId(r.text("id")?),
+        message_id: MessageId(r.text("message_id")?),
+        content: r.text("content")?,
+        seq: r.int("seq")?,
+    })
+}
+
+/// The ownership reads of [`super::Store`] as free functions over a backend's pool, the same
+/// text on every backend (its rows are [`Cells`]); each backend's `Store` impl delegates.
+macro_rules! ownership_reads {
+    ($pool:ty) => {
+        /// See [`crate::store::Store::queued_turns`].
+        pub(super) async fn queued_turns(
+            pool: &$pool,
+            session: &crate::ids::SessionId,
+        ) -> Result<(Vec<crate::store::QueuedRow>, i64), sqlx::Error> {
+            let rows = sqlx::query(crate::store::rows::QUEUED_TURNS)
+                .bind(session.as_str())
+                .fetch_all(pool)
+                .await?;
+            let turns = rows
+                .iter()
+                .map(crate::store::rows::queued_from)
+                .collect::<Result<Vec<_>, _>>()?;
+            let last: i64 = sqlx::query_scalar(crate::store::rows::LAST_TURN_SEQ)
+                .bind(session.as_str())
+                .fetch_one(pool)
+                .await?;
+            Ok((turns, last))
+        }
+
+        /// See [`crate::store::Store::claimable`].
+        pub(super) async fn claimable(
+            pool: &$pool,
+            me: &crate::ids::ReplicaId,
+            now: i64,
+            limit: i64,
+        ) -> Result<Vec<crate::ids::SessionId>, sqlx::Error> {
+            let ids: Vec<String> = sqlx::query_scalar(crate::store::rows::CLAIMABLE)
+                .bind(now)
+                .bind(me.as_str())
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            Ok(ids.into_iter().map(crate::ids::SessionId).collect())
+        }
+
+        /// See [`crate::store::Store::owned_with_queued`].
+        pub(super) async fn owned_with_queued(
+            pool: &$pool,
+            me: &crate::ids::ReplicaId,
+        ) -> Result<Vec<crate::ids::SessionId>, sqlx::Error> {
+            let ids: Vec<String> = sqlx::query_scalar(crate::store::rows::OWNED_WITH_QUEUED)
+                .bind(me.as_str())
+                .fetch_all(pool)
+                .await?;
+            Ok(ids.into_iter().map(crate::ids::SessionId).collect())
+        }
+
+        /// See [`crate::store::Store::owner`].
+        pub(super) async fn owner(
+            pool: &$pool,
+            session: &crate::ids::SessionId,
+            now: i64,
+        ) -> Result<Option<(crate::ids::ReplicaId, i64, bool)>, sqlx::Error> {
+            use crate::store::rows::Cells as _;
+            let row = sqlx::query(crate::store::rows::OWNER)
+                .bind(session.as_str())
+                .bind(now)
+                .fetch_optional(pool)
+                .await?;
+            let Some(row) = row else { return Ok(None) };
+            let Some(owner) = row.opt_text("owner")? else {
+                return Ok(None);
+            };
+            let live = row.opt_flag("live")?.unwrap_or(false);
+            Ok(Some((
+                crate::ids::ReplicaId(owner),
+                row.int("owner_epoch")?,
+                live,
+            )))
+        }
+    };
+}
+pub(super) use ownership_reads;

@@ -315,6 +315,37 @@ impl Store for SqliteStore {
         Ok(reads::replicas(&self.pool, now).await?)
     }
 
+    async fn queued_turns(
+        &self,
+        session: &SessionId,
+    ) -> Result<(Vec<super::QueuedRow>, i64), StoreError> {
+        Ok(reads::queued_turns(&self.pool, session).await?)
+    }
+
+    async fn claimable(
+        &self,
+        me: &crate::ids::ReplicaId,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        Ok(reads::claimable(&self.pool, me, now, limit).await?)
+    }
+
+    async fn owned_with_queued(
+        &self,
+        me: &crate::ids::ReplicaId,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        Ok(reads::owned_with_queued(&self.pool, me).await?)
+    }
+
+    async fn owner(
+        &self,
+        session: &SessionId,
+        now: i64,
+    ) -> Result<Option<(crate::ids::ReplicaId, i64, bool)>, StoreError> {
+        Ok(reads::owner(&self.pool, session, now).await?)
+    }
+
     async fn snapshot(&self, now: i64) -> Result<Snapshot, StoreError> {
         Ok(reads::snapshot(&self.pool, now).await?)
     }

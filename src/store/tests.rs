@@ -10,6 +10,7 @@ mod backends;
 mod history;
 mod lifecycle;
 mod orders;
+mod owners;
 mod postgres;
 mod replicas;
 
@@ -130,10 +131,13 @@ async fn stranded_turns_appear_and_then_resolve(fx: Fixture) {
             at: now - 10_000,
         })
     };
+    // One session per turn: a session dispatches one turn at a time, in its order.
     let mut writes = vec![Change::CreateSession(session("s1"))];
     for t in ["healthy", "stalled", "late", "gone", "waiting", "queued"] {
+        let s = format!("s-{t}");
+        writes.push(Change::CreateSession(session(&s)));
         writes.push(Change::InsertTurn {
-            turn: turn(t, "s1", now - 5_000),
+            turn: turn(t, &s, now - 5_000),
         });
     }
     writes.extend([

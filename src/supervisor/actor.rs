@@ -15,7 +15,7 @@ use crate::clock::now_ms;
 use crate::config::AgentConfig;
 use crate::ids::{SessionId, TurnId, WorkerId};
 use crate::journal::{JournalError, Receipt};
-use crate::store::{Applied, Change, OperatorAction, Rejection, SessionRecord};
+use crate::store::{Applied, Change, Fence, OperatorAction, Rejection, SessionRecord};
 
 /// Most recently ended turns remembered per worker, to tell a late reply from a stray one.
 const REMEMBER_ENDED: usize = 16;
@@ -49,6 +49,16 @@ pub(super) enum Cmd {
     /// Stop the idle worker for a turn of another session that needs its slot.
     Evict,
     Shutdown,
+    /// Read the session's queued turns from the store: another replica accepted one, or a
+    /// scan found one this actor may not know.
+    Wake,
+    /// The session is no longer this replica's: kill the worker, write nothing more, retire.
+    Fenced,
+    /// Give the session up (graceful stop with peers): dispatch nothing new, let the turn in
+    /// flight finish until `until`, then fail it, stop the worker and release the session.
+    Release {
+        until: Instant,
+    },
 }
 
 /// The session's worker process, while it lives.
@@ -123,6 +133,14 @@ pub(super) struct Actor {
     finished: bool,
     /// Whether the idle board lists this session's worker as idle.
     listed_idle: bool,
+    /// The ownership every write of this actor is fenced on.
+    fence: Fence,
+    /// The highest place in the session's order this actor knows of (queued or beyond).
+    last_seq: i64,
+    /// The queue must be read from the store before the next turn starts.
+    reload: bool,
+    /// Releasing the session: the turn in flight may run until then.
+    releasing: Option<Instant>,
 }
 
 impl Actor {
@@ -130,6 +148,7 @@ impl Actor {
         ctx: Arc<Ctx>,
         session: &SessionRecord,
         worker_id: WorkerId,
+        fence: Fence,
         rx: mpsc::UnboundedReceiver<Cmd>,
     ) -> Self {
         Self {
@@ -147,12 +166,22 @@ impl Actor {
             stops: Vec::new(),
             finished: false,
             listed_idle: false,
+            fence,
+            last_seq: 0,
+            reload: true,
+            releasing: None,
         }
     }
 
     pub(super) async fn run(mut self) {
         while !self.finished {
+            if self.reload {
+                self.reload_queue().await;
+            }
             self.advance().await;
+            if self.finished {
+                break;
+            }
             self.sync_idle();
             let input = self.next_input().await;
             match input {
@@ -195,7 +224,7 @@ impl Actor {
         let ctx = Arc::clone(&self.ctx);
         let stopping = stop(
             Arc::clone(&ctx),
-            self.worker_id.clone(),
+            (self.worker_id.clone(), self.fence.clone()),
             live.proc,
             StopHow::Graceful,
             ExitReason::Evicted.to_string(),
@@ -249,6 +278,14 @@ impl Actor {
     }
 
     fn wake_at(&self) -> Option<Instant> {
+        let due = self.phase_wake_at();
+        match (due, self.releasing) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn phase_wake_at(&self) -> Option<Instant> {
         match &self.phase {
             Phase::Idle { since } => self.agent().map(|a| *since + a.idle_timeout),
             Phase::WaitingCapacity { until, .. } | Phase::Starting { until, .. } => Some(*until),
@@ -272,6 +309,7 @@ impl Actor {
     async fn end(&self, turn: &QueuedTurn, ending: TurnEnding) -> bool {
         end_turn(
             &self.ctx.journal,
+            Some(&self.fence),
             &self.session,
             &turn.turn_id,
             &turn.message_id,
@@ -280,9 +318,14 @@ impl Actor {
         .await
     }
 
+    /// Queues a write fenced on this actor's ownership.
+    fn send(&self, change: Change) {
+        self.ctx.journal.send(change.fenced(&self.fence));
+    }
+
     fn worker_state(&self, state: WorkerState, turn_id: Option<TurnId>) {
         if let Some(live) = &self.worker {
-            self.ctx.journal.send(Change::WorkerState {
+            self.send(Change::WorkerState {
                 worker_id: self.worker_id.clone(),
                 generation: live.proc.generation,
                 state,
@@ -310,7 +353,8 @@ impl Actor {
     fn stop_worker(&mut self, how: StopHow, reason: String) {
         if let Some(live) = self.worker.take() {
             let ctx = Arc::clone(&self.ctx);
-            let fut = stop(ctx, self.worker_id.clone(), live.proc, how, reason);
+            let target = (self.worker_id.clone(), self.fence.clone());
+            let fut = stop(ctx, target, live.proc, how, reason);
             self.stops.retain(|h| !h.is_finished());
             self.stops.push(self.ctx.tracker.spawn(fut));
         }
@@ -334,3 +378,4 @@ impl Actor {
 mod commands;
 mod dispatch;
 mod events;
+mod owner;

@@ -13,7 +13,7 @@ use crate::api::state::RejectionKind;
 use crate::api::{FromWorker, ToWorker};
 use crate::clock::now_ms;
 use crate::ids::WorkerId;
-use crate::store::{Change, Rejection, WorkerExit};
+use crate::store::{Change, Fence, Rejection, WorkerExit};
 
 /// How to begin a stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub enum StopHow {
 /// Stops the process and records its exit; returns once it has exited.
 pub async fn stop(
     ctx: Arc<Ctx>,
-    worker: WorkerId,
+    (worker, fence): (WorkerId, Fence),
     mut proc: Process,
     how: StopHow,
     reason: String,
@@ -55,11 +55,11 @@ pub async fn stop(
                 })),
                 Some(WorkerEvent::Oversize) => {}
                 Some(WorkerEvent::Exited(info)) => {
-                    record_exit(&ctx, &worker, &proc, info, true, reason);
+                    record_exit(&ctx, (&worker, &fence), &proc, info, true, reason);
                     return;
                 }
                 None => {
-                    record_exit(&ctx, &worker, &proc, ExitInfo { code: None, signal: None }, true, reason);
+                    record_exit(&ctx, (&worker, &fence), &proc, ExitInfo { code: None, signal: None }, true, reason);
                     return;
                 }
             },
@@ -76,7 +76,7 @@ pub async fn stop(
 /// Records a worker's exit and kills whatever it left behind in its process group.
 pub fn record_exit(
     ctx: &Ctx,
-    worker: &WorkerId,
+    (worker, fence): (&WorkerId, &Fence),
     proc: &Process,
     info: ExitInfo,
     intentional: bool,
@@ -85,7 +85,7 @@ pub fn record_exit(
     signal_group(proc.pid, Signal::SIGKILL);
     tracing::info!(%worker, generation = proc.generation, pid = proc.pid, code = ?info.code,
         signal = ?info.signal, intentional, %reason, "worker exited");
-    ctx.journal.send(Change::WorkerExited(WorkerExit {
+    let exit = Change::WorkerExited(WorkerExit {
         worker_id: worker.clone(),
         generation: proc.generation,
         exit_code: info.code,
@@ -94,7 +94,8 @@ pub fn record_exit(
         intentional,
         reason,
         stderr_tail: proc.stderr_tail(),
-    }));
+    });
+    ctx.journal.send(exit.fenced(fence));
 }
 
 fn is_liveness(line: &str) -> bool {

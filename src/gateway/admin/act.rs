@@ -16,6 +16,8 @@ use crate::ids::{TurnId, WorkerId};
 use crate::store::OperatorAction;
 use crate::supervisor::ActionError;
 
+mod forward;
+
 #[allow(clippy::needless_pass_by_value)] // used as `map_err(action_error)`
 fn action_error(e: ActionError) -> ApiError {
     match e {
@@ -55,10 +57,17 @@ pub async fn kill(
     let worker = WorkerId(id);
     tracing::info!(%worker, generation, pid, %reason, token = %who, "operator kill");
     let action = operator_action(ActionKind::Kill, worker.to_string(), reason, who);
-    app.supervisor
-        .kill(&worker, generation, pid, action)
+    match app
+        .supervisor
+        .kill(&worker, generation, pid, action.clone())
         .await
-        .map_err(action_error)?;
+    {
+        Err(ActionError::UnknownWorker(_)) => {
+            // Not this replica's worker: its owner carries the kill out.
+            forward::kill(&app, &worker, (generation, pid), action).await?;
+        }
+        other => other.map_err(action_error)?,
+    }
     let body = KillAccepted {
         success: true,
         worker_id: worker,
@@ -83,14 +92,18 @@ pub async fn cancel(
     let turn = TurnId(id);
     tracing::info!(%turn, %reason, token = %who, "operator cancel");
     let action = operator_action(ActionKind::Cancel, turn.to_string(), reason, who);
+    let body = Cancelled {
+        success: true,
+        turn_id: turn.clone(),
+    };
+    if forward::cancel(&app, &turn, &action).await? {
+        return Ok((StatusCode::ACCEPTED, Json(body)));
+    }
     app.supervisor
         .cancel(&turn, action)
         .await
         .map_err(action_error)?;
-    Ok(Json(Cancelled {
-        success: true,
-        turn_id: turn,
-    }))
+    Ok((StatusCode::OK, Json(body)))
 }
 
 /// An operator action for the admin log (`operator.action`). The supervisor logs it once the

@@ -280,3 +280,5 @@ pub(super) async fn replicas(pool: &PgPool, now: i64) -> Result<Vec<ReplicaInfo>
     let rows = sqlx::query(REPLICAS).fetch_all(pool).await?;
     rows.iter().map(|r| replica_from(r, now)).collect()
 }
+
+crate::store::rows::ownership_reads!(sqlx::PgPool);

@@ -18,8 +18,11 @@ use crate::api::EventKind;
 use crate::api::state::RejectionKind;
 use crate::ids::{SessionId, TurnId, WorkerId};
 
+mod owners;
 mod replicas;
 mod turns;
+
+use owners::NOW_MS;
 mod workers;
 
 use workers::Output;
@@ -37,11 +40,13 @@ pub(super) fn text(s: &str) -> Cow<'_, str> {
 }
 
 /// Applies `batch` in one transaction and commits it.
-pub(super) async fn apply(pool: &sqlx::PgPool, batch: &[Change]) -> Result<Batch> {
+pub(super) async fn apply(pool: &sqlx::PgPool, batch: &[Change], origin: &str) -> Result<Batch> {
     let mut tx = pool.begin().await?;
     let mut w = Writes {
+        announce: std::collections::BTreeMap::new(),
         conn: &mut tx,
         seqs: HashMap::new(),
+        owners: HashMap::new(),
         events: Vec::new(),
         lifecycle: Vec::new(),
         admin: Vec::new(),
@@ -54,7 +59,7 @@ pub(super) async fn apply(pool: &sqlx::PgPool, batch: &[Change]) -> Result<Batch
             w.flush_events().await?;
             w.flush_admin().await?;
         }
-        let applied = w.apply_one(change).await?;
+        let applied = w.apply_fenced(change).await?;
         w.lifecycle.extend(lifecycle::derive(change, &applied));
         results.push(applied);
     }
@@ -62,6 +67,7 @@ pub(super) async fn apply(pool: &sqlx::PgPool, batch: &[Change]) -> Result<Batch
     w.store_seqs().await?;
     // Last: the admin counter's row lock is held from here to the commit only.
     w.flush_admin().await?;
+    w.notify(origin).await?;
     let admin = std::mem::take(&mut w.admin);
     tx.commit().await?;
     Ok(Batch { results, admin })
@@ -78,12 +84,17 @@ struct Seq {
 pub(super) struct Writes<'c> {
     conn: &'c mut PgConnection,
     seqs: HashMap<SessionId, Seq>,
+    /// The locked sessions' owners and epochs, as this batch leaves them.
+    owners: HashMap<SessionId, (Option<String>, i64)>,
     /// Appended events not yet inserted, with their time.
     events: Vec<(Arc<StoredEvent>, i64)>,
     /// Admin events derived so far, not yet numbered.
     lifecycle: Vec<Lifecycle>,
     /// Admin events numbered and inserted.
     admin: Vec<LoggedEvent>,
+    /// The sessions appended to, with the first and last number appended: announced to the
+    /// other replicas at commit.
+    announce: std::collections::BTreeMap<SessionId, (i64, i64)>,
 }
 
 impl Writes<'_> {
@@ -94,27 +105,40 @@ impl Writes<'_> {
     async fn lock_sessions(&mut self, batch: &[Change]) -> Result<()> {
         let ids: BTreeSet<&str> = batch
             .iter()
-            .filter_map(|c| match c {
-                Change::Event { session_id, .. }
-                | Change::EndTurn { session_id, .. }
-                | Change::DeleteSession { id: session_id, .. } => Some(session_id.as_str()),
-                // Accepting a message touches its session's `last_activity`.
-                Change::InsertTurn { turn } => Some(turn.session_id.as_str()),
-                _ => None,
+            .flat_map(|c| {
+                let fence = match c {
+                    Change::Fenced { fence, .. } | Change::Release { fence } => {
+                        Some(fence.session_id.as_str())
+                    }
+                    Change::Claim { session_id, .. } => Some(session_id.as_str()),
+                    _ => None,
+                };
+                let own = match c.inner() {
+                    Change::Event { session_id, .. }
+                    | Change::EndTurn { session_id, .. }
+                    | Change::DeleteSession { id: session_id, .. } => Some(session_id.as_str()),
+                    // Accepting a message touches its session's `last_activity`.
+                    Change::InsertTurn { turn } => Some(turn.session_id.as_str()),
+                    _ => None,
+                };
+                fence.into_iter().chain(own)
             })
             .collect();
         if ids.is_empty() {
             return Ok(());
         }
         let ids: Vec<&str> = ids.into_iter().collect();
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT id, last_seq FROM sessions WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+        let rows: Vec<(String, i64, Option<String>, i64)> = sqlx::query_as(
+            "SELECT id, last_seq, owner, owner_epoch FROM sessions WHERE id = ANY($1) ORDER BY id \
+             FOR NO KEY UPDATE",
         )
         .bind(&ids)
         .fetch_all(&mut *self.conn)
         .await?;
-        for (id, last) in rows {
-            self.seqs.insert(SessionId(id), Seq { last, moved: false });
+        for (id, last, owner, epoch) in rows {
+            let id = SessionId(id);
+            self.owners.insert(id.clone(), (owner, epoch));
+            self.seqs.insert(id, Seq { last, moved: false });
         }
         Ok(())
     }
@@ -150,6 +174,10 @@ impl Writes<'_> {
         at: i64,
     ) -> Result<Arc<StoredEvent>> {
         let seq = self.next_seq(session).await?;
+        self.announce
+            .entry(session.clone())
+            .and_modify(|r| r.1 = seq)
+            .or_insert((seq, seq));
         let event = Arc::new(StoredEvent {
             session_id: session.clone(),
             seq,
@@ -266,12 +294,57 @@ impl Writes<'_> {
         Ok(())
     }
 
+    /// Announces the batch's events to every listening replica (`NOTIFY`, delivered at commit
+    /// and in commit order), in one statement.
+    async fn notify(&mut self, origin: &str) -> Result<()> {
+        let mut channels = Vec::new();
+        let mut payloads = Vec::new();
+        for (session, (first, last)) in &self.announce {
+            channels.push(super::EVENTS_CHANNEL);
+            payloads.push(format!("{origin} {session} {first} {last}"));
+        }
+        if let (Some(first), Some(last)) = (self.admin.first(), self.admin.last()) {
+            channels.push(super::ADMIN_CHANNEL);
+            payloads.push(format!("{origin} {} {}", first.seq, last.seq));
+        }
+        if channels.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("SELECT pg_notify(c, p) FROM UNNEST($1::text[], $2::text[]) AS v (c, p)")
+            .bind(&channels)
+            .bind(&payloads)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
     /// The number of rows one statement changed.
     async fn execute(
         &mut self,
         q: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
     ) -> Result<u64> {
         Ok(q.execute(&mut *self.conn).await?.rows_affected())
+    }
+
+    /// Applies one write of the batch: ownership writes here, a fenced one only while its
+    /// fence holds, any other as it is.
+    async fn apply_fenced(&mut self, w: &Change) -> Result<Applied> {
+        match w {
+            Change::Fenced { fence, change } => {
+                if self.holds(fence).await? {
+                    Box::pin(self.apply_fenced(change)).await
+                } else {
+                    Ok(Applied::Fenced)
+                }
+            }
+            Change::Claim {
+                session_id,
+                replica_id,
+                at,
+            } => self.claim(session_id, replica_id, *at).await,
+            Change::Release { fence } => self.release(fence).await,
+            other => self.apply_one(other).await,
+        }
     }
 
     async fn apply_one(&mut self, w: &Change) -> Result<Applied> {

@@ -277,3 +277,5 @@ pub(super) async fn replicas(pool: &SqlitePool, now: i64) -> Result<Vec<ReplicaI
     let rows = sqlx::query(REPLICAS).fetch_all(pool).await?;
     rows.iter().map(|r| replica_from(r, now)).collect()
 }
+
+crate::store::rows::ownership_reads!(sqlx::SqlitePool);

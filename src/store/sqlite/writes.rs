@@ -2,7 +2,7 @@
 //! the writer connection (see [`super::Writer`]). Statements are prepared once per connection
 //! and reused from its cache.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::Arc;
 
 use super::super::lifecycle::{self, Lifecycle};
@@ -11,6 +11,7 @@ use crate::api::state::RejectionKind;
 use crate::api::{ErrorCode, EventKind, TurnState};
 use crate::ids::{SessionId, TurnId, WorkerId};
 
+mod owners;
 mod replicas;
 mod workers;
 
@@ -80,6 +81,22 @@ pub(super) fn apply_logged(
     w: &Change,
     admin: &mut Vec<LoggedEvent>,
 ) -> Result<Applied> {
+    match w {
+        Change::Fenced { fence, change } => {
+            return if owners::holds(conn, fence)? {
+                apply_logged(conn, seqs, change, admin)
+            } else {
+                Ok(Applied::Fenced)
+            };
+        }
+        Change::Claim {
+            session_id,
+            replica_id,
+            at,
+        } => return owners::claim(conn, seqs, admin, (session_id, replica_id, *at)),
+        Change::Release { fence } => return owners::release(conn, fence),
+        _ => {}
+    }
     let applied = apply_one(conn, seqs, w)?;
     for Lifecycle {
         event,
@@ -221,7 +238,9 @@ fn apply_turn_write(conn: &Connection, seqs: &mut Seqs, w: &Change) -> Result<Ap
                 .prepare_cached(
                     "UPDATE turns SET state = 'dispatched', worker_id = ?, worker_generation = ?, \
                      dispatched_at = ?, last_progress_at = ?, deadline_at = ?, stall_ms = ? \
-                     WHERE id = ? AND ended_at IS NULL",
+                     WHERE id = ? AND ended_at IS NULL AND state = 'queued' AND NOT EXISTS \
+                     (SELECT 1 FROM turns e WHERE e.session_id = turns.session_id \
+                      AND e.ended_at IS NULL AND e.seq < turns.seq)",
                 )?
                 .execute(params![
                     worker_id.as_str(),
@@ -288,32 +307,40 @@ fn apply_turn_write(conn: &Connection, seqs: &mut Seqs, w: &Change) -> Result<Ap
 fn insert_turn(conn: &Connection, t: &TurnRecord) -> Result<Applied> {
     let n = conn
         .prepare_cached(
-            "INSERT INTO turns (id, session_id, agent_id, message_id, content, state, created_at) \
-             VALUES (?, ?, ?, ?, ?, 'queued', ?) ON CONFLICT (session_id, message_id) DO NOTHING",
+            "INSERT INTO turns (id, session_id, agent_id, message_id, content, state, created_at, seq) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, \
+             (SELECT COALESCE(MAX(seq), 0) + 1 FROM turns WHERE session_id = ?2)) \
+             ON CONFLICT (session_id, message_id) DO NOTHING RETURNING seq",
         )?
-        .execute(params![
-            t.id.as_str(),
-            t.session_id.as_str(),
-            &t.agent_id,
-            t.message_id.as_str(),
-            &t.content,
-            t.created_at
-        ])?;
-    if n == 1 {
+        .query_row(
+            params![
+                t.id.as_str(),
+                t.session_id.as_str(),
+                &t.agent_id,
+                t.message_id.as_str(),
+                &t.content,
+                t.created_at
+            ],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()?;
+    if let Some(seq) = n {
         conn.prepare_cached("UPDATE sessions SET last_activity = ? WHERE id = ?")?
             .execute(params![t.created_at, t.session_id.as_str()])?;
         return Ok(Applied::Turn {
             turn_id: t.id.clone(),
             created: true,
+            seq,
         });
     }
-    let existing: String = conn
-        .prepare_cached("SELECT id FROM turns WHERE session_id = ? AND message_id = ?")?
+    let (existing, seq): (String, i64) = conn
+        .prepare_cached("SELECT id, seq FROM turns WHERE session_id = ? AND message_id = ?")?
         .query_row(params![t.session_id.as_str(), t.message_id.as_str()], |r| {
-            r.get(0)
+            Ok((r.get(0)?, r.get(1)?))
         })?;
     Ok(Applied::Turn {
         turn_id: TurnId(existing),
         created: false,
+        seq,
     })
 }

@@ -93,7 +93,7 @@ async fn accept(store: &Arc<dyn Store>, now: i64) {
         .await
         .unwrap();
     assert!(
-        matches!(&b.results[1], Applied::Turn { turn_id, created: true } if turn_id.as_str() == "t1")
+        matches!(&b.results[1], Applied::Turn { turn_id, created: true, seq: 1 } if turn_id.as_str() == "t1")
     );
     assert_eq!(
         kinds(&b.admin),
@@ -106,7 +106,7 @@ async fn accept(store: &Arc<dyn Store>, now: i64) {
         .await
         .unwrap();
     assert!(
-        matches!(&b.results[0], Applied::Turn { turn_id, created: false } if turn_id.as_str() == "t1"),
+        matches!(&b.results[0], Applied::Turn { turn_id, created: false, seq: 1 } if turn_id.as_str() == "t1"),
         "a message id already accepted gives its turn back"
     );
     assert!(b.admin.is_empty());

@@ -30,12 +30,19 @@ async fn states(store: &Arc<dyn Store>, now: i64) -> Vec<(String, ReplicaState, 
 
 async fn replicas_are_live_stopping_lost_or_gone(fx: Fixture) {
     let store = fx.store;
-    let t = 1_000_000;
+    // Real time: PostgreSQL measures leases by its own clock (the changes' times only give
+    // their length there).
+    let t = crate::clock::now_ms();
     store
         .apply(Arc::from(vec![
             register("r-a", t),
             register("r-b", t + 1),
             Change::CreateSession(session("s1")),
+            Change::Claim {
+                session_id: SessionId("s1".into()),
+                replica_id: ReplicaId("r-a".into()),
+                at: t,
+            },
             Change::WorkerSpawned(WorkerSpawn {
                 replica_id: ReplicaId("r-a".into()),
                 worker_id: WorkerId("w1".into()),
@@ -56,7 +63,7 @@ async fn replicas_are_live_stopping_lost_or_gone(fx: Fixture) {
     let renewed = Change::RenewLease {
         replica_id: ReplicaId("r-a".into()),
         at: t + 4_000,
-        lease_until: t + 9_000,
+        lease_until: t + 14_000,
     };
     let stopping = Change::ReplicaStopping {
         replica_id: ReplicaId("r-b".into()),
@@ -95,7 +102,7 @@ async fn replicas_are_live_stopping_lost_or_gone(fx: Fixture) {
     let applied = store.apply(Arc::from(vec![late])).await.unwrap();
     assert!(matches!(applied.results[0], Applied::Unchanged));
     assert_eq!(
-        states(&store, t + 10_000).await,
+        states(&store, t + 20_000).await,
         [("r-a".into(), Lost, 1, 1)]
     );
 }

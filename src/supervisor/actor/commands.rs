@@ -13,7 +13,14 @@ use crate::supervisor::stop::StopHow;
 impl Actor {
     pub(super) async fn on_cmd(&mut self, cmd: Cmd) {
         match cmd {
-            Cmd::Turn(t) => self.queue.push_back(t),
+            Cmd::Turn(t) => self.take(t),
+            Cmd::Wake => self.reload = true,
+            Cmd::Fenced => self.fenced(),
+            Cmd::Release { until } => {
+                if self.releasing.is_none() {
+                    self.releasing = Some(until);
+                }
+            }
             Cmd::Cancel {
                 turn_id,
                 reason,
@@ -209,7 +216,7 @@ impl Actor {
                 Cmd::Delete { reply } => replies.push(reply),
                 Cmd::Stderr { reply } => drop(reply.send(None)),
                 Cmd::Evict => self.ctx.eviction_refused(),
-                Cmd::Shutdown => {}
+                Cmd::Shutdown | Cmd::Wake | Cmd::Fenced | Cmd::Release { .. } => {}
             }
         }
         for h in self.stops.drain(..) {

@@ -17,6 +17,10 @@ use crate::supervisor::{QueuedTurn, worker_env};
 impl Actor {
     /// Starts the next queued turn when nothing is in flight.
     pub(super) async fn advance(&mut self) {
+        if self.releasing.is_some() {
+            self.release_if_idle().await;
+            return;
+        }
         loop {
             match &mut self.phase {
                 Phase::Idle { .. } => {}
@@ -53,7 +57,7 @@ impl Actor {
                     let wait = self
                         .agent()
                         .map_or(std::time::Duration::ZERO, |a| a.queue_timeout);
-                    self.ctx.journal.send(Change::TurnWaiting {
+                    self.send(Change::TurnWaiting {
                         turn_id: turn.turn_id.clone(),
                         until: now_ms() + wait.as_millis() as i64,
                     });
@@ -110,8 +114,8 @@ impl Actor {
                     .await;
             }
             Ok(proc) => {
-                self.ctx.journal.send(Change::WorkerSpawned(WorkerSpawn {
-                    replica_id: self.ctx.replica.clone(),
+                self.send(Change::WorkerSpawned(WorkerSpawn {
+                    replica_id: self.fence.owner.clone(),
                     worker_id: self.worker_id.clone(),
                     generation: proc.generation,
                     pid: proc.pid,
@@ -152,7 +156,7 @@ impl Actor {
             stall_ms: stall.as_millis() as i64,
         };
         // Not awaited: the worker starts while the write commits (see `Phase::Busy::dispatch`).
-        let receipt = self.ctx.journal.submit(write);
+        let receipt = self.ctx.journal.submit(write.fenced(&self.fence));
         live.proc.send(&ToWorker::Turn {
             turn_id: turn.turn_id.clone(),
             message_id: turn.message_id.clone(),
@@ -178,6 +182,15 @@ impl Actor {
         let confirmed = matches!(result, Ok(Applied::Changed));
         if let Err(e) = result {
             tracing::error!(session = %self.session, error = %e, "dispatch write failed");
+        }
+        if matches!(result, Ok(Applied::Fenced)) {
+            self.fenced();
+            return;
+        }
+        if !confirmed {
+            // Ended meanwhile, or an earlier turn of the session is still open (it reached
+            // the store by another replica): the store's queue decides what comes next.
+            self.reload = true;
         }
         if confirmed {
             if let Phase::Busy { dispatch, .. } = &mut self.phase {

@@ -31,6 +31,10 @@ impl Actor {
 
     pub(super) async fn on_timer(&mut self) {
         let now = Instant::now();
+        if self.releasing.is_some_and(|until| now >= until) {
+            self.drain_over().await;
+            return;
+        }
         let config = Arc::clone(&self.ctx.config); // a borrow that outlives `&mut self` calls
         let Some(agent) = config.agents.get(&self.agent_id) else {
             return;
@@ -151,7 +155,7 @@ impl Actor {
         };
         record_exit(
             &self.ctx,
-            &self.worker_id,
+            (&self.worker_id, &self.fence),
             &live.proc,
             info,
             false,
@@ -228,7 +232,7 @@ impl Actor {
                 {
                     live.last_heartbeat_write = Some(now);
                     let generation = live.proc.generation;
-                    self.ctx.journal.send(Change::WorkerHeartbeat {
+                    self.send(Change::WorkerHeartbeat {
                         worker_id: self.worker_id.clone(),
                         generation,
                         at: now_ms(),
@@ -305,7 +309,7 @@ impl Actor {
             (false, true) => Progress::Check,
             (false, false) => Progress::Append,
         };
-        self.ctx.journal.send(Change::Event {
+        let event = Change::Event {
             session_id: self.session.clone(),
             turn_id: Some(turn.turn_id.clone()),
             kind: event.kind(),
@@ -313,7 +317,8 @@ impl Actor {
             at: timestamp,
             from: Some((self.worker_id.clone(), generation)),
             progress,
-        });
+        };
+        self.ctx.journal.send(event.fenced(&self.fence));
     }
 
     async fn end_busy(&mut self, ending: TurnEnding) {

@@ -1,6 +1,7 @@
 //! Replica registration: a row per gateway process, its lease renewed until it stops.
 
-use super::{Result, Writes, text};
+use super::{NOW_MS, Result, Writes, text};
+use crate::ids::ReplicaId;
 use crate::store::{Applied, Change};
 
 impl Writes<'_> {
@@ -9,10 +10,10 @@ impl Writes<'_> {
         let n = match w {
             Change::RegisterReplica(r) => {
                 self.execute(
-                    sqlx::query(
+                    sqlx::query(&format!(
                         "INSERT INTO replicas (id, name, host, pid, version, started_at, heartbeat_at, \
-                         lease_until) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
-                    )
+                         lease_until) VALUES ($1, $2, $3, $4, $5, $6, {NOW_MS}, {NOW_MS} + $7 - $6)"
+                    ))
                     .bind(r.id.as_str())
                     .bind(text(&r.name))
                     .bind(text(&r.host))
@@ -28,13 +29,14 @@ impl Writes<'_> {
                 at,
                 lease_until,
             } => {
+                // The lease is measured from the database's clock; a row no longer live (lost,
+                // stopped) is never renewed.
                 self.execute(
-                    sqlx::query(
-                        "UPDATE replicas SET heartbeat_at = $1, lease_until = $2 \
-                         WHERE id = $3 AND stopped_at IS NULL",
-                    )
-                    .bind(at)
-                    .bind(lease_until)
+                    sqlx::query(&format!(
+                        "UPDATE replicas SET heartbeat_at = {NOW_MS}, lease_until = {NOW_MS} + $1 \
+                         WHERE id = $2 AND state IN ('live', 'stopping')"
+                    ))
+                    .bind(lease_until - at)
                     .bind(replica_id.as_str()),
                 )
                 .await?
@@ -47,13 +49,28 @@ impl Writes<'_> {
                 self.execute(
                     sqlx::query(
                         "UPDATE replicas SET stopping = true, heartbeat_at = $1, \
-                         stopped_at = CASE WHEN $2 THEN $1 ELSE stopped_at END WHERE id = $3",
+                         stopped_at = CASE WHEN $2 THEN $1 ELSE stopped_at END, \
+                         state = CASE WHEN $2 THEN 'stopped' ELSE 'stopping' END \
+                         WHERE id = $3 AND state IN ('live', 'stopping')",
                     )
                     .bind(at)
                     .bind(stopped)
                     .bind(replica_id.as_str()),
                 )
                 .await?
+            }
+            Change::MarkLost { replicas, .. } => {
+                let ids: Vec<&str> = replicas.iter().map(ReplicaId::as_str).collect();
+                let n = self
+                    .execute(
+                        sqlx::query(&format!(
+                            "UPDATE replicas SET state = 'lost' WHERE state IN ('live', 'stopping') \
+                             AND (lease_until < {NOW_MS} OR id = ANY($1))"
+                        ))
+                        .bind(&ids),
+                    )
+                    .await?;
+                return Ok(Applied::changed(n > 0));
             }
             _ => 0,
         };

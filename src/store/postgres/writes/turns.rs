@@ -62,7 +62,9 @@ impl Writes<'_> {
                         sqlx::query(
                             "UPDATE turns SET state = 'dispatched', worker_id = $1, worker_generation = $2, \
                              dispatched_at = $3, last_progress_at = $3, deadline_at = $4, stall_ms = $5 \
-                             WHERE id = $6 AND ended_at IS NULL",
+                             WHERE id = $6 AND ended_at IS NULL AND state = 'queued' AND NOT EXISTS \
+                             (SELECT 1 FROM turns e WHERE e.session_id = turns.session_id \
+                              AND e.ended_at IS NULL AND e.seq < turns.seq)",
                         )
                         .bind(worker_id.as_str())
                         .bind(i64::from(*generation))
@@ -127,21 +129,22 @@ impl Writes<'_> {
     }
 
     async fn insert_turn(&mut self, t: &TurnRecord) -> Result<Applied> {
-        let n = self
-            .execute(
-                sqlx::query(
-                    "INSERT INTO turns (id, session_id, agent_id, message_id, content, state, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, 'queued', $6) ON CONFLICT (session_id, message_id) DO NOTHING",
-                )
-                .bind(t.id.as_str())
-                .bind(t.session_id.as_str())
-                .bind(&t.agent_id)
-                .bind(t.message_id.as_str())
-                .bind(text(&t.content))
-                .bind(t.created_at),
-            )
-            .await?;
-        if n == 1 {
+        // The session's row is locked (`lock_sessions`): the next place in its order is safe.
+        let seq: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO turns (id, session_id, agent_id, message_id, content, state, created_at, seq) \
+             VALUES ($1, $2, $3, $4, $5, 'queued', $6, \
+             (SELECT COALESCE(MAX(seq), 0) + 1 FROM turns WHERE session_id = $2)) \
+             ON CONFLICT (session_id, message_id) DO NOTHING RETURNING seq",
+        )
+        .bind(t.id.as_str())
+        .bind(t.session_id.as_str())
+        .bind(&t.agent_id)
+        .bind(t.message_id.as_str())
+        .bind(text(&t.content))
+        .bind(t.created_at)
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        if let Some(seq) = seq {
             self.execute(
                 sqlx::query("UPDATE sessions SET last_activity = $1 WHERE id = $2")
                     .bind(t.created_at)
@@ -151,10 +154,11 @@ impl Writes<'_> {
             return Ok(Applied::Turn {
                 turn_id: t.id.clone(),
                 created: true,
+                seq,
             });
         }
-        let existing: String =
-            sqlx::query_scalar("SELECT id FROM turns WHERE session_id = $1 AND message_id = $2")
+        let (existing, seq): (String, i64) =
+            sqlx::query_as("SELECT id, seq FROM turns WHERE session_id = $1 AND message_id = $2")
                 .bind(t.session_id.as_str())
                 .bind(t.message_id.as_str())
                 .fetch_one(&mut *self.conn)
@@ -162,6 +166,7 @@ impl Writes<'_> {
         Ok(Applied::Turn {
             turn_id: TurnId(existing),
             created: false,
+            seq,
         })
     }
 }

@@ -109,14 +109,18 @@ impl Writes<'_> {
             Change::Action(_) => Applied::Changed,
             Change::RegisterReplica(_)
             | Change::RenewLease { .. }
-            | Change::ReplicaStopping { .. } => self.apply_replica_write(w).await?,
+            | Change::ReplicaStopping { .. }
+            | Change::MarkLost { .. } => self.apply_replica_write(w).await?,
             Change::CreateSession(_)
             | Change::DeleteSession { .. }
             | Change::InsertTurn { .. }
             | Change::Dispatch { .. }
             | Change::TurnWaiting { .. }
             | Change::Event { .. }
-            | Change::EndTurn { .. } => Applied::Unchanged,
+            | Change::EndTurn { .. }
+            | Change::Fenced { .. }
+            | Change::Claim { .. }
+            | Change::Release { .. } => Applied::Unchanged,
         })
     }
 

@@ -29,7 +29,7 @@ pub(super) fn apply(conn: &Connection, w: &Change) -> Result<Applied> {
         } => conn
             .prepare_cached(
                 "UPDATE replicas SET heartbeat_at = ?1, lease_until = ?2 \
-                 WHERE id = ?3 AND stopped_at IS NULL",
+                 WHERE id = ?3 AND state IN ('live', 'stopping')",
             )?
             .execute(params![at, lease_until, replica_id.as_str()])?,
         Change::ReplicaStopping {
@@ -39,9 +39,25 @@ pub(super) fn apply(conn: &Connection, w: &Change) -> Result<Applied> {
         } => conn
             .prepare_cached(
                 "UPDATE replicas SET stopping = 1, heartbeat_at = ?1, \
-                 stopped_at = CASE WHEN ?2 THEN ?1 ELSE stopped_at END WHERE id = ?3",
+                 stopped_at = CASE WHEN ?2 THEN ?1 ELSE stopped_at END, \
+                 state = CASE WHEN ?2 THEN 'stopped' ELSE 'stopping' END \
+                 WHERE id = ?3 AND state IN ('live', 'stopping')",
             )?
             .execute(params![at, stopped, replica_id.as_str()])?,
+        Change::MarkLost { replicas, at } => {
+            let mut n = conn
+                .prepare_cached(
+                    "UPDATE replicas SET state = 'lost' WHERE state IN ('live', 'stopping') AND lease_until < ?",
+                )?
+                .execute([at])?;
+            let mut named = conn.prepare_cached(
+                "UPDATE replicas SET state = 'lost' WHERE id = ? AND state IN ('live', 'stopping')",
+            )?;
+            for r in replicas {
+                n += named.execute([r.as_str()])?;
+            }
+            return Ok(Applied::changed(n > 0));
+        }
         _ => 0,
     };
     Ok(Applied::changed(n == 1))

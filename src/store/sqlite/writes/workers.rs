@@ -84,16 +84,20 @@ pub(super) fn apply_worker_write(conn: &Connection, w: &Change) -> Result<Applie
         Change::Prune { before } => prune(conn, *before)?,
         Change::PruneHistory { before } => prune_history(conn, *before)?,
         Change::Action(_) => Applied::Changed,
-        Change::RegisterReplica(_) | Change::RenewLease { .. } | Change::ReplicaStopping { .. } => {
-            super::replicas::apply(conn, w)?
-        }
+        Change::RegisterReplica(_)
+        | Change::RenewLease { .. }
+        | Change::ReplicaStopping { .. }
+        | Change::MarkLost { .. } => super::replicas::apply(conn, w)?,
         Change::CreateSession(_)
         | Change::DeleteSession { .. }
         | Change::InsertTurn { .. }
         | Change::Dispatch { .. }
         | Change::TurnWaiting { .. }
         | Change::Event { .. }
-        | Change::EndTurn { .. } => Applied::Unchanged,
+        | Change::EndTurn { .. }
+        | Change::Fenced { .. }
+        | Change::Claim { .. }
+        | Change::Release { .. } => Applied::Unchanged,
     })
 }
 

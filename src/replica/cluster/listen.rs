@@ -1,0 +1,171 @@
+//! The one listening connection of a replica on `PostgreSQL`: commits by other replicas are
+//! read back and fanned out to this replica's streams, wake-ups reach the session's actor,
+//! forwarded operator actions are carried out. After any reconnect the streams re-read from
+//! their cursors (a notification sent while disconnected is lost; the store is not).
+
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use super::{ACTION_CHANNEL, Forward, WAKE_CHANNEL, act};
+use crate::ids::SessionId;
+use crate::journal::Hub;
+use crate::store::Store;
+use crate::store::postgres::{ADMIN_CHANNEL, EVENTS_CHANNEL};
+use crate::supervisor::Supervisor;
+
+/// Pause before connecting again after the listening connection failed.
+const RECONNECT_AFTER: Duration = Duration::from_millis(500);
+
+/// Listens until `stop`; does nothing on a store without notifications.
+pub async fn listen(
+    store: Arc<dyn Store>,
+    hub: Arc<Hub>,
+    supervisor: Supervisor,
+    stop: CancellationToken,
+) {
+    let Some(pg) = store.postgres() else { return };
+    let origin = pg.origin().to_owned();
+    loop {
+        let mut listener = match pg.listener().await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for other replicas' commits; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(RECONNECT_AFTER) => continue,
+                    () = stop.cancelled() => return,
+                }
+            }
+        };
+        let channels = [EVENTS_CHANNEL, ADMIN_CHANNEL, WAKE_CHANNEL, ACTION_CHANNEL];
+        if let Err(e) = listener.listen_all(channels).await {
+            tracing::warn!(error = %e, "cannot listen for other replicas' commits; retrying");
+            tokio::time::sleep(RECONNECT_AFTER).await;
+            continue;
+        }
+        resync(store.as_ref(), &hub).await;
+        loop {
+            let next = tokio::select! {
+                n = listener.try_recv() => n,
+                () = stop.cancelled() => return,
+            };
+            match next {
+                Ok(Some(n)) => {
+                    let on = Notice {
+                        store: store.as_ref(),
+                        hub: &hub,
+                        supervisor: &supervisor,
+                        origin: &origin,
+                    };
+                    on.handle(n.channel(), n.payload()).await;
+                }
+                // The connection was lost and is re-established by the next call.
+                Ok(None) => resync(store.as_ref(), &hub).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the listening connection failed; reconnecting");
+                    tokio::time::sleep(RECONNECT_AFTER).await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// What a notification needs.
+struct Notice<'a> {
+    store: &'a dyn Store,
+    hub: &'a Hub,
+    supervisor: &'a Supervisor,
+    origin: &'a str,
+}
+
+impl Notice<'_> {
+    async fn handle(&self, channel: &str, payload: &str) {
+        let words: Vec<&str> = payload.split(' ').collect();
+        let range = |a: &str, b: &str| Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?));
+        match (channel, words.as_slice()) {
+            (EVENTS_CHANNEL, [origin, session, first, last]) if *origin != self.origin => {
+                if let Some((first, last)) = range(first, last) {
+                    self.session_events(&SessionId((*session).to_owned()), first, last)
+                        .await;
+                }
+            }
+            (ADMIN_CHANNEL, [origin, first, last]) if *origin != self.origin => {
+                if let Some((first, last)) = range(first, last) {
+                    self.admin_events(first, last).await;
+                }
+            }
+            (WAKE_CHANNEL, [owner, session]) if *owner == self.supervisor.replica().as_str() => {
+                self.supervisor
+                    .wake(&SessionId((*session).to_owned()))
+                    .await;
+            }
+            (ACTION_CHANNEL, _) => match serde_json::from_str::<Forward>(payload) {
+                Ok(f) if f.replica == self.supervisor.replica() => act(self.supervisor, f).await,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "unreadable forwarded action"),
+            },
+            _ => {}
+        }
+    }
+
+    /// Reads another replica's committed session events back for this replica's streams.
+    async fn session_events(&self, session: &SessionId, first: i64, last: i64) {
+        if !self.hub.is_watched(session) {
+            return;
+        }
+        match self
+            .store
+            .events_after(session, first - 1, last - first + 1)
+            .await
+        {
+            Ok(events) => {
+                for e in events {
+                    self.hub.publish(&Arc::new(e));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read another replica's events"),
+        }
+    }
+
+    /// Reads another replica's committed admin events back for this replica's admin streams.
+    async fn admin_events(&self, first: i64, last: i64) {
+        if self.hub.admin_connections() == 0 {
+            return;
+        }
+        match self
+            .store
+            .admin_events_after(first - 1, last - first + 1)
+            .await
+        {
+            Ok(events) => {
+                for e in events {
+                    self.hub.publish_admin(e);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read another replica's admin events"),
+        }
+    }
+}
+
+/// After a (re)connect: each watched stream is shown the latest event of its log; a stream
+/// behind it sees the jump and re-reads from its cursor (see `gateway::stream::tail`).
+async fn resync(store: &dyn Store, hub: &Hub) {
+    for session in hub.watched() {
+        if let Ok(Some(s)) = store.session(&session).await
+            && let Ok(events) = store.events_after(&session, s.last_seq - 1, 1).await
+        {
+            for e in events {
+                hub.publish(&Arc::new(e));
+            }
+        }
+    }
+    if hub.admin_connections() > 0
+        && let Ok((_, last)) = store.admin_log_bounds().await
+        && let Ok(events) = store.admin_events_after(last - 1, 1).await
+    {
+        for e in events {
+            hub.publish_admin(e);
+        }
+    }
+}

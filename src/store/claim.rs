@@ -1,0 +1,67 @@
+//! What a claim decides and writes, the same on every backend (`replica.rs` obligation 5):
+//! a session may be taken when it has no owner, its owner is this replica, or its owner is no
+//! longer live; taking it fails the open turns that reached a worker (`replica_lost`) and
+//! closes the open worker rows (the previous owner's workers). Queued turns stay.
+
+use super::{Change, WorkerExit};
+use crate::api::state::ExitReason;
+use crate::api::{ErrorCode, TurnEnding};
+use crate::ids::{MessageId, ReplicaId, SessionId, TurnId, WorkerId};
+
+/// The claimer's view of the session's current owner.
+pub struct Owner<'a> {
+    /// The owner's id, if any.
+    pub id: Option<&'a str>,
+    /// The owner's replica state (`live`, `stopping`, `lost`, `stopped`), if it has a row.
+    pub state: Option<&'a str>,
+}
+
+/// Whether `me` may take the session from `owner`. A stopping owner still finishes its turns
+/// in flight and releases the session itself.
+pub fn may_claim(owner: &Owner<'_>, me: &ReplicaId) -> bool {
+    match owner.id {
+        None => true,
+        Some(id) if id == me.as_str() => true,
+        Some(_) => !matches!(owner.state, Some("live" | "stopping")),
+    }
+}
+
+/// The writes that close a lost owner's books on a session: each open turn that reached a
+/// worker fails `replica_lost`, each open worker row exits (`replica_lost`, not intentional,
+/// exit code unknown).
+pub fn takeover(
+    session: &SessionId,
+    turns: Vec<(TurnId, MessageId)>,
+    workers: Vec<(WorkerId, u32)>,
+    at: i64,
+) -> Vec<Change> {
+    let mut out = Vec::with_capacity(turns.len() + workers.len());
+    for (turn, message) in turns {
+        let ending = TurnEnding::failed(
+            ErrorCode::ReplicaLost,
+            "the gateway replica running this turn was lost (it stopped renewing its lease); \
+             another replica took the session over",
+        );
+        out.push(Change::EndTurn {
+            session_id: session.clone(),
+            events: ending.events(&turn, &message, at),
+            turn_id: turn,
+            ending,
+            at,
+            stranded: true,
+        });
+    }
+    for (worker, generation) in workers {
+        out.push(Change::WorkerExited(WorkerExit {
+            worker_id: worker,
+            generation,
+            exit_code: None,
+            signal: None,
+            at,
+            intentional: false,
+            reason: ExitReason::ReplicaLost.to_string(),
+            stderr_tail: String::new(),
+        }));
+    }
+    out
+}

@@ -1,0 +1,99 @@
+//! Session ownership on `SQLite`: the fence check, the claim and the release (see
+//! [`crate::store::claim`]). One writer connection serializes them; `at` is the clock.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Result, Seqs, apply_logged};
+use crate::ids::{MessageId, ReplicaId, SessionId, TurnId, WorkerId};
+use crate::store::claim::{self, Owner};
+use crate::store::{Applied, Fence, LoggedEvent};
+
+/// Whether the session is still owned as the fence says.
+pub(super) fn holds(conn: &Connection, fence: &Fence) -> Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM sessions WHERE id = ? AND owner = ? AND owner_epoch = ?")?
+        .exists(params![
+            fence.session_id.as_str(),
+            fence.owner.as_str(),
+            fence.epoch
+        ])
+}
+
+/// Claims the session for `me` if it may (see [`claim::may_claim`]).
+pub(super) fn claim(
+    conn: &Connection,
+    seqs: &mut Seqs,
+    admin: &mut Vec<LoggedEvent>,
+    (session, me, at): (&SessionId, &ReplicaId, i64),
+) -> Result<Applied> {
+    let me_live = conn
+        .prepare_cached("SELECT 1 FROM replicas WHERE id = ? AND state = 'live'")?
+        .exists([me.as_str()])?;
+    if !me_live {
+        return Ok(Applied::Held { owner: None });
+    }
+    // An owner whose lease has run out is lost from now on.
+    conn.prepare_cached(
+        "UPDATE replicas SET state = 'lost' WHERE state IN ('live', 'stopping') AND lease_until < ?1 \
+         AND id = (SELECT owner FROM sessions WHERE id = ?2)",
+    )?
+    .execute(params![at, session.as_str()])?;
+    let row: Option<(Option<String>, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT s.owner, r.state FROM sessions s LEFT JOIN replicas r ON r.id = s.owner WHERE s.id = ?",
+        )?
+        .query_row([session.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((owner, state)) = row else {
+        return Ok(Applied::Held { owner: None });
+    };
+    let current = Owner {
+        id: owner.as_deref(),
+        state: state.as_deref(),
+    };
+    if !claim::may_claim(&current, me) {
+        return Ok(Applied::Held {
+            owner: owner.map(ReplicaId),
+        });
+    }
+    let epoch: i64 = conn
+        .prepare_cached(
+            "UPDATE sessions SET owner = ?, owner_epoch = owner_epoch + 1 WHERE id = ? RETURNING owner_epoch",
+        )?
+        .query_row(params![me.as_str(), session.as_str()], |r| r.get(0))?;
+    let turns = conn
+        .prepare_cached(
+            "SELECT id, message_id FROM turns WHERE session_id = ? AND ended_at IS NULL \
+             AND state <> 'queued' ORDER BY seq",
+        )?
+        .query_map([session.as_str()], |r| {
+            Ok((TurnId(r.get(0)?), MessageId(r.get(1)?)))
+        })?
+        .collect::<Result<Vec<_>>>()?;
+    let workers = conn
+        .prepare_cached(
+            "SELECT worker_id, generation FROM workers WHERE session_id = ? AND exited_at IS NULL",
+        )?
+        .query_map([session.as_str()], |r| Ok((WorkerId(r.get(0)?), r.get(1)?)))?
+        .collect::<Result<Vec<_>>>()?;
+    let mut events = Vec::new();
+    for change in claim::takeover(session, turns, workers, at) {
+        if let Applied::Events(mut e) = apply_logged(conn, seqs, &change, admin)? {
+            events.append(&mut e);
+        }
+    }
+    Ok(Applied::Claimed { epoch, events })
+}
+
+/// Gives the session up, if still owned as the fence says.
+pub(super) fn release(conn: &Connection, fence: &Fence) -> Result<Applied> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE sessions SET owner = NULL WHERE id = ? AND owner = ? AND owner_epoch = ?",
+        )?
+        .execute(params![
+            fence.session_id.as_str(),
+            fence.owner.as_str(),
+            fence.epoch
+        ])?;
+    Ok(Applied::changed(n == 1))
+}
