@@ -89,7 +89,7 @@ pub enum Command {
         /// The message.
         message: String,
     },
-    /// Snapshot of workers, in-flight and stranded turns.
+    /// Snapshot of the replicas, workers, in-flight and stranded turns.
     Status {
         /// Which gateway.
         #[command(flatten)]

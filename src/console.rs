@@ -4,15 +4,16 @@
 //! from state.
 //!
 //! Layering (no module names one above it): `msg` and `model` are leaves; the features
-//! (`action`: kill and cancel; `chat`: the Chat view) own a sub-state and know only those;
-//! `state` holds the features' sub-states; `cells`, `rows`, `keys` and `render` read state;
-//! `update` dispatches to the features; `driver`, `link` and `chat_link` do the I/O; `runner`
-//! drives it all on a terminal.
+//! (`action`: kill and cancel; `chat`: the Chat view; `cluster`: the Replicas view, polled)
+//! own a sub-state and know only those; `state` holds the features' sub-states; `cells`,
+//! `rows`, `keys` and `render` read state; `update` dispatches to the features; `driver`,
+//! `link` and `chat_link` do the I/O; `runner` drives it all on a terminal.
 
 pub mod action;
 pub mod cells;
 pub mod chat;
 pub mod chat_link;
+pub mod cluster;
 pub mod keys;
 pub mod model;
 pub mod msg;

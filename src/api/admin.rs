@@ -209,6 +209,9 @@ pub struct TurnInfo {
     pub worker_id: Option<WorkerId>,
     /// Worker generation.
     pub worker_generation: Option<u32>,
+    /// The replica that runs (or ran) the worker it was dispatched to: `null` while queued,
+    /// and for a worker recorded before replicas were.
+    pub replica_id: Option<ReplicaId>,
     /// Epoch ms (RFC 3339 on the wire).
     #[serde(with = "rfc3339")]
     pub created_at: i64,

@@ -4,15 +4,17 @@
 use serde_json::json;
 use std::fmt::Write as _;
 
-use super::admin::{ListQuery, Snapshot};
+use super::admin::{ListQuery, ReplicaInfo, Snapshot, TurnInfo, WorkerInfo};
 use super::lifecycle::{
     AdminStreamEvent, OperatorAction, OutputRejected, TurnDispatched, TurnEnded, TurnProgress,
     TurnQueued, TurnStranded, WorkerExited, WorkerReady, WorkerSpawned,
 };
 use super::session::{Closed, Connected, Delta, Ping, Progress, StatusNote};
-use super::state::{ActionKind, ExitReason, RejectionKind, TurnFilter, TurnSet, WorkerFilter};
+use super::state::{
+    ActionKind, ExitReason, RejectionKind, ReplicaState, TurnFilter, TurnSet, WorkerFilter,
+};
 use super::{AdminEvent, ErrorCode, SessionEvent, TurnEnding, WorkerState};
-use crate::ids::{MessageId, SessionId, TurnId, WorkerId};
+use crate::ids::{MessageId, ReplicaId, SessionId, TurnId, WorkerId};
 
 const AT: i64 = 1_800_000_000_000;
 
@@ -238,4 +240,101 @@ fn names_read_back_and_unknown_ones_are_refused() {
         serde_json::to_value(q).unwrap(),
         json!({"state": "open", "limit": 10})
     );
+}
+
+/// The admin lists' rows as the gateway writes them: a replica, a worker it runs, a turn
+/// dispatched to that worker (naming the replica) and one still queued (naming none).
+fn admin_rows() -> (ReplicaInfo, WorkerInfo, TurnInfo, TurnInfo) {
+    let (turn, message, session, worker) = ids();
+    let replica = ReplicaId("r-1".into());
+    let r = ReplicaInfo {
+        replica_id: replica.clone(),
+        name: "gw-a".into(),
+        host: "host-a".into(),
+        pid: 4000,
+        version: "0.1.0".into(),
+        started_at: AT,
+        heartbeat_at: AT + 1_000,
+        lease_until: AT + 6_000,
+        state: ReplicaState::Live,
+        workers: 1,
+        sessions: 1,
+    };
+    let w = WorkerInfo {
+        worker_id: worker.clone(),
+        generation: 2,
+        pid: 4242,
+        agent_id: "echo".into(),
+        session_id: session.clone(),
+        state: WorkerState::Busy,
+        started_at: AT,
+        ready_at: Some(AT + 10),
+        last_heartbeat_at: None,
+        last_progress_at: Some(AT + 20),
+        current_turn_id: Some(turn.clone()),
+        turns_served: 1,
+        exit_code: None,
+        signal: None,
+        exited_at: None,
+        intentional: None,
+        exit_reason: None,
+        replica_id: replica.clone(),
+    };
+    let dispatched = TurnInfo {
+        turn_id: turn,
+        session_id: session,
+        agent_id: "echo".into(),
+        message_id: message,
+        state: super::TurnState::Dispatched,
+        stranded: false,
+        worker_id: Some(worker),
+        worker_generation: Some(2),
+        replica_id: Some(replica),
+        created_at: AT,
+        dispatched_at: Some(AT + 10),
+        first_output_at: None,
+        last_progress_at: Some(AT + 10),
+        deadline_at: Some(AT + 600_000),
+        ended_at: None,
+        outcome: None,
+        code: None,
+        error: None,
+        content: None,
+    };
+    let queued = TurnInfo {
+        turn_id: TurnId("t-2".into()),
+        message_id: MessageId("m-2".into()),
+        state: super::TurnState::Queued,
+        worker_id: None,
+        worker_generation: None,
+        replica_id: None,
+        dispatched_at: None,
+        last_progress_at: None,
+        deadline_at: None,
+        ..dispatched.clone()
+    };
+    (r, w, dispatched, queued)
+}
+
+#[test]
+fn admin_rows_are_pinned_and_read_back() {
+    let (r, w, dispatched, queued) = admin_rows();
+    let mut pinned = String::new();
+    let r_json = serde_json::to_string(&r).unwrap();
+    assert_eq!(serde_json::from_str::<ReplicaInfo>(&r_json).unwrap(), r);
+    let _ = writeln!(pinned, "replica: {r_json}");
+    let w_json = serde_json::to_string(&w).unwrap();
+    assert_eq!(serde_json::from_str::<WorkerInfo>(&w_json).unwrap(), w);
+    let _ = writeln!(pinned, "worker: {w_json}");
+    for t in [dispatched, queued] {
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<TurnInfo>(&json).unwrap(), t);
+        let _ = writeln!(pinned, "turn: {json}");
+    }
+    insta::assert_snapshot!("admin_rows", pinned);
+    // A gateway that predates `replicaId` on turns: read as not known.
+    let mut old = serde_json::to_value(admin_rows().2).unwrap();
+    old.as_object_mut().unwrap().remove("replicaId");
+    let read: TurnInfo = serde_json::from_value(old).unwrap();
+    assert_eq!(read.replica_id, None);
 }

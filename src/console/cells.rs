@@ -3,9 +3,11 @@
 
 use std::cmp::Ordering;
 
+use super::cluster::{Cluster, short_id};
 use super::model::{EventLine, Turn, Worker};
 use super::state::Sort;
-use crate::api::state::ExitReason;
+use crate::api::admin::ReplicaInfo;
+use crate::api::state::{ExitReason, ReplicaState};
 use crate::api::{ErrorCode, TurnState, WorkerState};
 
 /// `4s`, `2m05s`, `1h02m`, `3d04h`.
@@ -50,8 +52,8 @@ pub fn turn_state(t: &Turn) -> String {
     format!("{glyph} {}", t.state)
 }
 
-/// The Workers view's cells.
-pub fn worker(w: &Worker, now: i64) -> Vec<String> {
+/// The Workers view's cells; its replica as `cluster` names it.
+pub fn worker(w: &Worker, now: i64, cluster: &Cluster) -> Vec<String> {
     let exited = w.state == WorkerState::Exited;
     let last_exit = w.last_exit.as_ref().map_or_else(String::new, |e| {
         let why = if e.intentional {
@@ -78,6 +80,9 @@ pub fn worker(w: &Worker, now: i64) -> Vec<String> {
         },
         worker_state(w.state),
         w.agent.clone(),
+        w.replica
+            .as_ref()
+            .map_or_else(|| "-".into(), |r| cluster.label(r)),
         if exited {
             "-".into()
         } else {
@@ -150,7 +155,7 @@ fn directed(o: Ordering, sort: Sort) -> Ordering {
 }
 
 /// Orders workers: by default busy first, then newest; else by the chosen column.
-pub fn sort_workers(ws: &mut [&Worker], sort: Sort, now: i64) {
+pub fn sort_workers(ws: &mut [&Worker], sort: Sort, now: i64, cluster: &Cluster) {
     ws.sort_by(|a, b| {
         let o = match sort.column {
             None => rank(a.state)
@@ -158,8 +163,8 @@ pub fn sort_workers(ws: &mut [&Worker], sort: Sort, now: i64) {
                 .then(b.started_at.cmp(&a.started_at)),
             Some(1) => a.generation.cmp(&b.generation),
             Some(2) => a.pid.cmp(&b.pid),
-            Some(5) => (now - a.started_at).cmp(&(now - b.started_at)),
-            Some(c) => worker(a, now)[c].cmp(&worker(b, now)[c]),
+            Some(6) => (now - a.started_at).cmp(&(now - b.started_at)),
+            Some(c) => worker(a, now, cluster)[c].cmp(&worker(b, now, cluster)[c]),
         };
         directed(o.then_with(|| a.id.cmp(&b.id)), sort)
     });
@@ -187,5 +192,63 @@ pub fn sort_turns(ts: &mut [&Turn], sort: Sort, now: i64) {
             Some(c) => turn(a, now)[c].cmp(&turn(b, now)[c]),
         };
         directed(o.then_with(|| a.id.cmp(&b.id)), sort)
+    });
+}
+
+/// A replica state with its glyph; lost is spelled in capitals, as `! STRANDED` is.
+pub fn replica_state(state: ReplicaState) -> String {
+    match state {
+        ReplicaState::Live => "● live".into(),
+        ReplicaState::Stopping => "◐ stopping".into(),
+        ReplicaState::Lost => "✗ LOST".into(),
+    }
+}
+
+/// The Replicas view's cells: the heartbeat's age and the lease's countdown at `now`.
+pub fn replica(r: &ReplicaInfo, now: i64) -> Vec<String> {
+    let lease = if r.lease_until >= now {
+        format!("in {}", span(r.lease_until - now))
+    } else {
+        format!("ran out {} ago", span(now - r.lease_until))
+    };
+    vec![
+        r.name.clone(),
+        short_id(&r.replica_id),
+        r.host.clone(),
+        r.pid.to_string(),
+        r.version.clone(),
+        replica_state(r.state),
+        r.workers.to_string(),
+        r.sessions.to_string(),
+        format!("{} ago", span(now - r.heartbeat_at)),
+        lease,
+    ]
+}
+
+fn replica_rank(state: ReplicaState) -> u8 {
+    match state {
+        ReplicaState::Lost => 0,
+        ReplicaState::Stopping => 1,
+        ReplicaState::Live => 2,
+    }
+}
+
+/// Orders replicas: by default lost first, then stopping, then by name; else by the chosen
+/// column (numbers and times as numbers).
+pub fn sort_replicas(rs: &mut [&ReplicaInfo], sort: Sort, now: i64) {
+    rs.sort_by(|a, b| {
+        let o = match sort.column {
+            None => replica_rank(a.state)
+                .cmp(&replica_rank(b.state))
+                .then_with(|| a.name.cmp(&b.name)),
+            Some(3) => a.pid.cmp(&b.pid),
+            Some(5) => replica_rank(a.state).cmp(&replica_rank(b.state)),
+            Some(6) => a.workers.cmp(&b.workers),
+            Some(7) => a.sessions.cmp(&b.sessions),
+            Some(8) => b.heartbeat_at.cmp(&a.heartbeat_at),
+            Some(9) => a.lease_until.cmp(&b.lease_until),
+            Some(c) => replica(a, now)[c].cmp(&replica(b, now)[c]),
+        };
+        directed(o.then_with(|| a.replica_id.cmp(&b.replica_id)), sort)
     });
 }

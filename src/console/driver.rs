@@ -5,11 +5,12 @@ use tokio::sync::mpsc;
 
 use super::chat_link::{self, ChatStream};
 use super::link::{self, LinkHandle};
-use super::msg::{Effect, Msg, Target};
+use super::msg::{Effect, Msg, ReplicaPoll, Target};
 use super::state::State;
 use super::update::update;
 use crate::api::ErrorCode;
-use crate::api::admin::{CancelRequest, KillRequest};
+use crate::api::admin::{CancelRequest, KillRequest, ListQuery};
+use crate::api::state::WorkerSet;
 use crate::client::{Client, ClientError};
 
 /// State plus the I/O it asks for.
@@ -82,6 +83,12 @@ impl Driver {
                     let _ = tx.send(Msg::Overview(r.map(Box::new).map_err(|e| e.to_string())));
                 });
             }
+            Effect::LoadReplicas { workers } => {
+                tokio::spawn(async move {
+                    let r = poll_replicas(&client, workers).await;
+                    let _ = tx.send(Msg::Replicas(r.map(Box::new).map_err(|e| e.to_string())));
+                });
+            }
             Effect::ChatSend {
                 agent,
                 session,
@@ -105,6 +112,25 @@ impl Driver {
             }
         }
     }
+}
+
+/// Most live workers read to place them on their replica (one page).
+const PLACE_WORKERS: i64 = 1000;
+
+/// Lists the replicas and, when asked, the live workers (a failure of the latter only leaves
+/// the workers unplaced until the next poll).
+async fn poll_replicas(client: &Client, workers: bool) -> Result<ReplicaPoll, ClientError> {
+    let replicas = client.replicas().await?.items;
+    let workers = if workers {
+        client
+            .workers(&ListQuery::of(WorkerSet::Live, PLACE_WORKERS))
+            .await
+            .ok()
+            .map(|p| p.items)
+    } else {
+        None
+    };
+    Ok(ReplicaPoll { replicas, workers })
 }
 
 /// Sends a kill or cancel exactly as snapshotted; the refusal reads plainly.

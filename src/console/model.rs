@@ -9,7 +9,7 @@ use crate::api::admin::{Snapshot, TurnInfo, WorkerInfo};
 use crate::api::lifecycle::{TurnEnded, WorkerExited};
 use crate::api::state::ExitReason;
 use crate::api::{AdminEvent, ErrorCode, TurnState, WorkerState};
-use crate::ids::{SessionId, TurnId, WorkerId};
+use crate::ids::{ReplicaId, SessionId, TurnId, WorkerId};
 use lines::tone;
 pub use lines::{EventLine, Note, Tone, exit_text, summary};
 
@@ -41,6 +41,8 @@ pub struct Worker {
     pub current_turn: Option<TurnId>,
     /// How this generation (if exited) or the previous one ended.
     pub last_exit: Option<Exit>,
+    /// The replica that runs it, once known (a snapshot says; `worker.spawned` does not).
+    pub replica: Option<ReplicaId>,
 }
 
 /// How a worker process ended.
@@ -162,6 +164,7 @@ fn worker_from(w: &WorkerInfo) -> Worker {
         started_at: w.started_at,
         current_turn: w.current_turn_id.clone(),
         last_exit,
+        replica: Some(w.replica_id.clone()),
     }
 }
 
@@ -268,6 +271,7 @@ impl Model {
                     started_at: at,
                     current_turn: None,
                     last_exit,
+                    replica: None,
                 };
                 self.workers.insert(e.worker_id.clone(), worker);
             }

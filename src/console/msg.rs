@@ -5,7 +5,7 @@
 
 use crossterm::event::KeyEvent;
 
-use crate::api::admin::{Overview, Snapshot, TurnDetail, WorkerDetail};
+use crate::api::admin::{Overview, ReplicaInfo, Snapshot, TurnDetail, WorkerDetail, WorkerInfo};
 use crate::api::{AdminEvent, SessionEvent};
 use crate::ids::{SessionId, TurnId, WorkerId};
 
@@ -29,6 +29,8 @@ pub enum Msg {
     TurnDetail(Result<Box<TurnDetail>, String>),
     /// The gateway's overview (agents, who we are).
     Overview(Result<Box<Overview>, String>),
+    /// The replicas list arrived (or could not be read).
+    Replicas(Result<Box<ReplicaPoll>, String>),
     /// The chat machinery.
     Chat(ChatMsg),
     /// The gateway's answer to a kill or cancel: accepted, or refused and why.
@@ -52,6 +54,15 @@ pub enum LinkMsg {
     Unreadable(i64, String, String),
     /// The stream dropped or could not connect.
     Lost(String),
+}
+
+/// A replicas poll's answer.
+#[derive(Clone, Debug, Default)]
+pub struct ReplicaPoll {
+    /// Every replica not stopped cleanly.
+    pub replicas: Vec<ReplicaInfo>,
+    /// The live workers, when asked for (to place workers on their replica).
+    pub workers: Option<Vec<WorkerInfo>>,
 }
 
 /// What the chat machinery reports.
@@ -94,6 +105,11 @@ pub enum Effect {
     LoadTurn(TurnId),
     /// Fetch the overview.
     LoadOverview,
+    /// Poll the replicas list.
+    LoadReplicas {
+        /// Also read the live workers (some live worker's replica is unknown).
+        workers: bool,
+    },
     /// Send a chat message (creating the session first when there is none).
     ChatSend {
         /// Agent.

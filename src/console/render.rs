@@ -2,9 +2,9 @@
 //!
 //! ```text
 //! ┌──────────────────────────────────────────────────────────────────────┐
-//! │ header: gateway, stream state + last-event age, clock                │
-//! │ header: counts by state, STRANDED, READ-ONLY, FROZEN, STALE          │
-//! │ tabs: 1 Workers  2 Turns  3 Stranded  4 Events        filter: /x/    │
+//! │ header: gateway, stream state + last-event age, clock, replicas live │
+//! │ header: ✗ lost replicas, counts by state, stranded, badges           │
+//! │ tabs: 1 Workers  2 Turns  …  6 Replicas               filter: /x/    │
 //! │ table: only the visible rows of the current view                     │
 //! │ …                                                                    │
 //! │ footer: keys, or the filter/command being typed, or a notice         │
@@ -85,7 +85,7 @@ pub fn render(frame: &mut Frame<'_>, state: &State, palette: Palette) {
     header::footer(frame, foot, state, palette);
     match &state.mode {
         Mode::Help => overlay::help(frame, body, state, palette),
-        Mode::Detail(d) => overlay::detail(frame, body, d, state.now, palette),
+        Mode::Detail(d) => overlay::detail(frame, body, d, (state.now, &state.cluster), palette),
         Mode::Confirm(c) => confirm::render(frame, body, c, state.now, palette),
         _ => {}
     }

@@ -10,6 +10,7 @@ use super::cells;
 use super::model::{Turn, Worker};
 use super::state::{Counts, RowKey, State, View};
 use crate::api::TurnState;
+use crate::api::admin::ReplicaInfo;
 
 /// Rows kept when freezing a view.
 const FREEZE_ROWS: usize = 10_000;
@@ -43,6 +44,7 @@ impl State {
             c.failed += usize::from(t.state == TurnState::Failed);
             c.stranded += usize::from(t.is_open() && t.stranded);
         }
+        c.replicas = self.cluster.counts();
         c
     }
 
@@ -60,9 +62,9 @@ impl State {
                     .model
                     .workers
                     .values()
-                    .filter(|w| keep(&|| cells::worker(w, self.now)))
+                    .filter(|w| keep(&|| cells::worker(w, self.now, &self.cluster)))
                     .collect();
-                cells::sort_workers(&mut ws, sort, self.now);
+                cells::sort_workers(&mut ws, sort, self.now, &self.cluster);
                 ws.into_iter()
                     .map(|w| RowKey::Worker(w.id.clone()))
                     .collect()
@@ -86,6 +88,18 @@ impl State {
                 cells::sort_turns(&mut ts, sort, self.now);
                 ts.into_iter().map(|t| RowKey::Turn(t.id.clone())).collect()
             }
+            View::Replicas => {
+                let mut rs: Vec<&ReplicaInfo> = self
+                    .cluster
+                    .replicas
+                    .iter()
+                    .filter(|r| keep(&|| cells::replica(r, self.now)))
+                    .collect();
+                cells::sort_replicas(&mut rs, sort, self.now);
+                rs.into_iter()
+                    .map(|r| RowKey::Replica(r.replica_id.clone()))
+                    .collect()
+            }
             View::Chat => Vec::new(),
             View::Events => (0..self.model.events.len())
                 .filter(|i| keep(&|| cells::event(&self.model.events[*i])))
@@ -101,7 +115,7 @@ impl State {
                 .model
                 .workers
                 .get(id)
-                .map(|w| cells::worker(w, self.now))
+                .map(|w| cells::worker(w, self.now, &self.cluster))
                 .unwrap_or_default(),
             RowKey::Turn(id) => self
                 .model
@@ -114,6 +128,11 @@ impl State {
                 .events
                 .get(*i)
                 .map(cells::event)
+                .unwrap_or_default(),
+            RowKey::Replica(id) => self
+                .cluster
+                .get(id)
+                .map(|r| cells::replica(r, self.now))
                 .unwrap_or_default(),
         }
     }

@@ -89,27 +89,43 @@ pub async fn drive<B: Backend>(
 const SECOND: Duration = Duration::from_secs(1);
 
 /// A second while the screen counts seconds; otherwise until the minute turns (just after it),
-/// so an idle console sleeps instead of waking every second for nothing.
+/// so an idle console sleeps instead of waking every second for nothing. Sooner when the
+/// replicas poll is due (its answer redraws only what it changes).
 fn until_next_tick(state: &super::state::State) -> Duration {
+    let now = now_ms();
+    let poll = Duration::from_millis((state.cluster.next_poll_at() - now).max(0).unsigned_abs());
     if state.counts_seconds() {
-        return SECOND;
+        return SECOND.min(poll);
     }
-    let into_minute = now_ms().rem_euclid(60_000).unsigned_abs();
-    Duration::from_millis(60_000 - into_minute + 5)
+    let into_minute = now.rem_euclid(60_000).unsigned_abs();
+    Duration::from_millis(60_000 - into_minute + 5).min(poll)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::console::cluster::Poll;
     use crate::console::state::State;
 
     #[test]
-    fn an_idle_screen_sleeps_until_the_minute_turns() {
+    fn an_idle_screen_sleeps_until_the_minute_turns_or_the_replicas_poll() {
         let mut s = State::new("http://gw.test".into(), false, now_ms());
+        assert_eq!(
+            until_next_tick(&s),
+            Duration::ZERO,
+            "the first poll is due at once"
+        );
+        s.cluster.poll = Poll::Due(now_ms() + 3_600_000);
         assert_eq!(until_next_tick(&s), SECOND, "not live yet: ticking");
         s.conn.link = crate::console::state::Link::Live;
         let wait = until_next_tick(&s);
         assert!(wait > Duration::ZERO && wait <= Duration::from_millis(60_005));
+        s.cluster.poll = Poll::Asked(now_ms());
+        let wait = until_next_tick(&s);
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(10),
+            "an unanswered poll is given up after its timeout: {wait:?}"
+        );
         s.counts.in_flight = 1;
         assert_eq!(
             until_next_tick(&s),

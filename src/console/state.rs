@@ -6,11 +6,12 @@ use regex::Regex;
 
 use super::action::{Confirm, Pending};
 use super::chat::Chat;
+use super::cluster::{Cluster, ReplicaCounts};
 use super::model::Model;
 use super::msg::Notice;
 use crate::api::WorkerState;
 use crate::api::admin::{TurnDetail, WorkerDetail};
-use crate::ids::{TurnId, WorkerId};
+use crate::ids::{ReplicaId, TurnId, WorkerId};
 
 /// The views, in tab order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,16 +26,19 @@ pub enum View {
     Events,
     /// Talk to an agent.
     Chat,
+    /// The gateway replicas sharing the store.
+    Replicas,
 }
 
 impl View {
-    /// All views in tab order.
-    pub const ALL: [Self; 5] = [
+    /// All views in tab order (Replicas last, so the first five keep their keys).
+    pub const ALL: [Self; 6] = [
         Self::Workers,
         Self::Turns,
         Self::Stranded,
         Self::Events,
         Self::Chat,
+        Self::Replicas,
     ];
 
     /// The view's title.
@@ -45,6 +49,7 @@ impl View {
             Self::Stranded => "Stranded",
             Self::Events => "Events",
             Self::Chat => "Chat",
+            Self::Replicas => "Replicas",
         }
     }
 
@@ -73,6 +78,7 @@ impl View {
                 "PID",
                 "STATE",
                 "AGENT",
+                "REPLICA",
                 "UPTIME",
                 "TURN",
                 "LAST EXIT",
@@ -88,6 +94,18 @@ impl View {
             ],
             Self::Events => &["SEQ", "TIME", "EVENT", "DETAILS"],
             Self::Chat => &[],
+            Self::Replicas => &[
+                "NAME",
+                "ID",
+                "HOST",
+                "PID",
+                "VERSION",
+                "STATE",
+                "WORKERS",
+                "SESSIONS",
+                "HEARTBEAT",
+                "LEASE",
+            ],
         }
     }
 }
@@ -198,6 +216,8 @@ pub struct Counts {
     pub failed: usize,
     /// Open stranded turns.
     pub stranded: usize,
+    /// Replicas by state; `None` until the gateway has listed them.
+    pub replicas: Option<ReplicaCounts>,
 }
 
 /// A row of the current view.
@@ -209,6 +229,8 @@ pub enum RowKey {
     Turn(TurnId),
     /// An admin log line, by position.
     Event(usize),
+    /// A replica.
+    Replica(ReplicaId),
 }
 
 /// The console state.
@@ -225,11 +247,13 @@ pub struct State {
     /// The row filter.
     pub filter: Option<Filter>,
     /// Per view: sort.
-    pub sorts: [Sort; 5],
+    pub sorts: [Sort; View::ALL.len()],
     /// Per view: the selected row.
-    pub selected: [usize; 5],
+    pub selected: [usize; View::ALL.len()],
     /// The Chat view.
     pub chat: Chat,
+    /// The Replicas view (and the replica of each worker).
+    pub cluster: Cluster,
     /// An action sent, waiting for the gateway's confirming event.
     pub pending: Option<Pending>,
     /// Events view follows the tail.
@@ -273,9 +297,10 @@ impl State {
             view: View::Workers,
             mode: Mode::Normal,
             filter: None,
-            sorts: [Sort::default(); 5],
-            selected: [0; 5],
+            sorts: [Sort::default(); View::ALL.len()],
+            selected: [0; View::ALL.len()],
             chat: Chat::default(),
+            cluster: Cluster::new(now),
             pending: None,
             follow: true,
             show_ended: false,
@@ -303,8 +328,8 @@ impl State {
     }
 
     /// Whether the screen counts something in seconds: the ages of live workers and open turns,
-    /// a dialog or detail pane, the chat, an action awaiting its confirmation, a stream that is
-    /// not live. Otherwise the screen changes only with the minute (the clock and "last event"
+    /// a dialog or detail pane, the chat, the replicas' heartbeats and leases, an action
+    /// awaiting its confirmation, a stream that is not live. Otherwise the screen changes only with the minute (the clock and "last event"
     /// are shown to the minute), so an idle console need not redraw every second.
     pub fn counts_seconds(&self) -> bool {
         let c = &self.counts;
@@ -313,7 +338,7 @@ impl State {
                 .iter()
                 .any(|(state, n)| state.is_live() && *n > 0)
             || matches!(self.mode, Mode::Detail(_) | Mode::Confirm(_))
-            || self.view == View::Chat
+            || matches!(self.view, View::Chat | View::Replicas)
             || self.pending.is_some()
             || self.is_stale()
             // Set on a lost stream before the link reports reconnecting.

@@ -3,6 +3,7 @@
 //! screens (`TestBackend` + snapshots).
 
 mod actions;
+mod replicas;
 mod screens;
 mod states;
 mod widgets;
@@ -12,11 +13,14 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use serde_json::{Value, json};
 
-use super::msg::{Effect, LinkMsg, Msg};
+use super::msg::{Effect, LinkMsg, Msg, ReplicaPoll};
 use super::render::{Palette, render};
 use super::state::State;
 use super::update::update;
-use crate::api::AdminEvent;
+use crate::api::admin::{ReplicaInfo, WorkerInfo};
+use crate::api::state::ReplicaState;
+use crate::api::{AdminEvent, WorkerState};
+use crate::ids::{ReplicaId, SessionId, WorkerId};
 
 /// The fixtures' clock: 2027-01-15T08:00:00Z.
 pub const T0: i64 = 1_800_000_000_000;
@@ -52,7 +56,9 @@ pub fn typed(s: &mut State, text: &str) {
     send(s, text.chars().map(key));
 }
 
-/// A live console that has seen one healthy, one crashed, one hung, one slow and one queued turn.
+/// A live console that has seen one healthy, one crashed, one hung, one slow and one queued
+/// turn, on two live replicas: `gw-a` runs `w-echo`, `gw-b` runs `w-hang` and `w-slow` (the
+/// replicas poll placed them; `w-crash` exited before it could be placed).
 pub fn fixture() -> State {
     let mut story = Story::connected();
     story.healthy_echo();
@@ -61,8 +67,69 @@ pub fn fixture() -> State {
     story.slow_and_queued();
     let mut s = story.state;
     send(&mut s, [Msg::Tick(T0)]);
+    let poll = ReplicaPoll {
+        replicas: vec![
+            replica(R_A, "gw-a", ReplicaState::Live, 1_000, 1),
+            replica(R_B, "gw-b", ReplicaState::Live, 400, 2),
+        ],
+        workers: Some(vec![
+            placed("w-echo", R_A),
+            placed("w-hang", R_B),
+            placed("w-slow", R_B),
+        ]),
+    };
+    send(&mut s, [Msg::Replicas(Ok(Box::new(poll)))]);
     s.prepare();
     s
+}
+
+/// The fixture's replicas' ids.
+pub const R_A: &str = "r-0a11ce00aaaa4aaa8aaaaaaaaaaaaaaa";
+/// See [`R_A`].
+pub const R_B: &str = "r-0b0b0000bbbb4bbb8bbbbbbbbbbbbbbb";
+/// A replica whose lease ran out.
+pub const R_C: &str = "r-0c0c0000cccc4ccc8ccccccccccccccc";
+
+/// A replica as the gateway lists it: its last renewal `ago` ms before `T0`, a 5 s lease from
+/// then, `workers` live workers in as many sessions.
+pub fn replica(id: &str, name: &str, state: ReplicaState, ago: i64, workers: i64) -> ReplicaInfo {
+    ReplicaInfo {
+        replica_id: ReplicaId(id.into()),
+        name: name.into(),
+        host: format!("host-{name}"),
+        pid: 4000 + u32::from(name.bytes().last().unwrap_or(0)),
+        version: "0.1.0".into(),
+        started_at: T0 - 3_600_000,
+        heartbeat_at: T0 - ago,
+        lease_until: T0 - ago + 5_000,
+        state,
+        workers,
+        sessions: workers,
+    }
+}
+
+/// A live worker of the fixture (generation 1) as the workers list says it, on `replica`.
+pub fn placed(worker: &str, replica: &str) -> WorkerInfo {
+    WorkerInfo {
+        worker_id: WorkerId(worker.into()),
+        generation: 1,
+        pid: 0,
+        agent_id: String::new(),
+        session_id: SessionId(String::new()),
+        state: WorkerState::Idle,
+        started_at: T0,
+        ready_at: None,
+        last_heartbeat_at: None,
+        last_progress_at: None,
+        current_turn_id: None,
+        turns_served: 0,
+        exit_code: None,
+        signal: None,
+        exited_at: None,
+        intentional: None,
+        exit_reason: None,
+        replica_id: ReplicaId(replica.into()),
+    }
 }
 
 /// The fixture's admin log: events in order, numbered from 1, each stamped with its time.

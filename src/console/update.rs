@@ -1,7 +1,7 @@
 //! `update(state, msg) -> effects`: every input arrives as a [`Msg`]; this changes memory only
 //! and returns the I/O it wants as [`Effect`]s for the runner to perform. A key is read by the
 //! mode it arrives in (`input`); what a bound key does is `navigation`'s; the features
-//! (`action`, `chat`) update their own sub-state.
+//! (`action`, `chat`, `cluster`) update their own sub-state.
 
 mod input;
 mod navigation;
@@ -10,7 +10,7 @@ use super::action;
 use super::chat;
 use super::model::Note;
 use super::msg::{Effect, LinkMsg, Msg};
-use super::state::{Detail, Link, Mode, State};
+use super::state::{Detail, Link, Mode, State, View};
 use crate::api::AdminEvent;
 use crate::api::admin::{CallerRole, Overview};
 
@@ -22,12 +22,20 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
         let minute = |ms: i64| ms.div_euclid(60_000);
         state.dirty |= state.counts_seconds() || minute(now) != minute(state.now);
         state.now = now;
+        return state.cluster.ask(now, &state.model).into_iter().collect();
+    }
+    if let Msg::Replicas(answer) = msg {
+        // A heartbeat alone redraws only the Replicas view, which counts seconds anyway.
+        let changed = state.cluster.on_answer(state.now, answer, &mut state.model);
+        let shown = state.view == View::Replicas;
+        state.rows_dirty |= changed || shown;
+        state.dirty |= changed || shown;
         return Vec::new();
     }
     state.dirty = true;
     match msg {
         Msg::Key(key) => input::on_key(state, key),
-        Msg::Tick(_) | Msg::Resize => Vec::new(),
+        Msg::Tick(_) | Msg::Resize | Msg::Replicas(_) => Vec::new(),
         Msg::Link(l) => on_link(state, l),
         Msg::WorkerDetail(r) => {
             if matches!(state.mode, Mode::Detail(Detail::Loading(_))) {

@@ -125,11 +125,14 @@ pub(super) const WORKER_COLS: &str = "worker_id, generation, pid, agent_id, sess
     exit_code, signal, exited_at, intentional, exit_reason, stderr_tail, replica_id";
 
 /// A turn's columns for the admin side at `now` (`turns t`), as [`turn_info_from`] reads them.
+/// Its replica is its worker generation's (a primary-key lookup; `NULL` while queued).
 pub(super) fn turn_cols(now: i64) -> String {
     format!(
         "t.id, t.session_id, t.agent_id, t.message_id, t.content, t.state, t.worker_id, \
          t.worker_generation, t.created_at, t.dispatched_at, t.first_output_at, t.last_progress_at, \
-         t.deadline_at, t.ended_at, t.outcome, t.code, t.error, {} AS stranded",
+         t.deadline_at, t.ended_at, t.outcome, t.code, t.error, {} AS stranded, \
+         (SELECT w.replica_id FROM workers w WHERE w.worker_id = t.worker_id \
+          AND w.generation = t.worker_generation) AS replica_id",
         stranded_sql(now)
     )
 }
@@ -213,6 +216,7 @@ pub(super) fn turn_info_from(r: &impl Cells) -> Result<TurnInfo> {
         state: wire(r, "state")?,
         worker_id: r.opt_text("worker_id")?.map(WorkerId),
         worker_generation: r.opt_int("worker_generation")?.map(|g| g as u32),
+        replica_id: r.opt_text("replica_id")?.map(ReplicaId),
         created_at: r.int("created_at")?,
         dispatched_at: r.opt_int("dispatched_at")?,
         first_output_at: r.opt_int("first_output_at")?,

@@ -9,6 +9,7 @@ use turnwatch::api::admin::{Page, TurnDetail, TurnInfo, WorkerDetail, WorkerInfo
 use turnwatch::client::{Client, SseEvent};
 use turnwatch::config::{Role, TokenConfig};
 
+use crate::cluster::assert_prometheus_text;
 use crate::harness::{BIN, Backend, GUARD, TestGateway, assert_failed, config, on_both, worker};
 
 on_both!(
@@ -482,14 +483,20 @@ async fn metrics_and_health(b: Backend) {
         text.contains("turnwatch_turns_failed{code=\"worker_crashed\"} 1"),
         "{text}"
     );
+    // What this process measured names it (see `cluster` for the rest of the labels).
+    let me = gw.client.replicas().await.unwrap().items[0].name.clone();
+    for series in [
+        format!("turnwatch_sse_connections{{replica=\"{me}\",stream=\"session\"}} 0"),
+        format!("turnwatch_crash_to_error_seconds_count{{replica=\"{me}\"}} 1"),
+        format!("turnwatch_crash_to_error_seconds_bucket{{replica=\"{me}\",le=\"+Inf\"}} 1"),
+    ] {
+        assert!(text.contains(&series), "no `{series}` in:\n{text}");
+    }
     assert!(
-        text.contains("turnwatch_crash_to_error_seconds_count 1"),
-        "{text}"
+        !text.contains("turnwatch_crash_to_error_seconds_count 1"),
+        "unlabelled: {text}"
     );
-    assert!(
-        text.contains("turnwatch_sse_connections{stream=\"session\"}"),
-        "{text}"
-    );
+    assert_prometheus_text(&text);
     let health = gw
         .http
         .get(format!("{}/healthz", gw.url))
@@ -524,11 +531,29 @@ async fn status_and_kill_commands(b: Backend) {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["turns"][0]["turnId"], turn.as_str());
     assert_eq!(v["workers"][0]["state"], "busy");
+    assert_eq!(v["replicas"][0]["state"], "live");
+    assert_eq!(v["replicas"][0]["workers"], 1);
     let table = run(&["status"]).await;
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(
         text.contains("WORKERS (1)") && text.contains(&rows[0].worker_id),
         "{text}"
+    );
+    let name = v["replicas"][0]["name"].as_str().unwrap();
+    let line = text
+        .lines()
+        .skip_while(|l| *l != "REPLICAS (1)")
+        .nth(2)
+        .unwrap_or_default();
+    assert!(
+        line.starts_with(name)
+            && line
+                .split_whitespace()
+                .skip(1)
+                .take(3)
+                .eq(["live", "1", "1"])
+            && line.ends_with(" ago"),
+        "one line per replica: name, state, workers, sessions, heartbeat age:\n{text}"
     );
 
     let killed = run(&["kill", &rows[0].worker_id, "--reason", "cli test"]).await;

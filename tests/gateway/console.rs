@@ -324,3 +324,70 @@ async fn console_chats_kills_and_cancels_against_a_real_gateway() {
     );
     gw.stop().await;
 }
+
+/// Feeds the console its messages and a tick at least every 100 ms (the replicas poll goes on
+/// ticks) until `done` holds (guarded).
+async fn pump_ticking(
+    driver: &mut Driver,
+    rx: &mut UnboundedReceiver<Msg>,
+    done: impl Fn(&State) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + GUARD;
+    loop {
+        driver.handle(Msg::Tick(turnwatch::clock::now_ms()));
+        if done(&driver.state) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the console never saw it"
+        );
+        if let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(100), rx.recv()).await {
+            driver.handle(msg);
+        }
+    }
+}
+
+#[tokio::test]
+async fn console_lists_the_replicas_and_places_a_new_worker_on_its_own() {
+    let gw = TestGateway::start(config(vec![("hang", worker(&["--mode", "hang"]))])).await;
+    let (mut driver, mut rx) = Driver::start(
+        Client::new(&gw.url, None),
+        gw.url.clone(),
+        false,
+        turnwatch::clock::now_ms(),
+    );
+    pump_ticking(&mut driver, &mut rx, |s| {
+        s.model.last_seq.is_some() && s.cluster.as_of.is_some()
+    })
+    .await;
+    let listed = gw.client.replicas().await.unwrap().items;
+    let me = &listed[0];
+    assert_eq!(driver.state.cluster.replicas.len(), 1);
+    assert_eq!(driver.state.cluster.replicas[0].replica_id, me.replica_id);
+    // Spawned after the snapshot: `worker.spawned` does not name its replica, the next poll does.
+    let s = gw.session("hang").await;
+    gw.post(&s, "held").await;
+    pump_ticking(&mut driver, &mut rx, |s| {
+        s.model
+            .workers
+            .values()
+            .any(|w| w.replica.as_ref() == Some(&me.replica_id))
+    })
+    .await;
+    let s = &mut driver.state;
+    s.view = View::Workers;
+    s.rows_dirty = true;
+    s.prepare();
+    assert_eq!(s.cells(&s.rows[0])[5], me.name, "the REPLICA column");
+    s.view = View::Replicas;
+    s.rows_dirty = true;
+    s.prepare();
+    let row = s.cells(&s.rows[0]);
+    assert_eq!(
+        (row[0].as_str(), row[5].as_str()),
+        (me.name.as_str(), "● live")
+    );
+    assert_eq!(s.counts.replicas.map(|c| (c.live, c.lost)), Some((1, 0)));
+    gw.stop().await;
+}

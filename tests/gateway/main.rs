@@ -10,6 +10,7 @@ mod admin;
 mod bad_input;
 mod chaos;
 mod chat_restart;
+mod cluster;
 mod connections;
 mod console;
 mod failures;

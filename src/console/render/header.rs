@@ -7,6 +7,7 @@ use ratatui::widgets::Paragraph;
 
 use super::Palette;
 use crate::console::cells::span;
+use crate::console::cluster::ReplicaCounts;
 use crate::console::keys;
 use crate::console::state::{Counts, Link, Mode, State, View};
 
@@ -34,7 +35,7 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
     );
 }
 
-/// The gateway, the admin stream's state, the last event's age, the clock.
+/// The gateway, the admin stream's state, the last event's age, the clock, the replicas.
 fn stream_line(state: &State, p: Palette) -> Line<'static> {
     let c = &state.conn;
     let age = c.last_event_at.map_or_else(
@@ -54,19 +55,49 @@ fn stream_line(state: &State, p: Palette) -> Line<'static> {
         Span::raw(format!("  {age}  ")),
         Span::raw(clock(state.now)),
     ];
+    first.extend(replicas_span(state.counts.replicas.as_ref()));
     if let (Some(err), false) = (&c.error, c.link == Link::Live) {
         first.push(Span::styled(format!("  {err}"), p.bad()));
     }
     Line::from(first)
 }
 
-/// Counts by state, the stranded count, and the badges (read-only, frozen, stale).
+/// The replicas holding a lease (and stopping), once the gateway has listed them:
+/// `  replicas: 2 live, 1 stopping`.
+fn replicas_span(counts: Option<&ReplicaCounts>) -> Option<Span<'static>> {
+    let c = counts?;
+    let stopping = if c.stopping > 0 {
+        format!(", {} stopping", c.stopping)
+    } else {
+        String::new()
+    };
+    Some(Span::raw(format!("  replicas: {} live{stopping}", c.live)))
+}
+
+/// The lost replicas, first on the counts line so that they show at 80 columns, in red and in
+/// words (`✗ lost 1 replica`); nothing while none is lost.
+fn lost_spans(counts: Option<&ReplicaCounts>, p: Palette) -> Vec<Span<'static>> {
+    match counts.map_or(0, |c| c.lost) {
+        0 => Vec::new(),
+        n => vec![
+            Span::styled(
+                format!("✗ lost {n} replica{}", if n == 1 { "" } else { "s" }),
+                p.bad(),
+            ),
+            Span::raw("   "),
+        ],
+    }
+}
+
+/// Lost replicas, counts by state, the stranded count, and the badges (read-only, frozen,
+/// stale).
 fn counts_line(state: &State, p: Palette) -> Line<'static> {
     let Counts {
         workers,
         in_flight,
         failed,
         stranded,
+        replicas,
     } = &state.counts;
     let (in_flight, failed, stranded) = (*in_flight, *failed, *stranded);
     let counts = workers
@@ -74,7 +105,8 @@ fn counts_line(state: &State, p: Palette) -> Line<'static> {
         .map(|(k, v)| format!("{k} {v}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let mut second = vec![
+    let mut second = lost_spans(replicas.as_ref(), p);
+    second.extend([
         Span::raw(format!(
             "workers: {}   turns: in flight {in_flight}, recently failed {failed}   ",
             if counts.is_empty() {
@@ -87,7 +119,7 @@ fn counts_line(state: &State, p: Palette) -> Line<'static> {
             format!("stranded {stranded}"),
             if stranded > 0 { p.bad() } else { p.dim() },
         ),
-    ];
+    ]);
     if state.readonly {
         second.push(Span::styled("  [READ-ONLY]", p.warn()));
     }

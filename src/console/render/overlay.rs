@@ -8,11 +8,14 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use super::Palette;
 use crate::api::SessionEvent;
 use crate::api::admin::{TimelineEvent, TurnDetail, WorkerDetail, WorkerInfo};
+use crate::api::state::ReplicaState;
 use crate::clock::to_rfc3339;
 use crate::console::cells::{span, worker_state};
+use crate::console::cluster::Cluster;
 use crate::console::keys;
 use crate::console::model::{Exit, summary};
 use crate::console::state::{Detail, State};
+use crate::ids::ReplicaId;
 
 /// `area` shrunk by `dx` columns and `dy` lines on each side (at most a quarter of it).
 pub(super) fn inset(area: Rect, dx: u16, dy: u16) -> Rect {
@@ -55,8 +58,14 @@ pub fn help(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
     boxed(frame, inset(area, 6, 1), "keys", lines);
 }
 
-/// A worker's or a turn's detail.
-pub fn detail(frame: &mut Frame<'_>, area: Rect, detail: &Detail, now: i64, p: Palette) {
+/// A worker's or a turn's detail; replicas named as `cluster` names them.
+pub fn detail(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    detail: &Detail,
+    (now, cluster): (i64, &Cluster),
+    p: Palette,
+) {
     let area = inset(area, 2, 0);
     match detail {
         Detail::Loading(what) => boxed(frame, area, what, vec![Line::raw("loading…")]),
@@ -65,27 +74,28 @@ pub fn detail(frame: &mut Frame<'_>, area: Rect, detail: &Detail, now: i64, p: P
             frame,
             area,
             &format!("worker {}", d.worker.worker_id),
-            worker_lines(d, now, p),
+            worker_lines(d, now, cluster, p),
         ),
         Detail::Turn(d) => boxed(
             frame,
             area,
             &format!("turn {}", d.turn.turn_id),
-            turn_lines(d, p),
+            turn_lines(d, cluster, p),
         ),
     }
 }
 
-fn worker_lines(d: &WorkerDetail, now: i64, p: Palette) -> Vec<Line<'static>> {
+fn worker_lines(d: &WorkerDetail, now: i64, cluster: &Cluster, p: Palette) -> Vec<Line<'static>> {
     let w = &d.worker;
     let mut out = vec![
         Line::raw(format!(
-            "generation {}  pid {}  {}  agent {}  session {}",
+            "generation {}  pid {}  {}  agent {}  session {}  replica {}",
             w.generation,
             w.pid,
             worker_state(w.state),
             w.agent_id,
-            w.session_id
+            w.session_id,
+            replica_text(cluster, &w.replica_id)
         )),
         Line::raw(format!(
             "started {} ({} ago)  turns served {}",
@@ -154,7 +164,7 @@ fn rejected_lines(d: &WorkerDetail) -> Vec<Line<'static>> {
         .collect()
 }
 
-fn turn_lines(d: &TurnDetail, p: Palette) -> Vec<Line<'static>> {
+fn turn_lines(d: &TurnDetail, cluster: &Cluster, p: Palette) -> Vec<Line<'static>> {
     let t = &d.turn;
     let mut out = vec![
         Line::raw(format!(
@@ -162,11 +172,14 @@ fn turn_lines(d: &TurnDetail, p: Palette) -> Vec<Line<'static>> {
             t.session_id, t.agent_id, t.message_id
         )),
         Line::raw(format!(
-            "state {}{}  worker {} gen {}",
+            "state {}{}  worker {} gen {}  replica {}",
             t.state,
             if t.stranded { "  ! STRANDED" } else { "" },
             t.worker_id.as_ref().map_or("-", |w| w.as_str()),
-            t.worker_generation.map_or("-".into(), |g| g.to_string())
+            t.worker_generation.map_or("-".into(), |g| g.to_string()),
+            t.replica_id
+                .as_ref()
+                .map_or_else(|| "-".into(), |r| replica_text(cluster, r))
         )),
         Line::raw(format!(
             "created {}  dispatched {}  deadline {}",
@@ -209,6 +222,21 @@ fn turn_lines(d: &TurnDetail, p: Palette) -> Vec<Line<'static>> {
         )));
     }
     out
+}
+
+/// A replica by its label, with its id when the label is not the id, and `✗ LOST` when the
+/// gateway lists it lost.
+fn replica_text(cluster: &Cluster, id: &ReplicaId) -> String {
+    let label = cluster.label(id);
+    let lost = cluster
+        .get(id)
+        .is_some_and(|r| r.state == ReplicaState::Lost);
+    let lost = if lost { " ✗ LOST" } else { "" };
+    if label == id.as_str() {
+        format!("{label}{lost}")
+    } else {
+        format!("{label} ({id}){lost}")
+    }
 }
 
 fn session_summary(event: &SessionEvent) -> String {

@@ -7,6 +7,7 @@ use ratatui::text::Text;
 use ratatui::widgets::{Block, Borders, Cell, Row, Table};
 
 use super::Palette;
+use crate::api::state::ReplicaState;
 use crate::api::{TurnState, WorkerState};
 use crate::console::model::Exit;
 use crate::console::model::Tone;
@@ -21,6 +22,7 @@ fn widths(view: View) -> Vec<Constraint> {
             c(8),
             c(11),
             c(14),
+            c(12),
             c(8),
             c(36),
             Constraint::Min(16),
@@ -30,7 +32,28 @@ fn widths(view: View) -> Vec<Constraint> {
         }
         View::Events => vec![c(7), c(13), c(22), Constraint::Min(30)],
         View::Chat => Vec::new(),
+        View::Replicas => vec![
+            c(14),
+            c(10),
+            c(14),
+            c(7),
+            c(8),
+            c(10),
+            c(7),
+            c(8),
+            c(10),
+            Constraint::Min(14),
+        ],
     }
+}
+
+/// Below this width the Replicas view leaves out HOST, PID and VERSION, so that the rest (the
+/// state, the counts, the heartbeat and the lease) fits in 80 columns.
+const NARROW_REPLICAS: u16 = 110;
+
+/// Whether column `i` of the view is drawn at `width`.
+fn is_shown(view: View, width: u16, i: usize) -> bool {
+    !(view == View::Replicas && width < NARROW_REPLICAS && (2..=4).contains(&i))
 }
 
 /// The style a row's content asks for (colour always doubles a word in the cells).
@@ -57,6 +80,11 @@ fn row_style(state: &State, key: Option<&RowKey>, cells: &[String], p: Palette) 
             Some(Tone::Warn) => p.warn(),
             _ => Style::default(),
         },
+        Some(RowKey::Replica(id)) => match state.cluster.get(id).map(|r| r.state) {
+            Some(ReplicaState::Lost) => p.bad(),
+            Some(ReplicaState::Stopping) => p.warn(),
+            _ => Style::default(),
+        },
         _ => Style::default(),
     };
     if state.is_stale() {
@@ -78,7 +106,9 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
         selected + 1 - height
     };
     let sort = state.sorts[vi];
-    let header = Row::new(state.view.columns().iter().enumerate().map(|(i, c)| {
+    let shown = |i: &usize| is_shown(state.view, area.width, *i);
+    let columns = state.view.columns().iter().enumerate();
+    let header = Row::new(columns.filter(|(i, _)| shown(i)).map(|(i, c)| {
         let mark = match (sort.column == Some(i), sort.reverse) {
             (true, false) => " ▼",
             (true, true) => " ▲",
@@ -93,14 +123,17 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
             None => (state.cells(&state.rows[i]), Some(&state.rows[i])),
         };
         let style = row_style(state, key, &cells, p);
-        let row = Row::new(cells.into_iter().map(|c| Cell::from(Text::raw(c)))).style(style);
+        let cells = cells.into_iter().enumerate().filter(|(i, _)| shown(i));
+        let row = Row::new(cells.map(|(_, c)| Cell::from(Text::raw(c)))).style(style);
         if i == selected {
             row.style(style.patch(p.selected()))
         } else {
             row
         }
     });
-    let table = Table::new(rows, widths(state.view)).header(header).block(
+    let widths = widths(state.view).into_iter().enumerate();
+    let widths: Vec<Constraint> = widths.filter(|(i, _)| shown(i)).map(|(_, w)| w).collect();
+    let table = Table::new(rows, widths).header(header).block(
         Block::default()
             .borders(Borders::TOP)
             .title(title(state, total)),
@@ -114,6 +147,9 @@ fn title(state: &State, total: usize) -> String {
     let sorted_by = match sort.column {
         None if state.view == View::Events => "oldest first".to_owned(),
         None if state.view == View::Workers => "default order: busy first, newest first".to_owned(),
+        None if state.view == View::Replicas => {
+            "default order: lost first, then by name".to_owned()
+        }
         None => "default order: most stuck first".to_owned(),
         Some(c) => format!(
             "sorted by {}{}",
@@ -121,14 +157,15 @@ fn title(state: &State, total: usize) -> String {
             if sort.reverse { ", reversed" } else { "" }
         ),
     };
-    let follow = if state.view == View::Events {
-        if state.follow {
-            " · following"
-        } else {
-            " · follow paused (G resumes)"
-        }
-    } else {
-        ""
+    let follow = match state.view {
+        View::Events if state.follow => " · following".to_owned(),
+        View::Events => " · follow paused (G resumes)".to_owned(),
+        View::Replicas => match (&state.cluster.error, state.cluster.as_of) {
+            (Some(e), _) => format!(" · not listed: {e}"),
+            (None, None) => " · asking the gateway…".to_owned(),
+            (None, Some(_)) => String::new(),
+        },
+        _ => String::new(),
     };
     format!(
         " {} · {total} rows · {sorted_by}{follow} ",

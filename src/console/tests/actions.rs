@@ -169,7 +169,7 @@ fn a_double_press_never_confirms_and_enter_defaults_to_cancel() {
         let i = s.rows.iter().position(|r| match r {
             RowKey::Worker(w) => w.as_str() == target_row,
             RowKey::Turn(t) => t.as_str() == target_row,
-            RowKey::Event(_) => false,
+            RowKey::Event(_) | RowKey::Replica(_) => false,
         });
         s.selected[s.vi()] = i.unwrap();
         let effects = send(&mut s, [key(opener), key(opener), code(KeyCode::Enter)]);

@@ -14,7 +14,7 @@ fn header_widget_says_where_what_and_how_fresh() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[0],
-        "turnwatch http://gw.test:7420  admin stream ● live  last event <1m ago  08:00 UTC"
+        "turnwatch http://gw.test:7420  admin stream ● live  last event <1m ago  08:00 UTC  replicas: 2 live"
     );
     assert_eq!(
         lines[1],

@@ -370,13 +370,13 @@ fn a_gap_is_shown_and_the_snapshot_replaces_the_model() {
 fn a_worker_found_gone_at_restart_is_not_called_crashed() {
     let s = fixture();
     let mut w = s.model.workers[&WorkerId("w-crash".into())].clone();
-    let cells = crate::console::cells::worker(&w, T0);
+    let cells = crate::console::cells::worker(&w, T0, &s.cluster);
     assert!(cells.iter().any(|c| c.ends_with("crashed")), "{cells:?}");
     for reason in ["gone_at_recovery", "gateway_restarted"] {
         let exit = w.last_exit.as_mut().unwrap();
         exit.reason = reason.into();
         exit.signal = None;
-        let cells = crate::console::cells::worker(&w, T0);
+        let cells = crate::console::cells::worker(&w, T0, &s.cluster);
         assert!(cells.iter().any(|c| c.ends_with(reason)), "{cells:?}");
         assert!(!cells.iter().any(|c| c.contains("crashed")), "{cells:?}");
     }

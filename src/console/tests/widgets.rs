@@ -14,18 +14,18 @@ use crate::console::render::{Palette, confirm, header, table};
 use crate::console::state::{Mode, RowKey, State};
 use crate::ids::WorkerId;
 
-const COLOR: Palette = Palette { color: true };
-const NO_COLOR: Palette = Palette { color: false };
+pub(super) const COLOR: Palette = Palette { color: true };
+pub(super) const NO_COLOR: Palette = Palette { color: false };
 
 /// Draws one region filling a `w`×`h` buffer.
-fn draw(w: u16, h: u16, region: impl FnOnce(&mut Frame<'_>, Rect)) -> Buffer {
+pub(super) fn draw(w: u16, h: u16, region: impl FnOnce(&mut Frame<'_>, Rect)) -> Buffer {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
     t.draw(|f| region(f, f.area())).unwrap();
     t.backend().buffer().clone()
 }
 
 /// Line `y` as text, without trailing blanks.
-fn line(buf: &Buffer, y: u16) -> String {
+pub(super) fn line(buf: &Buffer, y: u16) -> String {
     (0..buf.area.width)
         .map(|x| buf[(x, y)].symbol())
         .collect::<String>()
@@ -34,7 +34,7 @@ fn line(buf: &Buffer, y: u16) -> String {
 }
 
 /// The style of `text` where it first appears; every cell of it must share that style.
-fn style_of(buf: &Buffer, text: &str) -> Style {
+pub(super) fn style_of(buf: &Buffer, text: &str) -> Style {
     for y in 0..buf.area.height {
         // Byte offset of each cell's symbol in the line, to map a match back to cells.
         let mut s = String::new();
@@ -67,7 +67,7 @@ fn style_of(buf: &Buffer, text: &str) -> Style {
 
 /// Whether a cell's style is exactly this foreground (`None`: the terminal's own) and these
 /// modifiers.
-fn is(style: Style, fg: Option<Color>, modifier: Modifier) -> bool {
+pub(super) fn is(style: Style, fg: Option<Color>, modifier: Modifier) -> bool {
     style.fg == Some(fg.unwrap_or(Color::Reset)) && style.add_modifier == modifier
 }
 

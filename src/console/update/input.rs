@@ -119,9 +119,12 @@ fn run_command(state: &mut State, cmd: &str) -> Vec<Effect> {
         "stranded" | "s" => View::Stranded,
         "events" | "e" => View::Events,
         "chat" | "c" => View::Chat,
+        "replicas" | "r" => View::Replicas,
         other => {
             state.notice = Some((
-                format!("unknown command `:{other}` (try :workers :turns :stranded :events :q)"),
+                format!(
+                    "unknown command `:{other}` (try :workers :turns :stranded :events :replicas :q)"
+                ),
                 true,
             ));
             return Vec::new();
