@@ -198,6 +198,11 @@ impl Supervisor {
         session: &SessionRecord,
         turn: QueuedTurn,
     ) -> Result<Route, ActionError> {
+        if self.ctx.registry().releasing {
+            // Stopping with live peers: the turn waits in the store for the one that takes
+            // the session (the scans claim an unowned session with a queued turn).
+            return Ok(Route::Queued);
+        }
         if self.send_owned(session, Cmd::Turn(turn.clone()))? {
             return Ok(Route::Local);
         }

@@ -51,10 +51,11 @@ pub async fn metrics(
     let now = now_ms();
     let o = app.store.overview(now).await?;
     let replicas = app.store.replicas(now).await?;
+    let id = app.supervisor.replica();
     let me = replicas
         .iter()
-        .find(|r| r.replica_id == app.replica.id)
-        .map_or_else(|| app.replica.id.to_string(), |r| r.name.clone());
+        .find(|r| r.replica_id == id)
+        .map_or_else(|| id.to_string(), |r| r.name.clone());
     let me = format!("replica=\"{}\"", label_value(&me));
     let workers = own_workers(&app).await?;
     let mut out = String::new();
@@ -117,6 +118,7 @@ pub async fn metrics(
 /// This replica's live workers by state, read page by page from the store (the list every
 /// replica's workers share; a scrape reads at most the cluster's live workers).
 async fn own_workers(app: &AppState) -> Result<BTreeMap<WorkerState, i64>, ApiError> {
+    let me = app.supervisor.replica();
     let mut by_state = BTreeMap::new();
     let mut q = WorkerQuery {
         state: Some(WorkerFilter::Set(WorkerSet::Live)),
@@ -129,7 +131,7 @@ async fn own_workers(app: &AppState) -> Result<BTreeMap<WorkerState, i64>, ApiEr
     loop {
         let rows = app.store.workers(&q).await?;
         for w in &rows {
-            if w.replica_id.as_ref() == Some(&app.replica.id) {
+            if w.replica_id.as_ref() == Some(&me) {
                 *by_state.entry(w.state).or_default() += 1;
             }
         }

@@ -105,16 +105,7 @@ impl TestGateway {
     /// Opens the session's stream and waits for `connected`.
     pub async fn open(&self, s: &Session, last: Option<i64>) -> Reader {
         let stream = self.client.events(&s.id, &s.token, last).await.unwrap();
-        let mut r = Reader {
-            stream: Box::new(stream),
-            seen: Vec::new(),
-            connected: None,
-        };
-        let first = r.next().await.expect("a connected event");
-        assert_eq!(first.event, "connected");
-        r.seen.clear();
-        r.connected = Some(first);
-        r
+        Reader::new(Box::new(stream)).await
     }
 
     /// Creates a session, opens its stream, posts `content`, reads until the turn's `complete`.
@@ -344,7 +335,7 @@ pub struct WorkerRow {
     pub reason: Option<String>,
 }
 
-type EventStream =
+pub type EventStream =
     dyn futures::Stream<Item = Result<SseEvent, turnwatch::client::ClientError>> + Unpin + Send;
 
 /// Reads a session stream, remembering what it saw.
@@ -355,6 +346,20 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// Reads `stream`, once its `connected` event has come.
+    pub async fn new(stream: Box<EventStream>) -> Self {
+        let mut r = Reader {
+            stream,
+            seen: Vec::new(),
+            connected: None,
+        };
+        let first = r.next().await.expect("a connected event");
+        assert_eq!(first.event, "connected");
+        r.seen.clear();
+        r.connected = Some(first);
+        r
+    }
+
     /// The next non-ping event, `None` when the stream ends.
     pub async fn next(&mut self) -> Option<SseEvent> {
         loop {

@@ -18,6 +18,7 @@ mod fastpath;
 mod lifecycle;
 mod operator;
 mod raw;
+mod replica_matrix;
 mod replicas;
 mod resume;
 mod store_faults;

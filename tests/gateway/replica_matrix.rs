@@ -1,0 +1,139 @@
+//! The failure matrix across replicas (`replicas.md`, rows 22–27): two or three real
+//! `turnwatch gateway` processes on one `PostgreSQL` schema, driven over HTTP like a load
+//! balancer that alternates replicas per request; real workers; streams read from a replica
+//! that does not run the session.
+
+use std::time::Duration;
+use tokio::process::{Child, Command};
+use turnwatch::api::admin::ListQuery;
+use turnwatch::client::Client;
+
+use crate::harness::{
+    BIN, Backend, Data, GUARD, Reader, Session, database_url, gateway_args, gateway_child,
+};
+
+mod rows;
+
+/// One replica: a `turnwatch gateway` process and a client of it.
+pub struct Replica {
+    pub child: Child,
+    pub client: Client,
+    pub pid: u32,
+}
+
+/// Replicas on one fresh `PostgreSQL` schema with test-sized clocks.
+pub struct Cluster {
+    pub data: Data,
+    conf: std::path::PathBuf,
+}
+
+impl Cluster {
+    /// A cluster with a lease of `lease_ms`, a short stop drain, and the test agents:
+    /// `echo`, `slow` (20 pieces 150 ms apart), `hang`, `crash` (one delta, then exit 3).
+    pub async fn new(lease_ms: u64) -> Option<Self> {
+        database_url()?;
+        let data = Data::new(Backend::Postgres).await;
+        let conf = data.dir.path().join("turnwatch.toml");
+        let agent = |name: &str, args: &str| {
+            format!(
+                "[agents.{name}]\ncommand = [\"{BIN}\", \"worker\", {args}]\n\
+                 startup_timeout = \"10s\"\nstall_timeout = \"20s\"\ndeadline = \"25s\"\n"
+            )
+        };
+        let toml = format!(
+            "[gateway]\nreplica_lease = \"{lease_ms}ms\"\nstop_drain = \"10s\"\nstop_grace = \"500ms\"\n\
+             default_agent = \"echo\"\n{}{}{}{}",
+            agent("echo", "\"--mode\", \"echo\""),
+            agent(
+                "slow",
+                "\"--mode\", \"slow\", \"--deltas\", \"20\", \"--delay-ms\", \"150\""
+            ),
+            agent("hang", "\"--mode\", \"hang\""),
+            agent(
+                "crash",
+                "\"--mode\", \"crash-after\", \"--after\", \"1\", \"--exit-code\", \"3\""
+            ),
+        );
+        std::fs::write(&conf, toml).unwrap();
+        Some(Self { data, conf })
+    }
+
+    /// Starts one more replica.
+    pub async fn replica(&self) -> Replica {
+        let mut cmd = Command::new(BIN);
+        cmd.args(gateway_args("127.0.0.1:0", &self.data.url, &self.conf));
+        let (child, url) = gateway_child(cmd).await;
+        let pid = child.id().unwrap();
+        Replica {
+            child,
+            client: Client::new(&url, None),
+            pid,
+        }
+    }
+}
+
+impl Replica {
+    /// A new session of `agent`.
+    pub async fn session(&self, agent: &str) -> Session {
+        let req = turnwatch::api::CreateSession {
+            agent_id: Some(agent.into()),
+            ..Default::default()
+        };
+        let s = self.client.create_session(&req).await.unwrap();
+        Session {
+            id: s.agent_id,
+            token: s.token,
+        }
+    }
+
+    /// Posts a message here; returns the turn id.
+    pub async fn post(&self, s: &Session, content: &str) -> String {
+        self.client
+            .post_message(&s.id, &s.token, content, None)
+            .await
+            .unwrap()
+            .turn_id
+            .to_string()
+    }
+
+    /// Opens the session's stream here and waits for `connected`.
+    pub async fn open(&self, s: &Session) -> Reader {
+        let stream = self.client.events(&s.id, &s.token, None).await.unwrap();
+        Reader::new(Box::new(stream)).await
+    }
+
+    /// Sends a signal to the replica's process.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid as i32), signal).unwrap();
+    }
+
+    /// Waits (guarded) until this replica runs a live worker for the session's turn; returns
+    /// (worker id, generation, pid).
+    pub async fn live_worker(&self, session: &Session) -> (String, u32, u32) {
+        let deadline = tokio::time::Instant::now() + GUARD;
+        loop {
+            let page = self
+                .client
+                .workers(&ListQuery::of("busy", 100))
+                .await
+                .unwrap();
+            if let Some(w) = page
+                .items
+                .iter()
+                .find(|w| w.session_id.as_str() == session.id)
+            {
+                return (w.worker_id.to_string(), w.generation, w.pid);
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no busy worker");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// The replica id that owns the session, from the store.
+pub async fn owner(data: &Data, session: &Session) -> Option<String> {
+    data.db()
+        .await
+        .text("SELECT owner FROM sessions WHERE id = $1", &[&session.id])
+        .await
+}

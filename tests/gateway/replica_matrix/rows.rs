@@ -1,0 +1,310 @@
+//! Rows 22–27, each a story over real replica processes.
+
+use futures::StreamExt;
+use nix::sys::signal::Signal;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use turnwatch::api::admin::KillRequest;
+use turnwatch::api::state::ReplicaState;
+
+use super::{Cluster, Replica, owner};
+use crate::harness::{GUARD, assert_completed, assert_failed, assert_gone};
+
+/// The id of the replica whose process is `pid`, as the cluster lists it.
+async fn id_of(r: &Replica, pid: u32) -> String {
+    let list = r.client.replicas().await.unwrap().items;
+    let me = list
+        .iter()
+        .find(|x| x.pid == pid && x.state == ReplicaState::Live);
+    me.unwrap_or_else(|| panic!("no live replica with pid {pid}: {list:?}"))
+        .replica_id
+        .to_string()
+}
+
+/// Rows 24 and 23, and ids that can be tailed: messages for one session posted to alternating
+/// replicas are dispatched in order by the owner and reach a client on either replica; a
+/// crash on the owner reaches a client streaming from the other; an admin stream on either
+/// replica sees every admin event once, numbered without a gap, whoever committed it.
+#[tokio::test]
+async fn rows_23_24_streams_and_order_across_replicas() {
+    let Some(c) = Cluster::new(2000).await else {
+        return;
+    };
+    let (a, b) = (c.replica().await, c.replica().await);
+    let mut admin = b.client.admin_events(None).await.unwrap();
+    let snapshot = tokio::time::timeout(GUARD, admin.next()).await.unwrap();
+    let mut last = snapshot.unwrap().unwrap().id.expect("the snapshot's id");
+    let s = a.session("echo").await;
+    let (mut on_a, mut on_b) = (a.open(&s).await, b.open(&s).await);
+    let mut turns = Vec::new();
+    for i in 0..6 {
+        let r = if i % 2 == 0 { &a } else { &b };
+        turns.push(r.post(&s, &format!("message {i}")).await);
+    }
+    assert_eq!(owner(&c.data, &s).await, Some(id_of(&a, a.pid).await));
+    for (i, t) in turns.iter().enumerate() {
+        // Read in order: a turn completing ahead of an earlier one would leave the earlier
+        // one's `complete` behind, and this read would hang (the guard fails it).
+        assert_eq!(
+            assert_completed(&on_b.until_complete(t).await),
+            format!("message {i}")
+        );
+        assert_eq!(
+            assert_completed(&on_a.until_complete(t).await),
+            format!("message {i}")
+        );
+    }
+    let db = c.data.db().await;
+    let order = db
+        .ints(&format!(
+            "SELECT seq FROM turns WHERE session_id = '{}' ORDER BY dispatched_at, seq",
+            s.id
+        ))
+        .await;
+    assert_eq!(
+        order,
+        [1, 2, 3, 4, 5, 6],
+        "dispatched in the session's order"
+    );
+
+    // Row 23: the worker crashes on the owner (a); the client streams from b.
+    let crashing = b.session("crash").await;
+    let mut watch = b.open(&crashing).await;
+    let t = a.post(&crashing, "crash now").await;
+    assert_eq!(
+        owner(&c.data, &crashing).await,
+        Some(id_of(&a, a.pid).await)
+    );
+    let err = assert_failed(&watch.until_complete(&t).await, "worker_crashed");
+    assert!(err["error"].as_str().unwrap().contains("code 3"), "{err}");
+
+    // Every admin event so far, on b's stream, once each, numbered without a gap.
+    let logged = db.int("SELECT MAX(seq) FROM admin_events", &[]).await;
+    while last < logged {
+        let ev = tokio::time::timeout(GUARD, admin.next())
+            .await
+            .expect("the admin stream went silent")
+            .unwrap()
+            .unwrap();
+        if ev.event == "ping" {
+            continue;
+        }
+        let id = ev.id.unwrap();
+        assert_eq!(id, last + 1, "admin ids in order, without a gap: {ev:?}");
+        last = id;
+    }
+}
+
+/// Row 22: a replica SIGKILLed mid-turn. A survivor fails the dispatched turn `replica_lost`
+/// for a client streaming from it, the dead replica's worker is gone, and the turn queued
+/// behind is dispatched by the new owner, not failed.
+#[tokio::test]
+async fn row_22_a_killed_replica_s_turn_fails_replica_lost_on_a_survivor() {
+    let Some(c) = Cluster::new(1000).await else {
+        return;
+    };
+    let (a, b) = (c.replica().await, c.replica().await);
+    let s = b.session("hang").await;
+    let mut on_b = b.open(&s).await;
+    let first = a.post(&s, "hold on").await;
+    let (_, _, pid) = a.live_worker(&s).await;
+    let queued = b.post(&s, "queued behind").await;
+    let killed = tokio::time::Instant::now();
+    a.signal(Signal::SIGKILL);
+    assert_failed(&on_b.until_complete(&first).await, "replica_lost");
+    eprintln!(
+        "row 22: replica_lost reached a client on the survivor {:?} after the SIGKILL (lease 1 s)",
+        killed.elapsed()
+    );
+    assert_gone(pid).await;
+    let b_id = id_of(&b, b.pid).await;
+    assert_eq!(owner(&c.data, &s).await, Some(b_id.clone()));
+    let (_, _, next_pid) = b.live_worker(&s).await;
+    assert_ne!(next_pid, pid);
+    let turn = b.client.turn(&queued).await.unwrap();
+    assert_eq!(turn.turn.replica_id.map(|r| r.to_string()), Some(b_id));
+    assert!(
+        turn.turn.ended_at.is_none(),
+        "the queued turn was handed over, not failed"
+    );
+}
+
+/// Row 25: an operator on replica b kills replica a's busy worker: a kills exactly that
+/// generation, the client sees `cancelled_by_operator`, and b's admin stream shows the
+/// intentional exit.
+#[tokio::test]
+async fn row_25_an_operator_on_one_replica_kills_another_s_worker() {
+    let Some(c) = Cluster::new(2000).await else {
+        return;
+    };
+    let (a, b) = (c.replica().await, c.replica().await);
+    let s = a.session("hang").await;
+    let mut on_b = b.open(&s).await;
+    let t = a.post(&s, "hold on").await;
+    let (worker, generation, pid) = a.live_worker(&s).await;
+    let stale = KillRequest {
+        generation: Some(generation + 1),
+        pid: Some(pid),
+        reason: Some("wrong generation".into()),
+    };
+    let refused = b.client.kill(&worker, &stale).await.unwrap_err();
+    assert_eq!(
+        refused.code().map(|c| c.as_str().to_owned()).as_deref(),
+        Some("target_changed")
+    );
+    let req = KillRequest {
+        generation: Some(generation),
+        pid: Some(pid),
+        reason: Some("row 25".into()),
+    };
+    let accepted = b.client.kill(&worker, &req).await.unwrap();
+    assert!(accepted.success);
+    let err = assert_failed(&on_b.until_complete(&t).await, "cancelled_by_operator");
+    assert!(err["error"].as_str().unwrap().contains("row 25"), "{err}");
+    assert_gone(pid).await;
+    let deadline = tokio::time::Instant::now() + GUARD;
+    loop {
+        let detail = b.client.worker(&worker).await.unwrap();
+        let exited = detail
+            .generations
+            .iter()
+            .find(|w| w.generation == generation && w.exited_at.is_some());
+        if let Some(w) = exited {
+            assert_eq!(w.intentional, Some(true), "{w:?}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{detail:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Row 26: replica a is paused (SIGSTOP) past its lease; b takes over and fails a's turn
+/// once; a resumes, its writes are refused, it stops its worker and registers anew; the
+/// client never sees a second `complete`, and the session goes on.
+#[tokio::test]
+async fn row_26_a_paused_replica_is_fenced_and_rejoins() {
+    let Some(c) = Cluster::new(1000).await else {
+        return;
+    };
+    let (a, b) = (c.replica().await, c.replica().await);
+    let old_id = id_of(&b, a.pid).await;
+    let s = a.session("slow").await;
+    let mut on_b = b.open(&s).await;
+    let t = a.post(&s, "a long reply").await;
+    let (_, _, pid) = a.live_worker(&s).await;
+    a.signal(Signal::SIGSTOP);
+    assert_failed(&on_b.until_complete(&t).await, "replica_lost");
+    a.signal(Signal::SIGCONT);
+    assert_gone(pid).await;
+    let deadline = tokio::time::Instant::now() + GUARD;
+    loop {
+        let list = b.client.replicas().await.unwrap().items;
+        let again = list.iter().any(|r| {
+            r.pid == a.pid && r.state == ReplicaState::Live && r.replica_id.as_str() != old_id
+        });
+        let lost = list
+            .iter()
+            .any(|r| r.replica_id.as_str() == old_id && r.state == ReplicaState::Lost);
+        if again && lost {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{list:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Whatever a still had of the turn was refused: no second end, no late text.
+    on_b.assert_quiet(Duration::from_secs(2)).await;
+    let db = c.data.db().await;
+    let completes = db
+        .int(
+            "SELECT COUNT(*) FROM events WHERE turn_id = $1 AND kind = 'complete'",
+            &[&t],
+        )
+        .await;
+    assert_eq!(completes, 1);
+    let next = a.post(&s, "and on").await;
+    let events = on_b.until_complete(&next).await;
+    assert!(assert_completed(&events).contains("and on"));
+}
+
+/// Row 27: a rolling restart (SIGTERM each replica in turn, start it again) under steady
+/// traffic of short turns fails no turn: what a stopping replica held finishes or moves to a
+/// peer.
+#[tokio::test]
+async fn row_27_a_rolling_restart_fails_no_turn() {
+    let Some(c) = Cluster::new(2000).await else {
+        return;
+    };
+    let first = vec![c.replica().await, c.replica().await];
+    let clients = Arc::new(Mutex::new(
+        first.iter().map(|r| r.client.clone()).collect::<Vec<_>>(),
+    ));
+    let mut sessions = Vec::new();
+    for _ in 0..4 {
+        sessions.push(first[0].session("echo").await);
+    }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let load = {
+        let (clients, stop) = (Arc::clone(&clients), stop.clone());
+        tokio::spawn(async move {
+            let mut accepted = 0u32;
+            let mut i = 0usize;
+            while !stop.is_cancelled() {
+                let s = &sessions[i % sessions.len()];
+                let list = clients.lock().unwrap().clone();
+                for k in 0..list.len() {
+                    let client = &list[(i + k) % list.len()];
+                    let msg = format!("turn {i}");
+                    if client
+                        .post_message(&s.id, &s.token, &msg, None)
+                        .await
+                        .is_ok()
+                    {
+                        accepted += 1;
+                        break;
+                    }
+                }
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            accepted
+        })
+    };
+    let mut replicas = first;
+    for k in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut old = replicas.remove(0);
+        old.signal(Signal::SIGTERM);
+        tokio::time::timeout(GUARD, old.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        let fresh = c.replica().await;
+        *clients.lock().unwrap() = vec![replicas[0].client.clone(), fresh.client.clone()];
+        replicas.push(fresh);
+        eprintln!("row 27: replica {k} restarted");
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.cancel();
+    let accepted = i64::from(load.await.unwrap());
+    let db = c.data.db().await;
+    let deadline = tokio::time::Instant::now() + GUARD;
+    while db
+        .int("SELECT COUNT(*) FROM turns WHERE ended_at IS NULL", &[])
+        .await
+        > 0
+    {
+        assert!(tokio::time::Instant::now() < deadline, "turns left open");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let turns = db.int("SELECT COUNT(*) FROM turns", &[]).await;
+    let failed = db
+        .pairs("SELECT id, COALESCE(code, '') FROM turns WHERE outcome <> 'completed'")
+        .await;
+    eprintln!("row 27: {accepted} turns accepted across the restarts");
+    assert_eq!(turns, accepted, "every accepted turn was recorded once");
+    assert!(failed.is_empty(), "no turn failed: {failed:?}");
+    let completes = db
+        .int("SELECT COUNT(*) FROM events WHERE kind = 'complete'", &[])
+        .await;
+    assert_eq!(completes, accepted, "one complete per turn");
+}
