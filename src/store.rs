@@ -64,6 +64,45 @@ pub enum StoreError {
     /// A stored value could not be decoded.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// The database was migrated by a newer turnwatch than this one.
+    #[error(
+        "the database was written by a newer turnwatch ({written_by}, schema version {found}); \
+         this is turnwatch {ours}, which knows schema versions up to {known}: upgrade this \
+         gateway, or point it at another database"
+    )]
+    NewerSchema {
+        /// The newest migration applied to the database.
+        found: i64,
+        /// The newest migration this build has.
+        known: i64,
+        /// The version of the newest replica that registered there, if known.
+        written_by: String,
+        /// This build's version.
+        ours: &'static str,
+    },
+}
+
+/// Refuses a database whose newest applied migration (`found`) is newer than this build's
+/// newest (`known`): its schema means things this build does not know, and writing to it
+/// could corrupt what a newer replica relies on (`replicas.md` row 29).
+///
+/// # Errors
+/// [`StoreError::NewerSchema`], naming both versions.
+pub fn refuse_newer(
+    found: Option<i64>,
+    known: i64,
+    written_by: Option<String>,
+) -> Result<(), StoreError> {
+    match found {
+        Some(found) if found > known => Err(StoreError::NewerSchema {
+            found,
+            known,
+            written_by: written_by
+                .map_or_else(|| "version unknown".into(), |v| format!("turnwatch {v}")),
+            ours: env!("CARGO_PKG_VERSION"),
+        }),
+        _ => Ok(()),
+    }
 }
 
 impl StoreError {

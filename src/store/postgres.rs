@@ -126,7 +126,20 @@ impl PgStore {
                     url: describe(&options),
                     message: e.to_string(),
                 })?;
-        sqlx::migrate!("migrations/postgres").run(&mut conn).await?;
+        let migrator = sqlx::migrate!("migrations/postgres");
+        // Each read outside a transaction: on a fresh database its table is missing.
+        let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap_or(None);
+        let written_by: Option<String> =
+            sqlx::query_scalar("SELECT version FROM replicas ORDER BY started_at DESC LIMIT 1")
+                .fetch_optional(&mut conn)
+                .await
+                .unwrap_or(None);
+        let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        super::refuse_newer(found, known, written_by)?;
+        migrator.run(&mut conn).await?;
         conn.close().await?;
         let pool = |size| {
             PgPoolOptions::new()

@@ -143,7 +143,19 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(|e| cannot_open(e.to_string()))?;
-        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        let migrator = sqlx::migrate!("migrations/sqlite");
+        let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+            .fetch_one(&pool)
+            .await
+            .unwrap_or(None);
+        let written_by: Option<String> =
+            sqlx::query_scalar("SELECT version FROM replicas ORDER BY started_at DESC LIMIT 1")
+                .fetch_optional(&pool)
+                .await
+                .unwrap_or(None);
+        let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        super::refuse_newer(found, known, written_by)?;
+        migrator.run(&pool).await?;
         let path = options.get_filename();
         if path == Path::new(":memory:") {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));

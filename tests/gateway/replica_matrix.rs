@@ -24,7 +24,7 @@ pub struct Replica {
 /// Replicas on one fresh `PostgreSQL` schema with test-sized clocks.
 pub struct Cluster {
     pub data: Data,
-    conf: std::path::PathBuf,
+    pub conf: std::path::PathBuf,
 }
 
 impl Cluster {

@@ -99,8 +99,8 @@ async fn replicas_register_renew_and_are_lost_when_killed() {
     third.wait().await.unwrap();
 }
 
-/// Several replicas on one database are not built yet: a second gateway refuses to start
-/// while the first lives (its start-up recovery would fail the first one's turns), and starts
+/// Replicas share a `PostgreSQL` database, never an `SQLite` file: a second gateway on a live
+/// file refuses to start (its start-up recovery would fail the first one's turns), and starts
 /// at once once the first is dead (same host, its process gone).
 #[tokio::test]
 async fn a_second_gateway_on_a_live_database_is_refused_until_the_first_is_gone() {

@@ -95,7 +95,7 @@ async fn rows_23_24_streams_and_order_across_replicas() {
     }
 }
 
-/// Row 22: a replica SIGKILLed mid-turn. A survivor fails the dispatched turn `replica_lost`
+/// Row 22: a replica killed (`SIGKILL`) mid-turn. A survivor fails the dispatched turn `replica_lost`
 /// for a client streaming from it, the dead replica's worker is gone, and the turn queued
 /// behind is dispatched by the new owner, not failed.
 #[tokio::test]
@@ -202,10 +202,10 @@ async fn row_26_a_paused_replica_is_fenced_and_rejoins() {
         let again = list.iter().any(|r| {
             r.pid == a.pid && r.state == ReplicaState::Live && r.replica_id.as_str() != old_id
         });
-        let lost = list
+        let old_lost = list
             .iter()
             .any(|r| r.replica_id.as_str() == old_id && r.state == ReplicaState::Lost);
-        if again && lost {
+        if again && old_lost {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "{list:?}");
@@ -307,4 +307,60 @@ async fn row_27_a_rolling_restart_fails_no_turn() {
         .int("SELECT COUNT(*) FROM events WHERE kind = 'complete'", &[])
         .await;
     assert_eq!(completes, accepted, "one complete per turn");
+}
+
+/// Row 29: a replica refuses a database written by a newer version, naming both versions,
+/// and changes nothing.
+#[tokio::test]
+async fn row_29_a_database_from_a_newer_version_is_refused() {
+    let Some(c) = Cluster::new(2000).await else {
+        return;
+    };
+    let mut first = c.replica().await;
+    first.signal(Signal::SIGTERM);
+    tokio::time::timeout(GUARD, first.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let db = c.data.db().await;
+    db.execute(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (999, 'from the future', true, '\\x00', 0)",
+        &[],
+    )
+    .await;
+    db.execute(
+        "INSERT INTO replicas (id, name, host, pid, version, started_at, heartbeat_at, lease_until, state) \
+         VALUES ('r-future', 'future', 'elsewhere', 1, '9.9.9', 9000000000000, 0, 0, 'stopped')",
+        &[],
+    )
+    .await;
+    let out = tokio::time::timeout(
+        GUARD,
+        tokio::process::Command::new(crate::harness::BIN)
+            .args(crate::harness::gateway_args(
+                "127.0.0.1:0",
+                &c.data.url,
+                &c.conf,
+            ))
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("turnwatch 9.9.9") && stderr.contains("schema version 999"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(env!("CARGO_PKG_VERSION")), "{stderr}");
+    let migrations = db
+        .int(
+            "SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 999",
+            &[],
+        )
+        .await;
+    assert_eq!(migrations, 1, "nothing changed");
 }
