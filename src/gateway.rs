@@ -210,20 +210,32 @@ async fn prepare(
     }
     let limits = limits::Limits::new(&config.gateway);
     let store = store::open(database_url).await?;
-    if store.postgres().is_none() {
+    let sole = store.postgres().is_none();
+    if sole {
         registry::wait_for_sole_use(store.as_ref())
             .await
             .map_err(GatewayError::Config)?;
     }
+    // Check, recover and register one replica at a time: two starting together must not
+    // both think themselves alone (the second's recovery would fail the first's turns).
+    let _starting = match store.postgres() {
+        Some(pg) => Some(pg.startup_lock().await?),
+        None => None,
+    };
     let hub = Arc::new(Hub::default());
     let (journal, journal_task) = Journal::start(Arc::clone(&store), Arc::clone(&hub));
-    // Replicas of this host whose process is gone are lost now, not when their lease runs out.
-    let dead = registry::dead_here(store.as_ref())
-        .await
-        .map_err(GatewayError::Config)?;
+    // Replicas of this host whose process is gone are lost now, not when their lease runs out;
+    // on a file only one gateway can use, every earlier replica is.
+    let dead = if sole {
+        registry::earlier(store.as_ref()).await
+    } else {
+        registry::dead_here(store.as_ref()).await
+    }
+    .map_err(GatewayError::Config)?;
     if !dead.is_empty() {
         let mark = Change::MarkLost {
             replicas: dead,
+            judge: None,
             at: now_ms(),
         };
         journal.write(mark).await?;
@@ -303,6 +315,7 @@ impl Prepared {
             Arc::clone(&state.store),
             state.journal.clone(),
             state.supervisor.clone(),
+            state.config.gateway.replica_lease,
         ));
         let fences = tokio::spawn(cluster::follow_fences(
             state.hub.subscribe_fenced(),

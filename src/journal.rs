@@ -280,7 +280,7 @@ impl Writer {
                 }
                 Ok(Applied::Fenced) => {
                     if let Change::Fenced { fence, .. } = write {
-                        self.hub.publish_fenced(&fence.session_id);
+                        self.hub.publish_fenced(fence);
                     }
                 }
                 _ => {}

@@ -446,10 +446,11 @@ pub enum Change {
         /// The write.
         change: Box<Change>,
     },
-    /// Take a session whose owner is gone (none, lost or stopped) or this replica itself: the
-    /// epoch moves on, every open turn of the session that reached a worker fails
-    /// `replica_lost`, every worker row of the session still open is closed (`replica_lost`).
-    /// Queued turns stay, for the new owner. [`Applied::Claimed`] or [`Applied::Held`].
+    /// Take a session whose owner is gone (none, lost or stopped): the epoch moves on, every
+    /// open turn of the session that reached a worker fails `replica_lost`, every worker row
+    /// of the session still open is closed (`replica_lost`). Queued turns stay, for the new
+    /// owner. A session the claimer owns already is adopted at its epoch, unchanged.
+    /// [`Applied::Claimed`] or [`Applied::Held`].
     Claim {
         /// The session.
         session_id: SessionId,
@@ -463,11 +464,21 @@ pub enum Change {
         /// The ownership given up.
         fence: Fence,
     },
-    /// Mark replicas lost: those named (known dead: their process is gone), and any live one
-    /// whose lease has run out by the database's clock. A lost replica never renews again.
+    /// Take a session from whoever owns it (it was deleted): owner none, epoch moved on, so
+    /// the owner's next write is refused and it stops the session's worker.
+    Disown {
+        /// The session.
+        session_id: SessionId,
+    },
+    /// Mark replicas lost: those named (known dead: their process is gone), and, when `judge`
+    /// names the judging replica, any other live one whose lease has run out by the database's
+    /// clock. A lost replica never renews again. Only this judges leases: a claim takes only
+    /// what is already lost.
     MarkLost {
         /// Replicas known to be dead.
         replicas: Vec<ReplicaId>,
+        /// The replica judging the others' leases (never itself), if any.
+        judge: Option<ReplicaId>,
         /// When (epoch ms), where the backend has no clock of its own.
         at: i64,
     },

@@ -293,12 +293,17 @@ impl Supervisor {
         }
     }
 
-    /// The store refused a write fenced on the session: another replica owns it now.
-    pub fn fenced(&self, session: &SessionId) {
+    /// The store refused a write fenced on `fence`: the session is no longer this replica's
+    /// under that ownership. Acts only while the replica still holds exactly that ownership (a
+    /// late refusal of an older one changes nothing).
+    pub fn fenced(&self, fence: &Fence) {
         let tx = {
             let mut reg = self.ctx.registry();
-            reg.owned.remove(session);
-            reg.actors.get(session).cloned()
+            if reg.owned.get(&fence.session_id) != Some(fence) {
+                return;
+            }
+            reg.owned.remove(&fence.session_id);
+            reg.actors.get(&fence.session_id).cloned()
         };
         if let Some(tx) = tx {
             let _ = tx.send(Cmd::Fenced);
@@ -306,8 +311,9 @@ impl Supervisor {
     }
 
     /// This replica was found lost: every session is someone else's. Kills every worker
-    /// without writing, then serves on as `replica` (its new registration).
-    pub fn abandon(&self, replica: ReplicaId) {
+    /// without writing and forgets every ownership (no claim runs meanwhile).
+    pub async fn abandon(&self) {
+        let _no_claims = self.ctx.claims.lock().await;
         let actors: Vec<_> = {
             let mut reg = self.ctx.registry();
             reg.owned.clear();
@@ -316,6 +322,10 @@ impl Supervisor {
         for tx in actors {
             let _ = tx.send(Cmd::Fenced);
         }
+    }
+
+    /// Serves on as `replica`, this process's new registration after it was found lost.
+    pub fn rejoin(&self, replica: ReplicaId) {
         *self
             .ctx
             .replica
@@ -337,27 +347,23 @@ impl Supervisor {
             let mut reg = self.ctx.registry();
             reg.releasing = true;
             let actors: Vec<_> = reg.actors.values().cloned().collect();
-            let idle = reg
+            let idle: Vec<Fence> = reg
                 .owned
                 .iter()
                 .filter(|(s, _)| !reg.actors.contains_key(*s))
                 .map(|(_, f)| f.clone())
                 .collect();
+            // Forgotten now, under the lock: no actor can start for them any more.
+            for f in &idle {
+                reg.owned.remove(&f.session_id);
+            }
             (actors, idle)
         };
         for tx in actors {
             let _ = tx.send(Cmd::Release { until });
         }
         for fence in idle {
-            let session = fence.session_id.clone();
-            let _ = self
-                .ctx
-                .journal
-                .write(Change::Release {
-                    fence: fence.clone(),
-                })
-                .await;
-            self.ctx.forget(&session, &fence);
+            let _ = self.ctx.journal.write(Change::Release { fence }).await;
         }
         while !self.ctx.registry().actors.is_empty() {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -483,6 +489,17 @@ impl Supervisor {
     }
 }
 
+/// What an end came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// This call ended the turn.
+    Won,
+    /// The turn had ended already (or the write failed).
+    Lost,
+    /// The write was fenced on an ownership that has ended: nothing was written.
+    Fenced,
+}
+
 /// The one way to end a turn: the conditional terminal write with its events. True if this
 /// call won (the turn was still open).
 pub(crate) async fn end_turn(
@@ -493,6 +510,17 @@ pub(crate) async fn end_turn(
     message: &MessageId,
     ending: TurnEnding,
 ) -> bool {
+    end_turn_as(journal, fence, session, (turn, message), ending).await == Ended::Won
+}
+
+/// [`end_turn`], telling a fenced write from a lost race.
+pub(crate) async fn end_turn_as(
+    journal: &Journal,
+    fence: Option<&Fence>,
+    session: &SessionId,
+    (turn, message): (&TurnId, &MessageId),
+    ending: TurnEnding,
+) -> Ended {
     let at = now_ms();
     let events = ending.events(turn, message, at);
     let stranded = ending.code.is_some_and(ErrorCode::strands);
@@ -508,7 +536,11 @@ pub(crate) async fn end_turn(
         Some(f) => write.fenced(f),
         None => write,
     };
-    matches!(journal.write(write).await, Ok(Applied::Events(v)) if !v.is_empty())
+    match journal.write(write).await {
+        Ok(Applied::Events(v)) if !v.is_empty() => Ended::Won,
+        Ok(Applied::Fenced) => Ended::Fenced,
+        _ => Ended::Lost,
+    }
 }
 
 /// Variables a worker inherits from the gateway by default (`LC_*` as a prefix).

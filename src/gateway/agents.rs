@@ -11,6 +11,7 @@ use super::auth::{self, Caller};
 use super::error::{ApiError, Body};
 use crate::api::API_PREFIXES;
 use crate::api::session::Closed;
+use crate::api::state::{TurnFilter, TurnSet};
 use crate::api::{
     CreateSession, ErrorCode, EventKind, MessageQueued, PostMessage, SessionCreated,
     SessionDeleted, SessionEvent, SessionInfo, SessionState, SessionStatus, TurnEnding, TurnState,
@@ -18,7 +19,7 @@ use crate::api::{
 use crate::clock::{now_ms, to_rfc3339};
 use crate::config::Role;
 use crate::ids::{MessageId, SessionId, TurnId};
-use crate::store::{Applied, Change, Progress, SessionRecord, TurnRecord};
+use crate::store::{Applied, Change, Progress, SessionRecord, TurnQuery, TurnRecord};
 use crate::supervisor::{QueuedTurn, Route, end_turn};
 
 /// `POST /api/v1/agents`: create or resume a session.
@@ -207,6 +208,45 @@ pub async fn get(
     }))
 }
 
+/// What another replica held of a deleted session: its ownership is taken (that replica's
+/// next write is refused and it stops the worker), and every turn still open ends
+/// `session_deleted` (first writer wins).
+async fn end_elsewhere(app: &AppState, session: &SessionId) -> Result<(), ApiError> {
+    let owner = app.store.owner(session, now_ms()).await?;
+    let disown = Change::Disown {
+        session_id: session.clone(),
+    };
+    app.journal.write(disown).await?;
+    if let Some((owner, _, true)) = owner
+        && owner != app.supervisor.replica()
+    {
+        // Woken, it reads the session and finds it is no longer its own.
+        app.peers.wake(&owner, session).await;
+    }
+    let q = TurnQuery {
+        state: Some(TurnFilter::Set(TurnSet::Open)),
+        session: Some(session.clone()),
+        page: crate::store::Page {
+            limit: 1000,
+            cursor: None,
+        },
+        ..TurnQuery::default()
+    };
+    for t in app.store.turns(&q, now_ms()).await? {
+        let ending = TurnEnding::failed(ErrorCode::SessionDeleted, "the session was deleted");
+        end_turn(
+            &app.journal,
+            None,
+            session,
+            &t.turn_id,
+            &t.message_id,
+            ending,
+        )
+        .await;
+    }
+    Ok(())
+}
+
 /// `DELETE /api/v1/agents/{id}`: ends its turns (`session_deleted`), stops its worker, closes
 /// its streams.
 pub async fn delete(
@@ -224,6 +264,7 @@ pub async fn delete(
         .await?;
     app.sessions.forget(&s.id);
     app.supervisor.delete_session(&s.id).await;
+    end_elsewhere(&app, &s.id).await?;
     let closed = Change::Event {
         session_id: s.id.clone(),
         turn_id: None,

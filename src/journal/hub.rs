@@ -17,8 +17,8 @@ const ADMIN_BUFFER: usize = 4096;
 pub struct Hub {
     sessions: Mutex<HashMap<SessionId, broadcast::Sender<Arc<StoredEvent>>>>,
     admin: broadcast::Sender<Arc<LoggedEvent>>,
-    /// Sessions a fenced write found owned by another replica.
-    fenced: broadcast::Sender<SessionId>,
+    /// Ownerships a fenced write found ended.
+    fenced: broadcast::Sender<crate::store::Fence>,
 }
 
 impl Default for Hub {
@@ -47,13 +47,13 @@ impl Hub {
         let _ = self.admin.send(Arc::new(event));
     }
 
-    /// Subscribes to the sessions whose fenced writes were refused.
-    pub fn subscribe_fenced(&self) -> broadcast::Receiver<SessionId> {
+    /// Subscribes to the ownerships whose fenced writes were refused.
+    pub fn subscribe_fenced(&self) -> broadcast::Receiver<crate::store::Fence> {
         self.fenced.subscribe()
     }
 
-    pub(super) fn publish_fenced(&self, session: &SessionId) {
-        let _ = self.fenced.send(session.clone());
+    pub(super) fn publish_fenced(&self, fence: &crate::store::Fence) {
+        let _ = self.fenced.send(fence.clone());
     }
 
     /// The sessions some local stream watches.

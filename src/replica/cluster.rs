@@ -113,26 +113,41 @@ async fn act(supervisor: &Supervisor, f: Forward) {
     }
 }
 
-/// Every second: marks replicas whose lease ran out lost, claims the sessions nobody live
-/// owns (a lost replica's, a released one's with queued turns), and wakes this replica's own
-/// sessions that have queued turns. Runs until aborted.
-pub async fn scan(store: Arc<dyn Store>, journal: Journal, supervisor: Supervisor) {
+/// Every second: marks the other replicas whose lease ran out lost, claims the sessions
+/// nobody live owns (a lost replica's, a released one's with open turns), and wakes this
+/// replica's own sessions that have queued turns. Runs until aborted.
+///
+/// Leases are judged on `PostgreSQL` only (on `SQLite` this is the one replica), and not
+/// within a lease of the store coming back after an outage: nobody could renew meanwhile, and
+/// a replica whose journal came back first must not take every peer's sessions.
+pub async fn scan(
+    store: Arc<dyn Store>,
+    journal: Journal,
+    supervisor: Supervisor,
+    lease: Duration,
+) {
     let mut tick = tokio::time::interval(SCAN_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let judges = store.postgres().is_some();
+    let mut quiet_until = tokio::time::Instant::now() + lease;
     loop {
         tick.tick().await;
         if !journal.is_available() {
+            quiet_until = tokio::time::Instant::now() + lease + SCAN_EVERY;
             continue;
         }
         let now = now_ms();
-        let mark = Change::MarkLost {
-            replicas: Vec::new(),
-            at: now,
-        };
-        if let Err(e) = journal.write(mark).await {
-            tracing::warn!(error = %e, "could not judge the replicas' leases");
-        }
         let me = supervisor.replica();
+        if judges && tokio::time::Instant::now() >= quiet_until {
+            let mark = Change::MarkLost {
+                replicas: Vec::new(),
+                judge: Some(me.clone()),
+                at: now,
+            };
+            if let Err(e) = journal.write(mark).await {
+                tracing::warn!(error = %e, "could not judge the replicas' leases");
+            }
+        }
         match store.claimable(&me, now, CLAIMS_PER_SCAN).await {
             Ok(sessions) => {
                 for s in sessions {
@@ -152,9 +167,10 @@ pub async fn scan(store: Arc<dyn Store>, journal: Journal, supervisor: Superviso
     }
 }
 
-/// Hands each session whose fenced write was refused to the supervisor (its actor stops).
+/// Hands each ownership whose fenced write was refused to the supervisor (its actor stops,
+/// if it still holds that ownership).
 pub async fn follow_fences(
-    mut fenced: tokio::sync::broadcast::Receiver<SessionId>,
+    mut fenced: tokio::sync::broadcast::Receiver<crate::store::Fence>,
     supervisor: Supervisor,
 ) {
     use tokio::sync::broadcast::error::RecvError;
@@ -193,14 +209,25 @@ pub async fn keep_lease(
             Ok(Applied::Changed) => {}
             Ok(_) => {
                 tracing::error!(replica = %current.id, "this replica was found lost (its lease ran out); stopping its workers and registering anew");
-                match super::registry::Registration::register(&journal, name.as_deref(), lease)
-                    .await
-                {
-                    Ok(fresh) => {
-                        supervisor.abandon(fresh.id.clone());
-                        *lock(&registration) = fresh;
+                // Workers first: none may run on while this replica has no live registration.
+                supervisor.abandon().await;
+                loop {
+                    match super::registry::Registration::register(&journal, name.as_deref(), lease)
+                        .await
+                    {
+                        Ok(fresh) => {
+                            supervisor.rejoin(fresh.id.clone());
+                            *lock(&registration) = fresh;
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "could not register anew; retrying");
+                            tokio::select! {
+                                () = tokio::time::sleep(lease / 3) => {}
+                                () = stop.cancelled() => return,
+                            }
+                        }
                     }
-                    Err(e) => tracing::error!(error = %e, "could not register anew"),
                 }
             }
             Err(e) => tracing::warn!(error = %e, "could not renew this replica's lease"),

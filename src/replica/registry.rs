@@ -144,6 +144,20 @@ pub async fn dead_here(store: &dyn Store) -> Result<Vec<ReplicaId>, String> {
         .collect())
 }
 
+/// Every replica the store does not show lost yet: on a database only one gateway may use
+/// (`SQLite`), once [`wait_for_sole_use`] found none alive, all of them are dead.
+///
+/// # Errors
+/// The store could not be read.
+pub async fn earlier(store: &dyn Store) -> Result<Vec<ReplicaId>, String> {
+    let all = store.replicas(now_ms()).await.map_err(|e| e.to_string())?;
+    Ok(all
+        .into_iter()
+        .filter(|r| r.state != ReplicaState::Lost)
+        .map(|r| r.replica_id)
+        .collect())
+}
+
 /// How many replicas other than this process the store shows live.
 ///
 /// # Errors

@@ -16,13 +16,26 @@ pub struct Owner<'a> {
     pub state: Option<&'a str>,
 }
 
-/// Whether `me` may take the session from `owner`. A stopping owner still finishes its turns
-/// in flight and releases the session itself.
-pub fn may_claim(owner: &Owner<'_>, me: &ReplicaId) -> bool {
+/// What a claim does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Take the session over (a new epoch, the takeover's writes).
+    Take,
+    /// The claimer owns it already: keep its epoch, write nothing.
+    Adopt,
+    /// A replica not known to be gone owns it.
+    Held,
+}
+
+/// What `me` may do with a session `owner` holds. Leases are not judged here (only
+/// [`super::Change::MarkLost`] judges them): a live or stopping owner keeps its sessions (a
+/// stopping one finishes its turns in flight and releases them itself), and a lost or stopped
+/// one never comes back.
+pub fn may_claim(owner: &Owner<'_>, me: &ReplicaId) -> Verdict {
     match owner.id {
-        None => true,
-        Some(id) if id == me.as_str() => true,
-        Some(_) => !matches!(owner.state, Some("live" | "stopping")),
+        Some(id) if id == me.as_str() => Verdict::Adopt,
+        Some(_) if matches!(owner.state, Some("live" | "stopping")) => Verdict::Held,
+        _ => Verdict::Take,
     }
 }
 

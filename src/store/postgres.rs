@@ -60,6 +60,18 @@ pub struct PgStore {
     writer: PgPool,
     /// Names this process's notifications, so its own listener can tell them from a peer's.
     origin: String,
+    /// The batch whose COMMIT answer was lost, until the journal tries it again.
+    unsettled: std::sync::Mutex<Option<Unsettled>>,
+}
+
+/// A batch that may or may not have committed (its COMMIT's answer was lost).
+struct Unsettled {
+    /// The batch itself: held, so the journal's retry (the same allocation) is recognized.
+    batch: Arc<[Change]>,
+    /// The token it recorded.
+    token: String,
+    /// What it did, had it committed.
+    result: Batch,
 }
 
 /// The channel a commit's session events are announced on: `ORIGIN SESSION FIRST LAST`.
@@ -68,6 +80,58 @@ pub const EVENTS_CHANNEL: &str = "turnwatch_events";
 pub const ADMIN_CHANNEL: &str = "turnwatch_admin";
 
 impl PgStore {
+    /// Remembers a batch whose COMMIT answer was lost; the error says to try it again (the
+    /// journal does, with the same batch).
+    fn unsettle(&self, u: Unsettled) -> StoreError {
+        *self
+            .unsettled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(u);
+        StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "the answer to a COMMIT was lost",
+        )))
+    }
+
+    /// Test support: applies `batch` and commits it, then answers as if the COMMIT's answer
+    /// had been lost (`committed`), or fails as if it had not committed, without writing.
+    #[cfg(test)]
+    pub(crate) async fn apply_losing_answer(
+        &self,
+        batch: &Arc<[Change]>,
+        committed: bool,
+    ) -> StoreError {
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let result = if committed {
+            let applied = writes::apply(&self.writer, batch, &self.origin, &token).await;
+            let Ok(r) = applied else {
+                panic!("the batch applies")
+            };
+            r
+        } else {
+            Batch::default()
+        };
+        self.unsettle(Unsettled {
+            batch: Arc::clone(batch),
+            token,
+            result,
+        })
+    }
+
+    /// Holds this database's start-up lock until the connection it returns is dropped: one
+    /// replica at a time checks its peers, recovers and registers.
+    ///
+    /// # Errors
+    /// The server could not be reached.
+    pub async fn startup_lock(&self) -> Result<PgConnection, StoreError> {
+        // Out of the pool: the lock lives as long as this connection's session.
+        let mut conn = self.writer.acquire().await?.detach();
+        sqlx::query("SELECT pg_advisory_lock(hashtext(current_schema() || ' turnwatch start-up'))")
+            .execute(&mut conn)
+            .await?;
+        Ok(conn)
+    }
+
     /// A pool for reads and notifications.
     pub fn pool(&self) -> &PgPool {
         &self.reads
@@ -151,6 +215,7 @@ impl PgStore {
             reads: pool(READ_CONNECTIONS),
             writer: pool(WRITE_CONNECTIONS),
             origin: uuid::Uuid::new_v4().simple().to_string(),
+            unsettled: std::sync::Mutex::new(None),
         })
     }
 }
@@ -164,7 +229,39 @@ fn events_from(rows: &[PgRow]) -> Result<Vec<StoredEvent>, sqlx::Error> {
 #[async_trait]
 impl Store for PgStore {
     async fn apply(&self, batch: Arc<[Change]>) -> Result<Batch, StoreError> {
-        Ok(writes::apply(&self.writer, &batch, &self.origin).await?)
+        let retry = self
+            .unsettled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take_if(|u| Arc::ptr_eq(&u.batch, &batch));
+        if let Some(u) = retry {
+            // The same batch again after a lost COMMIT answer: it is applied again only if
+            // it did not commit the first time.
+            match writes::committed(&self.writer, &u.token).await {
+                Ok(true) => return Ok(u.result),
+                Ok(false) => {}
+                Err(e) => {
+                    *self
+                        .unsettled
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(u);
+                    return Err(e.into());
+                }
+            }
+        }
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        match writes::apply(&self.writer, &batch, &self.origin, &token).await {
+            Ok(result) => Ok(result),
+            Err(writes::Failed::Refused(e)) => Err(e.into()),
+            Err(writes::Failed::Unknown(e, result)) => {
+                tracing::warn!(error = %e, "the answer to a COMMIT was lost; asking before trying again");
+                Err(self.unsettle(Unsettled {
+                    batch,
+                    token,
+                    result,
+                }))
+            }
+        }
     }
 
     fn postgres(&self) -> Option<&PgStore> {

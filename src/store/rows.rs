@@ -280,16 +280,20 @@ pub(super) const QUEUED_TURNS: &str = "SELECT id, message_id, content, seq FROM 
 pub(super) const LAST_TURN_SEQ: &str =
     "SELECT COALESCE(MAX(seq), 0) FROM turns WHERE session_id = $1";
 
-/// Sessions a replica should claim (bind: now, the replica, the limit): unowned with a queued
-/// turn, or owned by another replica that is not live with an open turn or worker.
+/// Sessions a replica should claim (bind: now, unused; the replica; the limit): unowned with
+/// a queued turn, or owned by another replica known lost or stopped with an open turn or
+/// worker. Leases are not judged here (`MarkLost` judges them, by the database's clock). An
+/// unowned session's turn that reached a worker is the stranded sweeper's, which ends it with
+/// the code its clocks call for.
 pub(super) const CLAIMABLE: &str = "SELECT s.id FROM sessions s \
     LEFT JOIN replicas r ON r.id = s.owner \
-    WHERE (s.owner IS NULL AND EXISTS (SELECT 1 FROM turns t WHERE t.session_id = s.id \
-           AND t.state = 'queued' AND t.ended_at IS NULL)) \
+    WHERE $1 = $1 AND ((s.owner IS NULL AND s.deleted_at IS NULL \
+           AND EXISTS (SELECT 1 FROM turns t WHERE t.session_id = s.id AND t.state = 'queued' \
+           AND t.ended_at IS NULL)) \
        OR (s.owner IS NOT NULL AND s.owner <> $2 \
-           AND (r.id IS NULL OR r.state IN ('lost', 'stopped') OR r.lease_until < $1) \
+           AND (r.id IS NULL OR r.state IN ('lost', 'stopped')) \
            AND (EXISTS (SELECT 1 FROM turns t WHERE t.session_id = s.id AND t.ended_at IS NULL) \
-             OR EXISTS (SELECT 1 FROM workers w WHERE w.session_id = s.id AND w.exited_at IS NULL))) \
+             OR EXISTS (SELECT 1 FROM workers w WHERE w.session_id = s.id AND w.exited_at IS NULL)))) \
     ORDER BY s.id LIMIT $3";
 
 /// Sessions a replica owns with a queued turn (bind: the replica).
@@ -321,6 +325,12 @@ macro_rules! ownership_reads {
             pool: &$pool,
             session: &crate::ids::SessionId,
         ) -> Result<(Vec<crate::store::QueuedRow>, i64), sqlx::Error> {
+            // The last place first: a turn accepted between the two reads is then in the rows
+            // (and counted by them), never counted without being read.
+            let last: i64 = sqlx::query_scalar(crate::store::rows::LAST_TURN_SEQ)
+                .bind(session.as_str())
+                .fetch_one(pool)
+                .await?;
             let rows = sqlx::query(crate::store::rows::QUEUED_TURNS)
                 .bind(session.as_str())
                 .fetch_all(pool)
@@ -329,10 +339,7 @@ macro_rules! ownership_reads {
                 .iter()
                 .map(crate::store::rows::queued_from)
                 .collect::<Result<Vec<_>, _>>()?;
-            let last: i64 = sqlx::query_scalar(crate::store::rows::LAST_TURN_SEQ)
-                .bind(session.as_str())
-                .fetch_one(pool)
-                .await?;
+            let last = turns.iter().map(|t| t.seq).fold(last, i64::max);
             Ok((turns, last))
         }
 

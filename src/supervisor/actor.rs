@@ -8,7 +8,7 @@ use tokio::time::{Instant, sleep_until};
 
 use super::process::{Process, WorkerEvent};
 use super::stop::{StopHow, clip, stop};
-use super::{ActionError, Ctx, QueuedTurn, end_turn};
+use super::{ActionError, Ctx, Ended, QueuedTurn, end_turn_as};
 use crate::api::state::{ExitReason, RejectionKind};
 use crate::api::{TurnEnding, WorkerState};
 use crate::clock::now_ms;
@@ -141,6 +141,8 @@ pub(super) struct Actor {
     reload: bool,
     /// Releasing the session: the turn in flight may run until then.
     releasing: Option<Instant>,
+    /// A fenced write was refused: the actor stops before anything else starts.
+    gone: std::sync::atomic::AtomicBool,
 }
 
 impl Actor {
@@ -170,11 +172,16 @@ impl Actor {
             last_seq: 0,
             reload: true,
             releasing: None,
+            gone: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     pub(super) async fn run(mut self) {
         while !self.finished {
+            if self.gone.load(std::sync::atomic::Ordering::Relaxed) {
+                self.fenced();
+                break;
+            }
             if self.reload {
                 self.reload_queue().await;
             }
@@ -191,6 +198,9 @@ impl Actor {
                 Input::Permit(p) => self.on_permit(p).await,
                 Input::Dispatched(r) => self.on_dispatched(&r),
                 Input::Timer => self.on_timer().await,
+            }
+            if self.gone.load(std::sync::atomic::Ordering::Relaxed) && !self.finished {
+                self.fenced();
             }
         }
         self.ctx.set_idle(&self.session, false);
@@ -307,15 +317,19 @@ impl Actor {
     }
 
     async fn end(&self, turn: &QueuedTurn, ending: TurnEnding) -> bool {
-        end_turn(
+        let ended = end_turn_as(
             &self.ctx.journal,
             Some(&self.fence),
             &self.session,
-            &turn.turn_id,
-            &turn.message_id,
+            (&turn.turn_id, &turn.message_id),
             ending,
         )
-        .await
+        .await;
+        if ended == Ended::Fenced {
+            // Another replica owns the session: nothing more may start here.
+            self.gone.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        ended == Ended::Won
     }
 
     /// Queues a write fenced on this actor's ownership.

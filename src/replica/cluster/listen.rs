@@ -16,6 +16,13 @@ use crate::supervisor::Supervisor;
 
 /// Pause before connecting again after the listening connection failed.
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);
+/// Pauses between tries of reading back another replica's events; a stream left behind
+/// still catches up at the next event it is shown.
+const READ_RETRIES: [Duration; 3] = [
+    Duration::from_millis(50),
+    Duration::from_millis(200),
+    Duration::from_millis(500),
+];
 
 /// Listens until `stop`; does nothing on a store without notifications.
 pub async fn listen(
@@ -95,13 +102,18 @@ impl Notice<'_> {
                     self.admin_events(first, last).await;
                 }
             }
+            // Off the listening loop: a claim or an actor's answer must not hold up the
+            // fan-out of other replicas' events.
             (WAKE_CHANNEL, [owner, session]) if *owner == self.supervisor.replica().as_str() => {
-                self.supervisor
-                    .wake(&SessionId((*session).to_owned()))
-                    .await;
+                let supervisor = self.supervisor.clone();
+                let session = SessionId((*session).to_owned());
+                tokio::spawn(async move { supervisor.wake(&session).await });
             }
             (ACTION_CHANNEL, _) => match serde_json::from_str::<Forward>(payload) {
-                Ok(f) if f.replica == self.supervisor.replica() => act(self.supervisor, f).await,
+                Ok(f) if f.replica == self.supervisor.replica() => {
+                    let supervisor = self.supervisor.clone();
+                    tokio::spawn(async move { act(&supervisor, f).await });
+                }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "unreadable forwarded action"),
             },
@@ -114,17 +126,23 @@ impl Notice<'_> {
         if !self.hub.is_watched(session) {
             return;
         }
-        match self
-            .store
-            .events_after(session, first - 1, last - first + 1)
-            .await
-        {
-            Ok(events) => {
-                for e in events {
-                    self.hub.publish(&Arc::new(e));
+        for pause in READ_RETRIES {
+            match self
+                .store
+                .events_after(session, first - 1, last - first + 1)
+                .await
+            {
+                Ok(events) => {
+                    for e in events {
+                        self.hub.publish(&Arc::new(e));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read another replica's events; retrying");
+                    tokio::time::sleep(pause).await;
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "could not read another replica's events"),
         }
     }
 
@@ -133,17 +151,23 @@ impl Notice<'_> {
         if self.hub.admin_connections() == 0 {
             return;
         }
-        match self
-            .store
-            .admin_events_after(first - 1, last - first + 1)
-            .await
-        {
-            Ok(events) => {
-                for e in events {
-                    self.hub.publish_admin(e);
+        for pause in READ_RETRIES {
+            match self
+                .store
+                .admin_events_after(first - 1, last - first + 1)
+                .await
+            {
+                Ok(events) => {
+                    for e in events {
+                        self.hub.publish_admin(e);
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read another replica's admin events; retrying");
+                    tokio::time::sleep(pause).await;
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "could not read another replica's admin events"),
         }
     }
 }

@@ -39,8 +39,41 @@ pub(super) fn text(s: &str) -> Cow<'_, str> {
     }
 }
 
-/// Applies `batch` in one transaction and commits it.
-pub(super) async fn apply(pool: &sqlx::PgPool, batch: &[Change], origin: &str) -> Result<Batch> {
+/// Why a batch did not apply.
+pub(super) enum Failed {
+    /// It did not commit.
+    Refused(sqlx::Error),
+    /// The COMMIT was sent and its answer lost: it may have committed, with these results.
+    Unknown(sqlx::Error, Batch),
+}
+
+impl From<sqlx::Error> for Failed {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Refused(e)
+    }
+}
+
+/// Whether the batch that left `token` committed. Inserting the token waits for a
+/// transaction still holding it (a COMMIT still in flight) and conflicts once it committed.
+pub(super) async fn committed(pool: &sqlx::PgPool, token: &str) -> Result<bool> {
+    let n = sqlx::query(
+        "INSERT INTO applied_batches (token, at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(token)
+    .bind(crate::clock::now_ms())
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(n == 0)
+}
+
+/// Applies `batch` in one transaction that records `token`, and commits it.
+pub(super) async fn apply(
+    pool: &sqlx::PgPool,
+    batch: &[Change],
+    origin: &str,
+    token: &str,
+) -> std::result::Result<Batch, Failed> {
     let mut tx = pool.begin().await?;
     let mut w = Writes {
         announce: std::collections::BTreeMap::new(),
@@ -67,10 +100,14 @@ pub(super) async fn apply(pool: &sqlx::PgPool, batch: &[Change], origin: &str) -
     w.store_seqs().await?;
     // Last: the admin counter's row lock is held from here to the commit only.
     w.flush_admin().await?;
-    w.notify(origin).await?;
+    w.notify(origin, token).await?;
     let admin = std::mem::take(&mut w.admin);
-    tx.commit().await?;
-    Ok(Batch { results, admin })
+    match tx.commit().await {
+        Ok(()) => Ok(Batch { results, admin }),
+        // The server answered: it did not commit.
+        Err(e @ sqlx::Error::Database(_)) => Err(Failed::Refused(e)),
+        Err(e) => Err(Failed::Unknown(e, Batch { results, admin })),
+    }
 }
 
 /// A session's event counter within the batch.
@@ -110,7 +147,9 @@ impl Writes<'_> {
                     Change::Fenced { fence, .. } | Change::Release { fence } => {
                         Some(fence.session_id.as_str())
                     }
-                    Change::Claim { session_id, .. } => Some(session_id.as_str()),
+                    Change::Claim { session_id, .. } | Change::Disown { session_id } => {
+                        Some(session_id.as_str())
+                    }
                     _ => None,
                 };
                 let own = match c.inner() {
@@ -294,9 +333,9 @@ impl Writes<'_> {
         Ok(())
     }
 
-    /// Announces the batch's events to every listening replica (`NOTIFY`, delivered at commit
-    /// and in commit order), in one statement.
-    async fn notify(&mut self, origin: &str) -> Result<()> {
+    /// Records the batch's token and announces its events to every listening replica
+    /// (`NOTIFY`, delivered at commit and in commit order), in one statement.
+    async fn notify(&mut self, origin: &str, token: &str) -> Result<()> {
         let mut channels = Vec::new();
         let mut payloads = Vec::new();
         for (session, (first, last)) in &self.announce {
@@ -307,14 +346,16 @@ impl Writes<'_> {
             channels.push(super::ADMIN_CHANNEL);
             payloads.push(format!("{origin} {} {}", first.seq, last.seq));
         }
-        if channels.is_empty() {
-            return Ok(());
-        }
-        sqlx::query("SELECT pg_notify(c, p) FROM UNNEST($1::text[], $2::text[]) AS v (c, p)")
-            .bind(&channels)
-            .bind(&payloads)
-            .execute(&mut *self.conn)
-            .await?;
+        sqlx::query(
+            "WITH b AS (INSERT INTO applied_batches (token, at) VALUES ($3, $4) ON CONFLICT DO NOTHING) \
+             SELECT pg_notify(c, p) FROM UNNEST($1::text[], $2::text[]) AS v (c, p)",
+        )
+        .bind(&channels)
+        .bind(&payloads)
+        .bind(token)
+        .bind(crate::clock::now_ms())
+        .execute(&mut *self.conn)
+        .await?;
         Ok(())
     }
 
@@ -343,6 +384,7 @@ impl Writes<'_> {
                 at,
             } => self.claim(session_id, replica_id, *at).await,
             Change::Release { fence } => self.release(fence).await,
+            Change::Disown { session_id } => self.disown(session_id).await,
             other => self.apply_one(other).await,
         }
     }

@@ -95,6 +95,7 @@ pub(super) fn apply_logged(
             at,
         } => return owners::claim(conn, seqs, admin, (session_id, replica_id, *at)),
         Change::Release { fence } => return owners::release(conn, fence),
+        Change::Disown { session_id } => return owners::disown(conn, session_id),
         _ => {}
     }
     let applied = apply_one(conn, seqs, w)?;

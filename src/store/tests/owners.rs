@@ -96,6 +96,7 @@ async fn a_lost_owner_is_fenced_and_its_session_taken_over(fx: Fixture) {
     // r-a is lost: r-b takes the session over.
     let lost = Change::MarkLost {
         replicas: vec![ReplicaId("r-a".into())],
+        judge: None,
         at: t,
     };
     assert!(matches!(one(&store, lost).await, Applied::Changed));

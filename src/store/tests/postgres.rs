@@ -112,3 +112,54 @@ async fn admin_lists_answer_from_indexes() {
         })
         .await;
 }
+
+/// A batch whose COMMIT answer was lost is asked about before it is tried again: one that
+/// committed is not applied twice (a delta would appear twice in a reply), one that did not is
+/// applied.
+#[tokio::test]
+async fn a_lost_commit_answer_never_applies_a_batch_twice() {
+    Backend::Postgres.run(lost_commit_answer).await;
+}
+
+async fn lost_commit_answer(fx: super::backends::Fixture) {
+    let store = fx.store;
+    let pg = store.postgres().expect("a PostgreSQL store");
+    let setup: Arc<[Change]> = Arc::from(vec![Change::CreateSession(session("s1"))]);
+    store.apply(setup).await.unwrap();
+    let delta = |n: i64| Change::Event {
+        session_id: SessionId("s1".into()),
+        turn_id: None,
+        kind: crate::api::EventKind::Output,
+        data: format!("{{\"n\":{n}}}"),
+        at: n,
+        from: None,
+        progress: Progress::Append,
+    };
+    let count = || async {
+        store
+            .events_after(&SessionId("s1".into()), 0, 100)
+            .await
+            .unwrap()
+            .len()
+    };
+    // Committed, answer lost: the retry answers what it did, and appends nothing more.
+    let batch: Arc<[Change]> = Arc::from(vec![delta(1)]);
+    let e = pg.apply_losing_answer(&batch, true).await;
+    assert!(e.is_transient(), "the journal tries it again: {e}");
+    let again = store.apply(Arc::clone(&batch)).await.unwrap();
+    assert!(
+        matches!(&again.results[0], Applied::Events(v) if v[0].seq == 1),
+        "{again:?}"
+    );
+    assert_eq!(count().await, 1);
+    // Not committed: the retry applies it.
+    let batch: Arc<[Change]> = Arc::from(vec![delta(2)]);
+    let _ = pg.apply_losing_answer(&batch, false).await;
+    store.apply(Arc::clone(&batch)).await.unwrap();
+    assert_eq!(count().await, 2);
+    // Another batch is never mistaken for the unsettled one.
+    let batch: Arc<[Change]> = Arc::from(vec![delta(3)]);
+    let _ = pg.apply_losing_answer(&batch, true).await;
+    store.apply(Arc::from(vec![delta(4)])).await.unwrap();
+    assert_eq!(count().await, 4);
+}

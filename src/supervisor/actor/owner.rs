@@ -49,6 +49,18 @@ impl Actor {
             self.reload = false;
             return;
         }
+        // Woken: the session may have been taken from this replica (deleted elsewhere).
+        if let Ok(owner) = self
+            .ctx
+            .store
+            .owner(&self.session, crate::clock::now_ms())
+            .await
+            && owner.is_none_or(|(o, e, _)| o != self.fence.owner || e != self.fence.epoch)
+        {
+            self.gone.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.reload = false;
+            return;
+        }
         match self.ctx.store.queued_turns(&self.session).await {
             Ok((rows, last)) => {
                 let current = self.current().cloned();

@@ -364,3 +364,22 @@ async fn row_29_a_database_from_a_newer_version_is_refused() {
         .await;
     assert_eq!(migrations, 1, "nothing changed");
 }
+
+/// Row 16 across replicas: a session deleted through a replica that does not run it ends its
+/// turn `session_deleted` once, and the owner stops the worker.
+#[tokio::test]
+async fn a_session_deleted_on_another_replica_ends_its_turn_and_worker() {
+    let Some(c) = Cluster::new(2000).await else {
+        return;
+    };
+    let (a, b) = (c.replica().await, c.replica().await);
+    let s = a.session("hang").await;
+    let mut on_b = b.open(&s).await;
+    let t = a.post(&s, "hold on").await;
+    let (_, _, pid) = a.live_worker(&s).await;
+    b.client.delete_session(&s.id, &s.token).await.unwrap();
+    assert_failed(&on_b.until_complete(&t).await, "session_deleted");
+    let closed = on_b.next().await.expect("a closed event");
+    assert_eq!(closed.event, "closed", "{closed:?}");
+    assert_gone(pid).await;
+}

@@ -52,7 +52,7 @@ impl Writes<'_> {
             .fetch_optional(&mut *self.conn)
             .await?
             .is_some();
-        let Some((owner, _)) = self.owner_of(session).await? else {
+        let Some((owner, current_epoch)) = self.owner_of(session).await? else {
             return Ok(Applied::Held { owner: None });
         };
         if !me_live {
@@ -60,23 +60,29 @@ impl Writes<'_> {
         }
         let mut state: Option<String> = None;
         if let Some(o) = owner.as_deref().filter(|o| *o != me.as_str()) {
-            // An owner whose lease has run out by the database's clock is lost from now on.
-            state = sqlx::query_scalar(&format!(
-                "UPDATE replicas SET state = CASE WHEN state IN ('live', 'stopping') \
-                 AND lease_until < {NOW_MS} THEN 'lost' ELSE state END WHERE id = $1 RETURNING state"
-            ))
-            .bind(o)
-            .fetch_optional(&mut *self.conn)
-            .await?;
+            // Read, not locked: `lost` and `stopped` are final, so what is read stays true.
+            state = sqlx::query_scalar("SELECT state FROM replicas WHERE id = $1")
+                .bind(o)
+                .fetch_optional(&mut *self.conn)
+                .await?;
         }
         let current = Owner {
             id: owner.as_deref(),
             state: state.as_deref(),
         };
-        if !claim::may_claim(&current, me) {
-            return Ok(Applied::Held {
-                owner: owner.map(ReplicaId),
-            });
+        match claim::may_claim(&current, me) {
+            claim::Verdict::Take => {}
+            claim::Verdict::Adopt => {
+                return Ok(Applied::Claimed {
+                    epoch: current_epoch,
+                    events: Vec::new(),
+                });
+            }
+            claim::Verdict::Held => {
+                return Ok(Applied::Held {
+                    owner: owner.map(ReplicaId),
+                });
+            }
         }
         let epoch: i64 = sqlx::query_scalar(
             "UPDATE sessions SET owner = $1, owner_epoch = owner_epoch + 1 WHERE id = $2 RETURNING owner_epoch",
@@ -117,6 +123,21 @@ impl Writes<'_> {
             }
         }
         Ok(Applied::Claimed { epoch, events })
+    }
+
+    /// Takes the session from any owner (it was deleted): the owner's next write is refused.
+    pub(super) async fn disown(&mut self, session: &SessionId) -> Result<Applied> {
+        let Some((_, epoch)) = self.owner_of(session).await? else {
+            return Ok(Applied::Unchanged);
+        };
+        self.execute(
+            sqlx::query("UPDATE sessions SET owner = NULL, owner_epoch = $1 WHERE id = $2")
+                .bind(epoch + 1)
+                .bind(session.as_str()),
+        )
+        .await?;
+        self.owners.insert(session.clone(), (None, epoch + 1));
+        Ok(Applied::Changed)
     }
 
     /// Gives the session up, if still owned as the fence says.

@@ -59,15 +59,19 @@ impl Writes<'_> {
                 )
                 .await?
             }
-            Change::MarkLost { replicas, .. } => {
+            Change::MarkLost {
+                replicas, judge, ..
+            } => {
                 let ids: Vec<&str> = replicas.iter().map(ReplicaId::as_str).collect();
                 let n = self
                     .execute(
                         sqlx::query(&format!(
                             "UPDATE replicas SET state = 'lost' WHERE state IN ('live', 'stopping') \
-                             AND (lease_until < {NOW_MS} OR id = ANY($1))"
+                             AND (id = ANY($1) OR ($2::text IS NOT NULL AND id <> $2 \
+                                  AND lease_until < {NOW_MS}))"
                         ))
-                        .bind(&ids),
+                        .bind(&ids)
+                        .bind(judge.as_ref().map(ReplicaId::as_str)),
                     )
                     .await?;
                 return Ok(Applied::changed(n > 0));

@@ -120,7 +120,8 @@ impl Writes<'_> {
             | Change::EndTurn { .. }
             | Change::Fenced { .. }
             | Change::Claim { .. }
-            | Change::Release { .. } => Applied::Unchanged,
+            | Change::Release { .. }
+            | Change::Disown { .. } => Applied::Unchanged,
         })
     }
 
@@ -196,6 +197,9 @@ impl Writes<'_> {
     /// Drops the events of turns that ended before `before`, remembering per session how far
     /// the log was pruned so a resume from before that point is told about its gap.
     async fn prune(&mut self, before: i64) -> Result<Applied> {
+        // Batch tokens are asked for only right after a lost COMMIT: a short memory suffices.
+        self.execute(sqlx::query("DELETE FROM applied_batches WHERE at < $1").bind(before))
+            .await?;
         let turns: Vec<(String, String)> = sqlx::query_as(
             "SELECT id, session_id FROM turns WHERE ended_at IS NOT NULL AND NOT events_pruned \
              AND ended_at < $1 LIMIT $2",

@@ -31,30 +31,37 @@ pub(super) fn claim(
     if !me_live {
         return Ok(Applied::Held { owner: None });
     }
-    // An owner whose lease has run out is lost from now on.
-    conn.prepare_cached(
-        "UPDATE replicas SET state = 'lost' WHERE state IN ('live', 'stopping') AND lease_until < ?1 \
-         AND id = (SELECT owner FROM sessions WHERE id = ?2)",
-    )?
-    .execute(params![at, session.as_str()])?;
-    let row: Option<(Option<String>, Option<String>)> = conn
+    let row: Option<(Option<String>, Option<String>, i64)> = conn
         .prepare_cached(
-            "SELECT s.owner, r.state FROM sessions s LEFT JOIN replicas r ON r.id = s.owner WHERE s.id = ?",
+            "SELECT s.owner, r.state, s.owner_epoch FROM sessions s \
+             LEFT JOIN replicas r ON r.id = s.owner WHERE s.id = ?",
         )?
-        .query_row([session.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row([session.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()?;
-    let Some((owner, state)) = row else {
+    let Some((owner, state, current_epoch)) = row else {
         return Ok(Applied::Held { owner: None });
     };
     let current = Owner {
         id: owner.as_deref(),
         state: state.as_deref(),
     };
-    if !claim::may_claim(&current, me) {
-        return Ok(Applied::Held {
-            owner: owner.map(ReplicaId),
-        });
+    match claim::may_claim(&current, me) {
+        claim::Verdict::Take => {}
+        claim::Verdict::Adopt => {
+            return Ok(Applied::Claimed {
+                epoch: current_epoch,
+                events: Vec::new(),
+            });
+        }
+        claim::Verdict::Held => {
+            return Ok(Applied::Held {
+                owner: owner.map(ReplicaId),
+            });
+        }
     }
+    let _ = at;
     let epoch: i64 = conn
         .prepare_cached(
             "UPDATE sessions SET owner = ?, owner_epoch = owner_epoch + 1 WHERE id = ? RETURNING owner_epoch",
@@ -82,6 +89,16 @@ pub(super) fn claim(
         }
     }
     Ok(Applied::Claimed { epoch, events })
+}
+
+/// Takes the session from any owner (it was deleted): the owner's next write is refused.
+pub(super) fn disown(conn: &Connection, session: &SessionId) -> Result<Applied> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE sessions SET owner = NULL, owner_epoch = owner_epoch + 1 WHERE id = ?",
+        )?
+        .execute([session.as_str()])?;
+    Ok(Applied::changed(n == 1))
 }
 
 /// Gives the session up, if still owned as the fence says.

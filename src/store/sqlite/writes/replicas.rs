@@ -44,12 +44,16 @@ pub(super) fn apply(conn: &Connection, w: &Change) -> Result<Applied> {
                  WHERE id = ?3 AND state IN ('live', 'stopping')",
             )?
             .execute(params![at, stopped, replica_id.as_str()])?,
-        Change::MarkLost { replicas, at } => {
-            let mut n = conn
-                .prepare_cached(
-                    "UPDATE replicas SET state = 'lost' WHERE state IN ('live', 'stopping') AND lease_until < ?",
-                )?
-                .execute([at])?;
+        Change::MarkLost { replicas, judge, at } => {
+            let mut n = match judge {
+                Some(me) => conn
+                    .prepare_cached(
+                        "UPDATE replicas SET state = 'lost' WHERE state IN ('live', 'stopping') \
+                         AND lease_until < ? AND id <> ?",
+                    )?
+                    .execute(params![at, me.as_str()])?,
+                None => 0,
+            };
             let mut named = conn.prepare_cached(
                 "UPDATE replicas SET state = 'lost' WHERE id = ? AND state IN ('live', 'stopping')",
             )?;

@@ -97,7 +97,8 @@ pub(super) fn apply_worker_write(conn: &Connection, w: &Change) -> Result<Applie
         | Change::EndTurn { .. }
         | Change::Fenced { .. }
         | Change::Claim { .. }
-        | Change::Release { .. } => Applied::Unchanged,
+        | Change::Release { .. }
+        | Change::Disown { .. } => Applied::Unchanged,
     })
 }
 
