@@ -101,7 +101,10 @@ struct Ledger {
 }
 
 struct Shared {
-    url: Mutex<String>,
+    /// The replicas' base URLs (the same across restarts); requests go round-robin, like a
+    /// load balancer with no affinity.
+    urls: Vec<String>,
+    next: AtomicUsize,
     /// A client's pause between two messages, so the turns spread over the whole run.
     pause: Duration,
     stop: AtomicBool,
@@ -109,6 +112,14 @@ struct Shared {
     sessions: Mutex<Vec<(String, String)>>,
     budget: AtomicUsize,
     ledger: Mutex<Ledger>,
+}
+
+impl Shared {
+    /// The base URL of the replica the next request goes to.
+    fn url(&self) -> String {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.urls[i % self.urls.len()].clone()
+    }
 }
 
 /// The chaos run's knobs, from the environment (defaults: a CI-sized run).
@@ -121,14 +132,24 @@ struct Knobs {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_every_accepted_message_gets_exactly_one_complete() {
-    chaos(Backend::Sqlite, knobs(400, 40)).await;
+    chaos(Backend::Sqlite, knobs(400, 40), 1).await;
 }
 
 /// The same on `PostgreSQL`, shorter: the long run is `SQLite`'s, this one is for the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_on_postgres() {
     if crate::harness::database_url().is_some() {
-        chaos(Backend::Postgres, knobs(100, 15)).await;
+        chaos(Backend::Postgres, knobs(100, 15), 1).await;
+    }
+}
+
+/// Two replicas on one `PostgreSQL`, every request to the next replica round-robin: besides
+/// the worker faults, replicas are killed (`SIGKILL`) and restarted in turn, one is paused (`SIGSTOP`)
+/// past its lease and resumed, and one is stopped gracefully (`SIGTERM`) and restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_across_two_replicas() {
+    if crate::harness::database_url().is_some() {
+        chaos(Backend::Postgres, knobs(150, 25), 2).await;
     }
 }
 
@@ -145,18 +166,28 @@ fn knobs(turns: u64, secs: u64) -> Knobs {
     }
 }
 
-async fn chaos(b: Backend, knobs: Knobs) {
+async fn chaos(b: Backend, knobs: Knobs, replicas: usize) {
     eprintln!(
-        "chaos on {b:?}: seed {} (TURNWATCH_CHAOS_SEED), {} turns, {} s, {} clients",
+        "chaos on {b:?} with {replicas} replica(s): seed {} (TURNWATCH_CHAOS_SEED), {} turns, {} s, {} clients",
         knobs.seed, knobs.turns, knobs.secs, knobs.clients
     );
     let data = Data::new(b).await;
     let db_url = data.url.clone();
     let conf = write_config(data.dir.path());
-    let (mut gw, url) = GatewayProcess::start("127.0.0.1:0", &db_url, &conf).await;
-    let listen = url.trim_start_matches("http://").to_owned();
+    let mut gws = Vec::new();
+    let mut urls = Vec::new();
+    for _ in 0..replicas {
+        let (gw, url) = GatewayProcess::start("127.0.0.1:0", &db_url, &conf).await;
+        gws.push(gw);
+        urls.push(url);
+    }
+    let listens: Vec<String> = urls
+        .iter()
+        .map(|u| u.trim_start_matches("http://").to_owned())
+        .collect();
     let shared = Arc::new(Shared {
-        url: Mutex::new(url),
+        urls,
+        next: AtomicUsize::new(0),
         pause: Duration::from_millis(
             knobs.secs * 1000 * knobs.clients as u64 / knobs.turns.max(1) as u64,
         ),
@@ -169,12 +200,16 @@ async fn chaos(b: Backend, knobs: Knobs) {
         .map(|i| tokio::spawn(client_loop(Arc::clone(&shared), i)))
         .collect();
 
-    // The chaos: random faults every ~100 ms, a gateway SIGKILL + restart at 20 %, 45 % and 70 %.
+    // The chaos: random faults every ~100 ms, a gateway SIGKILL + restart at 20 %, 45 % and
+    // 70 % (each replica in turn); with replicas, a pause past the lease at 55 % and a graceful
+    // restart at 85 %.
     let mut rng = Rng::with_seed(knobs.seed);
     let started = tokio::time::Instant::now();
     let total = Duration::from_secs(knobs.secs);
     let mut restarts = 0;
     let mut counts: HashMap<&str, usize> = HashMap::new();
+    let mut paused = replicas < 2;
+    let mut rolled = replicas < 2;
     while started.elapsed() < total && shared.budget.load(Ordering::Relaxed) > 0 {
         let due = [0.2, 0.45, 0.7]
             .iter()
@@ -182,15 +217,41 @@ async fn chaos(b: Backend, knobs: Knobs) {
             .count();
         if restarts < due {
             // A stopped worker ignores its stdin closing: only the kernel can end it now.
-            let url = shared.url.lock().await.clone();
+            let url = shared.url();
             stop_a_worker(&url, &mut rng).await;
-            gw.kill().await;
+            let i = restarts % replicas;
+            gws[i].kill().await;
             tokio::time::sleep(Duration::from_millis(100 + below(&mut rng, 400) as u64)).await;
-            gw = GatewayProcess::start(&listen, &db_url, &conf).await.0;
+            gws[i] = GatewayProcess::start(&listens[i], &db_url, &conf).await.0;
             restarts += 1;
             continue;
         }
-        let url = shared.url.lock().await.clone();
+        if !paused && started.elapsed() >= total.mul_f64(0.55) {
+            let pid = nix::unistd::Pid::from_raw(gws[1].child.id().unwrap() as i32);
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+            *counts.entry("replica paused past its lease").or_default() += 1;
+            paused = true;
+            continue;
+        }
+        if !rolled && started.elapsed() >= total.mul_f64(0.85) {
+            let old = std::mem::replace(
+                &mut gws[0],
+                GatewayProcess::start("127.0.0.1:0", &db_url, &conf).await.0,
+            );
+            // The fresh one serves meanwhile on another port; the old one's port comes back.
+            old.terminate().await;
+            let fresh = std::mem::replace(
+                &mut gws[0],
+                GatewayProcess::start(&listens[0], &db_url, &conf).await.0,
+            );
+            fresh.terminate().await;
+            *counts.entry("replica stopped gracefully").or_default() += 1;
+            rolled = true;
+            continue;
+        }
+        let url = shared.url();
         if let Some(what) = fault(&url, &shared, &mut rng).await {
             *counts.entry(what).or_default() += 1;
         }
@@ -198,8 +259,9 @@ async fn chaos(b: Backend, knobs: Knobs) {
     }
     // Restarts still due when the turn budget ran out first.
     while restarts < 3 {
-        gw.kill().await;
-        gw = GatewayProcess::start(&listen, &db_url, &conf).await.0;
+        let i = restarts % replicas;
+        gws[i].kill().await;
+        gws[i] = GatewayProcess::start(&listens[i], &db_url, &conf).await.0;
         restarts += 1;
     }
     shared.stop.store(true, Ordering::Relaxed);
@@ -211,10 +273,12 @@ async fn chaos(b: Backend, knobs: Knobs) {
     }
     eprintln!("chaos: faults {counts:?}, {restarts} gateway restarts");
 
-    let url = shared.url.lock().await.clone();
+    let url = shared.url();
     wait_no_open_turn(&url).await;
     let pids = data.db().await.ints("SELECT pid FROM workers").await;
-    gw.terminate().await;
+    for gw in gws {
+        gw.terminate().await;
+    }
     for pid in pids {
         assert_worker_gone(pid).await;
     }
@@ -264,7 +328,8 @@ fn write_config(dir: &Path) -> PathBuf {
         )
     };
     let text = format!(
-        "[gateway]\ndefault_agent = \"echo\"\nmax_workers = 64\nstop_grace = \"500ms\"\n\n{}\n{}\n{}\n",
+        "[gateway]\ndefault_agent = \"echo\"\nmax_workers = 64\nstop_grace = \"500ms\"\n\
+         replica_lease = \"1s\"\nstop_drain = \"3s\"\n\n{}\n{}\n{}\n",
         // Ignores its stdin closing: only the kernel (or recovery) ends it after a gateway dies.
         agent(
             "echo",
@@ -398,7 +463,7 @@ async fn client_loop(shared: Arc<Shared>, index: usize) {
 }
 
 async fn create_session(shared: &Shared, agent: &str) -> Option<(String, String)> {
-    let url = shared.url.lock().await.clone();
+    let url = shared.url();
     let r = reqwest::Client::new()
         .post(format!("{url}/api/v1/agents"))
         .json(&json!({"agentId": agent, "forceNew": true}))
@@ -435,7 +500,7 @@ async fn post(
     let http = reqwest::Client::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while tokio::time::Instant::now() < deadline {
-        let url = shared.url.lock().await.clone();
+        let url = shared.url();
         let r = http
             .post(format!("{url}/api/v1/agents/{session}/messages"))
             .bearer_auth(token)
@@ -484,7 +549,7 @@ impl Stream {
     /// (Re)connects; on `connected`, takes the session's cursor when the gateway gives one.
     async fn connect(&mut self, shared: &Shared) -> bool {
         for _ in 0..600 {
-            let url = shared.url.lock().await.clone();
+            let url = shared.url();
             let client = Client::new(&url, None);
             if let Ok(s) = client.events(&self.session, &self.token, self.cursor).await {
                 let mut s: EventStream = Box::pin(s);
