@@ -9,7 +9,7 @@ use super::admin::Snapshot;
 use super::session::{EventKind, Ping};
 use super::state::{ActionKind, RejectionKind};
 use super::{ErrorCode, EventError};
-use crate::ids::{MessageId, SessionId, TurnId, WorkerId};
+use crate::ids::{MessageId, ReplicaId, SessionId, TurnId, WorkerId};
 
 /// Declares [`AdminEvent`] from one table of `"name" => Variant(Payload)`, so an event's name
 /// is written once.
@@ -129,6 +129,9 @@ pub struct WorkerSpawned {
     pub session_id: SessionId,
     /// Epoch ms.
     pub timestamp: i64,
+    /// The replica that runs it (absent from gateways older than replicas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_id: Option<ReplicaId>,
 }
 
 /// `worker.ready`: the worker reported `ready`.
@@ -211,6 +214,9 @@ pub struct TurnDispatched {
     pub deadline_at: i64,
     /// Epoch ms.
     pub timestamp: i64,
+    /// The replica that dispatched it (absent from gateways older than replicas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_id: Option<ReplicaId>,
 }
 
 /// `turn.progress`: the turn produced something (at most once a second).

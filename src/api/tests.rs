@@ -86,6 +86,7 @@ fn admin_events() -> Vec<AdminEvent> {
             agent_id: "echo".into(),
             session_id: session.clone(),
             timestamp: AT,
+            replica_id: Some(crate::ids::ReplicaId("r-1".into())),
         }),
         AdminEvent::WorkerReady(WorkerReady {
             worker_id: worker.clone(),
@@ -122,6 +123,7 @@ fn admin_events() -> Vec<AdminEvent> {
             generation: 2,
             deadline_at: AT + 600_000,
             timestamp: AT,
+            replica_id: Some(crate::ids::ReplicaId("r-1".into())),
         }),
         AdminEvent::TurnProgress(TurnProgress {
             turn_id: turn.clone(),

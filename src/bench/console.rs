@@ -36,6 +36,7 @@ fn dispatched(turn: &str, worker: &str, at: i64) -> AdminEvent {
         generation: 1,
         deadline_at: T0 + 60_000,
         timestamp: at,
+        replica_id: None,
     })
 }
 
@@ -56,6 +57,7 @@ fn big_state(workers: usize, turns: usize) -> State {
                     agent_id: "echo".into(),
                     session_id: SessionId(format!("s-{w}")),
                     timestamp: T0 - 100_000,
+                    replica_id: None,
                 }),
             ),
         );

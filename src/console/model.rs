@@ -271,7 +271,7 @@ impl Model {
                     started_at: at,
                     current_turn: None,
                     last_exit,
-                    replica: None,
+                    replica: e.replica_id.clone(),
                 };
                 self.workers.insert(e.worker_id.clone(), worker);
             }

@@ -32,12 +32,17 @@ impl From<AdminEvent> for Lifecycle {
 
 /// The admin events for `write`, given what it did.
 pub fn derive(write: &Change, applied: &Applied) -> Vec<Lifecycle> {
-    if let Change::Fenced { change, .. } = write {
-        return if matches!(applied, Applied::Fenced) {
-            Vec::new()
-        } else {
-            derive(change, applied)
-        };
+    if let Change::Fenced { change, fence } = write {
+        if matches!(applied, Applied::Fenced) {
+            return Vec::new();
+        }
+        let mut out = derive(change, applied);
+        for l in &mut out {
+            if let AdminEvent::TurnDispatched(d) = &mut l.event {
+                d.replica_id = Some(fence.owner.clone());
+            }
+        }
+        return out;
     }
     derive_events(write, applied)
         .into_iter()
@@ -80,6 +85,7 @@ fn derive_events(write: &Change, applied: &Applied) -> Vec<AdminEvent> {
             generation: *generation,
             deadline_at: *deadline_at,
             timestamp: *at,
+            replica_id: None,
         })],
         (
             Change::Event {
@@ -134,6 +140,7 @@ fn derive_worker(write: &Change, applied: &Applied) -> Vec<AdminEvent> {
             agent_id: s.agent_id.clone(),
             session_id: s.session_id.clone(),
             timestamp: s.at,
+            replica_id: Some(s.replica_id.clone()),
         })],
         (
             Change::WorkerState {
