@@ -39,6 +39,31 @@ pub fn may_claim(owner: &Owner<'_>, me: &ReplicaId) -> Verdict {
     }
 }
 
+/// What a claim answers without writing, when it does not take the session over: the
+/// claimer's own session adopted at its epoch, or the live owner that keeps it. `None`: take
+/// it.
+pub fn answer(
+    owner: Option<String>,
+    state: Option<&str>,
+    epoch: i64,
+    me: &ReplicaId,
+) -> Option<super::Applied> {
+    let current = Owner {
+        id: owner.as_deref(),
+        state,
+    };
+    match may_claim(&current, me) {
+        Verdict::Take => None,
+        Verdict::Adopt => Some(super::Applied::Claimed {
+            epoch,
+            events: Vec::new(),
+        }),
+        Verdict::Held => Some(super::Applied::Held {
+            owner: owner.map(ReplicaId),
+        }),
+    }
+}
+
 /// The writes that close a lost owner's books on a session: each open turn that reached a
 /// worker fails `replica_lost`, each open worker row exits (`replica_lost`, not intentional,
 /// exit code unknown).

@@ -81,25 +81,12 @@ impl TestGateway {
     }
 
     pub async fn session(&self, agent: &str) -> Session {
-        let req = turnwatch::api::CreateSession {
-            agent_id: Some(agent.into()),
-            ..Default::default()
-        };
-        let s = self.client.create_session(&req).await.unwrap();
-        Session {
-            id: s.agent_id,
-            token: s.token,
-        }
+        session_on(&self.client, agent).await
     }
 
     /// Posts a message; returns the turn id.
     pub async fn post(&self, s: &Session, content: &str) -> String {
-        self.client
-            .post_message(&s.id, &s.token, content, None)
-            .await
-            .unwrap()
-            .turn_id
-            .to_string()
+        post_on(&self.client, s, content).await
     }
 
     /// Opens the session's stream and waits for `connected`.
@@ -277,6 +264,29 @@ impl TestGateway {
             ..self
         }
     }
+}
+
+/// A new session of `agent` through `client`.
+pub async fn session_on(client: &Client, agent: &str) -> Session {
+    let req = turnwatch::api::CreateSession {
+        agent_id: Some(agent.into()),
+        ..Default::default()
+    };
+    let s = client.create_session(&req).await.unwrap();
+    Session {
+        id: s.agent_id,
+        token: s.token,
+    }
+}
+
+/// Posts a message through `client`; returns the turn id.
+pub async fn post_on(client: &Client, s: &Session, content: &str) -> String {
+    client
+        .post_message(&s.id, &s.token, content, None)
+        .await
+        .unwrap()
+        .turn_id
+        .to_string()
 }
 
 /// The arguments of `turnwatch gateway` on `listen` with this database and config file.

@@ -9,7 +9,8 @@ use turnwatch::api::admin::ListQuery;
 use turnwatch::client::Client;
 
 use crate::harness::{
-    BIN, Backend, Data, GUARD, Reader, Session, database_url, gateway_args, gateway_child,
+    BIN, Backend, Data, GUARD, Reader, Session, database_url, gateway_args, gateway_child, post_on,
+    session_on,
 };
 
 mod rows;
@@ -75,25 +76,12 @@ impl Cluster {
 impl Replica {
     /// A new session of `agent`.
     pub async fn session(&self, agent: &str) -> Session {
-        let req = turnwatch::api::CreateSession {
-            agent_id: Some(agent.into()),
-            ..Default::default()
-        };
-        let s = self.client.create_session(&req).await.unwrap();
-        Session {
-            id: s.agent_id,
-            token: s.token,
-        }
+        session_on(&self.client, agent).await
     }
 
     /// Posts a message here; returns the turn id.
     pub async fn post(&self, s: &Session, content: &str) -> String {
-        self.client
-            .post_message(&s.id, &s.token, content, None)
-            .await
-            .unwrap()
-            .turn_id
-            .to_string()
+        post_on(&self.client, s, content).await
     }
 
     /// Opens the session's stream here and waits for `connected`.

@@ -5,7 +5,7 @@
 
 use super::{Result, Writes};
 use crate::ids::{MessageId, ReplicaId, SessionId, TurnId, WorkerId};
-use crate::store::claim::{self, Owner};
+use crate::store::claim;
 use crate::store::lifecycle;
 use crate::store::{Applied, Fence};
 
@@ -66,23 +66,8 @@ impl Writes<'_> {
                 .fetch_optional(&mut *self.conn)
                 .await?;
         }
-        let current = Owner {
-            id: owner.as_deref(),
-            state: state.as_deref(),
-        };
-        match claim::may_claim(&current, me) {
-            claim::Verdict::Take => {}
-            claim::Verdict::Adopt => {
-                return Ok(Applied::Claimed {
-                    epoch: current_epoch,
-                    events: Vec::new(),
-                });
-            }
-            claim::Verdict::Held => {
-                return Ok(Applied::Held {
-                    owner: owner.map(ReplicaId),
-                });
-            }
+        if let Some(answer) = claim::answer(owner, state.as_deref(), current_epoch, me) {
+            return Ok(answer);
         }
         let epoch: i64 = sqlx::query_scalar(
             "UPDATE sessions SET owner = $1, owner_epoch = owner_epoch + 1 WHERE id = $2 RETURNING owner_epoch",

@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Result, Seqs, apply_logged};
 use crate::ids::{MessageId, ReplicaId, SessionId, TurnId, WorkerId};
-use crate::store::claim::{self, Owner};
+use crate::store::claim;
 use crate::store::{Applied, Fence, LoggedEvent};
 
 /// Whether the session is still owned as the fence says.
@@ -43,23 +43,8 @@ pub(super) fn claim(
     let Some((owner, state, current_epoch)) = row else {
         return Ok(Applied::Held { owner: None });
     };
-    let current = Owner {
-        id: owner.as_deref(),
-        state: state.as_deref(),
-    };
-    match claim::may_claim(&current, me) {
-        claim::Verdict::Take => {}
-        claim::Verdict::Adopt => {
-            return Ok(Applied::Claimed {
-                epoch: current_epoch,
-                events: Vec::new(),
-            });
-        }
-        claim::Verdict::Held => {
-            return Ok(Applied::Held {
-                owner: owner.map(ReplicaId),
-            });
-        }
+    if let Some(answer) = claim::answer(owner, state.as_deref(), current_epoch, me) {
+        return Ok(answer);
     }
     let _ = at;
     let epoch: i64 = conn
