@@ -272,6 +272,13 @@ pub(super) fn replica_from(r: &impl Cells, now: i64) -> Result<ReplicaInfo> {
     })
 }
 
+/// Forgets replicas gone (lost or stopped) before the cutoff (bind: it) that own no session
+/// and run no worker any more: a crash-looping replica must not fill the list for good.
+pub(super) const FORGET_REPLICAS: &str = "DELETE FROM replicas WHERE state IN ('lost', 'stopped') \
+    AND heartbeat_at < $1 \
+    AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.owner = replicas.id) \
+    AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.replica_id = replicas.id AND w.exited_at IS NULL)";
+
 /// A session's queued turns, in its order (bind: the session).
 pub(super) const QUEUED_TURNS: &str = "SELECT id, message_id, content, seq FROM turns \
     WHERE session_id = $1 AND state = 'queued' AND ended_at IS NULL ORDER BY seq";

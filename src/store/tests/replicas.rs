@@ -105,4 +105,35 @@ async fn replicas_are_live_stopping_lost_or_gone(fx: Fixture) {
         states(&store, t + 20_000).await,
         [("r-a".into(), Lost, 1, 1)]
     );
+    // Pruning keeps a lost replica while it still owns a session or runs a worker...
+    let prune = || Change::Prune { before: t + 30_000 };
+    store.apply(Arc::from(vec![prune()])).await.unwrap();
+    assert_eq!(
+        states(&store, t + 20_000).await,
+        [("r-a".into(), Lost, 1, 1)]
+    );
+    // ...and forgets it once it holds nothing.
+    let exited = Change::WorkerExited(crate::store::WorkerExit {
+        worker_id: WorkerId("w1".into()),
+        generation: 1,
+        exit_code: None,
+        signal: None,
+        at: t + 21_000,
+        intentional: false,
+        reason: "replica_lost".into(),
+        stderr_tail: String::new(),
+    });
+    let disown = Change::Disown {
+        session_id: SessionId("s1".into()),
+    };
+    let lost = Change::MarkLost {
+        replicas: vec![ReplicaId("r-a".into())],
+        judge: None,
+        at: t + 21_000,
+    };
+    store
+        .apply(Arc::from(vec![exited, disown, lost, prune()]))
+        .await
+        .unwrap();
+    assert!(states(&store, t + 20_000).await.is_empty());
 }

@@ -197,6 +197,8 @@ impl Writes<'_> {
     /// Drops the events of turns that ended before `before`, remembering per session how far
     /// the log was pruned so a resume from before that point is told about its gap.
     async fn prune(&mut self, before: i64) -> Result<Applied> {
+        self.execute(sqlx::query(crate::store::rows::FORGET_REPLICAS).bind(before))
+            .await?;
         // Batch tokens are asked for only right after a lost COMMIT: a short memory suffices.
         self.execute(sqlx::query("DELETE FROM applied_batches WHERE at < $1").bind(before))
             .await?;

@@ -158,6 +158,8 @@ pub(super) fn record_output(
 const PRUNE_TURNS: i64 = 500;
 
 fn prune(conn: &Connection, before: i64) -> Result<Applied> {
+    conn.prepare_cached(crate::store::rows::FORGET_REPLICAS)?
+        .execute([before])?;
     let turns: Vec<(String, String)> = conn
         .prepare_cached(
             "SELECT id, session_id FROM turns WHERE ended_at IS NOT NULL AND events_pruned = 0 \
