@@ -105,14 +105,18 @@ async fn replicas_are_live_stopping_lost_or_gone(fx: Fixture) {
         states(&store, t + 20_000).await,
         [("r-a".into(), Lost, 1, 1)]
     );
-    // Pruning keeps a lost replica while it still owns a session or runs a worker...
+    forgotten_once_it_holds_nothing(&store, t).await;
+}
+
+/// Pruning keeps a lost replica while it still owns a session or runs a worker, and forgets
+/// it once it holds nothing.
+async fn forgotten_once_it_holds_nothing(store: &Arc<dyn Store>, t: i64) {
     let prune = || Change::Prune { before: t + 30_000 };
     store.apply(Arc::from(vec![prune()])).await.unwrap();
     assert_eq!(
-        states(&store, t + 20_000).await,
+        states(store, t + 20_000).await,
         [("r-a".into(), Lost, 1, 1)]
     );
-    // ...and forgets it once it holds nothing.
     let exited = Change::WorkerExited(crate::store::WorkerExit {
         worker_id: WorkerId("w1".into()),
         generation: 1,
@@ -135,5 +139,5 @@ async fn replicas_are_live_stopping_lost_or_gone(fx: Fixture) {
         .apply(Arc::from(vec![exited, disown, lost, prune()]))
         .await
         .unwrap();
-    assert!(states(&store, t + 20_000).await.is_empty());
+    assert!(states(store, t + 20_000).await.is_empty());
 }
