@@ -20,6 +20,7 @@ pub struct Replica {
     pub child: Child,
     pub client: Client,
     pub pid: u32,
+    pub url: String,
 }
 
 /// Replicas on one fresh `PostgreSQL` schema with test-sized clocks.
@@ -69,6 +70,7 @@ impl Cluster {
             child,
             client: Client::new(&url, None),
             pid,
+            url,
         }
     }
 }

@@ -383,3 +383,64 @@ async fn a_session_deleted_on_another_replica_ends_its_turn_and_worker() {
     assert_eq!(closed.event, "closed", "{closed:?}");
     assert_gone(pid).await;
 }
+
+/// Row 28: `PostgreSQL` goes away for three leases (every connection of both replicas ended
+/// as it appears, as a server restart would) while turns stream. Meanwhile `/healthz` says
+/// 503; afterwards both turns complete with their text whole, once, on the other replica's
+/// stream; nobody was found lost (no lease can be renewed during an outage, so none is judged
+/// for a lease after it), and no turn failed.
+#[tokio::test]
+async fn row_28_a_postgres_outage_fails_nothing_and_doubles_nothing() {
+    let Some(c) = Cluster::new(1000).await else {
+        return;
+    };
+    let (a, b) = (c.replica().await, c.replica().await);
+    let ids = (id_of(&a, a.pid).await, id_of(&a, b.pid).await);
+    let (s1, s2) = (a.session("slow").await, b.session("slow").await);
+    let (mut r1, mut r2) = (b.open(&s1).await, a.open(&s2).await);
+    let text = "one two three four five six seven eight nine ten";
+    let (t1, t2) = (a.post(&s1, text).await, b.post(&s2, text).await);
+    let (f1, f2) = (r1.next().await.unwrap(), r2.next().await.unwrap());
+    assert_eq!((f1.event.as_str(), f2.event.as_str()), ("output", "output"));
+    let healthz = format!("{}/healthz", a.url);
+    let watch = tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + GUARD;
+        loop {
+            if let Ok(r) = http.get(&healthz).send().await
+                && r.status().as_u16() == 503
+            {
+                return true;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let ended = c.data.terminate_connections(Duration::from_secs(3)).await;
+    assert!(ended > 0, "the replicas had connections to end");
+    assert!(watch.await.unwrap(), "/healthz said 503 during the outage");
+    for (r, t, first) in [(&mut r1, &t1, f1), (&mut r2, &t2, f2)] {
+        let events = r.until_complete(t).await;
+        let streamed: String = std::iter::once(&first)
+            .chain(&events)
+            .filter(|e| e.event == "output")
+            .map(|e| e.data["content"].as_str().unwrap())
+            .collect();
+        assert_eq!(streamed, text, "no delta lost or doubled");
+        assert_eq!(assert_completed(&events), text);
+    }
+    let db = c.data.db().await;
+    for t in [&t1, &t2] {
+        let sql = "SELECT COUNT(*) FROM events WHERE turn_id = $1 AND kind = 'complete'";
+        assert_eq!(db.int(sql, &[t]).await, 1, "one complete stored");
+    }
+    assert_eq!(
+        db.int("SELECT COUNT(*) FROM turns WHERE outcome = 'failed'", &[])
+            .await,
+        0
+    );
+    assert_eq!(id_of(&a, a.pid).await, ids.0, "a was not found lost");
+    assert_eq!(id_of(&a, b.pid).await, ids.1, "b was not found lost");
+}
