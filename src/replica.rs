@@ -1,6 +1,12 @@
 //! Several replicas on one database (`replicas.md`): registration and leases, session
 //! ownership with epochs, fenced writes, takeover of a lost replica's sessions, graceful stop.
-//! Built so far: registration with a renewed lease ([`registry`]); the rest follows the model.
+//! [`registry`] registers this process and renews its lease; [`cluster`] judges the others'
+//! leases, claims and wakes sessions, and carries wake-ups, commits and operator actions
+//! between replicas (`LISTEN/NOTIFY`); the store holds ownership (`store::claim`, the fenced
+//! writes of each backend) and the supervisor's actors write under their fence
+//! (`supervisor/actor/owner.rs`). Where the code refines the model: a claim never judges a
+//! lease (only the scan's `MarkLost` does, never its own, and not within a lease of a store
+//! outage), and a replica that claims a session it owns already adopts its epoch.
 //!
 //! The protocol is designed and model-checked before it is built. `src/replica/model.pml` is
 //! a Promela model of it whose header maps every step to the function and SQL that will
