@@ -338,8 +338,7 @@ impl Prepared {
                 state.stopping.cancel();
                 let registration = current(&state.replica);
                 registration.mark(&state.journal, false).await;
-                let me = Some(&registration.id);
-                if registry::live_peers(state.store.as_ref(), me)
+                if registry::serving_peers(state.store.as_ref(), &registration.id)
                     .await
                     .unwrap_or(0)
                     > 0

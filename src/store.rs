@@ -465,10 +465,13 @@ pub enum Change {
         fence: Fence,
     },
     /// Take a session from whoever owns it (it was deleted): owner none, epoch moved on, so
-    /// the owner's next write is refused and it stops the session's worker.
+    /// the owner's next write is refused and it stops the session's worker; the session's
+    /// worker rows still open are closed (`session_deleted`, intentional).
     Disown {
         /// The session.
         session_id: SessionId,
+        /// When (epoch ms).
+        at: i64,
     },
     /// Mark replicas lost: those named (known dead: their process is gone), and, when `judge`
     /// names the judging replica, any other live one whose lease has run out by the database's

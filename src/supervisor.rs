@@ -220,6 +220,10 @@ impl Supervisor {
     /// actor if needed; false when it does not own it.
     fn send_owned(&self, session: &SessionRecord, cmd: Cmd) -> Result<bool, ActionError> {
         let mut reg = self.ctx.registry();
+        if reg.releasing {
+            // Handing sessions to the peers: nothing starts here any more.
+            return Ok(false);
+        }
         if reg.closed {
             return Err(ActionError::ShuttingDown);
         }
@@ -343,6 +347,9 @@ impl Supervisor {
     /// for the peers. Returns once every session is released.
     pub async fn release_all(&self, drain: std::time::Duration) {
         let until = tokio::time::Instant::now() + drain;
+        // No claim is half-way while the flag is set: one that began has put its ownership
+        // in place, and every later one sees the flag.
+        let no_claims = self.ctx.claims.lock().await;
         let (actors, idle): (Vec<_>, Vec<_>) = {
             let mut reg = self.ctx.registry();
             reg.releasing = true;
@@ -359,13 +366,16 @@ impl Supervisor {
             }
             (actors, idle)
         };
+        drop(no_claims);
         for tx in actors {
             let _ = tx.send(Cmd::Release { until });
         }
         for fence in idle {
             let _ = self.ctx.journal.write(Change::Release { fence }).await;
         }
-        while !self.ctx.registry().actors.is_empty() {
+        // Bounded: past the drain and a worker's stop, whatever is left is the shutdown's.
+        let bound = until + self.ctx.config.gateway.stop_grace * 3;
+        while !self.ctx.registry().actors.is_empty() && tokio::time::Instant::now() < bound {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }

@@ -215,6 +215,7 @@ async fn end_elsewhere(app: &AppState, session: &SessionId) -> Result<(), ApiErr
     let owner = app.store.owner(session, now_ms()).await?;
     let disown = Change::Disown {
         session_id: session.clone(),
+        at: now_ms(),
     };
     app.journal.write(disown).await?;
     if let Some((owner, _, true)) = owner

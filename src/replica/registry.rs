@@ -135,7 +135,7 @@ pub async fn wait_for_sole_use(store: &dyn Store) -> Result<(), String> {
 /// The store could not be read.
 pub async fn dead_here(store: &dyn Store) -> Result<Vec<ReplicaId>, String> {
     let host = host_name();
-    let all = store.replicas(now_ms()).await.map_err(|e| e.to_string())?;
+    let all = stored(store).await?;
     Ok(all
         .into_iter()
         .filter(|r| r.state != ReplicaState::Lost && r.host == host)
@@ -150,7 +150,7 @@ pub async fn dead_here(store: &dyn Store) -> Result<Vec<ReplicaId>, String> {
 /// # Errors
 /// The store could not be read.
 pub async fn earlier(store: &dyn Store) -> Result<Vec<ReplicaId>, String> {
-    let all = store.replicas(now_ms()).await.map_err(|e| e.to_string())?;
+    let all = stored(store).await?;
     Ok(all
         .into_iter()
         .filter(|r| r.state != ReplicaState::Lost)
@@ -158,16 +158,38 @@ pub async fn earlier(store: &dyn Store) -> Result<Vec<ReplicaId>, String> {
         .collect())
 }
 
-/// How many replicas other than this process the store shows live.
+/// How many replicas other than this process may be serving: every one not marked lost or
+/// stopped (live or stopping as stored), whether or not its lease looks run out from here (it
+/// may be paused, or the store just back): a replica that starts beside them must not close
+/// their books.
 ///
 /// # Errors
 /// The store could not be read.
 pub async fn live_peers(store: &dyn Store, me: Option<&ReplicaId>) -> Result<usize, String> {
+    let all = stored(store).await?;
+    Ok(all
+        .iter()
+        .filter(|r| r.state != ReplicaState::Lost && Some(&r.replica_id) != me)
+        .count())
+}
+
+/// How many replicas other than this process are live with a lease running now: the peers a
+/// stopping replica may hand its sessions to.
+///
+/// # Errors
+/// The store could not be read.
+pub async fn serving_peers(store: &dyn Store, me: &ReplicaId) -> Result<usize, String> {
     let all = store.replicas(now_ms()).await.map_err(|e| e.to_string())?;
     Ok(all
         .iter()
-        .filter(|r| r.state == ReplicaState::Live && Some(&r.replica_id) != me)
+        .filter(|r| r.state == ReplicaState::Live && &r.replica_id != me)
         .count())
+}
+
+/// The replicas with their states as stored (live, stopping, lost), no lease judged here:
+/// judged from the epoch, no lease has run out.
+async fn stored(store: &dyn Store) -> Result<Vec<ReplicaInfo>, String> {
+    store.replicas(0).await.map_err(|e| e.to_string())
 }
 
 /// The replicas other than a dead one on this host that the store shows live.

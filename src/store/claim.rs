@@ -64,6 +64,26 @@ pub fn answer(
     }
 }
 
+/// The exits of a deleted session's workers, recorded by whoever deleted it (the owner, if
+/// another replica, is refused its own record).
+pub fn deleted(workers: Vec<(WorkerId, u32)>, at: i64) -> Vec<Change> {
+    workers
+        .into_iter()
+        .map(|(worker_id, generation)| {
+            Change::WorkerExited(WorkerExit {
+                worker_id,
+                generation,
+                exit_code: None,
+                signal: None,
+                at,
+                intentional: true,
+                reason: ExitReason::SessionDeleted.to_string(),
+                stderr_tail: String::new(),
+            })
+        })
+        .collect()
+}
+
 /// The writes that close a lost owner's books on a session: each open turn that reached a
 /// worker fails `replica_lost`, each open worker row exits (`replica_lost`, not intentional,
 /// exit code unknown).

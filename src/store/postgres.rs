@@ -241,11 +241,10 @@ impl Store for PgStore {
                 Ok(true) => return Ok(u.result),
                 Ok(false) => {}
                 Err(e) => {
-                    *self
-                        .unsettled
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(u);
-                    return Err(e.into());
+                    // Still unknown: never tried again as new, never split, never reported as
+                    // failed; asked again at the journal's next try.
+                    tracing::warn!(error = %e, "could not ask whether a batch committed");
+                    return Err(self.unsettle(u));
                 }
             }
         }

@@ -184,6 +184,10 @@ impl Actor {
             }
             if self.reload {
                 self.reload_queue().await;
+                if self.gone.load(std::sync::atomic::Ordering::Relaxed) {
+                    self.fenced();
+                    break;
+                }
             }
             self.advance().await;
             if self.finished {

@@ -78,7 +78,7 @@ async fn row19_gateway_killed_then_restarted(b: Backend) {
     let data = Data::new(b).await;
     let conf = data.dir.path().join("turnwatch.toml");
     let toml = format!(
-        "[gateway]\ndefault_agent = \"slow\"\n[agents.slow]\ncommand = [\"{BIN}\", \"worker\", \"--mode\", \"slow\", \"--deltas\", \"200\", \"--delay-ms\", \"100\"]\n"
+        "[gateway]\ndefault_agent = \"slow\"\nreplica_lease = \"1s\"\n[agents.slow]\ncommand = [\"{BIN}\", \"worker\", \"--mode\", \"slow\", \"--deltas\", \"200\", \"--delay-ms\", \"100\"]\n"
     );
     std::fs::write(&conf, toml).unwrap();
     let mut child = tokio::process::Command::new(BIN)
@@ -134,6 +134,9 @@ async fn row19_gateway_killed_then_restarted(b: Backend) {
     child.kill().await.unwrap();
     drop(stream);
     assert_gone(pid as u32).await; // the worker saw its stdin close and exited
+    // Restarted after the dead run's lease ran out: its row still says live, and its sessions
+    // must still take turns (they are the new run's to claim).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let gw = TestGateway::start_on(config(vec![("slow", worker(&["--mode", "echo"]))]), data).await;
     let s = crate::harness::Session {
@@ -149,5 +152,10 @@ async fn row19_gateway_killed_then_restarted(b: Backend) {
         "only what came after the cursor"
     );
     r.assert_quiet(Duration::from_millis(200)).await;
+    let next = gw.post(&s, "after the restart").await;
+    assert_eq!(
+        crate::harness::assert_completed(&r.until_complete(&next).await),
+        "after the restart"
+    );
     gw.stop().await;
 }

@@ -18,10 +18,12 @@ use crate::supervisor::Supervisor;
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);
 /// Pauses between tries of reading back another replica's events; a stream left behind
 /// still catches up at the next event it is shown.
-const READ_RETRIES: [Duration; 3] = [
+const READ_RETRIES: [Duration; 5] = [
     Duration::from_millis(50),
     Duration::from_millis(200),
     Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
 ];
 
 /// Listens until `stop`; does nothing on a store without notifications.
@@ -59,12 +61,12 @@ pub async fn listen(
             match next {
                 Ok(Some(n)) => {
                     let on = Notice {
-                        store: store.as_ref(),
+                        store: &store,
                         hub: &hub,
                         supervisor: &supervisor,
                         origin: &origin,
                     };
-                    on.handle(n.channel(), n.payload()).await;
+                    on.handle(n.channel(), n.payload());
                 }
                 // The connection was lost and is re-established by the next call.
                 Ok(None) => resync(store.as_ref(), &hub).await,
@@ -80,26 +82,36 @@ pub async fn listen(
 
 /// What a notification needs.
 struct Notice<'a> {
-    store: &'a dyn Store,
-    hub: &'a Hub,
+    store: &'a Arc<dyn Store>,
+    hub: &'a Arc<Hub>,
     supervisor: &'a Supervisor,
     origin: &'a str,
 }
 
 impl Notice<'_> {
-    async fn handle(&self, channel: &str, payload: &str) {
+    fn handle(&self, channel: &str, payload: &str) {
         let words: Vec<&str> = payload.split(' ').collect();
         let range = |a: &str, b: &str| Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?));
         match (channel, words.as_slice()) {
             (EVENTS_CHANNEL, [origin, session, first, last]) if *origin != self.origin => {
-                if let Some((first, last)) = range(first, last) {
-                    self.session_events(&SessionId((*session).to_owned()), first, last)
-                        .await;
+                // Read back off the listening loop (a slow read must not hold up the others);
+                // events published out of order are put right by the streams (see `tail`).
+                if let Some(range) = range(first, last)
+                    && self.hub.is_watched(&SessionId((*session).to_owned()))
+                {
+                    let (store, hub) = (Arc::clone(self.store), Arc::clone(self.hub));
+                    let session = SessionId((*session).to_owned());
+                    tokio::spawn(
+                        async move { session_events(&*store, &hub, &session, range).await },
+                    );
                 }
             }
             (ADMIN_CHANNEL, [origin, first, last]) if *origin != self.origin => {
-                if let Some((first, last)) = range(first, last) {
-                    self.admin_events(first, last).await;
+                if let Some(range) = range(first, last)
+                    && self.hub.admin_connections() > 0
+                {
+                    let (store, hub) = (Arc::clone(self.store), Arc::clone(self.hub));
+                    tokio::spawn(async move { admin_events(&*store, &hub, range).await });
                 }
             }
             // Off the listening loop: a claim or an actor's answer must not hold up the
@@ -120,56 +132,54 @@ impl Notice<'_> {
             _ => {}
         }
     }
+}
 
-    /// Reads another replica's committed session events back for this replica's streams.
-    async fn session_events(&self, session: &SessionId, first: i64, last: i64) {
-        if !self.hub.is_watched(session) {
-            return;
-        }
-        for pause in READ_RETRIES {
-            match self
-                .store
-                .events_after(session, first - 1, last - first + 1)
-                .await
-            {
-                Ok(events) => {
-                    for e in events {
-                        self.hub.publish(&Arc::new(e));
-                    }
-                    return;
+/// Reads another replica's committed session events back for this replica's streams.
+async fn session_events(
+    store: &dyn Store,
+    hub: &Hub,
+    session: &SessionId,
+    (first, last): (i64, i64),
+) {
+    for pause in READ_RETRIES {
+        match store
+            .events_after(session, first - 1, last - first + 1)
+            .await
+        {
+            Ok(events) => {
+                for e in events {
+                    hub.publish(&Arc::new(e));
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not read another replica's events; retrying");
-                    tokio::time::sleep(pause).await;
-                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read another replica's events; retrying");
+                tokio::time::sleep(pause).await;
             }
         }
     }
+    tracing::error!(session = %session, "gave up reading another replica's events; its streams catch up at their next event or reconnect");
+}
 
-    /// Reads another replica's committed admin events back for this replica's admin streams.
-    async fn admin_events(&self, first: i64, last: i64) {
-        if self.hub.admin_connections() == 0 {
-            return;
-        }
-        for pause in READ_RETRIES {
-            match self
-                .store
-                .admin_events_after(first - 1, last - first + 1)
-                .await
-            {
-                Ok(events) => {
-                    for e in events {
-                        self.hub.publish_admin(e);
-                    }
-                    return;
+/// Reads another replica's committed admin events back for this replica's admin streams.
+async fn admin_events(store: &dyn Store, hub: &Hub, (first, last): (i64, i64)) {
+    for pause in READ_RETRIES {
+        match store.admin_events_after(first - 1, last - first + 1).await {
+            Ok(events) => {
+                for e in events {
+                    hub.publish_admin(e);
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not read another replica's admin events; retrying");
-                    tokio::time::sleep(pause).await;
-                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read another replica's admin events; retrying");
+                tokio::time::sleep(pause).await;
             }
         }
     }
+    tracing::error!(
+        "gave up reading another replica's admin events; admin streams catch up at their next event or reconnect"
+    );
 }
 
 /// After a (re)connect: each watched stream is shown the latest event of its log; a stream

@@ -147,7 +147,7 @@ impl Writes<'_> {
                     Change::Fenced { fence, .. } | Change::Release { fence } => {
                         Some(fence.session_id.as_str())
                     }
-                    Change::Claim { session_id, .. } | Change::Disown { session_id } => {
+                    Change::Claim { session_id, .. } | Change::Disown { session_id, .. } => {
                         Some(session_id.as_str())
                     }
                     _ => None,
@@ -384,7 +384,7 @@ impl Writes<'_> {
                 at,
             } => self.claim(session_id, replica_id, *at).await,
             Change::Release { fence } => self.release(fence).await,
-            Change::Disown { session_id } => self.disown(session_id).await,
+            Change::Disown { session_id, at } => self.disown(session_id, *at).await,
             other => self.apply_one(other).await,
         }
     }

@@ -95,7 +95,9 @@ pub(super) fn apply_logged(
             at,
         } => return owners::claim(conn, seqs, admin, (session_id, replica_id, *at)),
         Change::Release { fence } => return owners::release(conn, fence),
-        Change::Disown { session_id } => return owners::disown(conn, session_id),
+        Change::Disown { session_id, at } => {
+            return owners::disown(conn, seqs, admin, (session_id, *at));
+        }
         _ => {}
     }
     let applied = apply_one(conn, seqs, w)?;

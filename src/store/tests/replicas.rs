@@ -129,6 +129,7 @@ async fn forgotten_once_it_holds_nothing(store: &Arc<dyn Store>, t: i64) {
     });
     let disown = Change::Disown {
         session_id: SessionId("s1".into()),
+        at: t + 21_000,
     };
     let lost = Change::MarkLost {
         replicas: vec![ReplicaId("r-a".into())],

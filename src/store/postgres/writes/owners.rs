@@ -85,20 +85,12 @@ impl Writes<'_> {
         .bind(session.as_str())
         .fetch_all(&mut *self.conn)
         .await?;
-        let workers: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT worker_id, generation FROM workers WHERE session_id = $1 AND exited_at IS NULL",
-        )
-        .bind(session.as_str())
-        .fetch_all(&mut *self.conn)
-        .await?;
+        let workers = self.open_workers(session).await?;
         let turns = turns
             .into_iter()
             .map(|(t, m)| (TurnId(t), MessageId(m)))
             .collect();
-        let workers = workers
-            .into_iter()
-            .map(|(w, g)| (WorkerId(w), u32::try_from(g).unwrap_or(0)))
-            .collect();
+
         let mut events = Vec::new();
         for change in claim::takeover(session, turns, workers, at) {
             let applied = Box::pin(self.apply_one(&change)).await?;
@@ -111,7 +103,7 @@ impl Writes<'_> {
     }
 
     /// Takes the session from any owner (it was deleted): the owner's next write is refused.
-    pub(super) async fn disown(&mut self, session: &SessionId) -> Result<Applied> {
+    pub(super) async fn disown(&mut self, session: &SessionId, at: i64) -> Result<Applied> {
         let Some((_, epoch)) = self.owner_of(session).await? else {
             return Ok(Applied::Unchanged);
         };
@@ -122,7 +114,25 @@ impl Writes<'_> {
         )
         .await?;
         self.owners.insert(session.clone(), (None, epoch + 1));
+        for change in claim::deleted(self.open_workers(session).await?, at) {
+            let applied = Box::pin(self.apply_one(&change)).await?;
+            self.lifecycle.extend(lifecycle::derive(&change, &applied));
+        }
         Ok(Applied::Changed)
+    }
+
+    /// The session's worker rows with no recorded exit.
+    async fn open_workers(&mut self, session: &SessionId) -> Result<Vec<(WorkerId, u32)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT worker_id, generation FROM workers WHERE session_id = $1 AND exited_at IS NULL",
+        )
+        .bind(session.as_str())
+        .fetch_all(&mut *self.conn)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(w, g)| (WorkerId(w), u32::try_from(g).unwrap_or(0)))
+            .collect())
     }
 
     /// Gives the session up, if still owned as the fence says.

@@ -12,7 +12,8 @@ impl Writes<'_> {
                 self.execute(
                     sqlx::query(&format!(
                         "INSERT INTO replicas (id, name, host, pid, version, started_at, heartbeat_at, \
-                         lease_until) VALUES ($1, $2, $3, $4, $5, $6, {NOW_MS}, {NOW_MS} + $7 - $6)"
+                         lease_until, up_since) VALUES ($1, $2, $3, $4, $5, $6, {NOW_MS}, {NOW_MS} + $7 - $6, \
+                         {NOW_MS})"
                     ))
                     .bind(r.id.as_str())
                     .bind(text(&r.name))
@@ -33,7 +34,9 @@ impl Writes<'_> {
                 // stopped) is never renewed.
                 self.execute(
                     sqlx::query(&format!(
-                        "UPDATE replicas SET heartbeat_at = {NOW_MS}, lease_until = {NOW_MS} + $1 \
+                        "UPDATE replicas SET heartbeat_at = {NOW_MS}, lease_until = {NOW_MS} + $1, \
+                         up_since = CASE WHEN heartbeat_at < {NOW_MS} - $1 * 2 / 3 THEN {NOW_MS} \
+                         ELSE up_since END \
                          WHERE id = $2 AND state IN ('live', 'stopping')"
                     ))
                     .bind(lease_until - at)
@@ -68,7 +71,10 @@ impl Writes<'_> {
                         sqlx::query(&format!(
                             "UPDATE replicas SET state = 'lost' WHERE state IN ('live', 'stopping') \
                              AND (id = ANY($1) OR ($2::text IS NOT NULL AND id <> $2 \
-                                  AND lease_until < {NOW_MS}))"
+                                  AND lease_until < {NOW_MS} AND EXISTS (SELECT 1 FROM replicas j \
+                                  WHERE j.id = $2 AND j.state = 'live' \
+                                  AND j.up_since <= {NOW_MS} - (j.lease_until - j.heartbeat_at) \
+                                  AND j.heartbeat_at >= {NOW_MS} - (j.lease_until - j.heartbeat_at) / 2)))"
                         ))
                         .bind(&ids)
                         .bind(judge.as_ref().map(ReplicaId::as_str)),

@@ -61,12 +61,7 @@ pub(super) fn claim(
             Ok((TurnId(r.get(0)?), MessageId(r.get(1)?)))
         })?
         .collect::<Result<Vec<_>>>()?;
-    let workers = conn
-        .prepare_cached(
-            "SELECT worker_id, generation FROM workers WHERE session_id = ? AND exited_at IS NULL",
-        )?
-        .query_map([session.as_str()], |r| Ok((WorkerId(r.get(0)?), r.get(1)?)))?
-        .collect::<Result<Vec<_>>>()?;
+    let workers = open_workers(conn, session)?;
     let mut events = Vec::new();
     for change in claim::takeover(session, turns, workers, at) {
         if let Applied::Events(mut e) = apply_logged(conn, seqs, &change, admin)? {
@@ -77,13 +72,30 @@ pub(super) fn claim(
 }
 
 /// Takes the session from any owner (it was deleted): the owner's next write is refused.
-pub(super) fn disown(conn: &Connection, session: &SessionId) -> Result<Applied> {
+pub(super) fn disown(
+    conn: &Connection,
+    seqs: &mut Seqs,
+    admin: &mut Vec<LoggedEvent>,
+    (session, at): (&SessionId, i64),
+) -> Result<Applied> {
     let n = conn
         .prepare_cached(
             "UPDATE sessions SET owner = NULL, owner_epoch = owner_epoch + 1 WHERE id = ?",
         )?
         .execute([session.as_str()])?;
+    for change in claim::deleted(open_workers(conn, session)?, at) {
+        apply_logged(conn, seqs, &change, admin)?;
+    }
     Ok(Applied::changed(n == 1))
+}
+
+/// The session's worker rows with no recorded exit.
+fn open_workers(conn: &Connection, session: &SessionId) -> Result<Vec<(WorkerId, u32)>> {
+    conn.prepare_cached(
+        "SELECT worker_id, generation FROM workers WHERE session_id = ? AND exited_at IS NULL",
+    )?
+    .query_map([session.as_str()], |r| Ok((WorkerId(r.get(0)?), r.get(1)?)))?
+    .collect()
 }
 
 /// Gives the session up, if still owned as the fence says.
