@@ -234,7 +234,7 @@ async fn prepare(
     .map_err(GatewayError::Config)?;
     if !dead.is_empty() {
         let mark = Change::MarkLost {
-            replicas: dead,
+            replicas: dead.clone(),
             judge: None,
             at: now_ms(),
         };
@@ -249,6 +249,9 @@ async fn prepare(
         recover(store.as_ref(), &journal).await?;
     } else {
         tracing::info!(peers, "joining live replicas on this database");
+        // The dead replicas' workers on this host: their groups may outlive them (a worker's
+        // own children); the peers' scans take their sessions over.
+        crate::supervisor::recovery::recover_workers(store.as_ref(), &journal, Some(&dead)).await?;
     }
     let replica = Registration::register(
         &journal,
@@ -406,7 +409,7 @@ async fn recover(store: &dyn Store, journal: &Journal) -> Result<(), GatewayErro
         );
         end_turn(journal, None, &t.session_id, &t.id, &t.message_id, ending).await;
     }
-    crate::supervisor::recovery::recover_workers(store, journal).await?;
+    crate::supervisor::recovery::recover_workers(store, journal, None).await?;
     journal.flush().await;
     Ok(())
 }

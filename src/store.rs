@@ -255,6 +255,8 @@ pub struct LiveWorker {
     pub pid: Option<u32>,
     /// Where and when it started, when recorded.
     pub origin: Option<ProcessOrigin>,
+    /// The replica that ran it, when recorded.
+    pub replica_id: Option<ReplicaId>,
 }
 
 /// How a worker process ended.

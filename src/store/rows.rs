@@ -272,6 +272,33 @@ pub(super) fn replica_from(r: &impl Cells, now: i64) -> Result<ReplicaInfo> {
     })
 }
 
+/// Worker generations with no recorded exit, with where and when their process started.
+pub(super) const LIVE_WORKERS: &str = "SELECT worker_id, generation, pid, host, boot_id, \
+    start_ticks, replica_id FROM workers WHERE exited_at IS NULL";
+
+/// A [`LIVE_WORKERS`] row.
+pub(super) fn live_worker_from(r: &impl Cells) -> Result<super::LiveWorker> {
+    let origin = match (
+        r.opt_text("host")?,
+        r.opt_text("boot_id")?,
+        r.opt_int("start_ticks")?,
+    ) {
+        (Some(host), Some(boot_id), Some(t)) => Some(super::ProcessOrigin {
+            host,
+            boot_id,
+            start_ticks: t as u64,
+        }),
+        _ => None,
+    };
+    Ok(super::LiveWorker {
+        worker_id: WorkerId(r.text("worker_id")?),
+        generation: r.int("generation")? as u32,
+        pid: r.opt_int("pid")?.map(|p| p as u32),
+        origin,
+        replica_id: r.opt_text("replica_id")?.map(ReplicaId),
+    })
+}
+
 /// Forgets replicas gone (lost or stopped) before the cutoff (bind: it) that own no session
 /// and run no worker any more: a crash-looping replica must not fill the list for good.
 pub(super) const FORGET_REPLICAS: &str = "DELETE FROM replicas WHERE state IN ('lost', 'stopped') \

@@ -18,6 +18,7 @@ use super::process::signal_group;
 use super::procinfo;
 use crate::api::state::ExitReason;
 use crate::clock::now_ms;
+use crate::ids::ReplicaId;
 use crate::journal::Journal;
 use crate::store::{Change, LiveWorker, Store, StoreError, WorkerExit};
 
@@ -39,12 +40,20 @@ impl Verdict {
     }
 }
 
-/// Closes the books on every worker the store records as live, killing those still running.
+/// Closes the books on the workers the store records as live, killing those still running:
+/// every one, or (`only`) those of the replicas named, known dead (a replica starting beside
+/// live peers leaves theirs alone).
 pub(crate) async fn recover_workers(
     store: &dyn Store,
     journal: &Journal,
+    only: Option<&[ReplicaId]>,
 ) -> Result<(), StoreError> {
     for w in store.live_workers().await? {
+        if let Some(dead) = only
+            && !w.replica_id.as_ref().is_some_and(|r| dead.contains(r))
+        {
+            continue;
+        }
         let verdict = judge(&w);
         tracing::warn!(worker = %w.worker_id, generation = w.generation, pid = ?w.pid,
             reason = %verdict.reason(), "a worker of a previous run, recovered");

@@ -31,7 +31,9 @@ pub struct Cluster {
 
 impl Cluster {
     /// A cluster with a lease of `lease_ms`, a short stop drain, and the test agents:
-    /// `echo`, `slow` (20 pieces 150 ms apart), `hang`, `crash` (one delta, then exit 3).
+    /// `echo`, `slow` (20 pieces 150 ms apart), `hang`, `crash` (one delta, then exit 3),
+    /// `parent` (an echo worker that first starts `sleep 300` in its group and writes its pid
+    /// to `child.pid` in the data directory).
     pub async fn new(lease_ms: u64) -> Option<Self> {
         database_url()?;
         let data = Data::new(Backend::Postgres).await;
@@ -42,9 +44,17 @@ impl Cluster {
                  startup_timeout = \"10s\"\nstall_timeout = \"20s\"\ndeadline = \"25s\"\n"
             )
         };
+        let child = data.dir.path().join("child.pid");
+        let script = format!(
+            "sleep 300 & echo $! > {}; exec {BIN} worker --mode echo",
+            child.display()
+        );
+        let parent = format!(
+            "[agents.parent]\ncommand = [\"sh\", \"-c\", {script:?}]\nstartup_timeout = \"10s\"\n"
+        );
         let toml = format!(
             "[gateway]\nreplica_lease = \"{lease_ms}ms\"\nstop_drain = \"10s\"\nstop_grace = \"500ms\"\n\
-             default_agent = \"echo\"\n{}{}{}{}",
+             default_agent = \"echo\"\n{}{}{}{}{parent}",
             agent("echo", "\"--mode\", \"echo\""),
             agent(
                 "slow",

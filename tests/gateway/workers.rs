@@ -27,7 +27,7 @@ on_both!(
 );
 
 /// `SIGKILL`s these process groups when dropped, so a failing test leaves nothing behind.
-struct Reaper(Vec<u32>);
+pub struct Reaper(pub Vec<u32>);
 impl Drop for Reaper {
     fn drop(&mut self) {
         for pid in self.0.iter().filter(|p| procinfo::is_running(**p)) {

@@ -9,8 +9,7 @@ use super::super::rows::{
     turn_info_from, wire, worker_from,
 };
 use super::super::{
-    LiveWorker, LoggedEvent, Overview, ProcessOrigin, Snapshot, TurnQuery, WorkerQuery,
-    WorkerRecord,
+    LiveWorker, LoggedEvent, Overview, Snapshot, TurnQuery, WorkerQuery, WorkerRecord,
 };
 use crate::api::admin::{ReplicaInfo, TurnInfo};
 use crate::api::state::{TurnFilter, TurnSet, WorkerFilter, WorkerSet};
@@ -242,33 +241,11 @@ pub(super) async fn snapshot(pool: &SqlitePool, now: i64) -> Result<Snapshot, sq
 
 /// Worker generations with no recorded exit, with where and when their process started.
 pub(super) async fn live_workers(pool: &SqlitePool) -> Result<Vec<LiveWorker>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT worker_id, generation, pid, host, boot_id, start_ticks FROM workers \
-         WHERE exited_at IS NULL",
-    )
-    .fetch_all(pool)
-    .await?;
+    let rows = sqlx::query(crate::store::rows::LIVE_WORKERS)
+        .fetch_all(pool)
+        .await?;
     rows.iter()
-        .map(|r| {
-            let origin = match (
-                r.try_get::<Option<String>, _>("host")?,
-                r.try_get::<Option<String>, _>("boot_id")?,
-                r.try_get::<Option<i64>, _>("start_ticks")?,
-            ) {
-                (Some(host), Some(boot_id), Some(t)) => Some(ProcessOrigin {
-                    host,
-                    boot_id,
-                    start_ticks: t as u64,
-                }),
-                _ => None,
-            };
-            Ok(LiveWorker {
-                worker_id: WorkerId(r.try_get("worker_id")?),
-                generation: r.try_get::<i64, _>("generation")? as u32,
-                pid: r.try_get::<Option<i64>, _>("pid")?.map(|p| p as u32),
-                origin,
-            })
-        })
+        .map(crate::store::rows::live_worker_from)
         .collect()
 }
 

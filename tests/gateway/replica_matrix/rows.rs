@@ -444,3 +444,39 @@ async fn row_28_a_postgres_outage_fails_nothing_and_doubles_nothing() {
     assert_eq!(id_of(&a, a.pid).await, ids.0, "a was not found lost");
     assert_eq!(id_of(&a, b.pid).await, ids.1, "b was not found lost");
 }
+
+/// A replica killed on this host beside a live peer: the next replica to start on this host
+/// kills what the dead one's workers left behind (a worker's own children, which the kernel's
+/// kill-with-parent does not reach), and leaves the peer's workers alone.
+#[tokio::test]
+async fn a_dead_replica_s_leftovers_are_killed_by_the_next_to_start_beside_peers() {
+    let Some(c) = Cluster::new(2000).await else {
+        return;
+    };
+    let (mut a, b) = (c.replica().await, c.replica().await);
+    let s = a.session("parent").await;
+    let mut on_b = b.open(&s).await;
+    let t = a.post(&s, "hi").await;
+    assert_eq!(assert_completed(&on_b.until_complete(&t).await), "hi");
+    let child: u32 = std::fs::read_to_string(c.data.dir.path().join("child.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _reaper = crate::workers::Reaper(vec![child]);
+    let busy = b.session("hang").await;
+    b.post(&busy, "hold on").await;
+    let (_, _, peer_worker) = b.live_worker(&busy).await;
+    a.signal(Signal::SIGKILL);
+    a.child.wait().await.unwrap();
+    assert!(
+        turnwatch::supervisor::procinfo::is_running(child),
+        "the worker's child outlived its replica"
+    );
+    let _third = c.replica().await;
+    assert_gone(child).await;
+    assert!(
+        turnwatch::supervisor::procinfo::is_running(peer_worker),
+        "the live peer's worker was left alone"
+    );
+}
