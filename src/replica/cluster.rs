@@ -22,7 +22,7 @@ pub use listen::listen;
 
 /// The channel wake-ups travel on: `OWNER SESSION`.
 const WAKE_CHANNEL: &str = "turnwatch_wake";
-/// The channel forwarded operator actions travel on (JSON [`Forward`]).
+/// The channel that tells a replica it has forwarded operator actions to take: `REPLICA`.
 const ACTION_CHANNEL: &str = "turnwatch_action";
 /// How often the store is scanned for sessions to claim or wake.
 const SCAN_EVERY: Duration = Duration::from_secs(1);
@@ -82,12 +82,50 @@ impl Peers {
             .await;
     }
 
-    /// Asks the replica that owns the target to carry the action out; false when it could not
-    /// be sent.
+    /// Asks the replica that owns the target to carry the action out: the action is stored
+    /// for it and it is woken, in one statement; false when it could not be stored.
     pub async fn forward(&self, action: &Forward) -> bool {
-        match serde_json::to_string(action) {
-            Ok(json) => self.notify(ACTION_CHANNEL, &json).await,
-            Err(_) => false,
+        let (Some(pg), Ok(json)) = (self.store.postgres(), serde_json::to_string(action)) else {
+            return false;
+        };
+        let sent = sqlx::query(
+            "WITH a AS (INSERT INTO forwarded_actions (replica_id, payload, created_at) \
+             VALUES ($1, $2, $3)) SELECT pg_notify($4, $1)",
+        )
+        .bind(action.replica.as_str())
+        .bind(&json)
+        .bind(now_ms())
+        .bind(ACTION_CHANNEL)
+        .execute(pg.pool())
+        .await;
+        if let Err(e) = &sent {
+            tracing::warn!(error = %e, "could not forward an operator action");
+        }
+        sent.is_ok()
+    }
+}
+
+/// Takes the operator actions other replicas forwarded to this one, oldest first, and carries
+/// them out (the admin log records each result). Each is taken once: the delete is the claim.
+pub async fn take_actions(store: &dyn Store, supervisor: &Supervisor) {
+    let Some(pg) = store.postgres() else { return };
+    let taken: Result<Vec<(i64, String)>, _> =
+        sqlx::query_as("DELETE FROM forwarded_actions WHERE replica_id = $1 RETURNING id, payload")
+            .bind(supervisor.replica().as_str())
+            .fetch_all(pg.pool())
+            .await;
+    let mut taken = match taken {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not take the forwarded operator actions");
+            return;
+        }
+    };
+    taken.sort_by_key(|(id, _)| *id);
+    for (_, payload) in taken {
+        match serde_json::from_str::<Forward>(&payload) {
+            Ok(f) => act(supervisor, f).await,
+            Err(e) => tracing::warn!(error = %e, "unreadable forwarded action"),
         }
     }
 }
@@ -156,6 +194,8 @@ pub async fn scan(
             }
             Err(e) => tracing::warn!(error = %e, "could not read the sessions to claim"),
         }
+        // Actions whose notification was lost.
+        take_actions(store.as_ref(), &supervisor).await;
         match store.owned_with_queued(&me).await {
             Ok(sessions) => {
                 for s in sessions {

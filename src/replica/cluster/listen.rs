@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use super::{ACTION_CHANNEL, Forward, WAKE_CHANNEL, act};
+use super::{ACTION_CHANNEL, WAKE_CHANNEL, take_actions};
 use crate::ids::SessionId;
 use crate::journal::Hub;
 use crate::store::Store;
@@ -121,14 +121,10 @@ impl Notice<'_> {
                 let session = SessionId((*session).to_owned());
                 tokio::spawn(async move { supervisor.wake(&session).await });
             }
-            (ACTION_CHANNEL, _) => match serde_json::from_str::<Forward>(payload) {
-                Ok(f) if f.replica == self.supervisor.replica() => {
-                    let supervisor = self.supervisor.clone();
-                    tokio::spawn(async move { act(&supervisor, f).await });
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "unreadable forwarded action"),
-            },
+            (ACTION_CHANNEL, [replica]) if *replica == self.supervisor.replica().as_str() => {
+                let (store, supervisor) = (Arc::clone(self.store), self.supervisor.clone());
+                tokio::spawn(async move { take_actions(&*store, &supervisor).await });
+            }
             _ => {}
         }
     }

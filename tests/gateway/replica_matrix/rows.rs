@@ -480,3 +480,39 @@ async fn a_dead_replica_s_leftovers_are_killed_by_the_next_to_start_beside_peers
         "the live peer's worker was left alone"
     );
 }
+
+/// A forwarded operator action whose notification was lost is still carried out: it waits
+/// in the store until the owner's scan takes it.
+#[tokio::test]
+async fn a_forwarded_action_survives_a_lost_notification() {
+    let Some(c) = Cluster::new(2000).await else {
+        return;
+    };
+    let (a, b) = (c.replica().await, c.replica().await);
+    let s = a.session("hang").await;
+    let mut on_b = b.open(&s).await;
+    let t = a.post(&s, "hold on").await;
+    let (worker, generation, pid) = a.live_worker(&s).await;
+    let forward = serde_json::json!({
+        "replica": id_of(&b, a.pid).await, "action": "kill", "target": worker,
+        "generation": generation, "pid": pid, "reason": "notification lost", "token": "local",
+    });
+    // Stored as `Peers::forward` stores it, but with no NOTIFY.
+    c.data
+        .db()
+        .await
+        .execute(
+            &format!(
+                "INSERT INTO forwarded_actions (replica_id, payload, created_at) VALUES ($1, $2, {})",
+                turnwatch::clock::now_ms()
+            ),
+            &[forward["replica"].as_str().unwrap(), &forward.to_string()],
+        )
+        .await;
+    let err = assert_failed(&on_b.until_complete(&t).await, "cancelled_by_operator");
+    assert!(
+        err["error"].as_str().unwrap().contains("notification lost"),
+        "{err}"
+    );
+    assert_gone(pid).await;
+}

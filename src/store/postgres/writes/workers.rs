@@ -199,6 +199,11 @@ impl Writes<'_> {
     async fn prune(&mut self, before: i64) -> Result<Applied> {
         self.execute(sqlx::query(crate::store::rows::FORGET_REPLICAS).bind(before))
             .await?;
+        // Actions for a replica that never took them (it was lost meanwhile).
+        self.execute(
+            sqlx::query("DELETE FROM forwarded_actions WHERE created_at < $1").bind(before),
+        )
+        .await?;
         // Batch tokens are asked for only right after a lost COMMIT: a short memory suffices.
         self.execute(sqlx::query("DELETE FROM applied_batches WHERE at < $1").bind(before))
             .await?;
