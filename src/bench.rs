@@ -1,14 +1,26 @@
 //! `turnwatch bench [NAME]`: the performance figures of `performance.md`, each printed beside a
 //! floor measured in the same run (these machines are shared and noisy: ratios hold, absolute
 //! times drift). One line per figure: `name value unit floor ratio`, then details.
+//!
+//! The replica figures (P10, P13–P16, `replicas.md`) run real gateway processes on the
+//! `PostgreSQL` database `--database` or `TURNWATCH_TEST_DATABASE_URL` names, each in a schema
+//! of its own that is dropped at the end; without a database they are skipped with a notice.
 
 // Counts and microseconds here stay far below 2^52: the f64 conversions are exact.
 #![allow(clippy::cast_precision_loss)]
 
+mod cluster;
 mod console;
+mod cpu;
 mod evict;
 mod gateway;
+mod pg;
+mod pg_throughput;
 mod process;
+mod replicas;
+mod rolling;
+#[cfg(test)]
+mod tests;
 mod throughput;
 
 use std::time::Duration;
@@ -61,11 +73,16 @@ pub fn pct(samples: &mut [f64], p: f64) -> f64 {
 
 /// The figures, in order, with the names `bench NAME` accepts.
 pub const NAMES: &[&str] = &[
-    "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9", "p11", "p12", "p13",
+    "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9", "p10", "p11", "p12", "p13", "p14", "p15",
+    "p16", "evict",
 ];
 
-/// Runs one figure (or all with `None`), printing each line as it is measured.
-pub async fn run(only: Option<&str>) -> anyhow::Result<()> {
+/// The figures that need a `PostgreSQL` database.
+const ON_POSTGRES: &[&str] = &["p10", "p13", "p14", "p15", "p16"];
+
+/// Runs one figure (or all with `None`), printing each line as it is measured; the replica
+/// figures run on `database` (a `postgres://` URL).
+pub async fn run(only: Option<&str>, database: Option<&str>) -> anyhow::Result<()> {
     if let Some(name) = only
         && !NAMES.contains(&name)
     {
@@ -77,23 +94,27 @@ pub async fn run(only: Option<&str>) -> anyhow::Result<()> {
     );
     match only {
         Some(name) => {
-            for f in measure(name).await? {
+            for f in measure(name, database).await? {
                 println!("{}", f.line());
             }
             Ok(())
         }
-        None => run_each().await,
+        None => run_each(database).await,
     }
 }
 
 /// Every figure, each in a fresh `turnwatch bench NAME` process: a figure must not pay for
 /// what an earlier one left behind (after P5's 10,000 connections, the console's idle frames
 /// cost this process several times their fresh cost, pushing P8 over its target).
-async fn run_each() -> anyhow::Result<()> {
+async fn run_each(database: Option<&str>) -> anyhow::Result<()> {
     let mut failed = Vec::new();
     for name in NAMES {
-        let mut child = tokio::process::Command::new(std::env::current_exe()?)
-            .args(["bench", name])
+        let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
+        cmd.args(["bench", name]);
+        if let Some(db) = database {
+            cmd.args(["--database", db]);
+        }
+        let mut child = cmd
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()?;
@@ -113,7 +134,22 @@ async fn run_each() -> anyhow::Result<()> {
     }
 }
 
-async fn measure(name: &str) -> anyhow::Result<Vec<Figure>> {
+async fn measure(name: &str, database: Option<&str>) -> anyhow::Result<Vec<Figure>> {
+    if ON_POSTGRES.contains(&name) {
+        let Some(db) = database else {
+            eprintln!(
+                "{name}: skipped: it needs PostgreSQL (--database postgres://… or TURNWATCH_TEST_DATABASE_URL)"
+            );
+            return Ok(Vec::new());
+        };
+        return Ok(match name {
+            "p10" => replicas::p10_crash_across_replicas(db).await?,
+            "p13" => replicas::p13_replica_kill(db).await?,
+            "p14" => pg_throughput::p14_one_replica(db).await?,
+            "p15" => pg_throughput::p15_two_replicas(db).await?,
+            _ => rolling::p16_rolling_restart(db).await?,
+        });
+    }
     Ok(match name {
         "p1" => gateway::p1_crash_to_error().await?,
         "p2" => gateway::p2_hung_to_error().await?,
@@ -126,7 +162,7 @@ async fn measure(name: &str) -> anyhow::Result<Vec<Figure>> {
         "p9" => process::p9_demo_first_frame().await?,
         "p11" => process::p11_idle_rss().await?,
         "p12" => process::p12_start_to_health().await?,
-        "p13" => evict::p13_rotation().await?,
+        "evict" => evict::rotation().await?,
         _ => Vec::new(),
     })
 }

@@ -3,6 +3,7 @@
 pub mod chat;
 pub mod embedded;
 pub mod kill;
+pub mod serve;
 pub mod status;
 
 use clap::{Args, Parser, Subcommand};
@@ -43,9 +44,14 @@ pub struct ConsoleArgs {
     /// No colours (also: the `NO_COLOR` environment variable).
     #[arg(long)]
     pub no_color: bool,
-    /// Embedded gateway plus demo traffic: healthy, slow, crashing, hanging, failing agents.
-    #[arg(long, conflicts_with_all = ["url", "context"])]
+    /// Demo traffic (healthy, slow, crashing, hanging, failing agents) against an embedded
+    /// gateway, or with `--url` against that gateway (started with `gateway --demo-agents`).
+    #[arg(long, conflicts_with = "context")]
     pub demo: bool,
+    /// Another gateway (a replica) to spread the demo traffic over with `--url`'s: each
+    /// request goes to the next one in turn. Repeatable.
+    #[arg(long, requires_all = ["demo", "url"])]
+    pub demo_url: Vec<String>,
     /// Config file (contexts; the embedded gateway's agents).
     #[arg(long, env = "TURNWATCH_CONFIG")]
     pub config: Option<PathBuf>,
@@ -55,17 +61,7 @@ pub struct ConsoleArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway.
-    Gateway {
-        /// Listen address (default from the config, else 127.0.0.1:7420; port 0 picks one).
-        #[arg(long)]
-        listen: Option<String>,
-        /// Database URL: `sqlite://PATH` or `postgres://USER@HOST/DB` (default: the data dir's gateway.db).
-        #[arg(long)]
-        database: Option<String>,
-        /// Config file (turnwatch.toml).
-        #[arg(long, env = "TURNWATCH_CONFIG")]
-        config: Option<PathBuf>,
-    },
+    Gateway(serve::GatewayArgs),
     /// Send one message and stream the reply (exit 0 completed, 1 failed, 2 usage/connection).
     Chat {
         /// Gateway URL.
@@ -117,10 +113,14 @@ pub enum Command {
     },
     /// The reference worker (speaks the worker protocol on stdin/stdout).
     Worker(WorkerArgs),
-    /// Measure the performance figures (all, or one: p1 p2 p3 p4 p5 p6 p7 p8 p9 p11 p12).
+    /// Measure the performance figures (all, or one: p1 … p16, evict).
     Bench {
-        /// One figure only.
+        /// One figure only: p1 p2 p3 p4 p5 p6 p7 p8 p9 p10 p11 p12 p13 p14 p15 p16 evict.
         name: Option<String>,
+        /// The `PostgreSQL` database for the replica figures (p10, p13–p16), each in a schema of
+        /// its own that is dropped after it; without one they are skipped.
+        #[arg(long, env = "TURNWATCH_TEST_DATABASE_URL")]
+        database: Option<String>,
     },
 }
 
@@ -139,11 +139,7 @@ pub struct Target {
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         None => console(cli.console).await,
-        Some(Command::Gateway {
-            listen,
-            database,
-            config,
-        }) => gateway(listen, database, config).await,
+        Some(Command::Gateway(args)) => serve::gateway(args).await,
         Some(Command::Chat {
             url,
             token,
@@ -208,44 +204,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         }
         Some(Command::Worker(args)) => Ok(crate::worker::run(&args)),
-        Some(Command::Bench { name }) => {
-            crate::bench::run(name.as_deref()).await?;
+        Some(Command::Bench { name, database }) => {
+            crate::bench::run(name.as_deref(), database.as_deref()).await?;
             Ok(0)
         }
     }
-}
-
-async fn gateway(
-    listen: Option<String>,
-    database: Option<String>,
-    config: Option<PathBuf>,
-) -> anyhow::Result<i32> {
-    let mut config = match &config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    if let Some(l) = listen {
-        config.gateway.listen = l;
-    }
-    let database = match database.or_else(|| config.gateway.database.clone()) {
-        Some(d) => d,
-        None => {
-            let dir = data_dir();
-            std::fs::create_dir_all(&dir).map_err(|e| {
-                anyhow::anyhow!("cannot create the data dir {}: {e}", dir.display())
-            })?;
-            format!("sqlite://{}", dir.join("gateway.db").display())
-        }
-    };
-    hide_environment();
-    let listener = bind_listener(&config.gateway.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.gateway.listen))?;
-    // Printed once the store is open, migrated and recovered: a script waiting for this line
-    // may use the gateway at once.
-    let ready = |addr| println!("turnwatch gateway listening on http://{addr}");
-    crate::gateway::run(config, &database, listener, ready, stop_signal()).await?;
-    Ok(0)
 }
 
 /// Makes this process non-dumpable: its `/proc/PID/environ` (which holds the secrets of
@@ -255,25 +218,6 @@ fn hide_environment() {
     if let Err(e) = nix::sys::prctl::set_dumpable(false) {
         tracing::warn!(error = %e, "could not hide the gateway's environment from its workers");
     }
-}
-
-/// Binds `addr` with a listen queue of 1,024 (std's 128 overflows under a burst of connects:
-/// the client's SYN is dropped and retried a second later).
-async fn bind_listener(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
-    let mut last = None;
-    for a in tokio::net::lookup_host(addr).await? {
-        let socket = if a.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()?
-        } else {
-            tokio::net::TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        match socket.bind(a).and_then(|()| socket.listen(1024)) {
-            Ok(l) => return Ok(l),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| std::io::Error::other("the address resolved to nothing")))
 }
 
 async fn console(args: ConsoleArgs) -> anyhow::Result<i32> {
@@ -306,8 +250,12 @@ async fn console(args: ConsoleArgs) -> anyhow::Result<i32> {
         embedded_gw = Some(e);
         out
     };
-    let client = Client::new(&url, token);
-    let traffic = args.demo.then(|| tokio::spawn(demo::run(client.clone())));
+    let client = Client::new(&url, token.clone());
+    let traffic = args.demo.then(|| {
+        let mut targets = vec![client.clone()];
+        targets.extend(args.demo_url.iter().map(|u| Client::new(u, token.clone())));
+        tokio::spawn(demo::run(targets))
+    });
     let (driver, rx) = Driver::start(client, url, readonly, crate::clock::now_ms());
     let result = runner::run(driver, rx, Palette { color }).await;
     if let Some(t) = traffic {
@@ -354,27 +302,4 @@ async fn status_cmd(
     } else {
         0
     })
-}
-
-/// Resolves on ctrl-c (SIGINT) or SIGTERM. The handlers are installed when this is called, not
-/// when the future is first polled: a script that sends SIGTERM as soon as it reads the
-/// "listening" line gets a graceful stop, not the default action.
-fn stop_signal() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{Signal, SignalKind, signal};
-    async fn recv(s: Option<&mut Signal>) {
-        match s {
-            Some(s) => {
-                s.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    }
-    let mut int = signal(SignalKind::interrupt()).ok();
-    let mut term = signal(SignalKind::terminate()).ok();
-    async move {
-        tokio::select! {
-            () = recv(int.as_mut()) => {}
-            () = recv(term.as_mut()) => {}
-        }
-    }
 }

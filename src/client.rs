@@ -158,6 +158,11 @@ impl Client {
         }
     }
 
+    /// The gateway's base URL (`http://host:port`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

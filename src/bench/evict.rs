@@ -1,4 +1,4 @@
-//! P13: idle workers yield their slot. 1,000 sessions take turns in rotation over 64 worker
+//! `evict`: idle workers yield their slot. 1,000 sessions take turns in rotation over 64 worker
 //! slots (64 clients, each cycling through its share of the sessions), so nearly every turn
 //! needs a slot that an idle worker of another session holds: the least recently used idle
 //! worker is evicted. Reported: `queue_timeout`s (must be 0), other failures, spawns per turn.
@@ -32,8 +32,9 @@ async fn client_loop(client: Client, first: usize) -> anyhow::Result<u64> {
     Ok(turns)
 }
 
-/// P13: eviction under rotation; spawns per turn and `queue_timeout`s.
-pub async fn p13_rotation() -> anyhow::Result<Vec<Figure>> {
+/// Eviction under rotation; spawns per turn and `queue_timeout`s. (It was numbered P13 before
+/// `replicas.md` gave that number to the replica takeover.)
+pub async fn rotation() -> anyhow::Result<Vec<Figure>> {
     let mut c = Config::default();
     c.gateway.max_workers = SLOTS;
     c.gateway.stop_grace = Duration::from_millis(200);
@@ -75,7 +76,7 @@ pub async fn p13_rotation() -> anyhow::Result<Vec<Figure>> {
         .find(|(c, _)| c == ErrorCode::QueueTimeout.as_str())
         .map_or(0, |(_, n)| *n);
     Ok(vec![Figure {
-        name: "P13-queue-timeouts".into(),
+        name: "evict-queue-timeouts".into(),
         value: timeouts as f64,
         unit: "turns",
         floor: None,

@@ -16,8 +16,8 @@ use crate::gateway::RunningGateway;
 use crate::ids::{MessageId, TurnId};
 
 const SAMPLES: usize = 300;
-/// The P1 worker: one stamped delta, then exit 1.
-const CRASH_EXIT1: &[&str] = &[
+/// The P1 (and P10) worker: one stamped delta, then exit 1.
+pub(super) const CRASH_EXIT1: &[&str] = &[
     "--mode",
     "crash-after",
     "--after",
@@ -66,13 +66,23 @@ pub(super) async fn session(
     client: &Client,
     agent: &str,
 ) -> anyhow::Result<(String, String, Events)> {
-    let s = client
+    session_on(client, client, agent).await
+}
+
+/// A session created through `create` with its stream open on `stream` (after `connected`):
+/// the same gateway, or two replicas of one cluster.
+pub(super) async fn session_on(
+    create: &Client,
+    stream: &Client,
+    agent: &str,
+) -> anyhow::Result<(String, String, Events)> {
+    let s = create
         .create_session(&CreateSession {
             agent_id: Some(agent.into()),
             ..Default::default()
         })
         .await?;
-    let mut events: Events = Box::new(client.events(&s.agent_id, &s.token, None).await?);
+    let mut events: Events = Box::new(stream.events(&s.agent_id, &s.token, None).await?);
     while let Some(ev) = events.next().await {
         if let SessionEvent::Connected(_) = ev?.session()? {
             break;
@@ -81,13 +91,17 @@ pub(super) async fn session(
     Ok((s.agent_id, s.token, events))
 }
 
+/// The next event of one of `kinds` on the stream; an error after 30 s without one (pings do
+/// not count), so a figure whose event never comes fails instead of hanging.
 pub(super) async fn next_of(
     events: &mut Events,
     kinds: &[EventKind],
 ) -> anyhow::Result<(Instant, SessionEvent)> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let ev = tokio::time::timeout(Duration::from_secs(30), events.next())
-            .await?
+        let ev = tokio::time::timeout_at(deadline, events.next())
+            .await
+            .map_err(|_| anyhow::anyhow!("no {kinds:?} event within 30 s"))?
             .ok_or_else(|| anyhow::anyhow!("stream ended"))??;
         let ev = ev.session()?;
         if kinds.contains(&ev.kind()) {
@@ -134,7 +148,7 @@ pub(super) fn turn_line(i: usize, content: &str) -> String {
 }
 
 /// A latency figure whose value (and floor) is the `at`-th percentile: 50 or 99.
-fn latency(
+pub(super) fn latency(
     name: &str,
     at: f64,
     mut samples: Vec<f64>,
@@ -271,7 +285,8 @@ pub async fn p2_hung_to_error() -> anyhow::Result<Vec<Figure>> {
     }])
 }
 
-fn now_micros() -> f64 {
+/// Now, in µs since the epoch (the clock `--stamp` writes).
+pub(super) fn now_micros() -> f64 {
     crate::clock::now_micros() as f64
 }
 

@@ -26,22 +26,8 @@ impl Spawned {
     pub async fn gateway() -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let db = format!("sqlite://{}", dir.path().join("gw.db").display());
-        let t0 = Instant::now();
-        let mut child = tokio::process::Command::new(std::env::current_exe()?)
-            .args(["gateway", "--listen", "127.0.0.1:0", "--database", &db])
-            .env("XDG_DATA_HOME", dir.path())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()?;
-        let mut lines = super::stdout_lines(&mut child)?;
-        let first = lines
-            .next_line()
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("the gateway printed nothing"))?;
-        let to_listen = t0.elapsed();
-        let url = first.rsplit(' ').next().unwrap_or_default().to_owned();
+        let args = ["--listen", "127.0.0.1:0", "--database", &db];
+        let (child, url, to_listen) = spawn_gateway(&args, dir.path()).await?;
         Ok(Self {
             child,
             url,
@@ -62,7 +48,47 @@ impl Spawned {
     }
 }
 
-async fn healthy(url: &str) -> bool {
+/// Where `TURNWATCH_BENCH_LOGS` asks the gateways' logs to go: a directory in which each
+/// gateway the bench spawns writes `gateway-<n>.log` at the level `RUST_LOG` says (`info`
+/// without it). Without the variable, gateways log warnings to nowhere.
+const LOGS: &str = "TURNWATCH_BENCH_LOGS";
+
+/// Spawns `turnwatch gateway ARGS` (its data dir under `data_home`), killed on drop, and waits
+/// for its listening line: the child, its base URL and the time from spawn to that line.
+pub async fn spawn_gateway(
+    args: &[&str],
+    data_home: &std::path::Path,
+) -> anyhow::Result<(tokio::process::Child, String, Duration)> {
+    static SPAWNED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
+    cmd.arg("gateway")
+        .args(args)
+        .env("XDG_DATA_HOME", data_home);
+    match std::env::var_os(LOGS) {
+        Some(dir) => {
+            let n = SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = std::path::Path::new(&dir).join(format!("gateway-{n}.log"));
+            let level = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+            cmd.env("RUST_LOG", level)
+                .stderr(std::fs::File::create(path)?);
+        }
+        None => {
+            cmd.env("RUST_LOG", "warn").stderr(Stdio::null());
+        }
+    }
+    let t0 = Instant::now();
+    let mut child = cmd.stdout(Stdio::piped()).kill_on_drop(true).spawn()?;
+    let mut lines = super::stdout_lines(&mut child)?;
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await??
+        .ok_or_else(|| anyhow::anyhow!("the gateway exited without listening"))?;
+    let to_listen = t0.elapsed();
+    let url = first.rsplit(' ').next().unwrap_or_default().to_owned();
+    Ok((child, url, to_listen))
+}
+
+/// Whether the gateway at `url` answers `/healthz` with 200.
+pub async fn healthy(url: &str) -> bool {
     reqwest::get(format!("{url}/healthz"))
         .await
         .is_ok_and(|r| r.status().is_success())

@@ -1,6 +1,6 @@
-//! `--demo`: traffic against the embedded gateway that keeps every view populated with real
-//! turns on real worker processes, in a realistic mix (of the agents
-//! `cli::embedded::demo_config` adds).
+//! `--demo`: traffic against the embedded gateway (or the gateways `--url` and `--demo-url`
+//! name) that keeps every view populated with real turns on real worker processes, in a
+//! realistic mix (of the agents `cli::embedded::demo_config` adds).
 
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ const MIX: &[(&str, u32)] = &[
     ("error", 3),
 ];
 
-fn pick(rng: &mut fastrand::Rng) -> &'static str {
+fn pick_agent(rng: &mut fastrand::Rng) -> &'static str {
     let total: u32 = MIX.iter().map(|(_, w)| w).sum();
     let mut r = rng.u32(..total);
     for (name, w) in MIX {
@@ -36,14 +36,19 @@ fn pick(rng: &mut fastrand::Rng) -> &'static str {
 }
 
 /// Sends demo turns until the task is dropped: every 150–650 ms, one message to an agent from
-/// the mix; a few threads are reused so sessions see several turns.
-pub async fn run(client: Client) {
+/// the mix; a few threads are reused so sessions see several turns. Each request goes to the
+/// next of `targets` in turn (replicas of one cluster behind a load balancer without
+/// affinity): a session is created on one and its message posted on the next.
+pub async fn run(targets: Vec<Client>) {
+    if targets.is_empty() {
+        return;
+    }
     // Variety, not cryptography.
     let mut rng = fastrand::Rng::new();
     let mut n = 0u64;
     loop {
         n += 1;
-        let agent = pick(&mut rng);
+        let agent = pick_agent(&mut rng);
         let thread =
             (agent == "echo" && rng.u32(..3) == 0).then(|| format!("demo-thread-{}", rng.u32(..4)));
         let req = CreateSession {
@@ -51,15 +56,14 @@ pub async fn run(client: Client) {
             thread,
             force_new: false,
         };
-        let client = client.clone();
+        let at = |k: u64| targets[(k % targets.len() as u64) as usize].clone();
+        let (create, post) = (at(n), at(n + 1));
         tokio::spawn(async move {
-            if let Ok(s) = client.create_session(&req).await {
+            if let Ok(s) = create.create_session(&req).await {
                 let text = format!(
                     "demo message {n} for {agent}: the quick brown fox jumps over the lazy dog"
                 );
-                let _ = client
-                    .post_message(&s.agent_id, &s.token, &text, None)
-                    .await;
+                let _ = post.post_message(&s.agent_id, &s.token, &text, None).await;
             }
         });
         tokio::time::sleep(Duration::from_millis(150 + rng.u64(..500))).await;
