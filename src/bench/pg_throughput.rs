@@ -6,30 +6,41 @@
 use std::time::Duration;
 
 use super::cluster::{Cluster, Replica, RoundRobin};
-use super::throughput::echo_turns;
-use super::{Figure, pg};
+use super::cpu::Ticks;
+use super::throughput::{EchoLoad, Took};
+use super::{Figure, pct, pg};
 
 const SESSIONS: usize = 64;
 const WINDOW: Duration = Duration::from_secs(5);
 const ECHO: &[&str] = &["--mode", "echo", "--deltas", "10"];
 
-/// The server's WAL position in bytes (it counts every database's writes, so others' traffic
-/// on the server counts too).
-async fn wal_bytes(url: &str) -> Option<i64> {
-    let pool = sqlx::PgPool::connect(url).await.ok()?;
-    let lsn = sqlx::query_scalar("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
-        .fetch_one(&pool)
+/// The server's WAL position in bytes (every database's writes count, others' too).
+async fn wal_bytes(pool: &sqlx::PgPool) -> Option<i64> {
+    sqlx::query_scalar("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
+        .fetch_one(pool)
         .await
-        .ok();
-    pool.close().await;
-    lsn
+        .ok()
+}
+
+/// The window's latencies in words: of the `POST`s and to the `complete`s.
+fn latencies(took: &[Took]) -> String {
+    let mut answered: Vec<f64> = took.iter().map(|t| t.answered).collect();
+    let mut completed: Vec<f64> = took.iter().map(|t| t.completed).collect();
+    format!(
+        "POST answered p50 {:.0} ms, p99 {:.0}; complete p50 {:.0}, p99 {:.0}, max {:.0}",
+        pct(&mut answered, 50.0),
+        pct(&mut answered, 99.0),
+        pct(&mut completed, 50.0),
+        pct(&mut completed, 99.0),
+        pct(&mut completed, 100.0)
+    )
 }
 
 /// What one run of the workload gave.
 struct Run {
     /// Turns per second in the window.
     rate: f64,
-    /// `" 12 KB WAL/turn"` when the server said.
+    /// `", 12.0 KB WAL per turn"` when the server said.
     wal: String,
     /// CPU ms per turn by part, in words.
     cpu: String,
@@ -56,17 +67,23 @@ async fn run(db: &str, replicas: usize, pinned: bool) -> anyhow::Result<Run> {
             vec![RoundRobin::new(clients)]
         };
         let pids: Vec<u32> = started.iter().map(|r| r.pid).collect();
-        let before = wal_bytes(&url).await;
-        let w = echo_turns(&lbs, SESSIONS, WINDOW, &pids).await?;
-        let turns = w.turns;
-        let wal = match (before, wal_bytes(&url).await) {
-            (Some(a), Some(b)) => format!(
-                ", {:.0} KB WAL per turn",
+        let stats = sqlx::PgPool::connect(&url).await?;
+        let mut load = EchoLoad::warm(&lbs, SESSIONS, WINDOW).await?;
+        let (cpu0, wal0) = (Ticks::now(&pids), wal_bytes(&stats).await);
+        load.open();
+        tokio::time::sleep(WINDOW).await;
+        let (cpu1, wal1) = (Ticks::now(&pids), wal_bytes(&stats).await);
+        let took = load.finish().await?;
+        let turns = took.len() as u64;
+        let latency = latencies(&took);
+        stats.close().await;
+        let wal = wal0.zip(wal1).map_or_else(String::new, |(a, b)| {
+            format!(
+                ", {:.1} KB WAL per turn",
                 (b - a) as f64 / turns.max(1) as f64 / 1e3
-            ),
-            _ => String::new(),
-        };
-        let cpu = w.cpu.0.per_turn(&w.cpu.1, turns);
+            )
+        });
+        let cpu = cpu0.per_turn(&cpu1, turns);
         let list = started[0].client.replicas().await?.items;
         let owned = started
             .iter()
@@ -82,7 +99,7 @@ async fn run(db: &str, replicas: usize, pinned: bool) -> anyhow::Result<Run> {
         Ok(Run {
             rate: turns as f64 / WINDOW.as_secs_f64(),
             wal,
-            cpu,
+            cpu: format!("{latency}; {cpu}"),
             owned,
         })
     })

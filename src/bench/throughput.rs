@@ -5,7 +5,6 @@ use tokio::io::AsyncWriteExt;
 
 use super::Figure;
 use super::cluster::RoundRobin;
-use super::cpu::Ticks;
 use super::gateway::{agent, next_of, raw_worker, session_on, start, turn_line};
 use crate::api::EventKind;
 
@@ -45,11 +44,10 @@ pub async fn p3_throughput() -> anyhow::Result<Vec<Figure>> {
     // Through the gateway.
     let (gw, client, _dir) =
         start(vec![("echo", agent(&["--mode", "echo", "--deltas", "10"]))]).await?;
+    let mut load = EchoLoad::warm(&[RoundRobin::new(vec![client])], SESSIONS, window).await?;
     let written = written_bytes();
-    let total = echo_turns(&[RoundRobin::new(vec![client])], SESSIONS, window, &[])
-        .await?
-        .turns;
-    // Sessions, workers and warm-up turns are counted too: a slight overestimate.
+    load.open();
+    let total = load.finish().await?.len() as u64;
     let per_turn = match (written, written_bytes()) {
         (Some(a), Some(b)) => format!(
             ", {:.0} KB written per turn",
@@ -73,68 +71,89 @@ pub async fn p3_throughput() -> anyhow::Result<Vec<Figure>> {
     }])
 }
 
-/// What one window of P3's workload gave.
-pub struct Window {
-    /// Turns completed in it.
-    pub turns: u64,
-    /// CPU by part when it opened and when it closed.
-    pub cpu: (Ticks, Ticks),
+/// One turn of the window, from the moment its message was posted, in ms.
+#[derive(Clone, Copy, Debug)]
+pub struct Took {
+    /// To the answer to the `POST`.
+    pub answered: f64,
+    /// To its `complete` at the client.
+    pub completed: f64,
 }
 
 /// P3's workload: `sessions` clients, each with a session of the `echo` agent and its stream
 /// open, posting 1 kB messages one after another (the next once the last one's `complete`
-/// arrived) for `window`, after one warm-up turn that spawns its worker; the window opens for
-/// every client at once, when all are warm. Session `i` sends every request (the session, its
-/// stream, each message) to the replica that `lbs[i % lbs.len()]` picks next. CPU is read
-/// for the gateway processes `pids` (none for an in-process gateway).
-pub async fn echo_turns(
-    lbs: &[RoundRobin],
-    sessions: usize,
-    window: Duration,
-    pids: &[u32],
-) -> anyhow::Result<Window> {
-    let content = "x".repeat(1024);
-    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(sessions);
-    let (go_tx, go_rx) = tokio::sync::watch::channel(false);
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..sessions {
-        let (lb, content) = (lbs[i % lbs.len()].clone(), content.clone());
-        let (ready, mut go) = (ready_tx.clone(), go_rx.clone());
-        tasks.spawn(async move {
-            let (sid, token, mut events) = session_on(lb.pick(), lb.pick(), "echo").await?;
-            let post = || lb.pick().post_message(&sid, &token, &content, None);
-            post().await?; // warm: spawn the worker
-            next_of(&mut events, &[EventKind::Complete]).await?;
-            ready.send(()).await?;
-            go.wait_for(|go| *go).await?;
-            let (start, mut n) = (Instant::now(), 0u64);
-            while start.elapsed() < window {
-                post().await?;
+/// arrived) for a window, after one warm-up turn that spawns its worker; the window opens for
+/// every client at once, when all are warm ([`EchoLoad::open`]). Session `i` sends every
+/// request (the session, its stream, each message) to the replica that `lbs[i % lbs.len()]`
+/// picks next.
+pub struct EchoLoad {
+    tasks: tokio::task::JoinSet<anyhow::Result<Vec<Took>>>,
+    go: tokio::sync::watch::Sender<bool>,
+}
+
+impl EchoLoad {
+    /// Starts the clients and waits until every one is warm (or one failed).
+    pub async fn warm(
+        lbs: &[RoundRobin],
+        sessions: usize,
+        window: Duration,
+    ) -> anyhow::Result<Self> {
+        let content = "x".repeat(1024);
+        let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(sessions);
+        let (go, go_rx) = tokio::sync::watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..sessions {
+            let (lb, content) = (lbs[i % lbs.len()].clone(), content.clone());
+            let (ready, mut go) = (ready_tx.clone(), go_rx.clone());
+            tasks.spawn(async move {
+                let (sid, token, mut events) = session_on(lb.pick(), lb.pick(), "echo").await?;
+                let post = || lb.pick().post_message(&sid, &token, &content, None);
+                post().await?; // warm: spawn the worker
                 next_of(&mut events, &[EventKind::Complete]).await?;
-                n += 1;
-            }
-            anyhow::Ok(n)
-        });
-    }
-    drop(ready_tx);
-    for _ in 0..sessions {
-        // None: every sender is gone, so a client failed before it was warm.
-        if ready_rx.recv().await.is_none() {
-            break;
+                ready.send(()).await?;
+                go.wait_for(|go| *go).await?;
+                let (start, mut took) = (Instant::now(), Vec::new());
+                while start.elapsed() < window {
+                    let t0 = Instant::now();
+                    post().await?;
+                    let answered = t0.elapsed();
+                    let (at, _) = next_of(&mut events, &[EventKind::Complete]).await?;
+                    took.push(Took {
+                        answered: super::ms(answered),
+                        completed: super::ms(at - t0),
+                    });
+                }
+                anyhow::Ok(took)
+            });
         }
+        drop(ready_tx);
+        let mut warm = 0;
+        // None: every sender is gone early, so a client failed before it was warm.
+        while warm < sessions && ready_rx.recv().await.is_some() {
+            warm += 1;
+        }
+        let mut load = Self { tasks, go };
+        if warm < sessions {
+            load.open();
+            load.finish().await?;
+            anyhow::bail!("only {warm} of {sessions} clients got warm");
+        }
+        Ok(load)
     }
-    let before = Ticks::now(pids);
-    go_tx.send(true)?;
-    tokio::time::sleep(window).await;
-    let after = Ticks::now(pids);
-    let mut turns = 0;
-    while let Some(t) = tasks.join_next().await {
-        turns += t??;
+
+    /// Opens the window for every client.
+    pub fn open(&mut self) {
+        self.go.send_replace(true);
     }
-    Ok(Window {
-        turns,
-        cpu: (before, after),
-    })
+
+    /// Waits for every client's last turn; how long each turn of the window took.
+    pub async fn finish(mut self) -> anyhow::Result<Vec<Took>> {
+        let mut took = Vec::new();
+        while let Some(t) = self.tasks.join_next().await {
+            took.extend(t??);
+        }
+        Ok(took)
+    }
 }
 
 /// The bytes this process has caused to be written to storage (Linux's `/proc/self/io`): the

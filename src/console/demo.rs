@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::api::CreateSession;
-use crate::client::Client;
+use crate::client::{Client, ClientError};
 
 /// Agents and their weights in the mix.
 const MIX: &[(&str, u32)] = &[
@@ -35,10 +35,19 @@ fn pick_agent(rng: &mut fastrand::Rng) -> &'static str {
     "echo"
 }
 
+/// `targets` from the `k`-th on, round the circle.
+fn from(targets: &[Client], k: u64) -> Vec<Client> {
+    let len = targets.len() as u64;
+    (0..len)
+        .map(|i| targets[((k + i) % len) as usize].clone())
+        .collect()
+}
+
 /// Sends demo turns until the task is dropped: every 150–650 ms, one message to an agent from
 /// the mix; a few threads are reused so sessions see several turns. Each request goes to the
 /// next of `targets` in turn (replicas of one cluster behind a load balancer without
-/// affinity): a session is created on one and its message posted on the next.
+/// affinity): a session is created on one and its message posted on the next; a replica
+/// that cannot be reached is passed over, as a load balancer passes over a dead backend.
 pub async fn run(targets: Vec<Client>) {
     if targets.is_empty() {
         return;
@@ -56,14 +65,25 @@ pub async fn run(targets: Vec<Client>) {
             thread,
             force_new: false,
         };
-        let at = |k: u64| targets[(k % targets.len() as u64) as usize].clone();
-        let (create, post) = (at(n), at(n + 1));
+        let (create, post) = (from(&targets, n), from(&targets, n + 1));
         tokio::spawn(async move {
-            if let Ok(s) = create.create_session(&req).await {
-                let text = format!(
-                    "demo message {n} for {agent}: the quick brown fox jumps over the lazy dog"
-                );
-                let _ = post.post_message(&s.agent_id, &s.token, &text, None).await;
+            let text = format!(
+                "demo message {n} for {agent}: the quick brown fox jumps over the lazy dog"
+            );
+            for c in &create {
+                match c.create_session(&req).await {
+                    Ok(s) => {
+                        for p in &post {
+                            let posted = p.post_message(&s.agent_id, &s.token, &text, None).await;
+                            if !matches!(posted, Err(ClientError::Connect { .. })) {
+                                break;
+                            }
+                        }
+                        break;
+                    }
+                    Err(ClientError::Connect { .. }) => {}
+                    Err(_) => break,
+                }
             }
         });
         tokio::time::sleep(Duration::from_millis(150 + rng.u64(..500))).await;
