@@ -247,7 +247,14 @@ impl Supervisor {
     }
 
     /// Claims the session for this replica unless it owns it already (one claim at a time).
+    /// A session a live peer owns is answered from a read, without the claims' lock or a
+    /// write: most messages posted to a replica that does not own their session are that.
     async fn claim(&self, session: &SessionId) -> Claim {
+        if let Ok(Some((owner, _, true))) = self.ctx.store.owner(session, now_ms()).await
+            && owner != self.ctx.me()
+        {
+            return Claim::Held(owner);
+        }
         let _one = self.ctx.claims.lock().await;
         {
             let reg = self.ctx.registry();

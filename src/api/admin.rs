@@ -138,7 +138,7 @@ pub struct ReplicaInfo {
     pub state: ReplicaState,
     /// Its live workers.
     pub workers: i64,
-    /// Sessions it runs a worker for.
+    /// Sessions it owns (runs the actor of).
     pub sessions: i64,
 }
 

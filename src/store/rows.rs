@@ -299,6 +299,13 @@ pub(super) fn live_worker_from(r: &impl Cells) -> Result<super::LiveWorker> {
     })
 }
 
+/// Gives up the idle sessions of replicas gone (lost or stopped): nothing is open there, so
+/// nobody needs to claim them, and they no longer count as that replica's.
+pub(super) const FREE_IDLE_SESSIONS: &str = "UPDATE sessions SET owner = NULL \
+    WHERE owner IN (SELECT id FROM replicas WHERE state IN ('lost', 'stopped')) \
+    AND NOT EXISTS (SELECT 1 FROM turns t WHERE t.session_id = sessions.id AND t.ended_at IS NULL) \
+    AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.session_id = sessions.id AND w.exited_at IS NULL)";
+
 /// Forgets replicas gone (lost or stopped) before the cutoff (bind: it) that own no session
 /// and run no worker any more: a crash-looping replica must not fill the list for good.
 pub(super) const FORGET_REPLICAS: &str = "DELETE FROM replicas WHERE state IN ('lost', 'stopped') \

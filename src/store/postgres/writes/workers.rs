@@ -197,6 +197,8 @@ impl Writes<'_> {
     /// Drops the events of turns that ended before `before`, remembering per session how far
     /// the log was pruned so a resume from before that point is told about its gap.
     async fn prune(&mut self, before: i64) -> Result<Applied> {
+        self.execute(sqlx::query(crate::store::rows::FREE_IDLE_SESSIONS))
+            .await?;
         self.execute(sqlx::query(crate::store::rows::FORGET_REPLICAS).bind(before))
             .await?;
         // Actions for a replica that never took them (it was lost meanwhile).

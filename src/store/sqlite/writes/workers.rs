@@ -158,6 +158,8 @@ pub(super) fn record_output(
 const PRUNE_TURNS: i64 = 500;
 
 fn prune(conn: &Connection, before: i64) -> Result<Applied> {
+    conn.prepare_cached(crate::store::rows::FREE_IDLE_SESSIONS)?
+        .execute([])?;
     conn.prepare_cached(crate::store::rows::FORGET_REPLICAS)?
         .execute([before])?;
     let turns: Vec<(String, String)> = conn
