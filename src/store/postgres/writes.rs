@@ -290,23 +290,9 @@ impl Writes<'_> {
         }
         let lifecycle = std::mem::take(&mut self.lifecycle);
         let n = lifecycle.len() as i64;
-        let last: i64 = sqlx::query_scalar("UPDATE admin_seq SET last = last + $1 RETURNING last")
-            .bind(n)
-            .fetch_one(&mut *self.conn)
-            .await?;
-        let first = last - n + 1;
         let now = crate::clock::now_ms();
-        let logged: Vec<LoggedEvent> = lifecycle
-            .iter()
-            .zip(first..)
-            .map(|(l, seq)| LoggedEvent {
-                seq,
-                kind: l.event.kind().to_owned(),
-                data: l.event.to_data(),
-            })
-            .collect();
-        let seqs: Vec<i64> = logged.iter().map(|e| e.seq).collect();
-        let kinds: Vec<&str> = logged.iter().map(|e| e.kind.as_str()).collect();
+        let kinds: Vec<&str> = lifecycle.iter().map(|l| l.event.kind()).collect();
+        let datas: Vec<String> = lifecycle.iter().map(|l| l.event.to_data()).collect();
         let turns: Vec<Option<&str>> = lifecycle
             .iter()
             .map(|l| l.turn_id.as_ref().map(TurnId::as_str))
@@ -315,20 +301,35 @@ impl Writes<'_> {
             .iter()
             .map(|l| l.worker_id.as_ref().map(WorkerId::as_str))
             .collect();
-        let data: Vec<Cow<'_, str>> = logged.iter().map(|e| text(&e.data)).collect();
-        sqlx::query(
-            "INSERT INTO admin_events (seq, kind, turn_id, worker_id, data, created_at) \
-             SELECT s, k, t, w, d, $6 FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[]) \
-             AS v (s, k, t, w, d)",
+        let data: Vec<Cow<'_, str>> = datas.iter().map(|d| text(d)).collect();
+        // One round trip: the numbers taken from the counter and the rows inserted with them.
+        let last: i64 = sqlx::query_scalar(
+            "WITH c AS (UPDATE admin_seq SET last = last + $1 RETURNING last), \
+             i AS (INSERT INTO admin_events (seq, kind, turn_id, worker_id, data, created_at) \
+                   SELECT c.last - $1 + v.ord, v.k, v.t, v.w, v.d, $6 FROM c, \
+                   UNNEST($2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY \
+                   AS v (k, t, w, d, ord)) \
+             SELECT last FROM c",
         )
-        .bind(&seqs)
+        .bind(n)
         .bind(&kinds)
         .bind(&turns)
         .bind(&workers)
         .bind(&data)
         .bind(now)
-        .execute(&mut *self.conn)
+        .fetch_one(&mut *self.conn)
         .await?;
+        drop(data);
+        let first = last - n + 1;
+        let logged = kinds
+            .iter()
+            .zip(datas)
+            .zip(first..)
+            .map(|((kind, data), seq)| LoggedEvent {
+                seq,
+                kind: (*kind).to_owned(),
+                data,
+            });
         self.admin.extend(logged);
         Ok(())
     }

@@ -130,11 +130,14 @@ impl Writes<'_> {
 
     async fn insert_turn(&mut self, t: &TurnRecord) -> Result<Applied> {
         // The session's row is locked (`lock_sessions`): the next place in its order is safe.
+        // Its `last_activity` moves in the same statement, only when the turn is new.
         let seq: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO turns (id, session_id, agent_id, message_id, content, state, created_at, seq) \
-             VALUES ($1, $2, $3, $4, $5, 'queued', $6, \
+            "WITH t AS (INSERT INTO turns (id, session_id, agent_id, message_id, content, state, \
+             created_at, seq) VALUES ($1, $2, $3, $4, $5, 'queued', $6, \
              (SELECT COALESCE(MAX(seq), 0) + 1 FROM turns WHERE session_id = $2)) \
-             ON CONFLICT (session_id, message_id) DO NOTHING RETURNING seq",
+             ON CONFLICT (session_id, message_id) DO NOTHING RETURNING seq), \
+             u AS (UPDATE sessions SET last_activity = $6 WHERE id = $2 AND EXISTS (SELECT 1 FROM t)) \
+             SELECT seq FROM t",
         )
         .bind(t.id.as_str())
         .bind(t.session_id.as_str())
@@ -145,12 +148,6 @@ impl Writes<'_> {
         .fetch_optional(&mut *self.conn)
         .await?;
         if let Some(seq) = seq {
-            self.execute(
-                sqlx::query("UPDATE sessions SET last_activity = $1 WHERE id = $2")
-                    .bind(t.created_at)
-                    .bind(t.session_id.as_str()),
-            )
-            .await?;
             return Ok(Applied::Turn {
                 turn_id: t.id.clone(),
                 created: true,
