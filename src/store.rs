@@ -738,8 +738,12 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         limit: i64,
     ) -> Result<Vec<SessionId>, StoreError>;
-    /// Sessions `me` owns that have a queued turn.
-    async fn owned_with_queued(&self, me: &ReplicaId) -> Result<Vec<SessionId>, StoreError>;
+    /// Sessions `me` owns that have a turn queued since before `before` (epoch ms).
+    async fn owned_with_queued(
+        &self,
+        me: &ReplicaId,
+        before: i64,
+    ) -> Result<Vec<SessionId>, StoreError>;
     /// The session's owner and epoch, and whether that owner is live as of `now`.
     async fn owner(
         &self,

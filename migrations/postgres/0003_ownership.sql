@@ -8,7 +8,9 @@ ALTER TABLE turns ADD COLUMN seq BIGINT;
 UPDATE turns SET seq = o.n FROM (
     SELECT id, row_number() OVER (PARTITION BY session_id ORDER BY created_at, id) AS n FROM turns
 ) o WHERE o.id = turns.id;
-CREATE INDEX turns_queued_session ON turns (session_id, seq) WHERE state = 'queued' AND ended_at IS NULL;
+-- The last place given in the session's order (kept when history is pruned).
+ALTER TABLE sessions ADD COLUMN turn_seq BIGINT NOT NULL DEFAULT 0;
+UPDATE sessions SET turn_seq = COALESCE((SELECT MAX(seq) FROM turns WHERE turns.session_id = sessions.id), 0);
 
 ALTER TABLE replicas ADD COLUMN state TEXT COLLATE "C" NOT NULL DEFAULT 'live';
 UPDATE replicas SET state = CASE WHEN stopped_at IS NOT NULL THEN 'stopped'

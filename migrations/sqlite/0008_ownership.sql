@@ -9,7 +9,9 @@ CREATE INDEX sessions_owner ON sessions (owner) WHERE owner IS NOT NULL;
 ALTER TABLE turns ADD COLUMN seq INTEGER;
 UPDATE turns SET seq = (SELECT COUNT(*) FROM turns t2 WHERE t2.session_id = turns.session_id
     AND (t2.created_at < turns.created_at OR (t2.created_at = turns.created_at AND t2.id <= turns.id)));
-CREATE INDEX turns_queued_session ON turns (session_id, seq) WHERE state = 'queued' AND ended_at IS NULL;
+-- The last place given in the session's order (kept when history is pruned).
+ALTER TABLE sessions ADD COLUMN turn_seq INTEGER NOT NULL DEFAULT 0;
+UPDATE sessions SET turn_seq = COALESCE((SELECT MAX(seq) FROM turns WHERE turns.session_id = sessions.id), 0);
 
 ALTER TABLE replicas ADD COLUMN state TEXT NOT NULL DEFAULT 'live';
 UPDATE replicas SET state = CASE WHEN stopped_at IS NOT NULL THEN 'stopped'

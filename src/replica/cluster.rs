@@ -26,6 +26,8 @@ const WAKE_CHANNEL: &str = "turnwatch_wake";
 const ACTION_CHANNEL: &str = "turnwatch_action";
 /// How often the store is scanned for sessions to claim or wake.
 const SCAN_EVERY: Duration = Duration::from_secs(1);
+/// A queued turn older than this is one its owner may not know of.
+const STALE_QUEUED_MS: i64 = 2_000;
 /// Sessions claimed per scan at most.
 const CLAIMS_PER_SCAN: i64 = 100;
 
@@ -196,7 +198,9 @@ pub async fn scan(
         }
         // Actions whose notification was lost.
         take_actions(store.as_ref(), &supervisor).await;
-        match store.owned_with_queued(&me).await {
+        // Turns queued a while: an actor that knows of them dispatches them sooner; these were
+        // missed (a wake-up lost), so the session's actor reads its queue again.
+        match store.owned_with_queued(&me, now - STALE_QUEUED_MS).await {
             Ok(sessions) => {
                 for s in sessions {
                     supervisor.wake(&s).await;

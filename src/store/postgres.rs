@@ -439,8 +439,9 @@ impl Store for PgStore {
     async fn owned_with_queued(
         &self,
         me: &crate::ids::ReplicaId,
+        before: i64,
     ) -> Result<Vec<SessionId>, StoreError> {
-        Ok(reads::owned_with_queued(&self.reads, me).await?)
+        Ok(reads::owned_with_queued(&self.reads, me, before).await?)
     }
 
     async fn owner(

@@ -319,7 +319,7 @@ pub(super) const QUEUED_TURNS: &str = "SELECT id, message_id, content, seq FROM 
 
 /// The last place given in a session's order (bind: the session).
 pub(super) const LAST_TURN_SEQ: &str =
-    "SELECT COALESCE(MAX(seq), 0) FROM turns WHERE session_id = $1";
+    "SELECT COALESCE(MAX(turn_seq), 0) FROM sessions WHERE id = $1";
 
 /// Sessions a replica should claim (bind: now, unused; the replica; the limit): unowned with
 /// a queued turn, or owned by another replica known lost or stopped with an open turn or
@@ -337,10 +337,11 @@ pub(super) const CLAIMABLE: &str = "SELECT s.id FROM sessions s \
              OR EXISTS (SELECT 1 FROM workers w WHERE w.session_id = s.id AND w.exited_at IS NULL)))) \
     ORDER BY s.id LIMIT $3";
 
-/// Sessions a replica owns with a queued turn (bind: the replica).
+/// Sessions a replica owns with a turn queued since before a time (bind: the replica, the
+/// time).
 pub(super) const OWNED_WITH_QUEUED: &str = "SELECT s.id FROM sessions s WHERE s.owner = $1 \
     AND EXISTS (SELECT 1 FROM turns t WHERE t.session_id = s.id AND t.state = 'queued' \
-    AND t.ended_at IS NULL)";
+    AND t.ended_at IS NULL AND t.created_at < $2)";
 
 /// A session's owner, epoch, and whether that owner is live (bind: the session, now).
 pub(super) const OWNER: &str = "SELECT s.owner, s.owner_epoch, \
@@ -404,9 +405,11 @@ macro_rules! ownership_reads {
         pub(super) async fn owned_with_queued(
             pool: &$pool,
             me: &crate::ids::ReplicaId,
+            before: i64,
         ) -> Result<Vec<crate::ids::SessionId>, sqlx::Error> {
             let ids: Vec<String> = sqlx::query_scalar(crate::store::rows::OWNED_WITH_QUEUED)
                 .bind(me.as_str())
+                .bind(before)
                 .fetch_all(pool)
                 .await?;
             Ok(ids.into_iter().map(crate::ids::SessionId).collect())

@@ -346,8 +346,9 @@ impl Store for SqliteStore {
     async fn owned_with_queued(
         &self,
         me: &crate::ids::ReplicaId,
+        before: i64,
     ) -> Result<Vec<SessionId>, StoreError> {
-        Ok(reads::owned_with_queued(&self.pool, me).await?)
+        Ok(reads::owned_with_queued(&self.pool, me, before).await?)
     }
 
     async fn owner(

@@ -19,9 +19,22 @@ use workers::{Output, apply_worker_write, record_output};
 
 type Result<T> = std::result::Result<T, rusqlite::Error>;
 
-/// The sessions' last event sequence numbers within one batch: read once per session, counted
-/// in memory, written back once at the end of the batch ([`store_seqs`]).
-pub(super) type Seqs = std::collections::HashMap<SessionId, i64>;
+/// What one batch knows of the sessions it writes to: their last event sequence numbers (read
+/// once per session, counted in memory, written back once at the end of the batch:
+/// [`store_seqs`]) and their owners and epochs (read once per session for the fenced writes,
+/// kept up to date by the batch's own claims and releases).
+#[derive(Default)]
+pub(super) struct Seqs {
+    last: std::collections::HashMap<SessionId, i64>,
+    owners: std::collections::HashMap<SessionId, (Option<String>, i64)>,
+}
+
+impl Seqs {
+    /// Nothing known yet.
+    pub(super) fn new() -> Self {
+        Self::default()
+    }
+}
 
 /// Appends one event, taking the session's next sequence number.
 fn append(
@@ -32,7 +45,7 @@ fn append(
     (kind, data): (EventKind, String),
     at: i64,
 ) -> Result<Arc<StoredEvent>> {
-    let seq = match seqs.get_mut(session) {
+    let seq = match seqs.last.get_mut(session) {
         Some(last) => {
             *last += 1;
             *last
@@ -41,7 +54,7 @@ fn append(
             let last: i64 = conn
                 .prepare_cached("SELECT last_seq FROM sessions WHERE id = ?")?
                 .query_row([session.as_str()], |r| r.get(0))?;
-            seqs.insert(session.clone(), last + 1);
+            seqs.last.insert(session.clone(), last + 1);
             last + 1
         }
     };
@@ -68,7 +81,7 @@ fn append(
 /// Writes the batch's sequence counters back to their sessions.
 pub(super) fn store_seqs(conn: &Connection, seqs: &Seqs) -> Result<()> {
     let mut update = conn.prepare_cached("UPDATE sessions SET last_seq = ? WHERE id = ?")?;
-    for (session, last) in seqs {
+    for (session, last) in &seqs.last {
         update.execute(params![last, session.as_str()])?;
     }
     Ok(())
@@ -83,7 +96,7 @@ pub(super) fn apply_logged(
 ) -> Result<Applied> {
     match w {
         Change::Fenced { fence, change } => {
-            return if owners::holds(conn, fence)? {
+            return if owners::holds(conn, &mut seqs.owners, fence)? {
                 apply_logged(conn, seqs, change, admin)
             } else {
                 Ok(Applied::Fenced)
@@ -94,7 +107,7 @@ pub(super) fn apply_logged(
             replica_id,
             at,
         } => return owners::claim(conn, seqs, admin, (session_id, replica_id, *at)),
-        Change::Release { fence } => return owners::release(conn, fence),
+        Change::Release { fence } => return owners::release(conn, &mut seqs.owners, fence),
         Change::Disown { session_id, at } => {
             return owners::disown(conn, seqs, admin, (session_id, *at));
         }
@@ -312,7 +325,7 @@ fn insert_turn(conn: &Connection, t: &TurnRecord) -> Result<Applied> {
         .prepare_cached(
             "INSERT INTO turns (id, session_id, agent_id, message_id, content, state, created_at, seq) \
              VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, \
-             (SELECT COALESCE(MAX(seq), 0) + 1 FROM turns WHERE session_id = ?2)) \
+             (SELECT turn_seq + 1 FROM sessions WHERE id = ?2)) \
              ON CONFLICT (session_id, message_id) DO NOTHING RETURNING seq",
         )?
         .query_row(
@@ -328,8 +341,8 @@ fn insert_turn(conn: &Connection, t: &TurnRecord) -> Result<Applied> {
         )
         .optional()?;
     if let Some(seq) = n {
-        conn.prepare_cached("UPDATE sessions SET last_activity = ? WHERE id = ?")?
-            .execute(params![t.created_at, t.session_id.as_str()])?;
+        conn.prepare_cached("UPDATE sessions SET last_activity = ?, turn_seq = ? WHERE id = ?")?
+            .execute(params![t.created_at, seq, t.session_id.as_str()])?;
         return Ok(Applied::Turn {
             turn_id: t.id.clone(),
             created: true,

@@ -134,9 +134,9 @@ impl Writes<'_> {
         let seq: Option<i64> = sqlx::query_scalar(
             "WITH t AS (INSERT INTO turns (id, session_id, agent_id, message_id, content, state, \
              created_at, seq) VALUES ($1, $2, $3, $4, $5, 'queued', $6, \
-             (SELECT COALESCE(MAX(seq), 0) + 1 FROM turns WHERE session_id = $2)) \
+             (SELECT turn_seq + 1 FROM sessions WHERE id = $2)) \
              ON CONFLICT (session_id, message_id) DO NOTHING RETURNING seq), \
-             u AS (UPDATE sessions SET last_activity = $6 WHERE id = $2 AND EXISTS (SELECT 1 FROM t)) \
+             u AS (UPDATE sessions SET last_activity = $6, turn_seq = t.seq FROM t WHERE sessions.id = $2) \
              SELECT seq FROM t",
         )
         .bind(t.id.as_str())

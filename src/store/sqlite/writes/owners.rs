@@ -8,14 +8,23 @@ use crate::ids::{MessageId, ReplicaId, SessionId, TurnId, WorkerId};
 use crate::store::claim;
 use crate::store::{Applied, Fence, LoggedEvent};
 
-/// Whether the session is still owned as the fence says.
-pub(super) fn holds(conn: &Connection, fence: &Fence) -> Result<bool> {
-    conn.prepare_cached("SELECT 1 FROM sessions WHERE id = ? AND owner = ? AND owner_epoch = ?")?
-        .exists(params![
-            fence.session_id.as_str(),
-            fence.owner.as_str(),
-            fence.epoch
-        ])
+/// The batch's view of each session's owner and epoch.
+type Owners = std::collections::HashMap<SessionId, (Option<String>, i64)>;
+
+/// Whether the session is still owned as the fence says: read once per batch (one writer:
+/// only the batch itself changes it meanwhile, and it keeps `owners` up to date).
+pub(super) fn holds(conn: &Connection, owners: &mut Owners, fence: &Fence) -> Result<bool> {
+    if !owners.contains_key(&fence.session_id) {
+        let row: Option<(Option<String>, i64)> = conn
+            .prepare_cached("SELECT owner, owner_epoch FROM sessions WHERE id = ?")?
+            .query_row([fence.session_id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some(row) = row else { return Ok(false) };
+        owners.insert(fence.session_id.clone(), row);
+    }
+    Ok(owners
+        .get(&fence.session_id)
+        .is_some_and(|(o, e)| o.as_deref() == Some(fence.owner.as_str()) && *e == fence.epoch))
 }
 
 /// Claims the session for `me` if it may (see [`claim::may_claim`]).
@@ -52,6 +61,8 @@ pub(super) fn claim(
             "UPDATE sessions SET owner = ?, owner_epoch = owner_epoch + 1 WHERE id = ? RETURNING owner_epoch",
         )?
         .query_row(params![me.as_str(), session.as_str()], |r| r.get(0))?;
+    seqs.owners
+        .insert(session.clone(), (Some(me.as_str().to_owned()), epoch));
     let turns = conn
         .prepare_cached(
             "SELECT id, message_id FROM turns WHERE session_id = ? AND ended_at IS NULL \
@@ -83,6 +94,7 @@ pub(super) fn disown(
             "UPDATE sessions SET owner = NULL, owner_epoch = owner_epoch + 1 WHERE id = ?",
         )?
         .execute([session.as_str()])?;
+    seqs.owners.remove(session);
     for change in claim::deleted(open_workers(conn, session)?, at) {
         apply_logged(conn, seqs, &change, admin)?;
     }
@@ -99,7 +111,7 @@ fn open_workers(conn: &Connection, session: &SessionId) -> Result<Vec<(WorkerId,
 }
 
 /// Gives the session up, if still owned as the fence says.
-pub(super) fn release(conn: &Connection, fence: &Fence) -> Result<Applied> {
+pub(super) fn release(conn: &Connection, owners: &mut Owners, fence: &Fence) -> Result<Applied> {
     let n = conn
         .prepare_cached(
             "UPDATE sessions SET owner = NULL WHERE id = ? AND owner = ? AND owner_epoch = ?",
@@ -109,5 +121,6 @@ pub(super) fn release(conn: &Connection, fence: &Fence) -> Result<Applied> {
             fence.owner.as_str(),
             fence.epoch
         ])?;
+    owners.remove(&fence.session_id);
     Ok(Applied::changed(n == 1))
 }
