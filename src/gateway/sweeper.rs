@@ -92,18 +92,14 @@ async fn resolve(store: &dyn Store, journal: &Journal, row: &TurnInfo) {
 async fn ending_for(store: &dyn Store, row: &TurnInfo) -> TurnEnding {
     const BY: &str = "(resolved by the gateway's sweeper)";
     if let (Some(worker), Some(generation)) = (&row.worker_id, row.worker_generation) {
-        let q = WorkerQuery {
-            worker: Some(worker.clone()),
-            page: Page {
-                limit: 1000,
-                cursor: None,
-            },
-            ..WorkerQuery::default()
-        };
-        let exit = store.workers(&q).await.ok().and_then(|ws| {
-            ws.into_iter()
-                .find(|w| w.generation == generation && w.exited_at.is_some())
-        });
+        let exit = store
+            .workers(&WorkerQuery::slot(worker, 1000))
+            .await
+            .ok()
+            .and_then(|ws| {
+                ws.into_iter()
+                    .find(|w| w.generation == generation && w.exited_at.is_some())
+            });
         if let Some(w) = exit {
             let code = if w.exit_code == Some(0) && w.signal.is_none() {
                 ErrorCode::WorkerExited

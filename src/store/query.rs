@@ -38,6 +38,20 @@ pub struct WorkerQuery {
     pub page: Page,
 }
 
+impl WorkerQuery {
+    /// The newest `limit` generations of one worker slot.
+    pub fn slot(worker: &WorkerId, limit: i64) -> Self {
+        Self {
+            worker: Some(worker.clone()),
+            page: Page {
+                limit,
+                cursor: None,
+            },
+            ..Self::default()
+        }
+    }
+}
+
 /// Which turns to list.
 #[derive(Clone, Debug, Default)]
 pub struct TurnQuery {

@@ -191,15 +191,7 @@ pub async fn worker(
 ) -> Result<impl IntoResponse, ApiError> {
     app.tokens.reader(&headers)?;
     let id = WorkerId(id);
-    let q = WorkerQuery {
-        worker: Some(id.clone()),
-        page: store::Page {
-            limit: 20,
-            cursor: None,
-        },
-        ..Default::default()
-    };
-    let generations = app.store.workers(&q).await?;
+    let generations = app.store.workers(&WorkerQuery::slot(&id, 20)).await?;
     let Some(newest) = generations.first() else {
         return Err(ApiError::not_found(
             ErrorCode::WorkerNotFound,

@@ -10,7 +10,7 @@ use crate::gateway::AppState;
 use crate::gateway::error::ApiError;
 use crate::ids::{TurnId, WorkerId};
 use crate::replica::cluster::Forward;
-use crate::store::{OperatorAction, Page, WorkerQuery};
+use crate::store::{OperatorAction, WorkerQuery};
 use crate::supervisor::ActionError;
 
 /// Forwards a kill to the replica that runs the worker; an error when nobody can carry it out.
@@ -26,15 +26,7 @@ pub async fn kill(
             format!("no live worker {worker}"),
         )
     };
-    let q = WorkerQuery {
-        worker: Some(worker.clone()),
-        page: Page {
-            limit: 1000,
-            cursor: None,
-        },
-        ..WorkerQuery::default()
-    };
-    let rows = app.store.workers(&q).await?;
+    let rows = app.store.workers(&WorkerQuery::slot(worker, 1000)).await?;
     let Some(live) = rows.into_iter().find(|w| w.exited_at.is_none()) else {
         return Err(unknown());
     };
