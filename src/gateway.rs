@@ -242,7 +242,7 @@ async fn prepare(
     }
     // Alone, this replica closes the previous run's books; with live peers, a lost replica's
     // sessions are taken over by the scan (every replica's), turn by turn `replica_lost`.
-    let peers = registry::live_peers(store.as_ref(), None)
+    let peers = registry::live_peers(store.as_ref())
         .await
         .map_err(GatewayError::Config)?;
     if peers == 0 {

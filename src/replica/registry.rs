@@ -158,19 +158,15 @@ pub async fn earlier(store: &dyn Store) -> Result<Vec<ReplicaId>, String> {
         .collect())
 }
 
-/// How many replicas other than this process may be serving: every one not marked lost or
-/// stopped (live or stopping as stored), whether or not its lease looks run out from here (it
-/// may be paused, or the store just back): a replica that starts beside them must not close
-/// their books.
+/// How many replicas may be serving, asked by one not registered yet: every one not marked
+/// lost or stopped (live or stopping as stored), whether or not its lease looks run out from
+/// here (it may be paused, or the store just back): a replica that starts beside them must not
+/// close their books.
 ///
 /// # Errors
 /// The store could not be read.
-pub async fn live_peers(store: &dyn Store, me: Option<&ReplicaId>) -> Result<usize, String> {
-    let all = stored(store).await?;
-    Ok(all
-        .iter()
-        .filter(|r| r.state != ReplicaState::Lost && Some(&r.replica_id) != me)
-        .count())
+pub async fn live_peers(store: &dyn Store) -> Result<usize, String> {
+    Ok(earlier(store).await?.len())
 }
 
 /// How many replicas other than this process are live with a lease running now: the peers a

@@ -125,15 +125,7 @@ impl Actor {
 
     /// Whether the turn is this actor's: queued, starting, waiting or in flight.
     fn holds(&self, turn_id: &crate::ids::TurnId) -> bool {
-        self.queue.iter().any(|t| &t.turn_id == turn_id)
-            || match &self.phase {
-                Phase::Busy { turn, .. }
-                | Phase::Starting {
-                    turn: Some(turn), ..
-                }
-                | Phase::WaitingCapacity { turn, .. } => &turn.turn_id == turn_id,
-                _ => false,
-            }
+        self.queue.iter().any(|t| &t.turn_id == turn_id) || self.current() == Some(turn_id)
     }
 
     async fn kill(

@@ -31,7 +31,7 @@ impl Actor {
     }
 
     /// The turn this actor holds outside its queue (starting, waiting, in flight).
-    fn current(&self) -> Option<&TurnId> {
+    pub(super) fn current(&self) -> Option<&TurnId> {
         match &self.phase {
             Phase::Busy { turn, .. }
             | Phase::Starting {
