@@ -729,15 +729,9 @@ pub trait Store: Send + Sync + 'static {
     }
     /// The session's queued turns in its order, and the last place given in that order.
     async fn queued_turns(&self, session: &SessionId) -> Result<(Vec<QueuedRow>, i64), StoreError>;
-    /// Sessions `me` should claim as of `now` (epoch ms): unowned ones with a queued turn, and
-    /// those of a replica that is not live (lost, stopped, or its lease run out) with an open
-    /// turn or worker. At most `limit`.
-    async fn claimable(
-        &self,
-        me: &ReplicaId,
-        now: i64,
-        limit: i64,
-    ) -> Result<Vec<SessionId>, StoreError>;
+    /// Sessions `me` should claim: unowned ones with a queued turn, and those of a replica
+    /// marked lost or stopped with an open turn or worker. At most `limit`.
+    async fn claimable(&self, me: &ReplicaId, limit: i64) -> Result<Vec<SessionId>, StoreError>;
     /// Sessions `me` owns that have a turn queued since before `before` (epoch ms).
     async fn owned_with_queued(
         &self,

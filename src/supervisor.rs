@@ -198,11 +198,8 @@ impl Supervisor {
         session: &SessionRecord,
         turn: QueuedTurn,
     ) -> Result<Route, ActionError> {
-        if self.ctx.registry().releasing {
-            // Stopping with live peers: the turn waits in the store for the one that takes
-            // the session (the scans claim an unowned session with a queued turn).
-            return Ok(Route::Queued);
-        }
+        // Stopping with live peers, `send_owned` and `claim` take nothing: the turn waits in
+        // the store for the replica that takes the session.
         if self.send_owned(session, Cmd::Turn(turn.clone()))? {
             return Ok(Route::Local);
         }
@@ -258,11 +255,11 @@ impl Supervisor {
         let _one = self.ctx.claims.lock().await;
         {
             let reg = self.ctx.registry();
-            if reg.owned.contains_key(session) {
-                return Claim::Won;
-            }
             if reg.closed || reg.releasing {
                 return Claim::None;
+            }
+            if reg.owned.contains_key(session) {
+                return Claim::Won;
             }
         }
         let me = self.ctx.me();

@@ -188,7 +188,7 @@ pub async fn scan(
                 tracing::warn!(error = %e, "could not judge the replicas' leases");
             }
         }
-        match store.claimable(&me, now, CLAIMS_PER_SCAN).await {
+        match store.claimable(&me, CLAIMS_PER_SCAN).await {
             Ok(sessions) => {
                 for s in sessions {
                     supervisor.wake(&s).await;

@@ -430,10 +430,9 @@ impl Store for PgStore {
     async fn claimable(
         &self,
         me: &crate::ids::ReplicaId,
-        now: i64,
         limit: i64,
     ) -> Result<Vec<SessionId>, StoreError> {
-        Ok(reads::claimable(&self.reads, me, now, limit).await?)
+        Ok(reads::claimable(&self.reads, me, limit).await?)
     }
 
     async fn owned_with_queued(

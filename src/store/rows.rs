@@ -321,21 +321,21 @@ pub(super) const QUEUED_TURNS: &str = "SELECT id, message_id, content, seq FROM 
 pub(super) const LAST_TURN_SEQ: &str =
     "SELECT COALESCE(MAX(turn_seq), 0) FROM sessions WHERE id = $1";
 
-/// Sessions a replica should claim (bind: now, unused; the replica; the limit): unowned with
+/// Sessions a replica should claim (bind: the replica, the limit): unowned with
 /// a queued turn, or owned by another replica known lost or stopped with an open turn or
 /// worker. Leases are not judged here (`MarkLost` judges them, by the database's clock). An
 /// unowned session's turn that reached a worker is the stranded sweeper's, which ends it with
 /// the code its clocks call for.
 pub(super) const CLAIMABLE: &str = "SELECT s.id FROM sessions s \
     LEFT JOIN replicas r ON r.id = s.owner \
-    WHERE $1 = $1 AND ((s.owner IS NULL AND s.deleted_at IS NULL \
+    WHERE (s.owner IS NULL AND s.deleted_at IS NULL \
            AND EXISTS (SELECT 1 FROM turns t WHERE t.session_id = s.id AND t.state = 'queued' \
            AND t.ended_at IS NULL)) \
-       OR (s.owner IS NOT NULL AND s.owner <> $2 \
+       OR (s.owner IS NOT NULL AND s.owner <> $1 \
            AND (r.id IS NULL OR r.state IN ('lost', 'stopped')) \
            AND (EXISTS (SELECT 1 FROM turns t WHERE t.session_id = s.id AND t.ended_at IS NULL) \
-             OR EXISTS (SELECT 1 FROM workers w WHERE w.session_id = s.id AND w.exited_at IS NULL)))) \
-    ORDER BY s.id LIMIT $3";
+             OR EXISTS (SELECT 1 FROM workers w WHERE w.session_id = s.id AND w.exited_at IS NULL))) \
+    ORDER BY s.id LIMIT $2";
 
 /// Sessions a replica owns with a turn queued since before a time (bind: the replica, the
 /// time).
@@ -389,11 +389,9 @@ macro_rules! ownership_reads {
         pub(super) async fn claimable(
             pool: &$pool,
             me: &crate::ids::ReplicaId,
-            now: i64,
             limit: i64,
         ) -> Result<Vec<crate::ids::SessionId>, sqlx::Error> {
             let ids: Vec<String> = sqlx::query_scalar(crate::store::rows::CLAIMABLE)
-                .bind(now)
                 .bind(me.as_str())
                 .bind(limit)
                 .fetch_all(pool)

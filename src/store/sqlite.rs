@@ -337,10 +337,9 @@ impl Store for SqliteStore {
     async fn claimable(
         &self,
         me: &crate::ids::ReplicaId,
-        now: i64,
         limit: i64,
     ) -> Result<Vec<SessionId>, StoreError> {
-        Ok(reads::claimable(&self.pool, me, now, limit).await?)
+        Ok(reads::claimable(&self.pool, me, limit).await?)
     }
 
     async fn owned_with_queued(
