@@ -130,6 +130,31 @@ impl Replica {
     }
 }
 
+/// A turn in flight: a new session of `agent` run by replica `a` (the message posted there)
+/// and streamed from replica `b`, once `a` runs a busy worker for it.
+pub async fn in_flight(a: &Replica, b: &Replica, agent: &str, content: &str) -> InFlight {
+    let session = a.session(agent).await;
+    let on_b = b.open(&session).await;
+    let turn = a.post(&session, content).await;
+    let worker = a.live_worker(&session).await;
+    InFlight {
+        session,
+        on_b,
+        turn,
+        worker,
+    }
+}
+
+/// What [`in_flight`] set up.
+pub struct InFlight {
+    pub session: Session,
+    /// The session's stream, read from the other replica.
+    pub on_b: Reader,
+    pub turn: String,
+    /// Its worker: id, generation, pid.
+    pub worker: (String, u32, u32),
+}
+
 /// The replica id that owns the session, from the store.
 pub async fn owner(data: &Data, session: &Session) -> Option<String> {
     data.db()

@@ -7,7 +7,7 @@ use std::time::Duration;
 use turnwatch::api::admin::KillRequest;
 use turnwatch::api::state::ReplicaState;
 
-use super::{Cluster, Replica, owner};
+use super::{Cluster, InFlight, Replica, in_flight, owner};
 use crate::harness::{GUARD, assert_completed, assert_failed, assert_gone};
 
 /// The id of the replica whose process is `pid`, as the cluster lists it.
@@ -138,10 +138,12 @@ async fn row_25_an_operator_on_one_replica_kills_another_s_worker() {
         return;
     };
     let (a, b) = (c.replica().await, c.replica().await);
-    let s = a.session("hang").await;
-    let mut on_b = b.open(&s).await;
-    let t = a.post(&s, "hold on").await;
-    let (worker, generation, pid) = a.live_worker(&s).await;
+    let InFlight {
+        session: _,
+        mut on_b,
+        turn: t,
+        worker: (worker, generation, pid),
+    } = in_flight(&a, &b, "hang", "hold on").await;
     let stale = KillRequest {
         generation: Some(generation + 1),
         pid: Some(pid),
@@ -188,10 +190,12 @@ async fn row_26_a_paused_replica_is_fenced_and_rejoins() {
     };
     let (a, b) = (c.replica().await, c.replica().await);
     let old_id = id_of(&b, a.pid).await;
-    let s = a.session("slow").await;
-    let mut on_b = b.open(&s).await;
-    let t = a.post(&s, "a long reply").await;
-    let (_, _, pid) = a.live_worker(&s).await;
+    let InFlight {
+        session: s,
+        mut on_b,
+        turn: t,
+        worker: (_, _, pid),
+    } = in_flight(&a, &b, "slow", "a long reply").await;
     a.signal(Signal::SIGSTOP);
     assert_failed(&on_b.until_complete(&t).await, "replica_lost");
     a.signal(Signal::SIGCONT);
@@ -373,10 +377,12 @@ async fn a_session_deleted_on_another_replica_ends_its_turn_and_worker() {
         return;
     };
     let (a, b) = (c.replica().await, c.replica().await);
-    let s = a.session("hang").await;
-    let mut on_b = b.open(&s).await;
-    let t = a.post(&s, "hold on").await;
-    let (_, _, pid) = a.live_worker(&s).await;
+    let InFlight {
+        session: s,
+        mut on_b,
+        turn: t,
+        worker: (_, _, pid),
+    } = in_flight(&a, &b, "hang", "hold on").await;
     b.client.delete_session(&s.id, &s.token).await.unwrap();
     assert_failed(&on_b.until_complete(&t).await, "session_deleted");
     let closed = on_b.next().await.expect("a closed event");
@@ -489,10 +495,12 @@ async fn a_forwarded_action_survives_a_lost_notification() {
         return;
     };
     let (a, b) = (c.replica().await, c.replica().await);
-    let s = a.session("hang").await;
-    let mut on_b = b.open(&s).await;
-    let t = a.post(&s, "hold on").await;
-    let (worker, generation, pid) = a.live_worker(&s).await;
+    let InFlight {
+        session: _,
+        mut on_b,
+        turn: t,
+        worker: (worker, generation, pid),
+    } = in_flight(&a, &b, "hang", "hold on").await;
     let forward = serde_json::json!({
         "replica": id_of(&b, a.pid).await, "action": "kill", "target": worker,
         "generation": generation, "pid": pid, "reason": "notification lost", "token": "local",
