@@ -206,18 +206,7 @@ pub async fn p1_crash_to_error() -> anyhow::Result<Vec<Figure>> {
         for _ in 0..SAMPLES {
             let (sid, token, mut events) = session(&client, agent).await?;
             client.post_message(&sid, &token, "crash", None).await?;
-            let (_, delta) = next_of(&mut events, &[EventKind::Output]).await?;
-            let (_, ev) = next_of(&mut events, &[EventKind::Error]).await?;
-            let received = now_micros();
-            anyhow::ensure!(
-                matches!(&ev, SessionEvent::Error(f) if f.code == ErrorCode::WorkerCrashed),
-                "unexpected {ev:?}"
-            );
-            let SessionEvent::Output(delta) = delta else {
-                anyhow::bail!("expected output, got {delta:?}");
-            };
-            let at = stamp(&delta.content).ok_or_else(|| anyhow::anyhow!("no stamp"))?;
-            samples.push((received - at) / 1000.0);
+            samples.push(crash_to_error(&mut events).await?);
         }
         out.push(latency(
             name,
@@ -283,6 +272,26 @@ pub async fn p2_hung_to_error() -> anyhow::Result<Vec<Figure>> {
         target: "stall timeout + <= 1 s, worker stopped",
         extra,
     }])
+}
+
+/// One crash sample: the stamped delta of a [`CRASH_EXIT1`]-style worker, then its
+/// `worker_crashed` error; the ms from the stamp to the error's receipt.
+pub(super) async fn crash_to_error(events: &mut Events) -> anyhow::Result<f64> {
+    let (_, delta) = next_of(events, &[EventKind::Output]).await?;
+    let (_, ev) = next_of(events, &[EventKind::Error]).await?;
+    let received = now_micros();
+    anyhow::ensure!(
+        matches!(&ev, SessionEvent::Error(f) if f.code == ErrorCode::WorkerCrashed),
+        "unexpected {ev:?}"
+    );
+    let SessionEvent::Output(delta) = delta else {
+        anyhow::bail!("expected output, got {delta:?}");
+    };
+    let at: f64 = delta
+        .content
+        .parse()
+        .map_err(|_| anyhow::anyhow!("no stamp"))?;
+    Ok((received - at) / 1000.0)
 }
 
 /// Now, in µs since the epoch (the clock `--stamp` writes).

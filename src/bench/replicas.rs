@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use super::cluster::{Cluster, Replica};
-use super::gateway::{CRASH_EXIT1, latency, next_of, now_micros, session_on};
+use super::gateway::{CRASH_EXIT1, crash_to_error, latency, next_of, session_on};
 use super::{Figure, ms, pct, pg};
 use crate::api::admin::ListQuery;
 use crate::api::{ErrorCode, EventKind, SessionEvent};
@@ -44,18 +44,7 @@ pub async fn p10_crash_across_replicas(db: &str) -> anyhow::Result<Vec<Figure>> 
         for _ in 0..CRASHES {
             let (sid, token, mut events) = session_on(&a.client, &b.client, "crash").await?;
             a.client.post_message(&sid, &token, "crash", None).await?;
-            let (_, delta) = next_of(&mut events, &[EventKind::Output]).await?;
-            let (_, ev) = next_of(&mut events, &[EventKind::Error]).await?;
-            let received = now_micros();
-            anyhow::ensure!(
-                matches!(&ev, SessionEvent::Error(f) if f.code == ErrorCode::WorkerCrashed),
-                "unexpected {ev:?}"
-            );
-            let SessionEvent::Output(delta) = delta else {
-                anyhow::bail!("expected output, got {delta:?}");
-            };
-            let at: f64 = delta.content.parse()?;
-            samples.push((received - at) / 1000.0);
+            samples.push(crash_to_error(&mut events).await?);
             if runner_of(&b.client, &sid).await?.as_deref() == Some(a_id.as_str()) {
                 ran_on_a += 1;
             }
