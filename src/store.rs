@@ -487,6 +487,15 @@ pub enum Change {
         /// When (epoch ms), where the backend has no clock of its own.
         at: i64,
     },
+    /// Record a stream ticket.
+    IssueTicket(StreamTicket),
+    /// Use a stream ticket up: it is deleted, whether or not it is still valid, and returned
+    /// ([`Applied::Ticket`]) if it existed; the caller checks its scope and expiry. A ticket is
+    /// redeemed once: a second redemption finds nothing.
+    RedeemTicket {
+        /// The ticket's secret.
+        ticket: String,
+    },
     /// Forget history older than `before` (epoch ms): ended turns whose events are already
     /// pruned, exited worker generations, admin events, rejected output, and sessions left
     /// with none of these. Bounded per write; the next round takes the rest.
@@ -533,6 +542,21 @@ impl Change {
             change: Box::new(self),
         }
     }
+}
+
+/// A stream ticket: what a browser's `EventSource`, which cannot send `Authorization`, puts in
+/// a stream's URL instead of a token. Short-lived and single use; the database holds it so that
+/// any replica can redeem it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamTicket {
+    /// The secret that goes into the URL.
+    pub ticket: String,
+    /// The session whose stream it opens; `None`: the admin stream.
+    pub session_id: Option<SessionId>,
+    /// Who asked for it: the configured token's name, or the session's id.
+    pub holder: String,
+    /// When it stops being accepted (epoch ms).
+    pub expires_at: i64,
 }
 
 /// A queued turn as its session's owner reads it, in the session's order.
@@ -635,6 +659,8 @@ pub enum Applied {
         /// The owner.
         owner: Option<ReplicaId>,
     },
+    /// The ticket redeemed, if it existed (valid or not: the caller judges).
+    Ticket(Option<StreamTicket>),
     /// The events appended (empty when the turn had already ended).
     /// Shared, so publishing them to every stream copies none.
     Events(Vec<Arc<StoredEvent>>),

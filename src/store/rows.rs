@@ -439,3 +439,14 @@ macro_rules! ownership_reads {
     };
 }
 pub(super) use ownership_reads;
+
+/// Records a stream ticket (bind: ticket, session or NULL, holder, expiry).
+pub(super) const ISSUE_TICKET: &str = "INSERT INTO stream_tickets (ticket, session_id, holder, \
+    expires_at) VALUES ($1, $2, $3, $4)";
+
+/// Uses a stream ticket up (bind: the ticket): it is gone afterwards, whatever it was.
+pub(super) const REDEEM_TICKET: &str = "DELETE FROM stream_tickets WHERE ticket = $1 \
+    RETURNING session_id, holder, expires_at";
+
+/// Forgets stream tickets that expired before the cutoff (bind: it), never used.
+pub(super) const FORGET_TICKETS: &str = "DELETE FROM stream_tickets WHERE expires_at < $1";

@@ -13,6 +13,7 @@ mod orders;
 mod owners;
 mod postgres;
 mod replicas;
+mod tickets;
 
 use backends::{Fixture, conformance};
 

@@ -20,6 +20,7 @@ use crate::ids::{SessionId, TurnId, WorkerId};
 
 mod owners;
 mod replicas;
+mod tickets;
 mod turns;
 
 use owners::NOW_MS;

@@ -13,6 +13,7 @@ use crate::ids::{SessionId, TurnId, WorkerId};
 
 mod owners;
 mod replicas;
+mod tickets;
 mod workers;
 
 use workers::{Output, apply_worker_write, record_output};

@@ -111,6 +111,9 @@ impl Writes<'_> {
             | Change::RenewLease { .. }
             | Change::ReplicaStopping { .. }
             | Change::MarkLost { .. } => self.apply_replica_write(w).await?,
+            Change::IssueTicket(_) | Change::RedeemTicket { .. } => {
+                self.apply_ticket_write(w).await?
+            }
             Change::CreateSession(_)
             | Change::DeleteSession { .. }
             | Change::InsertTurn { .. }
@@ -200,6 +203,8 @@ impl Writes<'_> {
         self.execute(sqlx::query(crate::store::rows::FREE_IDLE_SESSIONS))
             .await?;
         self.execute(sqlx::query(crate::store::rows::FORGET_REPLICAS).bind(before))
+            .await?;
+        self.execute(sqlx::query(crate::store::rows::FORGET_TICKETS).bind(before))
             .await?;
         // Actions for a replica that never took them (it was lost meanwhile).
         self.execute(

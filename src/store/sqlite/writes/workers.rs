@@ -88,6 +88,7 @@ pub(super) fn apply_worker_write(conn: &Connection, w: &Change) -> Result<Applie
         | Change::RenewLease { .. }
         | Change::ReplicaStopping { .. }
         | Change::MarkLost { .. } => super::replicas::apply(conn, w)?,
+        Change::IssueTicket(_) | Change::RedeemTicket { .. } => super::tickets::apply(conn, w)?,
         Change::CreateSession(_)
         | Change::DeleteSession { .. }
         | Change::InsertTurn { .. }
@@ -161,6 +162,8 @@ fn prune(conn: &Connection, before: i64) -> Result<Applied> {
     conn.prepare_cached(crate::store::rows::FREE_IDLE_SESSIONS)?
         .execute([])?;
     conn.prepare_cached(crate::store::rows::FORGET_REPLICAS)?
+        .execute([before])?;
+    conn.prepare_cached(crate::store::rows::FORGET_TICKETS)?
         .execute([before])?;
     let turns: Vec<(String, String)> = conn
         .prepare_cached(
