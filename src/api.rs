@@ -125,6 +125,24 @@ pub struct SessionCreated {
     pub messages_url: String,
 }
 
+/// `POST /api/v1/agents/{id}/stream-ticket` and `POST /api/v1/admin/stream-ticket` reply: a
+/// ticket that opens one stream, for a client that cannot send `Authorization` (a browser's
+/// `EventSource`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TicketIssued {
+    /// Always true.
+    pub success: bool,
+    /// The ticket: single use, bound to the stream it was asked for.
+    pub ticket: String,
+    /// When it stops being accepted (RFC 3339).
+    pub expires_at: String,
+    /// How long it is valid from now, in whole seconds.
+    pub expires_in: u64,
+    /// The stream's path with the ticket in its query (`?ticket=`); add `&since=N` to resume.
+    pub events_url: String,
+}
+
 /// `POST .../messages` body.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The longest a stream ticket may live (`gateway.stream_ticket_ttl`).
+pub const MAX_TICKET_TTL: Duration = Duration::from_secs(60);
+
 /// A config file that could not be read or understood; the message names the file, line and key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -100,8 +103,15 @@ pub struct GatewayConfig {
     /// How long a session token is valid (checked when a request or stream starts).
     #[serde(with = "humantime_serde")]
     pub token_ttl: Duration,
-    /// Browser origins (`scheme://host[:port]`) allowed to call the gateway besides its own.
+    /// Browser origins (`scheme://host[:port]`) allowed to call the Agent API and its streams
+    /// besides the gateway's own: preflights answered, responses readable (CORS).
     pub cors_origins: Vec<String>,
+    /// Browser origins allowed to call the admin API and `/metrics`; none by default (admin
+    /// routes stay closed to browsers unless listed here).
+    pub admin_cors_origins: Vec<String>,
+    /// How long a stream ticket (`POST …/stream-ticket`) may wait to be used: at most 60 s.
+    #[serde(with = "humantime_serde")]
+    pub stream_ticket_ttl: Duration,
     /// How long a connection may take to send a complete request head (and may sit idle
     /// between requests) before the gateway closes it.
     #[serde(with = "humantime_serde")]
@@ -136,6 +146,8 @@ impl Default for GatewayConfig {
             sse_retry: Duration::from_secs(3),
             token_ttl: Duration::from_secs(24 * 3600),
             cors_origins: Vec::new(),
+            admin_cors_origins: Vec::new(),
+            stream_ticket_ttl: Duration::from_secs(30),
             header_timeout: Duration::from_secs(10),
             max_connections: None,
             replica_lease: Duration::from_secs(5),
@@ -344,9 +356,21 @@ impl Config {
                 "key `gateway.max_connections`: must be at least 1".into(),
             ));
         }
-        if let Some(o) = self.gateway.cors_origins.iter().find(|o| !is_origin(o)) {
+        for (key, origins) in [
+            ("cors_origins", &self.gateway.cors_origins),
+            ("admin_cors_origins", &self.gateway.admin_cors_origins),
+        ] {
+            if let Some(o) = origins.iter().find(|o| !is_origin(o)) {
+                return Err(invalid(format!(
+                    "key `gateway.{key}`: `{o}` is not an origin (scheme://host[:port], no path)"
+                )));
+            }
+        }
+        let ttl = self.gateway.stream_ticket_ttl;
+        if ttl.is_zero() || ttl > MAX_TICKET_TTL {
             return Err(invalid(format!(
-                "key `gateway.cors_origins`: `{o}` is not an origin (scheme://host[:port], no path)"
+                "key `gateway.stream_ticket_ttl`: must be more than zero and at most 60s, not {}",
+                humantime::format_duration(ttl)
             )));
         }
         for (i, t) in self.tokens.iter().enumerate() {

@@ -4,6 +4,7 @@
 mod admin;
 mod agents;
 mod auth;
+mod cors;
 mod error;
 mod guard;
 mod health;
@@ -13,6 +14,7 @@ mod serve;
 mod sessions;
 mod stream;
 mod sweeper;
+mod tickets;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -85,6 +87,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/agents/{id}", get(agents::get).delete(agents::delete))
         .route("/agents/{id}/messages", post(agents::post_message))
         .route(SESSION_EVENTS, get(stream::session::events))
+        .route("/agents/{id}/stream-ticket", post(tickets::for_session))
+        .route("/admin/stream-ticket", post(tickets::for_admin))
         .route("/admin/overview", get(admin::read::overview))
         .route("/admin/workers", get(admin::read::workers))
         .route("/admin/workers/{id}", get(admin::read::worker))
@@ -108,6 +112,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         })
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(error::json_rejections))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(cors::Cors::new(&state.config.gateway)),
+            cors::layer,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             guard::layer,

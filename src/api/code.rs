@@ -48,6 +48,8 @@ wire_enum! {
         Unauthorized = "unauthorized",
         /// The session's token has expired (401).
         TokenExpired = "token_expired",
+        /// A stream ticket that is unknown, used, expired or for another stream (401).
+        InvalidTicket = "invalid_ticket",
         /// The token may not do this (403).
         Forbidden = "forbidden",
         /// The request's `Host` is not one the gateway serves (403).

@@ -7,6 +7,15 @@ fn example_config_parses() {
     let text = include_str!("../../assets/turnwatch.example.toml");
     let c = Config::parse(text, Path::new("turnwatch.example.toml")).unwrap();
     assert_eq!(c.agents["echo"].stall_timeout, Duration::from_secs(60));
+    // The example web client's gateway (README, "Browser clients") lists the page's origins.
+    let text = include_str!("../../assets/web/turnwatch.toml");
+    let c = Config::parse(text, Path::new("turnwatch.toml")).unwrap();
+    assert!(
+        c.gateway
+            .cors_origins
+            .contains(&"http://localhost:8000".to_owned())
+    );
+    assert_eq!(c.agents.len(), 2);
 }
 
 #[test]
@@ -28,14 +37,33 @@ fn cors_origins_must_be_origins() {
         "ftp://x.example",
         "*",
     ] {
-        let text = format!("[gateway]\ncors_origins = [\"{bad}\"]\n");
-        let e = Config::parse(&text, Path::new("c.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("cors_origins"), "{bad}: {e}");
+        for key in ["cors_origins", "admin_cors_origins"] {
+            let text = format!("[gateway]\n{key} = [\"{bad}\"]\n");
+            let e = Config::parse(&text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&format!("gateway.{key}")), "{bad}: {e}");
+        }
     }
     let text = "[gateway]\ncors_origins = [\"https://app.example\", \"http://localhost:3000\"]\n";
     assert!(Config::parse(text, Path::new("c.toml")).is_ok());
+}
+
+#[test]
+fn a_stream_ticket_lives_at_most_a_minute() {
+    for bad in ["0s", "61s", "1h"] {
+        let text = format!("[gateway]\nstream_ticket_ttl = \"{bad}\"\n");
+        let e = Config::parse(&text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("stream_ticket_ttl") && e.contains("60s"),
+            "{bad}: {e}"
+        );
+    }
+    let text = "[gateway]\nstream_ticket_ttl = \"60s\"\n";
+    let c = Config::parse(text, Path::new("c.toml")).unwrap();
+    assert_eq!(c.gateway.stream_ticket_ttl, super::MAX_TICKET_TTL);
 }
 
 #[test]

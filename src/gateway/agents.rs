@@ -22,6 +22,8 @@ use crate::ids::{MessageId, SessionId, TurnId};
 use crate::store::{Applied, Change, Progress, SessionRecord, TurnQuery, TurnRecord};
 use crate::supervisor::{QueuedTurn, Route, end_turn};
 
+use super::tickets;
+
 /// `POST /api/v1/agents`: create or resume a session.
 pub async fn create(
     State(app): State<Arc<AppState>>,
@@ -133,18 +135,36 @@ pub async fn authorize_cached(
 }
 
 /// [`authorize`] for a session's event stream, which outlives the session: a deleted session
-/// is answered too (its `deleted_at` set), so a client can read its log to the end.
+/// is answered too (its `deleted_at` set), so a client can read its log to the end. With a
+/// stream `ticket`, the ticket (redeemed here) stands for the token.
 pub async fn authorize_stream(
     app: &AppState,
     headers: &HeaderMap,
     id: &str,
+    ticket: Option<&str>,
 ) -> Result<Arc<SessionRecord>, ApiError> {
-    let id = SessionId(id.to_owned());
-    match app.store.session(&id).await? {
-        // Not cached: the cache serves live sessions to message posts.
-        Some(s) if s.deleted_at.is_some() => check_token(app, headers, Arc::new(s)),
-        found => check(app, headers, &id, found.map(|s| app.sessions.put(s))),
+    if let Some(ticket) = ticket {
+        tickets::redeem(app, ticket, Some(id)).await?;
     }
+    let id = SessionId(id.to_owned());
+    let found = app.store.session(&id).await?;
+    match (found, ticket) {
+        // Not cached: the cache serves live sessions to message posts.
+        (Some(s), Some(_)) if s.deleted_at.is_some() => Ok(Arc::new(s)),
+        (Some(s), None) if s.deleted_at.is_some() => check_token(app, headers, Arc::new(s)),
+        (found, Some(_)) => live(&id, found.map(|s| app.sessions.put(s))),
+        (found, None) => check(app, headers, &id, found.map(|s| app.sessions.put(s))),
+    }
+}
+
+/// The session unless it is missing or deleted: 404 `session_not_found`.
+fn live(
+    id: &SessionId,
+    session: Option<Arc<SessionRecord>>,
+) -> Result<Arc<SessionRecord>, ApiError> {
+    session
+        .filter(|s| s.deleted_at.is_none())
+        .ok_or_else(|| ApiError::not_found(ErrorCode::SessionNotFound, format!("no session {id}")))
 }
 
 fn check(
@@ -153,10 +173,7 @@ fn check(
     id: &SessionId,
     session: Option<Arc<SessionRecord>>,
 ) -> Result<Arc<SessionRecord>, ApiError> {
-    let session = session.filter(|s| s.deleted_at.is_none()).ok_or_else(|| {
-        ApiError::not_found(ErrorCode::SessionNotFound, format!("no session {id}"))
-    })?;
-    check_token(app, headers, session)
+    check_token(app, headers, live(id, session)?)
 }
 
 /// The caller holds the session's token (unexpired) or an operator token.

@@ -8,9 +8,10 @@
 //! its own host name now resolving to 127.0.0.1. A browser always says which `Host` it thinks
 //! it talks to and, for cross-site requests, which `Origin` sent it; neither can be forged by
 //! the page. So in that mode a request must be addressed to a loopback name, and a request
-//! from a browser page must come from the gateway's own origin or one configured in
-//! `[gateway] cors_origins`. With tokens configured a browser sends no bearer token by itself,
-//! so only the `Host` presence rule applies.
+//! from a browser page must come from the gateway's own origin or one configured for its route
+//! (`[gateway] cors_origins` for the Agent API, `admin_cors_origins` for the admin API and
+//! `/metrics`: see `cors`). With tokens configured a browser sends no bearer token by itself,
+//! so only the `Host` presence rule applies, and CORS alone decides what a page may read.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header, uri::Authority};
@@ -19,8 +20,8 @@ use axum::response::{IntoResponse, Response};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use super::AppState;
 use super::error::ApiError;
+use super::{AppState, cors};
 use crate::api::ErrorCode;
 
 /// The router's layer: [`admit`] or its error.
@@ -33,12 +34,13 @@ pub(super) async fn layer(State(app): State<Arc<AppState>>, req: Request, next: 
 
 /// Checks a request's `Host` and `Origin` against the gateway's trust mode.
 fn admit(app: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<(), ApiError> {
-    check(
-        !app.tokens.is_enabled(),
-        &app.config.gateway.cors_origins,
-        uri,
-        headers,
-    )
+    let gateway = &app.config.gateway;
+    let allowed = cors::origins_for(
+        &gateway.cors_origins,
+        &gateway.admin_cors_origins,
+        uri.path(),
+    );
+    check(!app.tokens.is_enabled(), allowed, uri, headers)
 }
 
 /// [`admit`] with its inputs spelled out: `open` is loopback-trust mode (no tokens).
@@ -74,7 +76,7 @@ pub(super) fn check(
         return Ok(());
     };
     let origin = origin.to_str().unwrap_or_default();
-    if is_own_origin(origin, host) || is_listed(origin, allowed) {
+    if is_own_origin(origin, host) || cors::is_listed(origin, allowed) {
         return Ok(());
     }
     Err(ApiError::new(
@@ -82,7 +84,7 @@ pub(super) fn check(
         ErrorCode::OriginNotAllowed,
         format!(
             "requests from the web origin `{origin}` are not allowed; \
-             list it in [gateway] cors_origins to allow it"
+             list it in [gateway] cors_origins (admin_cors_origins for the admin API) to allow it"
         ),
     ))
 }
@@ -111,12 +113,6 @@ fn is_own_origin(origin: &str, host: &str) -> bool {
     origin
         .strip_prefix("http://")
         .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
-}
-
-fn is_listed(origin: &str, allowed: &[String]) -> bool {
-    allowed
-        .iter()
-        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
 }
 
 #[cfg(test)]

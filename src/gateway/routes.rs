@@ -38,6 +38,16 @@ pub(super) fn is_session_events(path: &str) -> bool {
         .any(|id| !id.contains('/'))
 }
 
+/// Whether a request path is the admin side: the admin API under any prefix, or `/metrics`.
+/// Browsers reach it only from `[gateway] admin_cors_origins` (see `cors` and `guard`).
+pub(super) fn is_admin(path: &str) -> bool {
+    path == "/metrics"
+        || API_PREFIXES.iter().any(|prefix| {
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest == "/admin" || rest.starts_with("/admin/"))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::{SESSION_EVENTS, is_session_events, nest};

@@ -8,6 +8,7 @@ mod harness;
 
 mod admin;
 mod bad_input;
+mod browser;
 mod chaos;
 mod chat_restart;
 mod cluster;
@@ -24,4 +25,5 @@ mod resume;
 mod store_faults;
 mod streams;
 mod surface;
+mod web;
 mod workers;

@@ -15,6 +15,7 @@ use crate::gateway::AppState;
 use crate::gateway::error::ApiError;
 use crate::gateway::stream::session::{Since, cursor};
 use crate::gateway::stream::{self, PAGE, Start, frame, tail};
+use crate::gateway::tickets;
 
 /// `GET /api/v1/admin/events`: `snapshot` (without a cursor), then the lifecycle log.
 pub async fn events(
@@ -22,8 +23,11 @@ pub async fn events(
     Query(q): Query<Since>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    app.tokens.reader(&headers)?;
     let cursor = cursor(&headers, &q)?;
+    match q.ticket.as_deref() {
+        Some(ticket) => drop(tickets::redeem(&app, ticket, None).await?),
+        None => drop(app.tokens.reader(&headers)?),
+    }
     let rx = app.hub.subscribe_admin();
     let retry = app.config.gateway.sse_retry;
     // A cursor beyond the log's end (the gateway restarted on a fresh or restored database),

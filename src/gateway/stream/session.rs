@@ -19,10 +19,12 @@ use crate::gateway::agents::authorize_stream;
 use crate::gateway::error::ApiError;
 use crate::store::{SessionRecord, StoredEvent};
 
-/// `?since=N`, the URL form of `Last-Event-ID`.
+/// A stream's query: `?since=N`, the URL form of `Last-Event-ID`, and `?ticket=`, a stream
+/// ticket in place of a bearer token (see `gateway::tickets`).
 #[derive(Debug, Deserialize)]
 pub struct Since {
     pub(crate) since: Option<String>,
+    pub(crate) ticket: Option<String>,
 }
 
 /// The client's cursor: `Last-Event-ID`, else `?since=`; 400 `invalid_cursor` unless it is a
@@ -80,8 +82,9 @@ async fn open(
     q: &Since,
     headers: &HeaderMap,
 ) -> Result<impl Stream<Item = Result<Bytes, Infallible>> + Send + use<>, ApiError> {
-    let session = authorize_stream(app, headers, id).await?;
+    // The cursor first: a request refused for it does not use its ticket up.
     let cursor = cursor(headers, q)?;
+    let session = authorize_stream(app, headers, id, q.ticket.as_deref()).await?;
     if session.deleted_at.is_some() && cursor.is_none() {
         return Err(deleted());
     }
