@@ -8,7 +8,7 @@ use tokio::process::{Child, Command};
 use turnwatch::client::Client;
 
 use crate::harness::{
-    BIN, Backend, Data, GUARD, assert_gone, gateway_args, gateway_child, on_both,
+    BIN, Backend, Data, GUARD, assert_gone, gateway_args, gateway_child, on_both, stop_child,
 };
 
 // A restart on the same data runs on both backends; restoring a backup copies SQLite's files.
@@ -83,7 +83,7 @@ async fn chat_killed_before_its_first_event_still_ends_with_the_outcome(b: Backe
     let (status, stderr) = chat_ends(&mut chat, "after the gateway restarted").await;
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("gateway_restarted"), "{stderr}");
-    stop(&mut gw).await;
+    stop_child(&mut gw).await;
 }
 
 /// Copies the database files (`gw.db` and its WAL) of a stopped gateway from `from` to `to`,
@@ -120,7 +120,7 @@ async fn chat_back_on_a_restored_gateway_says_gap_and_ends() {
         ..Default::default()
     };
     Client::new(&url, None).create_session(&req).await.unwrap();
-    stop(&mut gw).await;
+    stop_child(&mut gw).await;
     copy_db(&data, &dir.path().join("backup"));
 
     let (mut gw, _) = spawn_gateway(&conf, &db_url, &listen).await;
@@ -150,15 +150,5 @@ async fn chat_back_on_a_restored_gateway_says_gap_and_ends() {
     assert!(stderr.contains("gap"), "{stderr}");
     assert!(stderr.contains("no longer knows turn"), "{stderr}");
     assert_eq!(status.code(), Some(2), "{stderr}");
-    stop(&mut gw).await;
-}
-
-/// Stops a gateway process gracefully (SIGTERM) and waits for it.
-async fn stop(gw: &mut Child) {
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(gw.id().unwrap()).unwrap());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    tokio::time::timeout(GUARD, gw.wait())
-        .await
-        .expect("the gateway did not stop")
-        .unwrap();
+    stop_child(&mut gw).await;
 }

@@ -321,6 +321,16 @@ pub async fn gateway_child(mut cmd: tokio::process::Command) -> (tokio::process:
     (child, url)
 }
 
+/// Stops a gateway process gracefully (SIGTERM) and waits for it.
+pub async fn stop_child(gw: &mut tokio::process::Child) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(gw.id().unwrap()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    tokio::time::timeout(GUARD, gw.wait())
+        .await
+        .expect("the gateway did not stop")
+        .unwrap();
+}
+
 /// Waits (guarded) until no process has this pid.
 pub async fn assert_gone(pid: u32) {
     let deadline = tokio::time::Instant::now() + GUARD;
