@@ -450,3 +450,10 @@ pub(super) const REDEEM_TICKET: &str = "DELETE FROM stream_tickets WHERE ticket 
 
 /// Forgets stream tickets that expired before the cutoff (bind: it), never used.
 pub(super) const FORGET_TICKETS: &str = "DELETE FROM stream_tickets WHERE expires_at < $1";
+
+/// Records a local token (bind: token, client, time).
+pub(super) const MINT_LOCAL_TOKEN: &str =
+    "INSERT INTO local_tokens (token, client, created_at) VALUES ($1, $2, $3)";
+
+/// Whether a local token was given out (bind: the token).
+pub(super) const IS_LOCAL_TOKEN: &str = "SELECT COUNT(*) FROM local_tokens WHERE token = $1";

@@ -362,6 +362,14 @@ impl Store for SqliteStore {
         Ok(reads::snapshot(&self.pool, now).await?)
     }
 
+    async fn is_local_token(&self, token: &str) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar(super::rows::IS_LOCAL_TOKEN)
+            .bind(token)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
     async fn next_generation(&self, worker: &WorkerId) -> Result<u32, StoreError> {
         let max: Option<i64> =
             sqlx::query_scalar("SELECT MAX(generation) FROM workers WHERE worker_id = ?")

@@ -111,9 +111,9 @@ impl Writes<'_> {
             | Change::RenewLease { .. }
             | Change::ReplicaStopping { .. }
             | Change::MarkLost { .. } => self.apply_replica_write(w).await?,
-            Change::IssueTicket(_) | Change::RedeemTicket { .. } => {
-                self.apply_ticket_write(w).await?
-            }
+            Change::IssueTicket(_)
+            | Change::RedeemTicket { .. }
+            | Change::MintLocalToken { .. } => self.apply_ticket_write(w).await?,
             Change::CreateSession(_)
             | Change::DeleteSession { .. }
             | Change::InsertTurn { .. }

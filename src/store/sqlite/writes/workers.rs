@@ -88,7 +88,9 @@ pub(super) fn apply_worker_write(conn: &Connection, w: &Change) -> Result<Applie
         | Change::RenewLease { .. }
         | Change::ReplicaStopping { .. }
         | Change::MarkLost { .. } => super::replicas::apply(conn, w)?,
-        Change::IssueTicket(_) | Change::RedeemTicket { .. } => super::tickets::apply(conn, w)?,
+        Change::IssueTicket(_) | Change::RedeemTicket { .. } | Change::MintLocalToken { .. } => {
+            super::tickets::apply(conn, w)?
+        }
         Change::CreateSession(_)
         | Change::DeleteSession { .. }
         | Change::InsertTurn { .. }
