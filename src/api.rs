@@ -51,6 +51,7 @@ macro_rules! wire_enum {
 pub mod admin;
 mod code;
 pub mod lifecycle;
+pub mod lobu;
 pub mod session;
 pub mod state;
 pub mod time;
@@ -105,6 +106,10 @@ pub struct CreateSession {
     /// Start a new session even when the thread has one.
     #[serde(default)]
     pub force_new: bool,
+    /// Any other field: the gateway refuses those it does not honour (400
+    /// `unsupported_field`) rather than ignore them.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
 }
 
 /// `POST /api/v1/agents` reply.
@@ -153,6 +158,10 @@ pub struct PostMessage {
     /// Client-chosen id; a repeat is idempotent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
+    /// Any other field: the gateway refuses those it does not honour (400
+    /// `unsupported_field`) rather than ignore them.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
 }
 
 /// `POST .../messages` reply.
@@ -230,6 +239,9 @@ pub struct ErrorBody {
     pub error: String,
     /// A machine code.
     pub code: String,
+    /// The request field the error is about (`unsupported_field`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 #[cfg(test)]

@@ -109,6 +109,9 @@ pub struct GatewayConfig {
     /// Browser origins allowed to call the admin API and `/metrics`; none by default (admin
     /// routes stay closed to browsers unless listed here).
     pub admin_cors_origins: Vec<String>,
+    /// Where clients reach the gateway (`https://chat.example/`), for the absolute URLs of
+    /// Lobu-shaped answers; `http://` and the request's `Host` when absent.
+    pub public_url: Option<String>,
     /// How long a stream ticket (`POST …/stream-ticket`) may wait to be used: at most 60 s.
     #[serde(with = "humantime_serde")]
     pub stream_ticket_ttl: Duration,
@@ -148,6 +151,7 @@ impl Default for GatewayConfig {
             cors_origins: Vec::new(),
             admin_cors_origins: Vec::new(),
             stream_ticket_ttl: Duration::from_secs(30),
+            public_url: None,
             header_timeout: Duration::from_secs(10),
             max_connections: None,
             replica_lease: Duration::from_secs(5),
@@ -366,6 +370,13 @@ impl Config {
                 )));
             }
         }
+        if let Some(url) = &self.gateway.public_url
+            && !is_public_url(url)
+        {
+            return Err(invalid(format!(
+                "key `gateway.public_url`: `{url}` is not an http(s) URL (scheme://host[:port][/path])"
+            )));
+        }
         let ttl = self.gateway.stream_ticket_ttl;
         if ttl.is_zero() || ttl > MAX_TICKET_TTL {
             return Err(invalid(format!(
@@ -442,6 +453,16 @@ fn is_origin(s: &str) -> bool {
     matches!(uri.scheme_str(), Some("http" | "https"))
         && uri.authority().is_some_and(|a| !a.as_str().contains('@'))
         && matches!(uri.path(), "" | "/")
+        && uri.query().is_none()
+}
+
+/// An http(s) URL with a host and perhaps a path, no query: where clients reach the gateway.
+fn is_public_url(s: &str) -> bool {
+    let Ok(uri) = s.parse::<axum::http::Uri>() else {
+        return false;
+    };
+    matches!(uri.scheme_str(), Some("http" | "https"))
+        && uri.authority().is_some_and(|a| !a.as_str().contains('@'))
         && uri.query().is_none()
 }
 

@@ -4,6 +4,7 @@
 mod admin;
 mod agents;
 mod auth;
+mod compat;
 mod cors;
 mod error;
 mod guard;
@@ -102,6 +103,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     routes::nest(Router::new(), &api)
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
+        .route("/api/local-init", post(compat::local_init))
         .fallback(|| async { ApiError::not_found(ErrorCode::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

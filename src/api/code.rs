@@ -36,6 +36,8 @@ wire_enum! {
         StoreUnavailable = "store_unavailable",
         /// A request the API cannot take (400).
         InvalidRequest = "invalid_request",
+        /// A request field turnwatch does not honour, named in the body's `field` (400).
+        UnsupportedField = "unsupported_field",
         /// A cursor this log never gave out (400).
         InvalidCursor = "invalid_cursor",
         /// No such route (404).

@@ -77,6 +77,7 @@ async fn run(
         agent_id: req.agent.clone(),
         thread: req.thread.clone(),
         force_new: req.new,
+        ..Default::default()
     };
     let session = client.create_session(&create).await?;
     let (sid, token) = (session.agent_id.as_str(), session.token.as_str());

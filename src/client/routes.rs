@@ -94,6 +94,7 @@ impl Client {
         let body = PostMessage {
             content: Some(content.to_owned()),
             message_id,
+            ..Default::default()
         };
         let path = format!("{API}/agents/{}/messages", seg(session));
         self.post(&path, Some(token), &body).await

@@ -63,6 +63,7 @@ async fn open(
         agent_id: Some(agent.clone()),
         thread: None,
         force_new: true,
+        ..Default::default()
     };
     let created = client.create_session(&req).await?;
     let session = ChatSession {

@@ -64,6 +64,7 @@ pub async fn run(targets: Vec<Client>) {
             agent_id: Some(agent.into()),
             thread,
             force_new: false,
+            ..Default::default()
         };
         let (create, post) = (from(&targets, n), from(&targets, n + 1));
         tokio::spawn(async move {

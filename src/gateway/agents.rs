@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::AppState;
 use super::auth::{self, Caller};
 use super::error::{ApiError, Body};
-use crate::api::API_PREFIXES;
+use crate::api::lobu::{LobuSessionCreated, LobuSessionInfo, LobuSessionStatus};
 use crate::api::session::Closed;
 use crate::api::state::{TurnFilter, TurnSet};
 use crate::api::{
@@ -22,7 +22,7 @@ use crate::ids::{MessageId, SessionId, TurnId};
 use crate::store::{Applied, Change, Progress, SessionRecord, TurnQuery, TurnRecord};
 use crate::supervisor::{QueuedTurn, Route, end_turn};
 
-use super::tickets;
+use super::{compat, tickets};
 
 /// `POST /api/v1/agents`: create or resume a session.
 pub async fn create(
@@ -36,8 +36,12 @@ pub async fn create(
         Caller::Named(..) => {
             return Err(auth::forbidden("a read-only token cannot create sessions"));
         }
+        // A token `POST /api/local-init` gave out, while loopback trust lasts.
+        Caller::Other(token)
+            if !app.tokens.is_enabled() && app.store.is_local_token(&token).await? => {}
         Caller::Other(_) => return Err(auth::forbidden("unknown token")),
     }
+    compat::refuse_create_fields(&req.other)?;
     if !app.journal.is_available() {
         return Err(ApiError::store_unavailable());
     }
@@ -82,22 +86,33 @@ pub async fn create(
         app.sessions.put(s.clone());
         s
     };
-    // Answer under the prefix the request came in on (the Lobu gateway's or turnwatch's own).
-    let prefix = API_PREFIXES
-        .iter()
-        .rev()
-        .find(|p| uri.path().starts_with(*p))
-        .unwrap_or(&API_PREFIXES[0]);
-    let base = format!("{prefix}/agents/{}", session.id);
-    let body = SessionCreated {
-        success: true,
-        agent_id: session.id.to_string(),
-        token: session.token.clone(),
-        expires_at: to_rfc3339(session.expires_at),
-        sse_url: format!("{base}/events"),
-        messages_url: format!("{base}/messages"),
+    // Answer under the prefix the request came in on: Lobu's shape under Lobu's prefix
+    // (`expiresAt` a number, absolute URLs), turnwatch's own otherwise.
+    let path = format!("{}/agents/{}", compat::prefix_of(uri.path()), session.id);
+    let body = if compat::is_lobu(uri.path()) {
+        let base = format!("{}{path}", compat::public_base(&app, &headers));
+        serde_json::to_value(LobuSessionCreated {
+            success: true,
+            agent_id: session.id.to_string(),
+            token: session.token.clone(),
+            expires_at: session.expires_at,
+            sse_url: format!("{base}/events"),
+            messages_url: format!("{base}/messages"),
+        })
+    } else {
+        serde_json::to_value(SessionCreated {
+            success: true,
+            agent_id: session.id.to_string(),
+            token: session.token.clone(),
+            expires_at: to_rfc3339(session.expires_at),
+            sse_url: format!("{path}/events"),
+            messages_url: format!("{path}/messages"),
+        })
     };
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok((
+        StatusCode::CREATED,
+        Json(body.map_err(|e| ApiError::internal(&e))?),
+    ))
 }
 
 /// Loads a live session from the store and checks the caller may use it: 404, 401 or 403
@@ -208,21 +223,38 @@ fn check_token(
 /// `GET /api/v1/agents/{id}`.
 pub async fn get(
     State(app): State<Arc<AppState>>,
+    OriginalUri(uri): OriginalUri,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     let s = authorize(&app, &headers, &id).await?;
-    Ok(Json(SessionInfo {
-        success: true,
-        agent: SessionStatus {
-            has_active_connection: app.hub.is_watched(&s.id),
-            agent_id: s.id.clone(),
-            agent: s.agent_id.clone(),
-            status: SessionState::Active,
-            created_at: s.created_at,
-            last_activity: s.last_activity,
-        },
-    }))
+    let watched = app.hub.is_watched(&s.id);
+    let body = if compat::is_lobu(uri.path()) {
+        serde_json::to_value(LobuSessionInfo {
+            success: true,
+            agent: LobuSessionStatus {
+                agent_id: s.id.to_string(),
+                user_id: s.id.to_string(),
+                status: SessionState::Active.as_str().to_owned(),
+                created_at: s.created_at,
+                last_activity: s.last_activity,
+                has_active_connection: watched,
+            },
+        })
+    } else {
+        serde_json::to_value(SessionInfo {
+            success: true,
+            agent: SessionStatus {
+                has_active_connection: watched,
+                agent_id: s.id.clone(),
+                agent: s.agent_id.clone(),
+                status: SessionState::Active,
+                created_at: s.created_at,
+                last_activity: s.last_activity,
+            },
+        })
+    };
+    Ok(Json(body.map_err(|e| ApiError::internal(&e))?))
 }
 
 /// What another replica held of a deleted session: its ownership is taken (that replica's
@@ -310,6 +342,8 @@ pub async fn post_message(
     headers: HeaderMap,
     Body(req): Body<PostMessage>,
 ) -> Result<impl IntoResponse, ApiError> {
+    // First: a platform message names no session of ours, and deserves to hear why.
+    compat::refuse_message_fields(&req.other)?;
     let session = authorize_cached(&app, &headers, &id).await?;
     if !app.journal.is_available() {
         return Err(ApiError::store_unavailable());

@@ -14,6 +14,7 @@ pub struct ApiError {
     status: StatusCode,
     code: ErrorCode,
     message: String,
+    field: Option<String>,
 }
 
 impl ApiError {
@@ -23,6 +24,20 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            field: None,
+        }
+    }
+
+    /// 400 `unsupported_field`: the request asks for something turnwatch does not do, by a
+    /// field it names (in the sentence and in the body's `field`), rather than have it ignored.
+    pub fn unsupported(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.to_owned()),
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::UnsupportedField,
+                message,
+            )
         }
     }
 
@@ -77,6 +92,7 @@ impl IntoResponse for ApiError {
             success: false,
             error: self.message,
             code: self.code.as_str().to_owned(),
+            field: self.field,
         };
         (self.status, axum::Json(body)).into_response()
     }

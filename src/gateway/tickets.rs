@@ -18,7 +18,7 @@ use std::sync::Arc;
 use super::AppState;
 use super::agents::authorize;
 use super::error::ApiError;
-use crate::api::{API_PREFIXES, ErrorCode, TicketIssued};
+use crate::api::{ErrorCode, TicketIssued};
 use crate::clock::{now_ms, to_rfc3339};
 use crate::ids::SessionId;
 use crate::store::{Applied, Change, StreamTicket};
@@ -73,11 +73,7 @@ async fn issue(
         .write(Change::IssueTicket(ticket.clone()))
         .await?;
     // The URL under the prefix the request came in on, as a created session's are.
-    let prefix = API_PREFIXES
-        .iter()
-        .rev()
-        .find(|p| asked_at.starts_with(*p))
-        .unwrap_or(&API_PREFIXES[0]);
+    let prefix = super::compat::prefix_of(asked_at);
     let body = TicketIssued {
         success: true,
         events_url: format!("{prefix}{path}?ticket={}", ticket.ticket),

@@ -17,6 +17,7 @@ mod console;
 mod failures;
 mod fastpath;
 mod lifecycle;
+mod lobu;
 mod operator;
 mod raw;
 mod replica_matrix;

@@ -1,7 +1,7 @@
 //! Failure-matrix rows 20 and 21, the SSE framing, Lobu compatibility and idempotency.
 
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::time::Duration;
 
 use crate::harness::{Backend, GUARD, TestGateway, assert_completed, config, on_both, worker};
@@ -116,79 +116,6 @@ async fn sse_framing_retry_connected_and_headers() {
     gw.stop().await;
 }
 
-/// A client written for Lobu: `/lobu/api/v1/agents`, `.../events`, `.../messages {content}`,
-/// stop at `complete` or `error`. Raw HTTP, nothing from this crate.
-#[tokio::test]
-async fn lobu_client_works_unchanged() {
-    let gw = TestGateway::start(config(vec![
-        ("echo", worker(&["--mode", "echo"])),
-        ("crash", worker(&["--mode", "crash-after"])),
-    ]))
-    .await;
-    for (agent, want) in [("echo", "complete"), ("crash", "error")] {
-        let http = reqwest::Client::new();
-        let created: Value = http
-            .post(format!("{}/lobu/api/v1/agents", gw.url))
-            .json(&json!({ "agentId": agent }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(created["success"], true);
-        let (id, token) = (
-            created["agentId"].as_str().unwrap(),
-            created["token"].as_str().unwrap(),
-        );
-        assert_eq!(
-            created["sseUrl"],
-            format!("/lobu/api/v1/agents/{id}/events")
-        );
-        let events = http
-            .get(format!("{}{}", gw.url, created["sseUrl"].as_str().unwrap()))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let posted: Value = http
-            .post(format!(
-                "{}{}",
-                gw.url,
-                created["messagesUrl"].as_str().unwrap()
-            ))
-            .bearer_auth(token)
-            .json(&json!({ "content": "hello lobu" }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(
-            (posted["success"].clone(), posted["queued"].clone()),
-            (json!(true), json!(true))
-        );
-        let mut body = events.bytes_stream();
-        let mut text = String::new();
-        let stop = format!("event: {want}\n");
-        while !text.contains(&stop) {
-            let chunk = tokio::time::timeout(GUARD, body.next())
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap();
-            text.push_str(&String::from_utf8_lossy(&chunk));
-        }
-        if want == "complete" {
-            assert!(text.contains("\"finalText\":\"hello lobu\""), "{text}");
-        } else {
-            assert!(text.contains("\"code\":\"worker_crashed\""), "{text}");
-        }
-    }
-    gw.stop().await;
-}
-
 async fn repeated_message_id_is_idempotent_and_turns_run_in_order(b: Backend) {
     let gw = TestGateway::start_with(b, config(vec![("echo", worker(&["--mode", "echo"]))])).await;
     let s = gw.session("echo").await;
@@ -221,6 +148,7 @@ async fn same_thread_resumes_the_session_unless_forced_new(b: Backend) {
         agent_id: None,
         thread: Some("t1".into()),
         force_new,
+        ..Default::default()
     };
     let a = gw.client.create_session(&req(false)).await.unwrap();
     let b = gw.client.create_session(&req(false)).await.unwrap();

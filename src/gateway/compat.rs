@@ -1,0 +1,203 @@
+//! What the Lobu gateway's clients (its `lobu` CLI first) need beyond the shared Agent API:
+//! `POST /api/local-init`, the zero-config login of a loopback client; Lobu's response shapes
+//! under `/lobu` (`api::lobu`); and a clear refusal of the request fields of Lobu's schema
+//! that turnwatch does not honour, instead of ignoring them (a `dryRun` that silently ran a
+//! real turn, a Telegram message answered `session_not_found`).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::api::lobu::LocalInit;
+use crate::api::{API_PREFIXES, ErrorCode};
+use crate::clock::now_ms;
+use crate::store::Change;
+
+/// Headers a reverse proxy adds: a request that carries one came from elsewhere, whatever
+/// address it reached the gateway from.
+const FORWARDED: [&str; 4] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-real-ip",
+];
+
+/// `POST /api/local-init`: in loopback-trust mode (no `[[tokens]]`), a local token for the
+/// caller, accepted for creating sessions (the `lobu` CLI asks for one before anything else).
+/// The guard has already checked `Host` and `Origin` as for every request in that mode; a
+/// proxied request is refused too. With tokens configured: 403, never a token.
+pub async fn local_init(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<(StatusCode, Json<LocalInit>), ApiError> {
+    if app.tokens.is_enabled() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "this gateway has [[tokens]] configured: it gives no token to local callers; \
+             use a client token (for the lobu CLI: LOBU_API_TOKEN)",
+        ));
+    }
+    if let Some(h) = FORWARDED.iter().find(|h| headers.contains_key(**h)) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            format!("a proxied request (it carries `{h}`) gets no local token"),
+        ));
+    }
+    if !app.journal.is_available() {
+        return Err(ApiError::store_unavailable());
+    }
+    let token = format!(
+        "twl_{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let client = headers
+        .get("x-lobu-client")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("unnamed")
+        .chars()
+        .take(64)
+        .collect();
+    let mint = Change::MintLocalToken {
+        token: token.clone(),
+        client,
+        at: now_ms(),
+    };
+    app.journal.write(mint).await?;
+    Ok((
+        StatusCode::OK,
+        Json(LocalInit {
+            success: true,
+            session_token: token.clone(),
+            device_token: token,
+        }),
+    ))
+}
+
+/// Whether a request came in under the Lobu gateway's prefix (`/lobu/api/v1`).
+pub fn is_lobu(path: &str) -> bool {
+    path.starts_with(API_PREFIXES[1])
+}
+
+/// The prefix a request came in on, to answer with URLs under the same one.
+pub fn prefix_of(path: &str) -> &'static str {
+    if is_lobu(path) {
+        API_PREFIXES[1]
+    } else {
+        API_PREFIXES[0]
+    }
+}
+
+/// Where clients reach this gateway: `[gateway] public_url`, else `http://` and the request's
+/// `Host` (which the guard has checked).
+pub fn public_base(app: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &app.config.gateway.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+/// Refuses the fields of a create-session request that turnwatch does not honour (it takes
+/// `agentId`, `thread` and `forceNew`). A `null`, and a `false` `dryRun`, ask for nothing.
+pub fn refuse_create_fields(other: &Map<String, Value>) -> Result<(), ApiError> {
+    for (field, value) in other {
+        let why = match (field.as_str(), value) {
+            (_, Value::Null) | ("dryRun", Value::Bool(false)) => continue,
+            ("dryRun", _) => {
+                "turnwatch does not do dry runs: every turn runs the agent's worker; \
+                 leave `dryRun` out"
+            }
+            ("provider" | "model", _) => {
+                "the agent's configured worker decides the provider and model; \
+                 turnwatch takes no `provider` or `model`"
+            }
+            ("userId", _) => {
+                "turnwatch has no users (a session is its own principal, its token); \
+                 leave `userId` out"
+            }
+            ("intent" | "networkConfig" | "mcpServers" | "nix", _) => {
+                "that configures Lobu's agent sandbox, which turnwatch does not have: an \
+                 agent's worker is configured in the gateway's [agents.NAME]"
+            }
+            _ => "it is not a field of this request (it takes agentId, thread, forceNew)",
+        };
+        return Err(ApiError::unsupported(
+            field,
+            format!("`{field}` is not supported: {why}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses the fields of a message that turnwatch does not honour (it takes `content` or
+/// `message`, and `messageId`): platform delivery above all. `platform: "api"` and
+/// `durableMessage: true` ask for what every message gets.
+pub fn refuse_message_fields(other: &Map<String, Value>) -> Result<(), ApiError> {
+    for (field, value) in other {
+        let why = match (field.as_str(), value) {
+            (_, Value::Null) | ("durableMessage", Value::Bool(true)) => continue,
+            ("platform", Value::String(p)) if p == "api" => continue,
+            ("platform" | "slack" | "telegram" | "discord", _) => {
+                "turnwatch does not deliver platform messages (Slack, Telegram, Discord): \
+                 create a session (POST /agents) and post to its messages route"
+            }
+            ("durableMessage", _) => "every message is stored before it is acknowledged",
+            _ => "it is not a field of this request (it takes content, messageId)",
+        };
+        return Err(ApiError::unsupported(
+            field,
+            format!("`{field}` is not supported: {why}"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn refused(f: fn(&Map<String, Value>) -> Result<(), ApiError>, body: &Value) -> Option<u16> {
+        f(body.as_object().unwrap()).err().map(|e| {
+            assert_eq!(e.code(), ErrorCode::UnsupportedField);
+            e.status().as_u16()
+        })
+    }
+
+    #[test]
+    fn only_fields_that_ask_for_nothing_pass() {
+        for ok in [json!({}), json!({"dryRun": false}), json!({"model": null})] {
+            assert_eq!(refused(refuse_create_fields, &ok), None);
+        }
+        for bad in [
+            json!({"dryRun": true}),
+            json!({"model": "x"}),
+            json!({"userId": "u"}),
+            json!({"mcpServers": {}}),
+            json!({"agentID": "typo"}),
+        ] {
+            assert_eq!(refused(refuse_create_fields, &bad), Some(400));
+        }
+        for ok in [json!({"platform": "api"}), json!({"durableMessage": true})] {
+            assert_eq!(refused(refuse_message_fields, &ok), None);
+        }
+        for bad in [
+            json!({"platform": "telegram"}),
+            json!({"telegram": {"chatId": "1"}}),
+            json!({"durableMessage": false}),
+            json!({"contnet": "typo"}),
+        ] {
+            assert_eq!(refused(refuse_message_fields, &bad), Some(400));
+        }
+    }
+}
