@@ -115,12 +115,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(error::json_rejections))
         .layer(axum::middleware::from_fn_with_state(
-            Arc::new(cors::Cors::new(&state.config.gateway)),
-            cors::layer,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             guard::layer,
+        ))
+        // Outermost: a listed page can read even the guard's refusals.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(cors::Cors::new(&state.config.gateway)),
+            cors::layer,
         ))
         .with_state(state)
 }
@@ -140,6 +141,10 @@ fn overflow_router(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             guard::layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(cors::Cors::new(&state.config.gateway)),
+            cors::layer,
         ))
         .with_state(state)
 }

@@ -496,15 +496,6 @@ pub enum Change {
         /// The ticket's secret.
         ticket: String,
     },
-    /// Record a token `POST /api/local-init` gave a loopback client.
-    MintLocalToken {
-        /// The token.
-        token: String,
-        /// The client that asked (its `X-Lobu-Client`), for operators.
-        client: String,
-        /// When (epoch ms).
-        at: i64,
-    },
     /// Forget history older than `before` (epoch ms): ended turns whose events are already
     /// pruned, exited worker generations, admin events, rejected output, and sessions left
     /// with none of these. Bounded per write; the next round takes the rest.
@@ -773,8 +764,8 @@ pub trait Store: Send + Sync + 'static {
         me: &ReplicaId,
         before: i64,
     ) -> Result<Vec<SessionId>, StoreError>;
-    /// Whether `POST /api/local-init` gave out this token ([`Change::MintLocalToken`]).
-    async fn is_local_token(&self, token: &str) -> Result<bool, StoreError>;
+    /// Whether this stream ticket is stored (issued, not yet redeemed or forgotten).
+    async fn is_ticket(&self, ticket: &str) -> Result<bool, StoreError>;
     /// The session's owner and epoch, and whether that owner is live as of `now`.
     async fn owner(
         &self,

@@ -36,10 +36,7 @@ pub async fn create(
         Caller::Named(..) => {
             return Err(auth::forbidden("a read-only token cannot create sessions"));
         }
-        // A token `POST /api/local-init` gave out, while loopback trust lasts.
-        Caller::Other(token)
-            if !app.tokens.is_enabled() && app.store.is_local_token(&token).await? => {}
-        Caller::Other(_) => return Err(auth::forbidden("unknown token")),
+        Caller::Other(_) => return Err(auth::unknown_token(&app.tokens)),
     }
     compat::refuse_create_fields(&req.other)?;
     if !app.journal.is_available() {

@@ -22,6 +22,11 @@ pub enum Caller {
     Other(String),
 }
 
+/// What every token `POST /api/local-init` gives starts with. In loopback-trust mode such a
+/// bearer is the loopback caller itself ([`Caller::Open`]); with tokens configured it is
+/// refused like any unknown token.
+pub const LOCAL_TOKEN_PREFIX: &str = "twl_";
+
 impl Tokens {
     /// The tokens as resolved from the config.
     pub fn new(entries: Vec<(String, String, Role)>) -> Self {
@@ -36,6 +41,9 @@ impl Tokens {
     /// Identifies the caller from `Authorization: Bearer`; 401 when a token is needed and absent.
     pub fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         match bearer(headers)? {
+            Some(token) if !self.is_enabled() && token.starts_with(LOCAL_TOKEN_PREFIX) => {
+                Ok(Caller::Open)
+            }
             Some(token) => Ok(self
                 .entries
                 .iter()
@@ -58,7 +66,7 @@ impl Tokens {
             Caller::Named(_, Role::Client) => {
                 Err(forbidden("a client token reaches the Agent API only"))
             }
-            Caller::Other(_) => Err(forbidden("unknown token")),
+            Caller::Other(_) => Err(unknown_token(self)),
         }
     }
 
@@ -91,6 +99,21 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
                 "expected Authorization: Bearer <token>",
             )
         })
+}
+
+/// 403 for a bearer that is no configured token: says why, for a local token especially.
+pub fn unknown_token(tokens: &Tokens) -> ApiError {
+    if tokens.is_enabled() {
+        forbidden(
+            "unknown token (a local token from /api/local-init is not accepted once [[tokens]] \
+             are configured: use a client token, for the lobu CLI in LOBU_API_TOKEN)",
+        )
+    } else {
+        forbidden(
+            "unknown token: this gateway has no [[tokens]] and trusts loopback callers; send no \
+             token, or one from POST /api/local-init",
+        )
+    }
 }
 
 /// 401.

@@ -16,7 +16,7 @@ use axum::response::IntoResponse;
 use std::sync::Arc;
 
 use super::AppState;
-use super::agents::authorize;
+use super::agents::authorize_stream;
 use super::error::ApiError;
 use crate::api::{ErrorCode, TicketIssued};
 use crate::clock::{now_ms, to_rfc3339};
@@ -31,7 +31,8 @@ pub async fn for_session(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let session = authorize(&app, &headers, &id).await?;
+    // A deleted session's log stays readable to its end with a cursor: so does its ticket.
+    let session = authorize_stream(&app, &headers, &id, None).await?;
     let path = format!("/agents/{}/events", session.id);
     let holder = session.id.to_string();
     issue(&app, uri.path(), Some(session.id.clone()), holder, &path).await
@@ -61,7 +62,7 @@ async fn issue(
     let ttl = app.config.gateway.stream_ticket_ttl;
     let ticket = StreamTicket {
         ticket: format!(
-            "twt_{}{}",
+            "{PREFIX}{}{}",
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         ),
@@ -92,6 +93,13 @@ pub async fn redeem(
     ticket: &str,
     session: Option<&str>,
 ) -> Result<String, ApiError> {
+    // Anyone may send `?ticket=`: what is not one, or not stored, costs no write.
+    if !is_well_formed(ticket) || !app.store.is_ticket(ticket).await? {
+        return Err(refusal("this stream ticket is unknown or was already used"));
+    }
+    if !app.journal.is_available() {
+        return Err(ApiError::store_unavailable());
+    }
     let redeemed = match app
         .journal
         .write(Change::RedeemTicket {
@@ -106,16 +114,7 @@ pub async fn redeem(
             )));
         }
     };
-    let refuse = |why: &str| {
-        Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::InvalidTicket,
-            format!(
-                "{why}; a ticket opens one stream once: ask POST …/stream-ticket for a new one \
-                 (and resume with ?since=<last event id>)"
-            ),
-        ))
-    };
+    let refuse = |why: &str| Err(refusal(why));
     let Some(t) = redeemed else {
         return refuse("this stream ticket is unknown or was already used");
     };
@@ -126,4 +125,46 @@ pub async fn redeem(
         return refuse("this stream ticket was issued for another stream");
     }
     Ok(t.holder)
+}
+
+/// What every ticket starts with; 64 lowercase hex digits (two random UUIDs) follow.
+const PREFIX: &str = "twt_";
+
+/// Whether `ticket` has a ticket's shape (checked before the store is asked).
+fn is_well_formed(ticket: &str) -> bool {
+    ticket.strip_prefix(PREFIX).is_some_and(|hex| {
+        hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
+/// 401 `invalid_ticket`, saying why and what to do.
+fn refusal(why: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::InvalidTicket,
+        format!(
+            "{why}; a ticket opens one stream once: ask POST …/stream-ticket for a new one \
+             (and resume with ?since=<last event id>)"
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_a_tickets_shape_is_well_formed() {
+        let good = format!("twt_{}", "0123456789abcdef".repeat(4));
+        assert!(super::is_well_formed(&good));
+        for bad in [
+            "",
+            "twt_",
+            "twt_made_up",
+            &good[..good.len() - 1],
+            &good.replace("twt_", "tw_"),
+            &good.to_uppercase(),
+            &format!("{good}0"),
+        ] {
+            assert!(!super::is_well_formed(bad), "{bad}");
+        }
+    }
 }

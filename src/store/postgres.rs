@@ -358,9 +358,9 @@ impl Store for PgStore {
         Ok(reads::live_workers(&self.reads).await?)
     }
 
-    async fn is_local_token(&self, token: &str) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar(super::rows::IS_LOCAL_TOKEN)
-            .bind(token)
+    async fn is_ticket(&self, ticket: &str) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar(super::rows::IS_TICKET)
+            .bind(ticket)
             .fetch_one(&self.reads)
             .await?;
         Ok(n > 0)

@@ -448,12 +448,9 @@ pub(super) const ISSUE_TICKET: &str = "INSERT INTO stream_tickets (ticket, sessi
 pub(super) const REDEEM_TICKET: &str = "DELETE FROM stream_tickets WHERE ticket = $1 \
     RETURNING session_id, holder, expires_at";
 
-/// Forgets stream tickets that expired before the cutoff (bind: it), never used.
-pub(super) const FORGET_TICKETS: &str = "DELETE FROM stream_tickets WHERE expires_at < $1";
+/// Forgets stream tickets that expired, never used (bind: now), a bounded batch at a time.
+pub(super) const FORGET_TICKETS: &str = "DELETE FROM stream_tickets WHERE ticket IN \
+    (SELECT ticket FROM stream_tickets WHERE expires_at < $1 ORDER BY expires_at LIMIT 5000)";
 
-/// Records a local token (bind: token, client, time).
-pub(super) const MINT_LOCAL_TOKEN: &str =
-    "INSERT INTO local_tokens (token, client, created_at) VALUES ($1, $2, $3)";
-
-/// Whether a local token was given out (bind: the token).
-pub(super) const IS_LOCAL_TOKEN: &str = "SELECT COUNT(*) FROM local_tokens WHERE token = $1";
+/// Whether a stream ticket is stored (bind: the ticket).
+pub(super) const IS_TICKET: &str = "SELECT COUNT(*) FROM stream_tickets WHERE ticket = $1";

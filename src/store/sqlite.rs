@@ -362,9 +362,9 @@ impl Store for SqliteStore {
         Ok(reads::snapshot(&self.pool, now).await?)
     }
 
-    async fn is_local_token(&self, token: &str) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar(super::rows::IS_LOCAL_TOKEN)
-            .bind(token)
+    async fn is_ticket(&self, ticket: &str) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar(super::rows::IS_TICKET)
+            .bind(ticket)
             .fetch_one(&self.pool)
             .await?;
         Ok(n > 0)

@@ -32,7 +32,7 @@ async function turns(page) {
 async function newSession(page, agent) {
   await page.fill("#agent", agent);
   await page.click("#new-session");
-  await page.waitForFunction(() => window.turnwatchChat.session && window.turnwatchChat.source,
+  await page.waitForFunction(() => window.turnwatchChat.session && window.turnwatchChat.connected,
     null, { timeout: GUARD });
   return page.evaluate(() => ({ ...window.turnwatchChat.session }));
 }
@@ -53,6 +53,15 @@ async function ended(page, turnId) {
     return t && (t.state === "completed" || t.state === "failed");
   }, turnId, { timeout: GUARD });
   return (await turns(page)).find((t) => t.turnId === turnId);
+}
+
+// The page's own record of its stream for the current session.
+async function stream(page) {
+  return page.evaluate(() => ({
+    received: window.turnwatchChat.received,
+    seen: window.turnwatchChat.seen,
+    connections: window.turnwatchChat.connections,
+  }));
 }
 
 // What the page shows for a turn: its reply, and its error line's code and sentence.
@@ -97,13 +106,19 @@ async function main() {
     say({ step: "echo" });
     const echo = await newSession(page, "echo");
     const echoTurn = await send(page, "hello from a browser");
-    result.echo = { session: echo, turn: await ended(page, echoTurn), shown: await shown(page, echoTurn) };
+    result.echo = {
+      session: echo, turn: await ended(page, echoTurn), shown: await shown(page, echoTurn),
+      stream: await stream(page),
+    };
 
     // 2. A crashing agent: the page shows the code and the sentence.
     say({ step: "crash" });
     const crash = await newSession(page, "crash");
     const crashTurn = await send(page, "this will crash");
-    result.crash = { session: crash, turn: await ended(page, crashTurn), shown: await shown(page, crashTurn) };
+    result.crash = {
+      session: crash, turn: await ended(page, crashTurn), shown: await shown(page, crashTurn),
+      stream: await stream(page),
+    };
 
     // 3. A slow reply, the gateway SIGKILLed mid-stream and restarted: the page resumes.
     say({ step: "slow" });
@@ -126,8 +141,7 @@ async function main() {
       interrupted,
       shown: await shown(page, slowTurn),
       next,
-      seen: await page.evaluate(() => window.turnwatchChat.seen),
-      connections: await page.evaluate(() => window.turnwatchChat.connections),
+      stream: await stream(page),
       status: await page.textContent("#status"),
     };
     say({ result });

@@ -105,6 +105,10 @@ async fn every_lobu_route_answers_lobus_schema_and_refuses_what_it_does_not_do()
     );
     let device = init["device_token"].as_str().unwrap();
     // ...not to a proxied request.
+    for proxied in ["X-Forwarded-For", "X-Forwarded-Proto", "Forwarded"] {
+        let (status, body) = local_init(&gw, &[(proxied, "x")]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{proxied}: {body}");
+    }
     let (status, body) = local_init(&gw, &[("X-Forwarded-For", "203.0.113.9")]).await;
     assert_eq!(
         (status.as_u16(), body["code"].as_str()),
@@ -151,15 +155,19 @@ async fn every_lobu_route_answers_lobus_schema_and_refuses_what_it_does_not_do()
         own["expiresAt"].is_string() && own["sseUrl"].as_str().unwrap().starts_with("/api/v1/"),
         "{own}"
     );
-    // A bearer local-init did not give out is refused, as before.
-    let (status, body) = call(
-        h.post(format!("{lobu}/agents"))
-            .bearer_auth("twl_not_given"),
-    )
-    .await;
+    // A local token stands for the loopback caller on every route, the admin side included,
+    // and across the gateway's restarts and databases (nothing is stored); any other bearer
+    // that is no configured token is refused, saying why.
+    let (status, _) = call(h.get(format!("{lobu}/admin/overview")).bearer_auth(device)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = call(h.post(format!("{lobu}/agents")).bearer_auth("nope")).await;
     assert_eq!(
         (status.as_u16(), body["code"].as_str()),
         (403, Some("forbidden")),
+        "{body}"
+    );
+    assert!(
+        body["error"].as_str().unwrap().contains("local-init"),
         "{body}"
     );
     // The fields of Lobu's CreateAgentRequestSchema that turnwatch does not honour.
@@ -302,6 +310,21 @@ async fn local_init_gives_no_token_once_tokens_are_configured() {
         "{body}"
     );
     assert!(body.get("session_token").is_none() && body.get("device_token").is_none());
+    // A local token saved while the gateway trusted loopback is refused now, saying why.
+    let local = format!("twl_{}", "0".repeat(64));
+    let res = gw
+        .http
+        .post(format!("{}/lobu/api/v1/agents", gw.url))
+        .bearer_auth(&local)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("LOBU_API_TOKEN"),
+        "{body}"
+    );
     // The CLI then has no token and stops before its first request.
     let out = lobu_chat(&gw.url, None, "hello", false).await;
     assert_eq!(out.code, 1, "{out:?}");

@@ -1,5 +1,6 @@
 //! Stream tickets on each backend: redeemed once (returned whatever their expiry, for the
-//! gateway to judge), then gone; expired ones forgotten by pruning.
+//! gateway to judge), then gone; expired ones forgotten by pruning (by the time it runs, not
+//! its retention cutoff).
 
 use super::*;
 use crate::store::StreamTicket;
@@ -27,17 +28,20 @@ async fn redeem(store: &Arc<dyn Store>, name: &str) -> Option<StreamTicket> {
 
 async fn a_ticket_is_redeemed_once_and_pruned_when_expired(fx: Fixture) {
     let store = fx.store;
+    let later = crate::clock::now_ms() + 60_000;
     store
         .apply(Arc::from(vec![
-            Change::IssueTicket(ticket("t-session", Some("s1"), 5_000)),
-            Change::IssueTicket(ticket("t-admin", None, 5_000)),
+            Change::IssueTicket(ticket("t-session", Some("s1"), later)),
+            Change::IssueTicket(ticket("t-admin", None, later)),
             Change::IssueTicket(ticket("t-old", None, 1_000)),
         ]))
         .await
         .unwrap();
+    assert!(store.is_ticket("t-session").await.unwrap());
     let got = redeem(&store, "t-session").await.unwrap();
+    assert!(!store.is_ticket("t-session").await.unwrap());
     assert_eq!(got.session_id, Some(sid("s1")));
-    assert_eq!(got.expires_at, 5_000);
+    assert_eq!(got.expires_at, later);
     assert!(got.holder.starts_with("holder"), "{got:?}");
     assert_eq!(
         redeem(&store, "t-session").await,

@@ -1,12 +1,12 @@
-//! Stream tickets (issued, and redeemed once) and local tokens, as `SQLite`'s writes do them.
+//! Stream tickets: issued, and redeemed once (as `SQLite`'s writes do them).
 
 use super::{Result, Writes, text};
 use crate::ids::SessionId;
-use crate::store::rows::{ISSUE_TICKET, MINT_LOCAL_TOKEN, REDEEM_TICKET};
+use crate::store::rows::{ISSUE_TICKET, REDEEM_TICKET};
 use crate::store::{Applied, Change, StreamTicket};
 
 impl Writes<'_> {
-    /// [`Change::IssueTicket`], [`Change::RedeemTicket`] and [`Change::MintLocalToken`].
+    /// [`Change::IssueTicket`] and [`Change::RedeemTicket`].
     pub(super) async fn apply_ticket_write(&mut self, w: &Change) -> Result<Applied> {
         Ok(match w {
             Change::IssueTicket(t) => {
@@ -31,16 +31,6 @@ impl Writes<'_> {
                     holder,
                     expires_at,
                 }))
-            }
-            Change::MintLocalToken { token, client, at } => {
-                self.execute(
-                    sqlx::query(MINT_LOCAL_TOKEN)
-                        .bind(text(token))
-                        .bind(text(client))
-                        .bind(*at),
-                )
-                .await?;
-                Applied::Changed
             }
             _ => Applied::Unchanged,
         })

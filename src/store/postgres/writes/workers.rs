@@ -111,9 +111,9 @@ impl Writes<'_> {
             | Change::RenewLease { .. }
             | Change::ReplicaStopping { .. }
             | Change::MarkLost { .. } => self.apply_replica_write(w).await?,
-            Change::IssueTicket(_)
-            | Change::RedeemTicket { .. }
-            | Change::MintLocalToken { .. } => self.apply_ticket_write(w).await?,
+            Change::IssueTicket(_) | Change::RedeemTicket { .. } => {
+                self.apply_ticket_write(w).await?
+            }
             Change::CreateSession(_)
             | Change::DeleteSession { .. }
             | Change::InsertTurn { .. }
@@ -204,7 +204,9 @@ impl Writes<'_> {
             .await?;
         self.execute(sqlx::query(crate::store::rows::FORGET_REPLICAS).bind(before))
             .await?;
-        self.execute(sqlx::query(crate::store::rows::FORGET_TICKETS).bind(before))
+        // Tickets are worthless once expired (seconds after issue): forgotten by now, not by
+        // the retention cutoff.
+        self.execute(sqlx::query(crate::store::rows::FORGET_TICKETS).bind(crate::clock::now_ms()))
             .await?;
         // Actions for a replica that never took them (it was lost meanwhile).
         self.execute(

@@ -1,13 +1,13 @@
-//! Stream tickets (issued, and redeemed once) and local tokens.
+//! Stream tickets: issued, and redeemed once.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Result;
 use crate::ids::SessionId;
-use crate::store::rows::{ISSUE_TICKET, MINT_LOCAL_TOKEN, REDEEM_TICKET};
+use crate::store::rows::{ISSUE_TICKET, REDEEM_TICKET};
 use crate::store::{Applied, Change, StreamTicket};
 
-/// [`Change::IssueTicket`], [`Change::RedeemTicket`] and [`Change::MintLocalToken`].
+/// [`Change::IssueTicket`] and [`Change::RedeemTicket`].
 pub(super) fn apply(conn: &Connection, w: &Change) -> Result<Applied> {
     Ok(match w {
         Change::IssueTicket(t) => {
@@ -31,11 +31,6 @@ pub(super) fn apply(conn: &Connection, w: &Change) -> Result<Applied> {
                 })
                 .optional()?,
         ),
-        Change::MintLocalToken { token, client, at } => {
-            conn.prepare_cached(MINT_LOCAL_TOKEN)?
-                .execute(params![token, client, at])?;
-            Applied::Changed
-        }
         _ => Applied::Unchanged,
     })
 }

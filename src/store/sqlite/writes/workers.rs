@@ -88,9 +88,7 @@ pub(super) fn apply_worker_write(conn: &Connection, w: &Change) -> Result<Applie
         | Change::RenewLease { .. }
         | Change::ReplicaStopping { .. }
         | Change::MarkLost { .. } => super::replicas::apply(conn, w)?,
-        Change::IssueTicket(_) | Change::RedeemTicket { .. } | Change::MintLocalToken { .. } => {
-            super::tickets::apply(conn, w)?
-        }
+        Change::IssueTicket(_) | Change::RedeemTicket { .. } => super::tickets::apply(conn, w)?,
         Change::CreateSession(_)
         | Change::DeleteSession { .. }
         | Change::InsertTurn { .. }
@@ -165,8 +163,10 @@ fn prune(conn: &Connection, before: i64) -> Result<Applied> {
         .execute([])?;
     conn.prepare_cached(crate::store::rows::FORGET_REPLICAS)?
         .execute([before])?;
+    // Tickets are worthless once expired (seconds after issue): forgotten by now, not by the
+    // retention cutoff.
     conn.prepare_cached(crate::store::rows::FORGET_TICKETS)?
-        .execute([before])?;
+        .execute([crate::clock::now_ms()])?;
     let turns: Vec<(String, String)> = conn
         .prepare_cached(
             "SELECT id, session_id FROM turns WHERE ended_at IS NOT NULL AND events_pruned = 0 \
