@@ -7,6 +7,7 @@
 mod harness;
 
 mod admin;
+mod agents;
 mod bad_input;
 mod chaos;
 mod chat_restart;
