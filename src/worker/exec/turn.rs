@@ -112,8 +112,11 @@ pub async fn run(
     // The command has exited: what it left in its group goes too, which closes the pipes.
     group.kill_rest().await;
     let drain = async {
-        while let Some(n) = read_some(stdout.as_mut(), &mut buf).await {
-            reply.bytes(&buf[..n]);
+        while stdout.is_some() {
+            match read_some(stdout.as_mut(), &mut buf).await {
+                Some(n) => reply.bytes(&buf[..n]),
+                None => stdout = None,
+            }
         }
     };
     // A process that left the group may hold the pipes open; it is not waited for.
