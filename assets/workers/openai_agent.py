@@ -11,7 +11,8 @@ server, vLLM, LM Studio). Standard library only. Configure it with environment v
     OPENAI_TIMEOUT    seconds to wait for the server (connect, and between chunks), default 120
 
 A worker serves one session, so the conversation so far lives in this process: each turn
-sends the whole history. (A new worker generation, after an idle stop, starts afresh.)
+sends the whole history. (A new worker generation, after an idle stop, starts afresh.) A
+cancel is noticed at the next chunk the server sends; the connection is then closed.
 """
 
 import json

@@ -98,7 +98,10 @@ class _Worker:
             try:
                 msg = json.loads(line)
             except ValueError:
-                print("turnwatch_worker: ignoring a line that is not JSON", file=sys.stderr)
+                msg = None
+            if not isinstance(msg, dict):
+                print("turnwatch_worker: ignoring a line that is not a JSON object",
+                      file=sys.stderr)
                 continue
             kind = msg.get("type")
             if kind == "turn":
