@@ -2,7 +2,7 @@
 //!
 //! Layout: [`api`] (wire types), [`store`] (durable truth), [`journal`] (the one writer and the
 //! live fan-out), [`supervisor`] (worker processes and turn clocks), [`gateway`] (HTTP and SSE),
-//! [`client`] (typed HTTP/SSE client), [`worker`] (the reference worker), [`cli`], [`replica`]
+//! [`client`] (typed HTTP/SSE client), [`worker`] (the reference worker and the exec adapter), [`cli`], [`replica`]
 //! (several replicas on one database: the protocol and its model).
 
 pub mod api;

@@ -563,11 +563,12 @@ const ALLOWED_ENV: [&str; 7] = ["PATH", "HOME", "LANG", "TZ", "TMPDIR", "USER", 
 /// The whole environment of a session's worker; nothing else of the gateway's reaches it. In
 /// order (a later entry wins): the allowlist ([`ALLOWED_ENV`]) and the agent's `inherit_env`,
 /// both from the gateway's environment and never a token's `secret_env` variable (config
-/// validation refuses naming one explicitly); the agent's `env`; the `TURNWATCH_*` values.
+/// validation refuses naming one explicitly); the agent's `env`; the `TURNWATCH_*` values
+/// (`TURNWATCH_THREAD` only when the session has a thread).
 pub(crate) fn worker_env(
     config: &Config,
     agent_id: &str,
-    session: &SessionId,
+    (session, thread): (&SessionId, Option<&str>),
     worker: &WorkerId,
     agent: &crate::config::AgentConfig,
 ) -> Vec<(OsString, OsString)> {
@@ -590,5 +591,9 @@ pub(crate) fn worker_env(
     env.push(("TURNWATCH_SESSION_ID".into(), session.to_string().into()));
     env.push(("TURNWATCH_AGENT_ID".into(), agent_id.into()));
     env.push(("TURNWATCH_WORKER_ID".into(), worker.to_string().into()));
+    // A NUL byte cannot be in an environment variable; such a thread is not passed.
+    if let Some(thread) = thread.filter(|t| !t.contains('\0')) {
+        env.push(("TURNWATCH_THREAD".into(), thread.into()));
+    }
     env
 }

@@ -2,6 +2,8 @@
 //! and its fault modes reproduce every way a real worker fails (the failure matrix).
 //!
 //! Plain threads, no runtime: a worker should be the simplest program that speaks the protocol.
+//! With `--exec -- CMD …` it is instead the exec adapter ([`exec`]), which runs a command per
+//! turn.
 //! It exits when its stdin closes (unless `--ignore-eof`, which plays a worker that would
 //! outlive its gateway if the kernel did not kill it).
 
@@ -12,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::api::{FromWorker, ToWorker};
 use crate::ids::TurnId;
+
+pub mod exec;
 
 /// What the worker does with a turn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -87,6 +91,9 @@ pub struct WorkerArgs {
     /// Echo modes: reply `VAR=value` (or `VAR unset`) instead of the message.
     #[arg(long, value_name = "VAR")]
     pub echo_env: Option<String>,
+    /// The exec adapter: `--exec -- CMD [ARGS…]` runs a command per turn.
+    #[command(flatten)]
+    pub exec: exec::ExecArgs,
 }
 
 type Out = Arc<Mutex<std::io::Stdout>>;
@@ -138,6 +145,9 @@ fn die(args: &WorkerArgs) -> ! {
 
 /// Runs the worker until its stdin closes or it is told to shut down; returns the exit code.
 pub fn run(args: &WorkerArgs) -> i32 {
+    if args.exec.exec {
+        return exec::run(&args.exec);
+    }
     let out: Out = Arc::new(Mutex::new(std::io::stdout()));
     let (tx, rx) = channel::<ToWorker>();
     let ignore_eof = args.ignore_eof;

@@ -122,6 +122,8 @@ enum Input {
 pub(super) struct Actor {
     ctx: Arc<Ctx>,
     session: SessionId,
+    /// The client's conversation key, passed to the worker as `TURNWATCH_THREAD`.
+    thread: Option<String>,
     agent_id: String,
     worker_id: WorkerId,
     rx: mpsc::UnboundedReceiver<Cmd>,
@@ -156,6 +158,7 @@ impl Actor {
         Self {
             ctx,
             session: session.id.clone(),
+            thread: session.thread.clone(),
             agent_id: session.agent_id.clone(),
             worker_id,
             rx,

@@ -7,6 +7,7 @@
 mod harness;
 
 mod admin;
+mod agents;
 mod bad_input;
 mod browser;
 mod chaos;

@@ -95,7 +95,7 @@ impl Actor {
             env: worker_env(
                 &self.ctx.config,
                 &self.agent_id,
-                &self.session,
+                (&self.session, self.thread.as_deref()),
                 &self.worker_id,
                 &agent,
             ),

@@ -1,0 +1,169 @@
+//! `turnwatch worker --exec -- CMD [ARGS…]`: the exec adapter, a worker that runs any command
+//! once per turn, so an agent CLI (`llm`, `ollama run`, `claude -p`, …) needs no protocol code.
+//!
+//! The adapter owns the protocol (`ready`, heartbeats, `cancel`, `shutdown`); [`turn`] owns one
+//! turn's process group. Per turn, the command gets the message on its stdin (or in place of a
+//! `{message}` argument); its stdout is streamed as deltas as the bytes arrive, its stderr is
+//! copied to the worker's stderr (the gateway keeps the tail); exit 0 completes the turn with
+//! the text, any other end fails it with a sentence naming the exit code or signal and the last
+//! stderr line.
+//!
+//! **The session's directory.** Every turn of a session runs in the same directory,
+//! `<sessions dir>/<session id>` (`--sessions-dir`, default `turnwatch-sessions` in the system's
+//! temporary directory, `$TMPDIR` or `/tmp`), created on start with mode 0700 and kept when the
+//! worker exits: a CLI that keeps conversation state in its working directory continues the
+//! conversation, also in the session's next worker generation. The command's environment is
+//! the worker's (`TURNWATCH_SESSION_ID`, `TURNWATCH_THREAD`, …) plus `TURNWATCH_TURN_ID` and
+//! `TURNWATCH_SESSION_DIR`.
+//!
+//! Unlike the reference worker this adapter runs a small tokio runtime: a turn waits on the
+//! command's output, its exit, the gateway's lines and the heartbeat clock at once.
+
+mod turn;
+mod utf8;
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::api::{FromWorker, ToWorker};
+use turn::{Next, Plan};
+
+/// The exec adapter's knobs (part of `turnwatch worker`'s arguments).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ExecArgs {
+    /// Run `CMD [ARGS…]` (given after `--`) once per turn: the exec adapter. The fault-mode
+    /// options are then ignored.
+    #[arg(long, requires = "command")]
+    pub exec: bool,
+    /// The exec adapter's command; `{message}` in an argument is replaced by the message,
+    /// otherwise the message is the command's stdin.
+    #[arg(last = true, value_name = "CMD", requires = "exec")]
+    pub command: Vec<String>,
+    /// Exec: the sessions' working directories are made under this one [default:
+    /// `turnwatch-sessions` in `$TMPDIR`].
+    #[arg(long, value_name = "DIR")]
+    pub sessions_dir: Option<PathBuf>,
+    /// Exec: time between `SIGTERM` and `SIGKILL` when a turn's command is stopped.
+    #[arg(long, default_value_t = 1000)]
+    pub grace_ms: u64,
+    /// Exec: heartbeat period while a command runs.
+    #[arg(long, default_value_t = 2000)]
+    pub heartbeat_ms: u64,
+}
+
+/// Writes one protocol line to stdout; a closed stdout means the gateway is gone, so exit.
+fn emit(msg: &FromWorker) {
+    static OUT: Mutex<()> = Mutex::new(());
+    let line = serde_json::to_string(msg).unwrap_or_default();
+    let _held = OUT.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+        std::process::exit(0);
+    }
+}
+
+/// Runs the exec adapter until `shutdown` or its stdin closes; returns the exit code.
+pub fn run(args: &ExecArgs) -> i32 {
+    if args.command.is_empty() {
+        eprintln!("turnwatch worker: --exec needs a command after `--`");
+        return 2;
+    }
+    let cwd = match session_dir(args.sessions_dir.as_deref()) {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("turnwatch worker: cannot make the session's directory: {e}");
+            return 1;
+        }
+    };
+    let plan = Plan {
+        command: args.command.clone(),
+        cwd,
+        grace: Duration::from_millis(args.grace_ms),
+        heartbeat: Duration::from_millis(args.heartbeat_ms.max(1)),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("turnwatch worker: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(serve(&plan))
+}
+
+/// `<base>/<session id>`, made if missing (0700, as it may hold a conversation).
+fn session_dir(base: Option<&Path>) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let base = base.map_or_else(
+        || std::env::temp_dir().join("turnwatch-sessions"),
+        Path::to_path_buf,
+    );
+    let session = std::env::var("TURNWATCH_SESSION_ID").unwrap_or_default();
+    // A session id is `s-` and a uuid; anything else is made safe to be one path component.
+    let name: String = session
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let name = if name.is_empty() { "no-session" } else { &name };
+    let dir = base.join(name);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    Ok(dir)
+}
+
+async fn serve(plan: &Plan) -> i32 {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    // A thread, not a runtime task: a read blocked on stdin must not hold up the exit.
+    std::thread::spawn(move || read_stdin(&tx));
+    eprintln!(
+        "turnwatch worker: exec adapter for `{}` in {}",
+        plan.command.join(" "),
+        plan.cwd.display()
+    );
+    emit(&FromWorker::Ready);
+    loop {
+        match rx.recv().await {
+            None | Some(ToWorker::Shutdown) => return 0,
+            Some(ToWorker::Turn {
+                turn_id, content, ..
+            }) => {
+                if turn::run(plan, &turn_id, &content, &mut rx).await == Next::Exit {
+                    return 0;
+                }
+            }
+            Some(ToWorker::Cancel { turn_id }) => {
+                eprintln!("turnwatch worker: cancel for {turn_id}, which is not running");
+            }
+        }
+    }
+}
+
+/// Sends the gateway's lines on; the channel closes when stdin does.
+fn read_stdin(tx: &mpsc::UnboundedSender<ToWorker>) {
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        match serde_json::from_str::<ToWorker>(&line) {
+            Ok(msg) => {
+                if tx.send(msg).is_err() {
+                    return;
+                }
+            }
+            Err(e) => eprintln!("turnwatch worker: ignoring bad input line: {e}"),
+        }
+    }
+}
