@@ -118,7 +118,7 @@ async fn exec_streams_stdout_as_it_arrives_without_newlines() {
     let req = turnwatch::api::CreateSession {
         agent_id: Some("args".into()),
         thread: Some("thread-7".into()),
-        force_new: false,
+        ..Default::default()
     };
     let created = gw.client.create_session(&req).await.unwrap();
     let s = Session {
