@@ -374,7 +374,8 @@ impl Config {
             && !is_public_url(url)
         {
             return Err(invalid(format!(
-                "key `gateway.public_url`: `{url}` is not an http(s) URL (scheme://host[:port][/path])"
+                "key `gateway.public_url`: `{url}` is not the gateway's root as clients reach it \
+                 (http(s)://host[:port][/path], no query or fragment, not ending in /lobu)"
             )));
         }
         let ttl = self.gateway.stream_ticket_ttl;
@@ -464,6 +465,8 @@ fn is_public_url(s: &str) -> bool {
     matches!(uri.scheme_str(), Some("http" | "https"))
         && uri.authority().is_some_and(|a| !a.as_str().contains('@'))
         && uri.query().is_none()
+        && !s.contains('#')
+        && !uri.path().trim_end_matches('/').ends_with("/lobu")
 }
 
 /// The 1-based line of the key a validation message names (``key `a.b.c` ``), when the file

@@ -13,6 +13,7 @@ pub mod action;
 pub mod cells;
 pub mod chat;
 pub mod chat_link;
+pub mod clocks;
 pub mod cluster;
 pub mod keys;
 pub mod model;

@@ -72,6 +72,8 @@ pub struct AppState {
     tokens: auth::Tokens,
     /// Sessions recently read, for posting messages.
     sessions: sessions::SessionCache,
+    /// Where `/lobu` clients' first streams start.
+    lobu_starts: compat::StreamStarts,
     metrics: Arc<Metrics>,
     started: std::time::Instant,
     /// Cancelled when the gateway begins to stop.
@@ -218,6 +220,14 @@ async fn prepare(
     addr: SocketAddr,
 ) -> Result<Prepared, GatewayError> {
     let tokens = auth::Tokens::new(config.resolve_tokens().map_err(GatewayError::Config)?);
+    if tokens.is_enabled() && config.gateway.public_url.is_none() {
+        // Behind a TLS proxy, `http://` + Host would send Lobu clients' tokens in the clear.
+        tracing::warn!(
+            "[[tokens]] are configured but [gateway] public_url is not: the absolute URLs of \
+             answers under /lobu are guessed as http:// and the request's Host; set public_url \
+             to where clients reach this gateway"
+        );
+    }
     if !tokens.is_enabled() && !addr.ip().is_loopback() {
         return Err(GatewayError::Config(
             "refusing to listen on a non-loopback address with no [[tokens]] configured".into(),
@@ -293,6 +303,7 @@ async fn prepare(
         supervisor,
         tokens,
         sessions: sessions::SessionCache::default(),
+        lobu_starts: compat::StreamStarts::default(),
         metrics,
         started: std::time::Instant::now(),
         stopping: CancellationToken::new(),

@@ -227,6 +227,10 @@ pub struct TurnInfo {
     /// Epoch ms (RFC 3339 on the wire).
     #[serde(with = "rfc3339_opt")]
     pub deadline_at: Option<i64>,
+    /// The agent's stall timeout (ms) its worker runs under, once dispatched: the stall clock
+    /// fires at `lastProgressAt + stallMs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_ms: Option<i64>,
     /// Epoch ms (RFC 3339 on the wire).
     #[serde(with = "rfc3339_opt")]
     pub ended_at: Option<i64>,

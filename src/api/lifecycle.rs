@@ -212,6 +212,10 @@ pub struct TurnDispatched {
     pub generation: u32,
     /// The hard deadline (epoch ms).
     pub deadline_at: i64,
+    /// The agent's stall timeout (ms): the stall clock fires at the last progress plus this
+    /// (absent from older gateways).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_ms: Option<i64>,
     /// Epoch ms.
     pub timestamp: i64,
     /// The replica that dispatched it (absent from gateways older than replicas).

@@ -122,6 +122,7 @@ fn admin_events() -> Vec<AdminEvent> {
             worker_id: worker,
             generation: 2,
             deadline_at: AT + 600_000,
+            stall_ms: Some(60_000),
             timestamp: AT,
             replica_id: Some(crate::ids::ReplicaId("r-1".into())),
         }),
@@ -297,6 +298,7 @@ fn admin_rows() -> (ReplicaInfo, WorkerInfo, TurnInfo, TurnInfo) {
         first_output_at: None,
         last_progress_at: Some(AT + 10),
         deadline_at: Some(AT + 600_000),
+        stall_ms: Some(60_000),
         ended_at: None,
         outcome: None,
         code: None,
@@ -313,6 +315,7 @@ fn admin_rows() -> (ReplicaInfo, WorkerInfo, TurnInfo, TurnInfo) {
         dispatched_at: None,
         last_progress_at: None,
         deadline_at: None,
+        stall_ms: None,
         ..dispatched.clone()
     };
     (r, w, dispatched, queued)

@@ -35,6 +35,7 @@ fn dispatched(turn: &str, worker: &str, at: i64) -> AdminEvent {
         worker_id: WorkerId(worker.to_owned()),
         generation: 1,
         deadline_at: T0 + 60_000,
+        stall_ms: Some(20_000),
         timestamp: at,
         replica_id: None,
     })

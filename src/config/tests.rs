@@ -117,3 +117,24 @@ fn one_agent_needs_no_default_agent_and_checks_name_their_line() {
         "{e}"
     );
 }
+
+#[test]
+fn a_public_url_is_the_gateways_root() {
+    for bad in [
+        "chat.example",
+        "ftp://x",
+        "https://x.example/#a",
+        "https://x.example/lobu",
+        "https://x/?q=1",
+    ] {
+        let text = format!("[gateway]\npublic_url = \"{bad}\"\n");
+        let e = Config::parse(&text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("public_url"), "{bad}: {e}");
+    }
+    for good in ["https://chat.example", "https://chat.example/gw/"] {
+        let text = format!("[gateway]\npublic_url = \"{good}\"\n");
+        assert!(Config::parse(&text, Path::new("c.toml")).is_ok(), "{good}");
+    }
+}

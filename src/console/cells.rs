@@ -3,6 +3,7 @@
 
 use std::cmp::Ordering;
 
+use super::clocks;
 use super::cluster::{Cluster, short_id};
 use super::model::{EventLine, Turn, Worker};
 use super::state::Sort;
@@ -65,6 +66,9 @@ pub fn worker(w: &Worker, now: i64, cluster: &Cluster) -> Vec<String> {
         } else if ExitReason::of(&e.reason).is_some_and(ExitReason::is_recovery) {
             // Found gone (or unverifiable) when a gateway restarted: not seen to crash.
             e.reason.clone()
+        } else if e.code == Some(0) && e.signal.is_none() {
+            // It ended cleanly, only not when asked to: `worker_exited`, not a crash.
+            "exited unasked".to_owned()
         } else {
             ExitReason::Crashed.to_string()
         };
@@ -73,11 +77,8 @@ pub fn worker(w: &Worker, now: i64, cluster: &Cluster) -> Vec<String> {
     vec![
         w.id.to_string(),
         w.generation.to_string(),
-        if exited {
-            "-".into()
-        } else {
-            w.pid.to_string()
-        },
+        // An exited worker keeps its last pid: what dmesg and the OOM killer name.
+        w.pid.to_string(),
         worker_state(w.state),
         w.agent.clone(),
         w.replica
@@ -92,23 +93,24 @@ pub fn worker(w: &Worker, now: i64, cluster: &Cluster) -> Vec<String> {
             .as_ref()
             .map_or_else(|| "-".into(), ToString::to_string),
         last_exit,
+        w.last_exit
+            .as_ref()
+            .map_or_else(|| "-".into(), |e| clocks::clock(e.at)),
     ]
 }
 
-/// The Turns and Stranded views' cells.
-pub fn turn(t: &Turn, now: i64) -> Vec<String> {
+/// The Turns and Stranded views' cells; `heartbeat` is its worker's last heartbeat. A slow
+/// turn says so in text (`12s slow`), so `NO_COLOR` keeps it.
+pub fn turn(t: &Turn, now: i64, heartbeat: Option<i64>) -> Vec<String> {
     let end = t.ended_at.unwrap_or(now);
     let stuck = |p: i64| {
-        if t.is_open() {
-            span(end - p)
-        } else {
+        if !t.is_open() {
             "-".into()
+        } else if clocks::is_slow(t, now) {
+            format!("{} slow", span(end - p))
+        } else {
+            span(end - p)
         }
-    };
-    let deadline = match t.deadline_at {
-        Some(d) if t.is_open() && d > now => format!("in {}", span(d - now)),
-        Some(_) if t.is_open() => "PASSED".into(),
-        _ => "-".into(),
     };
     vec![
         t.id.to_string(),
@@ -116,10 +118,16 @@ pub fn turn(t: &Turn, now: i64) -> Vec<String> {
         t.agent.clone(),
         span(end - t.created_at),
         t.last_progress_at.map_or_else(|| "-".into(), stuck),
-        deadline,
+        clocks::ends_in(t, now),
         t.worker
             .as_ref()
             .map_or_else(|| "-".into(), ToString::to_string),
+        if t.is_open() && t.worker.is_some() {
+            clocks::ago(heartbeat, now)
+        } else {
+            "-".into()
+        },
+        t.ended_at.map_or_else(|| "-".into(), clocks::clock),
     ]
 }
 
@@ -185,11 +193,12 @@ pub fn sort_turns(ts: &mut [&Turn], sort: Sort, now: i64) {
                 .then(a.created_at.cmp(&b.created_at)),
             Some(3) => b.created_at.cmp(&a.created_at),
             Some(4) => stuck(a).cmp(&stuck(b)),
-            Some(5) => a
-                .deadline_at
-                .unwrap_or(i64::MAX)
-                .cmp(&b.deadline_at.unwrap_or(i64::MAX)),
-            Some(c) => turn(a, now)[c].cmp(&turn(b, now)[c]),
+            Some(5) => {
+                let at = |t: &Turn| clocks::next_limit(t).map_or(i64::MAX, |(_, at)| at);
+                at(a).cmp(&at(b))
+            }
+            Some(8) => b.ended_at.cmp(&a.ended_at),
+            Some(c) => turn(a, now, None)[c].cmp(&turn(b, now, None)[c]),
         };
         directed(o.then_with(|| a.id.cmp(&b.id)), sort)
     });

@@ -87,10 +87,8 @@ impl Cluster {
             return None;
         }
         self.poll = Poll::Asked(now);
-        let workers = model
-            .workers
-            .values()
-            .any(|w| w.state.is_live() && w.replica.is_none());
+        // Live workers' heartbeats (and where unplaced ones run) come with the workers list.
+        let workers = model.workers.values().any(|w| w.state.is_live());
         Some(Effect::LoadReplicas { workers })
     }
 
@@ -133,11 +131,18 @@ impl Cluster {
         self.as_of = Some(now);
         self.labels = labels(&self.replicas);
         for w in poll.workers.iter().flatten() {
-            if let Some(m) = model.workers.get_mut(&w.worker_id)
-                && m.generation == w.generation
-                && m.replica.is_none()
-            {
+            let Some(m) = model.workers.get_mut(&w.worker_id) else {
+                continue;
+            };
+            if m.generation != w.generation {
+                continue;
+            }
+            if m.replica.is_none() {
                 m.replica = Some(w.replica_id.clone());
+                changed = true;
+            }
+            if m.last_heartbeat_at != w.last_heartbeat_at {
+                m.last_heartbeat_at = w.last_heartbeat_at;
                 changed = true;
             }
         }

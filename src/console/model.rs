@@ -43,6 +43,8 @@ pub struct Worker {
     pub last_exit: Option<Exit>,
     /// The replica that runs it, once known (a snapshot says; `worker.spawned` does not).
     pub replica: Option<ReplicaId>,
+    /// Its last heartbeat (epoch ms), as the workers list last said.
+    pub last_heartbeat_at: Option<i64>,
 }
 
 /// How a worker process ended.
@@ -94,6 +96,8 @@ pub struct Turn {
     pub last_progress_at: Option<i64>,
     /// Epoch ms.
     pub deadline_at: Option<i64>,
+    /// The agent's stall timeout (ms), once dispatched (from gateways that say it).
+    pub stall_ms: Option<i64>,
     /// Epoch ms.
     pub ended_at: Option<i64>,
     /// Failure code.
@@ -165,6 +169,7 @@ fn worker_from(w: &WorkerInfo) -> Worker {
         current_turn: w.current_turn_id.clone(),
         last_exit,
         replica: Some(w.replica_id.clone()),
+        last_heartbeat_at: w.last_heartbeat_at,
     }
 }
 
@@ -178,6 +183,7 @@ fn turn_from(t: &TurnInfo) -> Turn {
         created_at: t.created_at,
         last_progress_at: t.last_progress_at,
         deadline_at: t.deadline_at,
+        stall_ms: t.stall_ms,
         ended_at: t.ended_at,
         code: t.code,
         error: t.error.clone(),
@@ -272,6 +278,7 @@ impl Model {
                     current_turn: None,
                     last_exit,
                     replica: e.replica_id.clone(),
+                    last_heartbeat_at: None,
                 };
                 self.workers.insert(e.worker_id.clone(), worker);
             }
@@ -289,6 +296,7 @@ impl Model {
                     created_at: at,
                     last_progress_at: None,
                     deadline_at: None,
+                    stall_ms: None,
                     ended_at: None,
                     code: None,
                     error: None,
@@ -302,6 +310,7 @@ impl Model {
                     t.worker = Some(e.worker_id.clone());
                     t.last_progress_at = Some(at);
                     t.deadline_at = Some(e.deadline_at);
+                    t.stall_ms = e.stall_ms;
                 });
                 self.set_worker(&e.worker_id, |w| {
                     w.state = WorkerState::Busy;

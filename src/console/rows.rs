@@ -7,6 +7,7 @@
 //! form a cycle.
 
 use super::cells;
+use super::clocks;
 use super::model::{Turn, Worker};
 use super::state::{Counts, RowKey, State, View};
 use crate::api::TurnState;
@@ -22,11 +23,17 @@ impl State {
             // Counts stay live behind a frozen table; rows do not.
             self.counts = self.count();
         }
+        let vi = self.vi();
         if self.rows_dirty && self.frozen.is_none() {
+            // The selection is a row, not a row number (htop): it stays on the same key while
+            // rows move, and only when that row is gone does it keep its place.
+            let held = self.rows.get(self.selected[vi]).cloned();
             self.rows = self.build_rows();
             self.rows_dirty = false;
+            if let Some(i) = held.and_then(|k| self.rows.iter().position(|r| *r == k)) {
+                self.selected[vi] = i;
+            }
         }
-        let vi = self.vi();
         let len = self.frozen.as_ref().map_or(self.rows.len(), Vec::len);
         if self.view == View::Events && self.follow {
             self.selected[vi] = len.saturating_sub(1);
@@ -43,6 +50,7 @@ impl State {
             c.in_flight += usize::from(t.is_open());
             c.failed += usize::from(t.state == TurnState::Failed);
             c.stranded += usize::from(t.is_open() && t.stranded);
+            c.stuck += usize::from(t.is_open() && (t.stranded || clocks::is_slow(t, self.now)));
         }
         c.replicas = self.cluster.counts();
         c
@@ -83,7 +91,7 @@ impl State {
                             t.is_open() || self.show_ended
                         }
                     })
-                    .filter(|t| keep(&|| cells::turn(t, self.now)))
+                    .filter(|t| keep(&|| cells::turn(t, self.now, self.heartbeat(t))))
                     .collect();
                 cells::sort_turns(&mut ts, sort, self.now);
                 ts.into_iter().map(|t| RowKey::Turn(t.id.clone())).collect()
@@ -121,7 +129,7 @@ impl State {
                 .model
                 .turns
                 .get(id)
-                .map(|t| cells::turn(t, self.now))
+                .map(|t| cells::turn(t, self.now, self.heartbeat(t)))
                 .unwrap_or_default(),
             RowKey::Event(i) => self
                 .model
@@ -135,6 +143,14 @@ impl State {
                 .map(|r| cells::replica(r, self.now))
                 .unwrap_or_default(),
         }
+    }
+
+    /// The last heartbeat of the worker a turn was dispatched to.
+    pub fn heartbeat(&self, t: &Turn) -> Option<i64> {
+        self.model
+            .workers
+            .get(t.worker.as_ref()?)
+            .and_then(|w| w.last_heartbeat_at)
     }
 
     /// Freezes the current rows (their cells as they are now).

@@ -82,6 +82,7 @@ impl View {
                 "UPTIME",
                 "TURN",
                 "LAST EXIT",
+                "EXITED AT",
             ],
             Self::Turns | Self::Stranded => &[
                 "TURN",
@@ -89,8 +90,10 @@ impl View {
                 "AGENT",
                 "AGE",
                 "NO PROGRESS",
-                "DEADLINE",
+                "ENDS IN",
                 "WORKER",
+                "LAST HB",
+                "ENDED AT",
             ],
             Self::Events => &["SEQ", "TIME", "EVENT", "DETAILS"],
             Self::Chat => &[],
@@ -216,6 +219,8 @@ pub struct Counts {
     pub failed: usize,
     /// Open stranded turns.
     pub stranded: usize,
+    /// Open turns stranded or slow (no progress for half their stall timeout).
+    pub stuck: usize,
     /// Replicas by state; `None` until the gateway has listed them.
     pub replicas: Option<ReplicaCounts>,
 }

@@ -3,6 +3,7 @@
 //! screens (`TestBackend` + snapshots).
 
 mod actions;
+mod incident;
 mod replicas;
 mod screens;
 mod states;

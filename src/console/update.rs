@@ -21,6 +21,9 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
         // seconds, else when the minute turns.
         let minute = |ms: i64| ms.div_euclid(60_000);
         state.dirty |= state.counts_seconds() || minute(now) != minute(state.now);
+        // Open turns' clocks move: their slow marks, the stuck count and the most-stuck order
+        // are rebuilt once a second (the selection stays on its row).
+        state.rows_dirty |= state.counts.in_flight > 0;
         state.now = now;
         return state.cluster.ask(now, &state.model).into_iter().collect();
     }

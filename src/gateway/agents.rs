@@ -87,6 +87,7 @@ pub async fn create(
     // (`expiresAt` a number, absolute URLs), turnwatch's own otherwise.
     let path = format!("{}/agents/{}", compat::prefix_of(uri.path()), session.id);
     let body = if compat::is_lobu(uri.path()) {
+        app.lobu_starts.remember(&session.id, session.last_seq);
         let base = format!("{}{path}", compat::public_base(&app, &headers));
         serde_json::to_value(LobuSessionCreated {
             success: true,

@@ -8,13 +8,16 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Map, Value};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::AppState;
 use super::auth::LOCAL_TOKEN_PREFIX;
 use super::error::ApiError;
 use crate::api::lobu::LocalInit;
 use crate::api::{API_PREFIXES, ErrorCode};
+use crate::ids::SessionId;
 
 /// Headers a reverse proxy adds: a request that carries one came from elsewhere, whatever
 /// address it reached the gateway from.
@@ -54,10 +57,13 @@ pub async fn local_init(
             format!("a proxied request (it carries `{h}`) gets no local token"),
         ));
     }
-    let client = headers
+    let client: String = headers
         .get("x-lobu-client")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("unnamed");
+        .unwrap_or("unnamed")
+        .chars()
+        .take(64)
+        .collect();
     tracing::info!(client, "gave a local token (loopback trust)");
     let token = format!(
         "{LOCAL_TOKEN_PREFIX}{}{}",
@@ -72,6 +78,39 @@ pub async fn local_init(
             device_token: token,
         }),
     ))
+}
+
+/// How long a `/lobu` create or resume is remembered for its session's first stream.
+const START_TTL: Duration = Duration::from_secs(60);
+
+/// Where a `/lobu` client's first stream starts. Lobu's CLI opens its stream and posts its
+/// message at once, without waiting: its stream may arrive after a quick turn has ended, and a
+/// stream without a cursor replays only turns still open (protocol.md §2.3), so it would hear
+/// nothing. Lobu's own gateway replays a backlog. So the session's log position at `POST
+/// /lobu/api/v1/agents` (create or resume) is remembered, and the session's next stream
+/// without a cursor under `/lobu` starts there, as if it had sent that cursor: everything
+/// since this client created or resumed the session, nothing before. In this process's
+/// memory: a stream that reaches another replica starts as a cursorless one does.
+#[derive(Debug, Default)]
+pub struct StreamStarts {
+    entries: Mutex<HashMap<SessionId, (Instant, i64)>>,
+}
+
+impl StreamStarts {
+    /// Remembers `seq` as where `session`'s next cursorless `/lobu` stream starts.
+    pub fn remember(&self, session: &SessionId, seq: i64) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        entries.retain(|_, (at, _)| now.duration_since(*at) < START_TTL);
+        entries.insert(session.clone(), (now, seq));
+    }
+
+    /// Where `session`'s cursorless `/lobu` stream starts, once.
+    pub fn take(&self, session: &SessionId) -> Option<i64> {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let (at, seq) = entries.remove(session)?;
+        (at.elapsed() < START_TTL).then_some(seq)
+    }
 }
 
 /// Whether a request came in under the Lobu gateway's prefix (`/lobu/api/v1`).
@@ -140,7 +179,8 @@ pub fn refuse_message_fields(other: &Map<String, Value>) -> Result<(), ApiError>
     for (field, value) in other {
         let why = match (field.as_str(), value) {
             (_, Value::Null) | ("durableMessage", Value::Bool(true)) => continue,
-            ("platform", Value::String(p)) if p == "api" => continue,
+            // Lobu reads an empty platform as none.
+            ("platform", Value::String(p)) if p == "api" || p.is_empty() => continue,
             ("platform" | "slack" | "telegram" | "discord", _) => {
                 "turnwatch does not deliver platform messages (Slack, Telegram, Discord): \
                  create a session (POST /agents) and post to its messages route"

@@ -76,7 +76,7 @@ fn derive_events(write: &Change, applied: &Applied) -> Vec<AdminEvent> {
                 generation,
                 at,
                 deadline_at,
-                ..
+                stall_ms,
             },
             Applied::Changed,
         ) => vec![AdminEvent::TurnDispatched(TurnDispatched {
@@ -84,6 +84,7 @@ fn derive_events(write: &Change, applied: &Applied) -> Vec<AdminEvent> {
             worker_id: worker_id.clone(),
             generation: *generation,
             deadline_at: *deadline_at,
+            stall_ms: Some(*stall_ms),
             timestamp: *at,
             replica_id: None,
         })],

@@ -130,7 +130,7 @@ pub(super) fn turn_cols(now: i64) -> String {
     format!(
         "t.id, t.session_id, t.agent_id, t.message_id, t.content, t.state, t.worker_id, \
          t.worker_generation, t.created_at, t.dispatched_at, t.first_output_at, t.last_progress_at, \
-         t.deadline_at, t.ended_at, t.outcome, t.code, t.error, {} AS stranded, \
+         t.deadline_at, t.stall_ms, t.ended_at, t.outcome, t.code, t.error, {} AS stranded, \
          (SELECT w.replica_id FROM workers w WHERE w.worker_id = t.worker_id \
           AND w.generation = t.worker_generation) AS replica_id",
         stranded_sql(now)
@@ -222,6 +222,7 @@ pub(super) fn turn_info_from(r: &impl Cells) -> Result<TurnInfo> {
         first_output_at: r.opt_int("first_output_at")?,
         last_progress_at: r.opt_int("last_progress_at")?,
         deadline_at: r.opt_int("deadline_at")?,
+        stall_ms: r.opt_int("stall_ms")?,
         ended_at: r.opt_int("ended_at")?,
         outcome: wire_opt(r, "outcome")?,
         code: wire_opt(r, "code")?,

@@ -89,49 +89,49 @@ fn lost_spans(counts: Option<&ReplicaCounts>, p: Palette) -> Vec<Span<'static>> 
     }
 }
 
-/// Lost replicas, counts by state, the stranded count, and the badges (read-only, frozen,
-/// stale).
+/// What matters most first, so that 80 columns keep it: lost replicas, the badges (read-only,
+/// frozen, stale), the stranded and stuck counts; then in-flight and failed turns, then
+/// workers by state.
 fn counts_line(state: &State, p: Palette) -> Line<'static> {
     let Counts {
         workers,
         in_flight,
         failed,
         stranded,
+        stuck,
         replicas,
     } = &state.counts;
-    let (in_flight, failed, stranded) = (*in_flight, *failed, *stranded);
+    let (in_flight, failed, stranded, stuck) = (*in_flight, *failed, *stranded, *stuck);
+    let mut second = lost_spans(replicas.as_ref(), p);
+    if state.readonly {
+        second.push(Span::styled("[READ-ONLY] ", p.warn()));
+    }
+    if state.frozen.is_some() {
+        second.push(Span::styled("[FROZEN: f thaws] ", p.warn()));
+    }
+    if let Some(since) = state.conn.stale_since.filter(|_| state.is_stale()) {
+        second.push(Span::styled(
+            format!("[STALE {}] ", span(state.now - since)),
+            p.bad(),
+        ));
+    }
+    let loud = |n: usize| if n > 0 { p.bad() } else { p.dim() };
+    second.push(Span::styled(format!("stranded {stranded}"), loud(stranded)));
+    second.push(Span::raw("  "));
+    second.push(Span::styled(format!("stuck {stuck}"), loud(stuck)));
     let counts = workers
         .iter()
         .map(|(k, v)| format!("{k} {v}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let mut second = lost_spans(replicas.as_ref(), p);
-    second.extend([
-        Span::raw(format!(
-            "workers: {}   turns: in flight {in_flight}, recently failed {failed}   ",
-            if counts.is_empty() {
-                "none".into()
-            } else {
-                counts
-            }
-        )),
-        Span::styled(
-            format!("stranded {stranded}"),
-            if stranded > 0 { p.bad() } else { p.dim() },
-        ),
-    ]);
-    if state.readonly {
-        second.push(Span::styled("  [READ-ONLY]", p.warn()));
-    }
-    if state.frozen.is_some() {
-        second.push(Span::styled("  [FROZEN: f to thaw]", p.warn()));
-    }
-    if let Some(since) = state.conn.stale_since.filter(|_| state.is_stale()) {
-        second.push(Span::styled(
-            format!("  [STALE {}]", span(state.now - since)),
-            p.bad(),
-        ));
-    }
+    second.push(Span::raw(format!(
+        "   turns: in flight {in_flight}, recently failed {failed}   workers: {}",
+        if counts.is_empty() {
+            "none".into()
+        } else {
+            counts
+        }
+    )));
     Line::from(second)
 }
 

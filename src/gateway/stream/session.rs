@@ -16,6 +16,7 @@ use crate::api::{ErrorCode, EventKind, SessionEvent};
 use crate::clock::now_ms;
 use crate::gateway::AppState;
 use crate::gateway::agents::authorize_stream;
+use crate::gateway::compat;
 use crate::gateway::error::ApiError;
 use crate::store::{SessionRecord, StoredEvent};
 
@@ -69,7 +70,9 @@ pub async fn events(
         "a session stream served at {uri}, a path `serve` does not recognise (register it \
          through `gateway::routes`)"
     );
-    Ok(super::response(open(&app, &id, &q, &headers).await?))
+    Ok(super::response(
+        open(&app, &id, &q, &headers, compat::is_lobu(uri.path())).await?,
+    ))
 }
 
 /// Authorizes a session stream request and opens its stream: the frames to send, in order.
@@ -81,10 +84,14 @@ async fn open(
     id: &str,
     q: &Since,
     headers: &HeaderMap,
+    lobu: bool,
 ) -> Result<impl Stream<Item = Result<Bytes, Infallible>> + Send + use<>, ApiError> {
     // The cursor first: a request refused for it does not use its ticket up.
-    let cursor = cursor(headers, q)?;
+    let mut cursor = cursor(headers, q)?;
     let session = authorize_stream(app, headers, id, q.ticket.as_deref()).await?;
+    if lobu && cursor.is_none() {
+        cursor = app.lobu_starts.take(&session.id);
+    }
     if session.deleted_at.is_some() && cursor.is_none() {
         return Err(deleted());
     }
