@@ -560,11 +560,14 @@ pub(crate) async fn end_turn_as(
 /// Variables a worker inherits from the gateway by default (`LC_*` as a prefix).
 const ALLOWED_ENV: [&str; 7] = ["PATH", "HOME", "LANG", "TZ", "TMPDIR", "USER", "LC_"];
 
+/// The longest thread passed as `TURNWATCH_THREAD` (a longer one is not passed).
+const MAX_THREAD_ENV: usize = 4096;
+
 /// The whole environment of a session's worker; nothing else of the gateway's reaches it. In
 /// order (a later entry wins): the allowlist ([`ALLOWED_ENV`]) and the agent's `inherit_env`,
 /// both from the gateway's environment and never a token's `secret_env` variable (config
 /// validation refuses naming one explicitly); the agent's `env`; the `TURNWATCH_*` values
-/// (`TURNWATCH_THREAD` only when the session has a thread).
+/// (`TURNWATCH_THREAD` only when the session has a thread of at most 4 KiB without NUL).
 pub(crate) fn worker_env(
     config: &Config,
     agent_id: &str,
@@ -591,8 +594,9 @@ pub(crate) fn worker_env(
     env.push(("TURNWATCH_SESSION_ID".into(), session.to_string().into()));
     env.push(("TURNWATCH_AGENT_ID".into(), agent_id.into()));
     env.push(("TURNWATCH_WORKER_ID".into(), worker.to_string().into()));
-    // A NUL byte cannot be in an environment variable; such a thread is not passed.
-    if let Some(thread) = thread.filter(|t| !t.contains('\0')) {
+    // A NUL byte cannot be in an environment variable, and Linux refuses one over 128 KiB
+    // (every spawn would fail): such a thread is not passed.
+    if let Some(thread) = thread.filter(|t| !t.contains('\0') && t.len() <= MAX_THREAD_ENV) {
         env.push(("TURNWATCH_THREAD".into(), thread.into()));
     }
     env

@@ -81,7 +81,8 @@ pub fn ago(at: Option<i64>, now: i64) -> String {
     match at {
         None => "never".into(),
         Some(at) if now - at < 10_000 => {
-            format!("{:.1}s ago", (now - at).max(0) as f64 / 1000.0)
+            let tenths = (now - at).max(0) / 100;
+            format!("{}.{}s ago", tenths / 10, tenths % 10)
         }
         Some(at) => format!("{} ago", span(now - at)),
     }

@@ -9,9 +9,9 @@
 //! stderr line.
 //!
 //! **The session's directory.** Every turn of a session runs in the same directory,
-//! `<sessions dir>/<session id>` (`--sessions-dir`, default `turnwatch-sessions` in the system's
-//! temporary directory, `$TMPDIR` or `/tmp`), created on start with mode 0700 and kept when the
-//! worker exits: a CLI that keeps conversation state in its working directory continues the
+//! `<sessions dir>/<session id>` (`--sessions-dir`, default `$XDG_STATE_HOME/turnwatch/sessions`,
+//! else `~/.local/state/turnwatch/sessions`: never a shared directory), created on start with
+//! mode 0700, checked to be this user's alone, and kept when the worker exits: a CLI that keeps conversation state in its working directory continues the
 //! conversation, also in the session's next worker generation. The command's environment is
 //! the worker's (`TURNWATCH_SESSION_ID`, `TURNWATCH_THREAD`, …) plus `TURNWATCH_TURN_ID` and
 //! `TURNWATCH_SESSION_DIR`.
@@ -43,8 +43,9 @@ pub struct ExecArgs {
     /// otherwise the message is the command's stdin.
     #[arg(last = true, value_name = "CMD", requires = "exec")]
     pub command: Vec<String>,
-    /// Exec: the sessions' working directories are made under this one [default:
-    /// `turnwatch-sessions` in `$TMPDIR`].
+    /// Exec: the sessions' working directories are made under this one, which must be this
+    /// user's and not writable by others [default: `$XDG_STATE_HOME/turnwatch/sessions`, else
+    /// `~/.local/state/turnwatch/sessions`].
     #[arg(long, value_name = "DIR")]
     pub sessions_dir: Option<PathBuf>,
     /// Exec: time between `SIGTERM` and `SIGKILL` when a turn's command is stopped.
@@ -98,13 +99,18 @@ pub fn run(args: &ExecArgs) -> i32 {
     runtime.block_on(serve(&plan))
 }
 
-/// `<base>/<session id>`, made if missing (0700, as it may hold a conversation).
+/// `<base>/<session id>`, made if missing (0700, as it may hold a conversation). The default
+/// base is private to this user (`$XDG_STATE_HOME/turnwatch/sessions`, else
+/// `~/.local/state/turnwatch/sessions`), never a shared directory such as `/tmp`, where another
+/// user could make the name first and swap a session's directory for theirs. Whatever the
+/// base, it and the session's directory must be real directories (not links) this user owns
+/// that nobody else may write to, else the adapter refuses to start.
 fn session_dir(base: Option<&Path>) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
-    let base = base.map_or_else(
-        || std::env::temp_dir().join("turnwatch-sessions"),
-        Path::to_path_buf,
-    );
+    let base = match base {
+        Some(b) => b.to_path_buf(),
+        None => default_base()?,
+    };
     let session = std::env::var("TURNWATCH_SESSION_ID").unwrap_or_default();
     // A session id is `s-` and a uuid; anything else is made safe to be one path component.
     let name: String = session
@@ -123,7 +129,45 @@ fn session_dir(base: Option<&Path>) -> std::io::Result<PathBuf> {
         .recursive(true)
         .mode(0o700)
         .create(&dir)?;
+    check_private(&base, false)?;
+    check_private(&dir, true)?;
     Ok(dir)
+}
+
+/// `$XDG_STATE_HOME/turnwatch/sessions`, else `$HOME/.local/state/turnwatch/sessions`.
+fn default_base() -> std::io::Result<PathBuf> {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        })
+        .ok_or_else(|| {
+            std::io::Error::other("neither XDG_STATE_HOME nor HOME is set: pass --sessions-dir")
+        })?;
+    Ok(state.join("turnwatch/sessions"))
+}
+
+/// Refuses a directory that is a link, not this user's, or writable by others (`own`: nor
+/// readable by them either, as it holds a conversation).
+fn check_private(dir: &Path, own: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(dir)?;
+    let uid = nix::unistd::geteuid().as_raw();
+    let mask = if own { 0o077 } else { 0o022 };
+    if !meta.file_type().is_dir() || meta.uid() != uid || meta.mode() & mask != 0 {
+        return Err(std::io::Error::other(format!(
+            "{} must be a directory of this user (uid {uid}) that others cannot {} \
+             (it is mode {:o}, owner {}): refusing to run a session's commands there",
+            dir.display(),
+            if own { "read or write" } else { "write" },
+            meta.mode() & 0o7777,
+            meta.uid()
+        )));
+    }
+    Ok(())
 }
 
 async fn serve(plan: &Plan) -> i32 {

@@ -47,6 +47,65 @@ fn widths(view: View) -> Vec<Constraint> {
     }
 }
 
+/// The columns that hold ids, cut from their start when space is short.
+fn id_columns(view: View) -> &'static [usize] {
+    match view {
+        View::Workers => &[0, 7],
+        View::Turns | View::Stranded => &[0, 6],
+        _ => &[],
+    }
+}
+
+/// Columns sized to what they hold on screen (the header, with room for a sort mark, or the
+/// widest visible cell), the last one taking the rest; when that does not fit `width`, the id
+/// columns give way first, down to 10 columns each, cut from their start by [`tail`].
+fn fitted(
+    (view, sorted): (View, Option<usize>),
+    width: u16,
+    rows: &[(usize, Vec<String>, Option<&RowKey>)],
+) -> Vec<Constraint> {
+    let columns = view.columns();
+    let mut w: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| c.chars().count() + if sorted == Some(i) { 2 } else { 0 })
+        .collect();
+    for (_, cells, _) in rows {
+        for (i, cell) in cells.iter().enumerate().take(w.len()) {
+            w[i] = w[i].max(cell.chars().count());
+        }
+    }
+    // Gaps of one column between cells.
+    let mut over = (w.iter().sum::<usize>() + w.len()).saturating_sub(usize::from(width));
+    for &c in id_columns(view) {
+        let give = over.min(w[c].saturating_sub(10));
+        w[c] -= give;
+        over -= give;
+    }
+    let last = w.len() - 1;
+    w.iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let n = u16::try_from(*n).unwrap_or(u16::MAX);
+            if i == last {
+                Constraint::Min(n)
+            } else {
+                Constraint::Length(n)
+            }
+        })
+        .collect()
+}
+
+/// `text` cut to `width` columns from its start (`…` and its end), when longer.
+fn tail(text: &str, width: usize) -> String {
+    let n = text.chars().count();
+    if n <= width || width < 2 {
+        return text.to_owned();
+    }
+    let keep: String = text.chars().skip(n - (width - 1)).collect();
+    format!("…{keep}")
+}
+
 /// Below this width the Replicas view leaves out HOST, PID and VERSION, so that the rest (the
 /// state, the counts, the heartbeat and the lease) fits in 80 columns.
 const NARROW_REPLICAS: u16 = 110;
@@ -117,21 +176,43 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
         Cell::from(format!("{c}{mark}"))
     }))
     .style(p.strong());
-    let rows = (offset..total.min(offset + height)).map(|i| {
-        let (cells, key) = match &state.frozen {
-            Some(frozen) => (frozen[i].clone(), None),
-            None => (state.cells(&state.rows[i]), Some(&state.rows[i])),
-        };
+    let visible: Vec<(usize, Vec<String>, Option<&RowKey>)> = (offset..total.min(offset + height))
+        .map(|i| match &state.frozen {
+            Some(frozen) => (i, frozen[i].clone(), None),
+            None => (i, state.cells(&state.rows[i]), Some(&state.rows[i])),
+        })
+        .collect();
+    let widths = match state.view {
+        View::Workers | View::Turns | View::Stranded => {
+            fitted((state.view, sort.column), area.width, &visible)
+        }
+        _ => widths(state.view),
+    };
+    let id_widths: Vec<usize> = widths
+        .iter()
+        .enumerate()
+        .map(|(c, w)| match w {
+            Constraint::Length(w) if id_columns(state.view).contains(&c) => usize::from(*w),
+            _ => usize::MAX,
+        })
+        .collect();
+    let id_width = |c: usize| id_widths.get(c).copied().unwrap_or(usize::MAX);
+    let rows = visible.into_iter().map(|(i, cells, key)| {
         let style = row_style(state, key, &cells, p);
         let cells = cells.into_iter().enumerate().filter(|(i, _)| shown(i));
-        let row = Row::new(cells.map(|(_, c)| Cell::from(Text::raw(c)))).style(style);
+        let row = Row::new(cells.map(|(c, text)| {
+            // Ids share their front (a time prefix): cut them from the distinguishing end.
+            let text = tail(&text, id_width(c));
+            Cell::from(Text::raw(text))
+        }))
+        .style(style);
         if i == selected {
             row.style(style.patch(p.selected()))
         } else {
             row
         }
     });
-    let widths = widths(state.view).into_iter().enumerate();
+    let widths = widths.into_iter().enumerate();
     let widths: Vec<Constraint> = widths.filter(|(i, _)| shown(i)).map(|(_, w)| w).collect();
     let table = Table::new(rows, widths).header(header).block(
         Block::default()

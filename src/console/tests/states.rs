@@ -148,7 +148,7 @@ fn sort_cycles_columns_and_reverses() {
     send(&mut s, [key('S')]);
     s.prepare();
     assert_eq!(turn_rows(&s), ["t-waiting", "t-slow", "t-hung"]);
-    for _ in 0..7 {
+    for _ in 0..9 {
         send(&mut s, [key('s')]);
     }
     assert_eq!(s.sorts[1].column, None, "cycles back to the default order");

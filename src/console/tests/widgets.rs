@@ -75,7 +75,11 @@ pub(super) fn is(style: Style, fg: Option<Color>, modifier: Modifier) -> bool {
 fn header_shows_the_stranded_count_in_red_only_when_there_is_one() {
     let mut s = fixture();
     let buf = draw(120, 2, |f, area| header::render(f, area, &s, COLOR));
-    assert!(line(&buf, 1).ends_with("stranded 0"), "{}", line(&buf, 1));
+    assert!(
+        line(&buf, 1).starts_with("stranded 0  stuck 1"),
+        "{}",
+        line(&buf, 1)
+    );
     assert!(is(style_of(&buf, "stranded 0"), None, Modifier::DIM));
     assert!(is(
         style_of(&buf, "● live"),
@@ -95,7 +99,7 @@ fn header_shows_the_stranded_count_in_red_only_when_there_is_one() {
     );
     s.prepare();
     let buf = draw(120, 2, |f, area| header::render(f, area, &s, COLOR));
-    assert!(line(&buf, 1).ends_with("stranded 1"), "{}", line(&buf, 1));
+    assert!(line(&buf, 1).starts_with("stranded 1"), "{}", line(&buf, 1));
     let red = style_of(&buf, "stranded 1");
     assert!(is(red, Some(Color::Red), Modifier::BOLD), "{red:?}");
 

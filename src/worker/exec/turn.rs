@@ -41,10 +41,6 @@ pub struct Plan {
 /// The placeholder an argument may hold for the message.
 const PLACEHOLDER: &str = "{message}";
 
-/// The longest reply sent again as `finalText`; a longer one is left to the gateway, which
-/// keeps the streamed text, so the `complete` line stays far below the gateway's line limit.
-const MAX_FINAL_TEXT: usize = 128 * 1024;
-
 /// The sidecar that leads the turn's group (see the module docs).
 const SIDECAR: &str = "trap '' HUP INT TERM; read _; kill -9 0";
 
@@ -176,11 +172,10 @@ fn exit_sentence(program: &str, status: ExitStatus, last: Option<&str>) -> Strin
     }
 }
 
-/// The reply as it streams: each piece of stdout a delta, all of it the final text.
+/// The reply as it streams: each piece of stdout a delta (nothing is kept).
 struct Reply<'a> {
     turn: &'a TurnId,
     decoder: Utf8Decoder,
-    text: String,
 }
 
 impl<'a> Reply<'a> {
@@ -188,7 +183,6 @@ impl<'a> Reply<'a> {
         Self {
             turn,
             decoder: Utf8Decoder::default(),
-            text: String::new(),
         }
     }
 
@@ -201,7 +195,6 @@ impl<'a> Reply<'a> {
         if content.is_empty() {
             return;
         }
-        self.text.push_str(&content);
         let turn_id = self.turn.clone();
         emit(&FromWorker::Delta { turn_id, content });
     }
@@ -209,11 +202,12 @@ impl<'a> Reply<'a> {
     fn complete(mut self) {
         let rest = self.decoder.finish();
         self.delta(rest);
-        let final_text = (self.text.len() <= MAX_FINAL_TEXT).then_some(self.text);
+        // No `finalText`: the gateway completes the turn with the text it streamed (kept up
+        // to its limit), so a long reply is never held here nor sent twice in one line.
         let turn_id = self.turn.clone();
         emit(&FromWorker::Complete {
             turn_id,
-            final_text,
+            final_text: None,
         });
     }
 }
