@@ -10,6 +10,7 @@
 
 use crossterm::event::{KeyCode, KeyEvent};
 
+use super::clocks;
 use super::model::Model;
 use super::msg::{Effect, Notice, Target};
 use crate::api::{AdminEvent, ErrorCode, TurnState};
@@ -26,6 +27,9 @@ pub struct Confirm {
     pub on_action: bool,
     /// The dialog froze the table (and thaws it on close).
     pub froze: bool,
+    /// The target ended while the dialog was open: when (epoch ms) and how, in words. The
+    /// action is then off.
+    pub ended: Option<(i64, String)>,
 }
 
 impl Confirm {
@@ -36,6 +40,7 @@ impl Confirm {
             reason: String::new(),
             on_action: false,
             froze,
+            ended: None,
         }
     }
 }
@@ -88,6 +93,12 @@ pub fn on_key(
         KeyCode::Tab | KeyCode::BackTab | KeyCode::Left | KeyCode::Right => c.on_action ^= true,
         KeyCode::Backspace => drop(c.reason.pop()),
         KeyCode::Char(ch) => c.reason.push(ch),
+        KeyCode::Enter if c.on_action && c.ended.is_some() => {
+            *notice = Some((
+                format!("nothing to {}: {}", c.target.verb().to_lowercase(), ended_text(c)),
+                true,
+            ));
+        }
         KeyCode::Enter if c.on_action => {
             let target = c.target.clone();
             let reason = if c.reason.trim().is_empty() {
@@ -113,6 +124,46 @@ pub fn on_key(
         _ => {}
     }
     None
+}
+
+fn ended_text(c: &Confirm) -> String {
+    c.ended.as_ref().map_or_else(String::new, |(_, how)| how.clone())
+}
+
+/// Follows the dialog's target: once the gateway says it ended (its turn's end, its worker
+/// generation's exit), the dialog says how and when, and its action is off.
+pub fn follow(c: &mut Confirm, event: &AdminEvent) {
+    if c.ended.is_some() {
+        return;
+    }
+    let at = event.timestamp();
+    let how = match (&c.target, event) {
+        (Target::Cancel { turn, .. }, AdminEvent::TurnCompleted(e)) if e.turn_id == *turn => {
+            format!("the turn completed at {}", clocks::clock(at))
+        }
+        (Target::Cancel { turn, .. }, AdminEvent::TurnFailed(e)) if e.turn_id == *turn => {
+            format!(
+                "the turn ended at {}: failed, {}",
+                clocks::clock(at),
+                e.code.map_or("without a code", ErrorCode::as_str)
+            )
+        }
+        (
+            Target::Kill {
+                worker, generation, ..
+            },
+            AdminEvent::WorkerExited(e),
+        ) if e.worker_id == *worker && e.generation == *generation => {
+            let exit = e.signal.clone().unwrap_or_else(|| {
+                e.exit_code
+                    .map_or_else(|| "exit status unknown".into(), |c| format!("exit {c}"))
+            });
+            format!("the worker exited at {} ({exit})", clocks::clock(at))
+        }
+        _ => return,
+    };
+    c.ended = Some((at, how));
+    c.on_action = false;
 }
 
 /// The gateway's answer to the request: accepted, or refused with its reason.

@@ -169,7 +169,7 @@ impl Target {
     /// The action button's word.
     pub fn verb(&self) -> &'static str {
         match self {
-            Self::Kill { .. } => "Kill",
+            Self::Kill { .. } => "Kill worker",
             Self::Cancel { .. } => "Cancel turn",
         }
     }

@@ -285,6 +285,10 @@ pub struct State {
     pub quit: bool,
     /// Table height in rows, from the last frame (for paging).
     pub page: usize,
+    /// How far the detail pane is scrolled down, in lines.
+    pub detail_scroll: u16,
+    /// A turn detail's worker (its stderr tail, heartbeat and process), loaded beside it.
+    pub detail_worker: Option<Box<WorkerDetail>>,
 }
 
 impl State {
@@ -319,6 +323,8 @@ impl State {
             dirty: true,
             quit: false,
             page: 20,
+            detail_scroll: 0,
+            detail_worker: None,
         }
     }
 

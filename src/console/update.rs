@@ -12,7 +12,7 @@ use super::model::Note;
 use super::msg::{Effect, LinkMsg, Msg};
 use super::state::{Detail, Link, Mode, State, View};
 use crate::api::AdminEvent;
-use crate::api::admin::{CallerRole, Overview};
+use crate::api::admin::{CallerRole, Overview, TurnDetail, WorkerDetail};
 
 /// Applies one message.
 pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
@@ -41,17 +41,10 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
         Msg::Tick(_) | Msg::Resize | Msg::Replicas(_) => Vec::new(),
         Msg::Link(l) => on_link(state, l),
         Msg::WorkerDetail(r) => {
-            if matches!(state.mode, Mode::Detail(Detail::Loading(_))) {
-                state.mode = Mode::Detail(r.map_or_else(Detail::Failed, Detail::Worker));
-            }
+            on_worker_detail(state, r);
             Vec::new()
         }
-        Msg::TurnDetail(r) => {
-            if matches!(state.mode, Mode::Detail(Detail::Loading(_))) {
-                state.mode = Mode::Detail(r.map_or_else(Detail::Failed, Detail::Turn));
-            }
-            Vec::new()
-        }
+        Msg::TurnDetail(r) => on_turn_detail(state, r),
         Msg::Overview(Ok(o)) => {
             on_overview(state, &o);
             Vec::new()
@@ -68,6 +61,74 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
             action::on_answer(&mut state.pending, &mut state.notice, a);
             Vec::new()
         }
+    }
+}
+
+/// A worker's detail: the pane's (first load or a refresh of the same worker), or the worker of
+/// the turn the pane shows.
+fn on_worker_detail(state: &mut State, r: Result<Box<WorkerDetail>, String>) {
+    match (&mut state.mode, r) {
+        (Mode::Detail(d @ Detail::Loading(_)), r) => {
+            *d = r.map_or_else(Detail::Failed, Detail::Worker);
+        }
+        (Mode::Detail(Detail::Worker(d)), Ok(n)) if n.worker.worker_id == d.worker.worker_id => {
+            *d = n;
+        }
+        (Mode::Detail(Detail::Turn(t)), Ok(n))
+            if t.turn.worker_id.as_ref() == Some(&n.worker.worker_id) =>
+        {
+            state.detail_worker = Some(n);
+        }
+        _ => {}
+    }
+}
+
+/// A turn's detail: the pane's (first load or a refresh of the same turn); its worker is
+/// loaded beside it.
+fn on_turn_detail(state: &mut State, r: Result<Box<TurnDetail>, String>) -> Vec<Effect> {
+    match (&mut state.mode, r) {
+        (Mode::Detail(d @ Detail::Loading(_)), r) => {
+            *d = r.map_or_else(Detail::Failed, Detail::Turn);
+        }
+        (Mode::Detail(Detail::Turn(d)), Ok(n)) if n.turn.turn_id == d.turn.turn_id => *d = n,
+        _ => return Vec::new(),
+    }
+    match &state.mode {
+        Mode::Detail(Detail::Turn(d)) => d
+            .turn
+            .worker_id
+            .clone()
+            .map(Effect::LoadWorker)
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// What an admin event asks of the open pane or dialog: a pane reloads what it shows when its
+/// turn or worker changed (it never says `dispatched` of a turn that ended); a dialog follows
+/// its target (it says how the target ended and stops offering the action).
+fn follow_target(state: &mut State, event: &AdminEvent) -> Vec<Effect> {
+    let (turn, worker) = (event.turn_id(), event.worker_id());
+    match &mut state.mode {
+        Mode::Detail(Detail::Turn(d)) => {
+            let mut out = Vec::new();
+            if turn == Some(&d.turn.turn_id) {
+                out.push(Effect::LoadTurn(d.turn.turn_id.clone()));
+            }
+            if let Some(w) = worker.filter(|w| d.turn.worker_id.as_ref() == Some(*w)) {
+                out.push(Effect::LoadWorker(w.clone()));
+            }
+            out
+        }
+        Mode::Detail(Detail::Worker(d)) if worker == Some(&d.worker.worker_id) => {
+            vec![Effect::LoadWorker(d.worker.worker_id.clone())]
+        }
+        Mode::Confirm(c) => {
+            action::follow(c, event);
+            Vec::new()
+        }
+        _ => Vec::new(),
     }
 }
 
@@ -162,5 +223,5 @@ fn on_event(state: &mut State, seq: i64, event: &AdminEvent) -> Vec<Effect> {
     action::on_event(&mut state.pending, &mut state.notice, event);
     state.conn.last_event_at = Some(now);
     state.rows_dirty = true;
-    Vec::new()
+    follow_target(state, event)
 }

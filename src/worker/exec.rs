@@ -211,3 +211,29 @@ fn read_stdin(tx: &mpsc::UnboundedSender<ToWorker>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_shared_or_linked_sessions_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("private");
+        std::fs::create_dir(&private).unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(super::check_private(&private, true).is_ok());
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = super::check_private(&shared, false).unwrap_err().to_string();
+        assert!(e.contains("others cannot write"), "{e}");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&private, &link).unwrap();
+        assert!(super::check_private(&link, false).is_err(), "a link is refused");
+        // A session's own directory may not be readable by others either.
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o750)).unwrap();
+        assert!(super::check_private(&private, true).is_err());
+        assert!(super::check_private(&private, false).is_ok());
+    }
+}

@@ -20,10 +20,16 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, c: &Confirm, now: i64, p: Palet
         height: area.height.min(12),
         ..area
     };
-    let mut lines: Vec<Line<'static>> = blast_radius(&c.target, now)
-        .into_iter()
-        .map(Line::raw)
-        .collect();
+    // Ages stop when the target ended: the dialog says how instead of counting on.
+    let at = c.ended.as_ref().map_or(now, |(at, _)| *at);
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    if let Some((_, how)) = &c.ended {
+        lines.push(Line::styled(
+            format!("Already over: {how}. Nothing to do."),
+            p.warn(),
+        ));
+    }
+    lines.extend(blast_radius(&c.target, at).into_iter().map(Line::raw));
     lines.push(Line::raw(""));
     lines.push(Line::raw(format!("reason: {}▏", c.reason)));
     lines.push(Line::raw(""));
@@ -39,10 +45,16 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, c: &Confirm, now: i64, p: Palet
             format!("  {label}  ")
         }
     };
+    let verb = if c.ended.is_some() {
+        format!("{} (off)", c.target.verb())
+    } else {
+        c.target.verb().to_owned()
+    };
+    let action = if c.ended.is_some() { p.dim() } else { action };
     lines.push(Line::from(vec![
-        Span::styled(mark(!c.on_action, "Cancel"), cancel),
+        Span::styled(mark(!c.on_action, "Keep it"), cancel),
         Span::raw("    "),
-        Span::styled(mark(c.on_action, c.target.verb()), action),
+        Span::styled(mark(c.on_action, &verb), action),
     ]));
     frame.render_widget(Clear, area);
     let block = Block::default()

@@ -50,14 +50,19 @@ pub(super) fn on_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
                 return effects;
             }
         }
-        Mode::Detail(_) if !state.readonly => {
+        Mode::Detail(_) if scroll(state, key.code) => {}
+        Mode::Detail(_) => {
             let b = binding(state.view, key, false).map(|b| b.action);
             if let Some(a @ (Action::Kill | Action::CancelTurn)) = b {
+                if state.readonly {
+                    state.notice = Some((READONLY.into(), true));
+                    return Vec::new();
+                }
                 return act(state, a);
             }
             close_pane(state, key);
         }
-        Mode::Help | Mode::Detail(_) => close_pane(state, key),
+        Mode::Help => close_pane(state, key),
         Mode::Normal if state.view == View::Chat => match key.code {
             KeyCode::Tab => return act(state, Action::NextView),
             KeyCode::BackTab => return act(state, Action::PrevView),
@@ -71,6 +76,27 @@ pub(super) fn on_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
         }
     }
     Vec::new()
+}
+
+/// Why `x` and `c` do nothing under a read-only token.
+pub(super) const READONLY: &str =
+    "read-only: this token may not kill or cancel (attach with an operator token to act)";
+
+/// Scrolls the detail pane: `j`/`k` and the arrows a line, page up/down a screen, `g`/`G` the
+/// ends (the pane clamps what is past its end). Whether the key scrolled.
+fn scroll(state: &mut State, code: KeyCode) -> bool {
+    let page = u16::try_from(state.page.max(1)).unwrap_or(u16::MAX);
+    let s = &mut state.detail_scroll;
+    *s = match code {
+        KeyCode::Char('j') | KeyCode::Down => s.saturating_add(1),
+        KeyCode::Char('k') | KeyCode::Up => s.saturating_sub(1),
+        KeyCode::PageDown => s.saturating_add(page),
+        KeyCode::PageUp => s.saturating_sub(page),
+        KeyCode::Char('g') | KeyCode::Home => 0,
+        KeyCode::Char('G') | KeyCode::End => u16::MAX,
+        _ => return false,
+    };
+    true
 }
 
 /// A key on a line being typed (a filter, a command).

@@ -123,6 +123,8 @@ fn open(state: &mut State) -> Vec<Effect> {
         _ => String::new(),
     };
     state.mode = Mode::Detail(Detail::Loading(what));
+    state.detail_scroll = 0;
+    state.detail_worker = None;
     vec![effect]
 }
 
