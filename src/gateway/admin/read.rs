@@ -87,6 +87,7 @@ pub fn worker_info(w: &WorkerRecord) -> WorkerInfo {
             .replica_id
             .clone()
             .unwrap_or_else(|| ReplicaId(EARLIER.into())),
+        process: None,
     }
 }
 
