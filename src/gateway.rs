@@ -16,6 +16,7 @@ mod sessions;
 mod stream;
 mod sweeper;
 mod tickets;
+mod watch;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -72,6 +73,8 @@ pub struct AppState {
     tokens: auth::Tokens,
     /// Sessions recently read, for posting messages.
     sessions: sessions::SessionCache,
+    /// The worker processes' latest samples, taken while someone watches.
+    watch: Arc<watch::Watch>,
     metrics: Arc<Metrics>,
     started: std::time::Instant,
     /// Cancelled when the gateway begins to stop.
@@ -293,6 +296,7 @@ async fn prepare(
         supervisor,
         tokens,
         sessions: sessions::SessionCache::default(),
+        watch: Arc::new(watch::Watch::default()),
         metrics,
         started: std::time::Instant::now(),
         stopping: CancellationToken::new(),
@@ -320,6 +324,11 @@ impl Prepared {
         let sweeper = tokio::spawn(sweeper::run(
             Arc::clone(&state.store),
             state.journal.clone(),
+        ));
+        let sampling = tokio::spawn(watch::run(
+            Arc::clone(&state.watch),
+            state.supervisor.clone(),
+            Arc::clone(&state.hub),
         ));
         let lease_stop = CancellationToken::new();
         let lease = tokio::spawn(cluster::keep_lease(
@@ -383,6 +392,7 @@ impl Prepared {
         serve::serve(listener, apps, self.limits, graceful).await;
         pruner.abort();
         sweeper.abort();
+        sampling.abort();
         // In case the server ended on its own: still end every turn before returning.
         if !state.streams_stop.is_cancelled() {
             state.supervisor.shutdown().await;

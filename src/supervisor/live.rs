@@ -73,7 +73,10 @@ pub(crate) struct Listed {
 impl Drop for Listed {
     fn drop(&mut self) {
         let mut map = self.table.map();
-        if map.get(&self.worker).is_some_and(|(g, _)| *g == self.generation) {
+        if map
+            .get(&self.worker)
+            .is_some_and(|(g, _)| *g == self.generation)
+        {
             map.remove(&self.worker);
         }
     }

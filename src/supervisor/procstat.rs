@@ -60,7 +60,10 @@ fn units() -> (u64, u64) {
                 .filter(|n| *n > 0)
                 .unwrap_or(default)
         };
-        (get(SysconfVar::CLK_TCK, 100), get(SysconfVar::PAGE_SIZE, 4096))
+        (
+            get(SysconfVar::CLK_TCK, 100),
+            get(SysconfVar::PAGE_SIZE, 4096),
+        )
     })
 }
 
@@ -100,7 +103,11 @@ fn children_by_scan(parents: &HashSet<u32>) -> HashMap<u32, u32> {
         return out;
     };
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         if let Some(stat) = read_stat(pid)
@@ -156,14 +163,19 @@ impl Sampler {
         self.read(pid, children.as_ref())
     }
 
-    /// Samples each of `pids` now (in order; `None` for one that is gone), and forgets every
-    /// other process it remembered. Children are counted by at most one scan of `/proc`.
+    /// Forgets every process but `live` (their previous readings).
+    pub fn forget_others(&mut self, live: &[u32]) {
+        let live: HashSet<u32> = live.iter().copied().collect();
+        self.prev.retain(|pid, _| live.contains(pid));
+    }
+
+    /// Samples each of `pids` now (in order; `None` for one that is gone). Children are
+    /// counted by at most one scan of `/proc`.
     pub fn sample_all(&mut self, pids: &[u32]) -> Vec<Option<ProcessSample>> {
         if !cfg!(target_os = "linux") {
             return vec![None; pids.len()];
         }
         let wanted: HashSet<u32> = pids.iter().copied().collect();
-        self.prev.retain(|pid, _| wanted.contains(pid));
         let children = (!has_children_files()).then(|| children_by_scan(&wanted));
         pids.iter()
             .map(|pid| self.read(*pid, children.as_ref()))
@@ -274,8 +286,13 @@ mod tests {
         assert!(first.threads >= 1);
         assert!(first.rss_bytes > 0);
         assert!(first.fds.is_some_and(|n| n >= 3));
-        let child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let again = s.sample_all(&[me, u32::MAX]);
+        s.forget_others(&[]);
+        assert!(s.prev.is_empty());
         let mut child = child;
         let _ = child.kill();
         let _ = child.wait();
