@@ -16,6 +16,7 @@ mod sessions;
 mod stream;
 mod sweeper;
 mod tickets;
+mod watch;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -74,6 +75,8 @@ pub struct AppState {
     sessions: sessions::SessionCache,
     /// Where `/lobu` clients' first streams start.
     lobu_starts: compat::StreamStarts,
+    /// The worker processes' latest samples, taken while someone watches.
+    watch: Arc<watch::Watch>,
     metrics: Arc<Metrics>,
     started: std::time::Instant,
     /// Cancelled when the gateway begins to stop.
@@ -304,6 +307,7 @@ async fn prepare(
         tokens,
         sessions: sessions::SessionCache::default(),
         lobu_starts: compat::StreamStarts::default(),
+        watch: Arc::new(watch::Watch::default()),
         metrics,
         started: std::time::Instant::now(),
         stopping: CancellationToken::new(),
@@ -331,6 +335,11 @@ impl Prepared {
         let sweeper = tokio::spawn(sweeper::run(
             Arc::clone(&state.store),
             state.journal.clone(),
+        ));
+        let sampling = tokio::spawn(watch::run(
+            Arc::clone(&state.watch),
+            state.supervisor.clone(),
+            Arc::clone(&state.hub),
         ));
         let lease_stop = CancellationToken::new();
         let lease = tokio::spawn(cluster::keep_lease(
@@ -394,6 +403,7 @@ impl Prepared {
         serve::serve(listener, apps, self.limits, graceful).await;
         pruner.abort();
         sweeper.abort();
+        sampling.abort();
         // In case the server ended on its own: still end every turn before returning.
         if !state.streams_stop.is_cancelled() {
             state.supervisor.shutdown().await;

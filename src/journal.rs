@@ -15,7 +15,7 @@
 
 mod hub;
 
-pub use hub::Hub;
+pub use hub::{Ephemeral, Hub};
 
 use std::collections::HashSet;
 use std::pin::Pin;

@@ -8,8 +8,10 @@
 
 mod actor;
 mod evict;
+mod live;
 pub mod process;
 pub mod procinfo;
+pub mod procstat;
 pub(crate) mod recovery;
 mod spawner;
 mod stderr;
@@ -29,6 +31,7 @@ use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::store::{Applied, Change, Fence, OperatorAction, SessionRecord, Store};
 use actor::{Actor, Cmd};
+pub use live::LiveProcess;
 
 /// A turn handed to a session's actor.
 #[derive(Clone, Debug)]
@@ -121,6 +124,8 @@ pub(crate) struct Ctx {
     /// Idle workers, for eviction when a turn needs a slot.
     idle: Mutex<evict::IdleBoard>,
     metrics: Arc<Metrics>,
+    /// This replica's live worker processes.
+    live: live::LiveTable,
 }
 
 #[derive(Default)]
@@ -184,6 +189,7 @@ impl Supervisor {
                 registry: Mutex::new(Registry::default()),
                 idle: Mutex::new(evict::IdleBoard::default()),
                 metrics,
+                live: live::LiveTable::default(),
             }),
         }
     }
@@ -411,6 +417,16 @@ impl Supervisor {
         .map_err(|_| ActionError::UnknownWorker(worker.clone()))?;
         rx.await
             .map_err(|_| ActionError::UnknownWorker(worker.clone()))?
+    }
+
+    /// This replica's live worker processes (newest generation per slot).
+    pub fn live_processes(&self) -> Vec<LiveProcess> {
+        self.ctx.live.list()
+    }
+
+    /// The slot's live process on this replica, if it runs one.
+    pub fn live_process(&self, worker: &WorkerId) -> Option<LiveProcess> {
+        self.ctx.live.get(worker)
     }
 
     /// The live stderr tail of a worker slot's current process: (generation, text).

@@ -8,7 +8,7 @@
 //! outlive its gateway if the kernel did not kill it).
 
 use std::io::{BufRead, Write};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError, channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,9 @@ pub enum Mode {
     Hang,
     /// Takes the turn and only heartbeats, every `--interval-ms`.
     HeartbeatOnly,
+    /// Takes the turn and busy-loops on its main thread without output (a stuck computation):
+    /// ignores `cancel`, exits on `shutdown` or stdin EOF.
+    Spin,
     /// Writes bad JSON, unknown types and other turns' ids, then echoes.
     Garbage,
     /// Writes one line of `--bytes` bytes.
@@ -291,6 +294,7 @@ fn handle(
             die(args);
         }
         Mode::Hang => return true,
+        Mode::Spin => spin(rx),
         Mode::HeartbeatOnly => {
             heartbeats(out, Duration::from_millis(args.interval_ms.max(1)));
             return true;
@@ -371,4 +375,20 @@ fn heartbeats(out: &Out, every: Duration) {
             std::thread::sleep(every);
         }
     });
+}
+
+/// `--mode spin`: burns the CPU on this (the main) thread, so the process's own state reads
+/// running; looks at stdin between rounds only to exit on `shutdown` or EOF.
+fn spin(rx: &Receiver<ToWorker>) -> ! {
+    let mut x = 1u64;
+    loop {
+        for _ in 0..1_000_000 {
+            x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+        }
+        match rx.try_recv() {
+            Ok(ToWorker::Shutdown) | Err(TryRecvError::Disconnected) => std::process::exit(0),
+            Ok(other) => eprintln!("turnwatch worker: spinning, ignoring {other:?}"),
+            Err(TryRecvError::Empty) => {}
+        }
+    }
 }

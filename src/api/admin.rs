@@ -187,6 +187,74 @@ pub struct WorkerInfo {
     pub exit_reason: Option<String>,
     /// The replica that runs it.
     pub replica_id: ReplicaId,
+    /// Its process as `/proc` showed it lately: present for a live worker of the replica that
+    /// answered, once sampled (Linux only); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessSample>,
+}
+
+/// A worker process's truth, read from `/proc` (protocol.md §4): sampled about once a second
+/// while someone watches, kept in memory only.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessSample {
+    /// When it was read: epoch ms (RFC 3339 on the wire).
+    #[serde(with = "rfc3339")]
+    pub sampled_at: i64,
+    /// The scheduler state of its main thread.
+    pub state: ProcessState,
+    /// CPU used since the previous sample of this process (or, for the first, since it
+    /// started), in percent of one core: 100 is one full core, more with threads on several.
+    pub cpu_percent: f64,
+    /// Resident memory, in bytes.
+    pub rss_bytes: u64,
+    /// Its threads.
+    pub threads: u32,
+    /// Its open file descriptors; `null` when the gateway may not read them.
+    pub fds: Option<u32>,
+    /// Its direct child processes.
+    pub children: u32,
+    /// The kernel function it sleeps in (`/proc/PID/wchan`), when the kernel says.
+    pub wchan: Option<String>,
+}
+
+wire_enum! {
+    /// A process's scheduler state, as `/proc/PID/stat` letters it.
+    pub enum ProcessState {
+        /// `R`: running or runnable.
+        Running = "running",
+        /// `S`: sleeping, interruptibly (waiting for input, a timer, a lock).
+        Sleeping = "sleeping",
+        /// `D`: in uninterruptible (usually disk or network file system) wait.
+        DiskWait = "disk_wait",
+        /// `T` or `t`: stopped by a signal (`SIGSTOP`) or a tracer.
+        Stopped = "stopped",
+        /// `Z`: exited, not yet reaped by its parent.
+        Zombie = "zombie",
+        /// `X`: dead.
+        Dead = "dead",
+        /// `I`: an idle kernel thread.
+        Idle = "idle",
+        /// Another letter, or a state this version does not know.
+        #[serde(other)]
+        Other = "other",
+    }
+}
+
+impl ProcessState {
+    /// The state a `/proc/PID/stat` letter names.
+    pub fn from_letter(letter: char) -> Self {
+        match letter {
+            'R' => Self::Running,
+            'S' => Self::Sleeping,
+            'D' => Self::DiskWait,
+            'T' | 't' => Self::Stopped,
+            'Z' => Self::Zombie,
+            'X' | 'x' => Self::Dead,
+            'I' => Self::Idle,
+            _ => Self::Other,
+        }
+    }
 }
 
 /// One turn.

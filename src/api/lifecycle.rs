@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::admin::Snapshot;
+use super::admin::{ProcessSample, Snapshot};
 use super::session::{EventKind, Ping};
 use super::state::{ActionKind, RejectionKind};
 use super::{ErrorCode, EventError};
@@ -288,8 +288,22 @@ pub struct OperatorAction {
     pub timestamp: i64,
 }
 
+/// `worker.sampled`: a live worker's process, as `/proc` showed it just now. Not a lifecycle
+/// event: it is never logged, and its SSE frame carries no `id:` (it does not move a client's
+/// resume cursor); sent at most once a second per live worker while admin streams are open.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerSampled {
+    /// The slot.
+    pub worker_id: WorkerId,
+    /// Its generation.
+    pub generation: u32,
+    /// What its process was doing.
+    pub process: ProcessSample,
+}
+
 /// One event of the admin stream: the `snapshot` a cursorless connection starts with, a
-/// `ping`, or a lifecycle event.
+/// `ping`, a lifecycle event, or a worker's process sample.
 #[derive(Clone, Debug, PartialEq)]
 pub enum AdminStreamEvent {
     /// `snapshot`: live workers and open turns, where the stream starts.
@@ -298,11 +312,15 @@ pub enum AdminStreamEvent {
     Ping(Ping),
     /// A lifecycle event.
     Event(AdminEvent),
+    /// `worker.sampled`: a process sample (no `id:`, not in the log).
+    Sampled(Box<WorkerSampled>),
 }
 
 impl AdminStreamEvent {
     /// The `snapshot` event's name.
     pub const SNAPSHOT: &str = "snapshot";
+    /// The `worker.sampled` event's name.
+    pub const WORKER_SAMPLED: &str = "worker.sampled";
 
     /// Reads an admin stream event from its SSE name and `data:`.
     ///
@@ -313,6 +331,8 @@ impl AdminStreamEvent {
             Ok(Self::Snapshot(Box::new(serde_json::from_value(data)?)))
         } else if kind == EventKind::Ping.as_str() {
             Ok(Self::Ping(serde_json::from_value(data)?))
+        } else if kind == Self::WORKER_SAMPLED {
+            Ok(Self::Sampled(Box::new(serde_json::from_value(data)?)))
         } else {
             AdminEvent::parse(kind, data).map(Self::Event)
         }

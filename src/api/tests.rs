@@ -282,6 +282,7 @@ fn admin_rows() -> (ReplicaInfo, WorkerInfo, TurnInfo, TurnInfo) {
         intentional: None,
         exit_reason: None,
         replica_id: replica.clone(),
+        process: None,
     };
     let dispatched = TurnInfo {
         turn_id: turn,

@@ -221,7 +221,8 @@ pub async fn watch(client: &Client, out: &mut (dyn Write + Send)) -> Result<(), 
         .give_up_after(GIVE_UP);
     loop {
         let ev = match stream.next().await? {
-            Item::Event(_, AdminStreamEvent::Ping(_)) => continue,
+            // The log only: neither a ping nor a process sample is in it.
+            Item::Event(_, AdminStreamEvent::Ping(_) | AdminStreamEvent::Sampled(_)) => continue,
             Item::Event(ev, _) | Item::Unreadable(ev, _) => ev,
             Item::Connecting(_) | Item::Connected | Item::Gap(_) | Item::Lost(_) | Item::Quiet => {
                 continue;

@@ -68,7 +68,8 @@ impl Resumable for AdminStreamEvent {
                 cursor.on_event(id);
                 false
             }
-            Self::Ping(_) => false,
+            // Neither is in the log: a sample has no id of its own (SSE repeats the last).
+            Self::Ping(_) | Self::Sampled(_) => false,
         }
     }
 

@@ -82,7 +82,8 @@ async fn run(
                     }
                     AdminStreamEvent::Snapshot(s) => LinkMsg::Snapshot(id, s),
                     AdminStreamEvent::Event(e) => LinkMsg::Event(id, e),
-                    AdminStreamEvent::Ping(_) => continue,
+                    // Not shown by this console yet (nor a ping).
+                    AdminStreamEvent::Ping(_) | AdminStreamEvent::Sampled(_) => continue,
                 }
             }
             // Refused (a token that may not read): said, and asked again after a while or

@@ -130,6 +130,7 @@ pub fn placed(worker: &str, replica: &str) -> WorkerInfo {
         intentional: None,
         exit_reason: None,
         replica_id: ReplicaId(replica.into()),
+        process: None,
     }
 }
 

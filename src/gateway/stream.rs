@@ -3,6 +3,9 @@
 //! *before* reading the backlog; the tail skips anything at or below what it already sent, and
 //! catches up from the store when the live channel lags.
 //!
+//! Ephemeral events (the admin stream's process samples) may ride along from a channel of
+//! their own: sent as they come, without an `id:`, so they never move a client's cursor.
+//!
 //! Frames are SSE wire bytes ([`frame`]), carried as an axum body that hyper writes, or that
 //! `serve` writes straight to a socket.
 
@@ -24,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::session::Ping;
 use crate::api::{EventKind, SessionEvent};
 use crate::clock::now_ms;
+use crate::journal::Ephemeral;
 use crate::store::{LoggedEvent, StoreError, StoredEvent};
 
 /// Backlog page size.
@@ -144,15 +148,22 @@ pub struct Start<E> {
 
 enum Next<E> {
     Event(Arc<E>),
+    Ephemeral(Arc<Ephemeral>),
+    /// The ephemeral channel closed: the tail goes on without it.
+    EphemeralGone,
     CatchUp,
     KeepAlive,
     End,
 }
 
 /// The stream: `start`, then live events from `rx`; `fetch(after)` reads a page from the store.
+/// Events from `ephemeral`, when given, are sent as they come, between logged ones.
 pub fn tail<E, F, Fut>(
     start: Start<E>,
-    mut rx: broadcast::Receiver<Arc<E>>,
+    (mut rx, mut ephemeral): (
+        broadcast::Receiver<Arc<E>>,
+        Option<broadcast::Receiver<Arc<Ephemeral>>>,
+    ),
     fetch: F,
     stop: CancellationToken,
 ) -> impl Stream<Item = Result<Bytes, Infallible>>
@@ -192,13 +203,15 @@ where
                     }
                 }
             }
-            match wait(&mut rx, &mut keep_alive, &stop).await {
+            match wait((&mut rx, &mut ephemeral), &mut keep_alive, &stop).await {
                 Next::Event(e) if e.seq() == last + 1 => pending.push_back(e),
                 // Numbers are dense: a jump means events committed elsewhere (another replica,
                 // read back out of order) are missing here; the store has them in order.
                 Next::Event(e) if e.seq() > last + 1 => paging = true,
                 Next::Event(_) => {}
                 Next::CatchUp => paging = true,
+                Next::Ephemeral(e) => yield Ok(frame::event(None, e.kind, &e.data)),
+                Next::EphemeralGone => ephemeral = None,
                 Next::KeepAlive => {
                     ticks += 1;
                     yield Ok(keep_alive_frame(ticks));
@@ -218,16 +231,33 @@ where
 /// What the tail does next: a live event, a catch-up from the store (it lagged), a keep-alive,
 /// or the end.
 async fn wait<E>(
-    rx: &mut broadcast::Receiver<Arc<E>>,
+    (rx, ephemeral): (
+        &mut broadcast::Receiver<Arc<E>>,
+        &mut Option<broadcast::Receiver<Arc<Ephemeral>>>,
+    ),
     keep_alive: &mut tokio::time::Interval,
     stop: &CancellationToken,
 ) -> Next<E> {
+    let ephemeral = async {
+        match ephemeral {
+            Some(rx) => loop {
+                match rx.recv().await {
+                    Ok(e) => return Next::Ephemeral(e),
+                    // Behind: the skipped ones are stale already; a newer one follows.
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return Next::EphemeralGone,
+                }
+            },
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         r = rx.recv() => match r {
             Ok(e) => Next::Event(e),
             Err(RecvError::Lagged(_)) => Next::CatchUp,
             Err(RecvError::Closed) => Next::End,
         },
+        n = ephemeral => n,
         _ = keep_alive.tick() => Next::KeepAlive,
         () = stop.cancelled() => Next::End,
     }

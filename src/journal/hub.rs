@@ -1,5 +1,6 @@
 //! The hub: live fan-out of committed events, one broadcast channel per watched session and one
-//! for the admin log. The journal publishes to it only after a commit.
+//! for the admin log. The journal publishes to it only after a commit. Beside the admin log, an
+//! ephemeral channel carries what admin streams show but the log never holds (process samples).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -12,11 +13,25 @@ use crate::store::{LoggedEvent, StoredEvent};
 /// Admin events buffered for slow admin readers; further behind, they catch up from the store.
 const ADMIN_BUFFER: usize = 4096;
 
+/// Ephemeral events buffered per admin reader; a reader further behind skips some (a newer
+/// sample follows).
+const EPHEMERAL_BUFFER: usize = 1024;
+
+/// An admin stream event that is not in the log: sent without an SSE `id:`, never replayed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ephemeral {
+    /// The SSE event name.
+    pub kind: &'static str,
+    /// Its JSON data.
+    pub data: String,
+}
+
 /// Live fan-out of committed events: one broadcast channel per watched session, one for the
-/// admin log.
+/// admin log, one for the admin streams' ephemeral events.
 pub struct Hub {
     sessions: Mutex<HashMap<SessionId, broadcast::Sender<Arc<StoredEvent>>>>,
     admin: broadcast::Sender<Arc<LoggedEvent>>,
+    ephemeral: broadcast::Sender<Arc<Ephemeral>>,
     /// Ownerships a fenced write found ended.
     fenced: broadcast::Sender<crate::store::Fence>,
 }
@@ -26,6 +41,7 @@ impl Default for Hub {
         Self {
             sessions: Mutex::default(),
             admin: broadcast::channel(ADMIN_BUFFER).0,
+            ephemeral: broadcast::channel(EPHEMERAL_BUFFER).0,
             fenced: broadcast::channel(ADMIN_BUFFER).0,
         }
     }
@@ -45,6 +61,16 @@ impl Hub {
     /// Publishes an admin event committed by this replica or, read back, by another.
     pub fn publish_admin(&self, event: LoggedEvent) {
         let _ = self.admin.send(Arc::new(event));
+    }
+
+    /// Subscribes to future ephemeral admin events (an admin stream does, beside the log).
+    pub fn subscribe_ephemeral(&self) -> broadcast::Receiver<Arc<Ephemeral>> {
+        self.ephemeral.subscribe()
+    }
+
+    /// Sends an ephemeral event to the open admin streams; it is neither logged nor kept.
+    pub fn publish_ephemeral(&self, event: Ephemeral) {
+        let _ = self.ephemeral.send(Arc::new(event));
     }
 
     /// Subscribes to the ownerships whose fenced writes were refused.

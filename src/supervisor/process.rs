@@ -82,6 +82,8 @@ pub struct Process {
     stdin: mpsc::UnboundedSender<String>,
     stderr: Arc<Mutex<Tail>>,
     _permit: OwnedSemaphorePermit,
+    /// Its place among this replica's live processes, once listed.
+    listed: Option<super::live::Listed>,
 }
 
 /// What to start.
@@ -151,7 +153,13 @@ impl Process {
             stdin: stdin_tx,
             stderr: tail,
             _permit: permit,
+            listed: None,
         })
+    }
+
+    /// Lists the process among this replica's live ones until it is dropped.
+    pub(crate) fn list(&mut self, entry: super::live::Listed) {
+        self.listed = Some(entry);
     }
 
     /// Writes one protocol line to the worker's stdin (never blocks the caller).

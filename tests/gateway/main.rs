@@ -20,6 +20,7 @@ mod fastpath;
 mod lifecycle;
 mod lobu;
 mod operator;
+mod procs;
 mod raw;
 mod replica_matrix;
 mod replicas;

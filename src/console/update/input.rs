@@ -26,6 +26,9 @@ pub(super) fn on_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
         state.quit = true;
         return vec![Effect::Quit];
     }
+    if matches!(state.mode, Mode::Detail(_)) && scroll(state, key.code) {
+        return Vec::new();
+    }
     match &mut state.mode {
         Mode::Filter(input) => match edit(input, key.code) {
             Line::Entered(raw) => {
@@ -50,7 +53,6 @@ pub(super) fn on_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
                 return effects;
             }
         }
-        Mode::Detail(_) if scroll(state, key.code) => {}
         Mode::Detail(_) => {
             let b = binding(state.view, key, false).map(|b| b.action);
             if let Some(a @ (Action::Kill | Action::CancelTurn)) = b {

@@ -87,6 +87,7 @@ pub fn worker_info(w: &WorkerRecord) -> WorkerInfo {
             .replica_id
             .clone()
             .unwrap_or_else(|| ReplicaId(EARLIER.into())),
+        process: None,
     }
 }
 
@@ -175,12 +176,14 @@ pub async fn workers(
         page: p.page()?,
     };
     let rows = app.store.workers(&q).await?;
-    Ok(Json(page(
+    let mut body = page(
         rows,
         q.page.limit,
         |w| worker_info(&w),
         WorkerRecord::cursor,
-    )))
+    );
+    app.watch.attach(&app.supervisor, &mut body.items).await;
+    Ok(Json(body))
 }
 
 /// `GET /api/v1/admin/workers/{id}`.
@@ -212,10 +215,17 @@ pub async fn worker(
     };
     let turns = app.store.turns(&tq, now_ms()).await?;
     let rejected = app.store.rejections(&id, 50).await?;
+    let mut worker = [worker_info(newest)];
+    app.watch.attach(&app.supervisor, &mut worker).await;
+    let [worker] = worker;
+    let mut generations: Vec<WorkerInfo> = generations.iter().map(worker_info).collect();
+    if let Some(g) = generations.first_mut() {
+        g.process.clone_from(&worker.process);
+    }
     Ok(Json(WorkerDetail {
         success: true,
-        worker: worker_info(newest),
-        generations: generations.iter().map(worker_info).collect(),
+        worker,
+        generations,
         stderr_tail: stderr.lines().map(str::to_owned).collect(),
         recent_turns: turns.into_iter().map(|t| turn_info(t, false)).collect(),
         rejected_output: rejected,

@@ -29,6 +29,7 @@ pub async fn events(
         None => drop(app.tokens.reader(&headers)?),
     }
     let rx = app.hub.subscribe_admin();
+    let ephemeral = app.hub.subscribe_ephemeral();
     let retry = app.config.gateway.sse_retry;
     // A cursor beyond the log's end (the gateway restarted on a fresh or restored database),
     // or below what history retention kept, does not line up with this log: the client gets
@@ -68,7 +69,7 @@ pub async fn events(
     };
     Ok(stream::response(tail(
         start,
-        rx,
+        (rx, Some(ephemeral)),
         fetch,
         app.streams_stop.clone(),
     )))

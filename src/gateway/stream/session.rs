@@ -124,7 +124,7 @@ async fn open(
         let (store, sid) = (Arc::clone(&store), sid.clone());
         async move { store.events_after(&sid, after, PAGE).await }
     };
-    Ok(tail(start, rx, fetch, app.streams_stop.clone()))
+    Ok(tail(start, (rx, None), fetch, app.streams_stop.clone()))
 }
 
 /// Where a session stream starts.

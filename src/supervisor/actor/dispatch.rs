@@ -113,7 +113,12 @@ impl Actor {
                 self.end(&turn, TurnEnding::failed(ErrorCode::WorkerSpawnFailed, msg))
                     .await;
             }
-            Ok(proc) => {
+            Ok(mut proc) => {
+                proc.list(
+                    self.ctx
+                        .live
+                        .enter(&self.worker_id, proc.generation, proc.pid),
+                );
                 self.send(Change::WorkerSpawned(WorkerSpawn {
                     replica_id: self.fence.owner.clone(),
                     worker_id: self.worker_id.clone(),

@@ -1,0 +1,302 @@
+//! A process's truth from `/proc` (Linux): its scheduler state, CPU use over the interval
+//! since it was last sampled, resident memory, threads, open descriptors, child processes and
+//! the kernel function it sleeps in. Elsewhere nothing is read: every sample is `None` ("not
+//! available").
+//!
+//! A [`Sampler`] owns what the CPU figure needs: the previous reading of each process, keyed
+//! by pid and start time (so a reused pid starts afresh).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use crate::api::admin::{ProcessSample, ProcessState};
+use crate::clock::now_ms;
+
+/// What one read of `/proc/PID/stat` says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stat {
+    state: char,
+    ppid: u32,
+    /// User and system time, in clock ticks.
+    cpu_ticks: u64,
+    threads: u32,
+    /// Clock ticks after boot at which it started.
+    start_ticks: u64,
+    rss_pages: u64,
+}
+
+/// Reads `/proc/PID/stat` text. The command name (field 2) may hold spaces and parentheses:
+/// the fields are counted from the last `)`.
+fn parse_stat(text: &str) -> Option<Stat> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+    Some(Stat {
+        state: f.first()?.chars().next()?,
+        ppid: u32::try_from(num(1)?).ok()?,
+        cpu_ticks: num(11)? + num(12)?,
+        threads: u32::try_from(num(17)?).unwrap_or(u32::MAX),
+        start_ticks: num(19)?,
+        // Field 24 is signed; a negative count is nothing resident.
+        rss_pages: f.get(21)?.parse::<i64>().ok()?.max(0).unsigned_abs(),
+    })
+}
+
+fn read_stat(pid: u32) -> Option<Stat> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Clock ticks per second and the page size, from `sysconf` (100 and 4096 if it cannot say).
+fn units() -> (u64, u64) {
+    use nix::unistd::{SysconfVar, sysconf};
+    static UNITS: OnceLock<(u64, u64)> = OnceLock::new();
+    *UNITS.get_or_init(|| {
+        let get = |v, default: u64| {
+            sysconf(v)
+                .ok()
+                .flatten()
+                .and_then(|n| u64::try_from(n).ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(default)
+        };
+        (
+            get(SysconfVar::CLK_TCK, 100),
+            get(SysconfVar::PAGE_SIZE, 4096),
+        )
+    })
+}
+
+/// Seconds since boot (`/proc/uptime`).
+fn uptime_secs() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/uptime").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// Whether this kernel has `/proc/PID/task/TID/children` (`CONFIG_PROC_CHILDREN`); without
+/// it, children are counted by one scan of `/proc` per round.
+fn has_children_files() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        let me = std::process::id();
+        std::path::Path::new(&format!("/proc/{me}/task/{me}/children")).exists()
+    })
+}
+
+/// Direct children of `pid`, from its threads' `children` files.
+fn children_from_files(pid: u32) -> u32 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    let count: usize = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .map(|text| text.split_whitespace().count())
+        .sum();
+    u32::try_from(count).unwrap_or(u32::MAX)
+}
+
+/// Direct children of each of `parents`, by one scan of every process's `stat`.
+fn children_by_scan(parents: &HashSet<u32>) -> HashMap<u32, u32> {
+    let mut out = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some(stat) = read_stat(pid)
+            && parents.contains(&stat.ppid)
+        {
+            *out.entry(stat.ppid).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+/// Open descriptors, `None` when `/proc/PID/fd` cannot be read.
+fn count_fds(pid: u32) -> Option<u32> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    Some(u32::try_from(dir.count()).unwrap_or(u32::MAX))
+}
+
+/// The kernel function the process sleeps in, when the kernel says (`0` or empty: it does
+/// not, or it is running).
+fn wchan(pid: u32) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/wchan")).ok()?;
+    let text = text.trim();
+    (!text.is_empty() && text != "0").then(|| text.to_owned())
+}
+
+/// The previous reading of one process.
+#[derive(Clone, Copy, Debug)]
+struct Prev {
+    start_ticks: u64,
+    cpu_ticks: u64,
+    at: Instant,
+}
+
+/// Samples processes, remembering each one's previous reading for its CPU figure.
+#[derive(Debug, Default)]
+pub struct Sampler {
+    prev: HashMap<u32, Prev>,
+}
+
+impl Sampler {
+    /// A sampler that has seen nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Samples one process now; `None` when it is gone or this is not Linux.
+    pub fn sample(&mut self, pid: u32) -> Option<ProcessSample> {
+        let children = if has_children_files() {
+            None
+        } else {
+            Some(children_by_scan(&HashSet::from([pid])))
+        };
+        self.read(pid, children.as_ref())
+    }
+
+    /// Forgets every process but `live` (their previous readings).
+    pub fn forget_others(&mut self, live: &[u32]) {
+        let live: HashSet<u32> = live.iter().copied().collect();
+        self.prev.retain(|pid, _| live.contains(pid));
+    }
+
+    /// Samples each of `pids` now (in order; `None` for one that is gone). Children are
+    /// counted by at most one scan of `/proc`.
+    pub fn sample_all(&mut self, pids: &[u32]) -> Vec<Option<ProcessSample>> {
+        if !cfg!(target_os = "linux") {
+            return vec![None; pids.len()];
+        }
+        let wanted: HashSet<u32> = pids.iter().copied().collect();
+        let children = (!has_children_files()).then(|| children_by_scan(&wanted));
+        pids.iter()
+            .map(|pid| self.read(*pid, children.as_ref()))
+            .collect()
+    }
+
+    /// Reads one process; `children`, when given, is the scan's count by parent.
+    fn read(&mut self, pid: u32, children: Option<&HashMap<u32, u32>>) -> Option<ProcessSample> {
+        if !cfg!(target_os = "linux") {
+            return None;
+        }
+        let now = Instant::now();
+        let stat = read_stat(pid)?;
+        let (hz, page) = units();
+        let cpu_percent = match self.prev.get(&pid) {
+            Some(p) if p.start_ticks == stat.start_ticks => {
+                let secs = now.duration_since(p.at).as_secs_f64();
+                let used = stat.cpu_ticks.saturating_sub(p.cpu_ticks);
+                percent(used, hz, secs)
+            }
+            // First sight of this process: its average since it started.
+            _ => uptime_secs().map_or(0.0, |up| {
+                percent(stat.cpu_ticks, hz, up - ticks_secs(stat.start_ticks, hz))
+            }),
+        };
+        self.prev.insert(
+            pid,
+            Prev {
+                start_ticks: stat.start_ticks,
+                cpu_ticks: stat.cpu_ticks,
+                at: now,
+            },
+        );
+        let children = match children {
+            Some(by_parent) => by_parent.get(&pid).copied().unwrap_or(0),
+            None => children_from_files(pid),
+        };
+        Some(ProcessSample {
+            sampled_at: now_ms(),
+            state: ProcessState::from_letter(stat.state),
+            cpu_percent,
+            rss_bytes: stat.rss_pages.saturating_mul(page),
+            threads: stat.threads,
+            fds: count_fds(pid),
+            children,
+            wchan: wchan(pid),
+        })
+    }
+}
+
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "clock ticks stay far below 2^52 for any process lifetime"
+)]
+fn ticks_secs(ticks: u64, hz: u64) -> f64 {
+    ticks as f64 / hz as f64
+}
+
+/// `used` ticks over `secs` seconds, in percent of one core (0 over no time), rounded to a
+/// tenth.
+fn percent(used: u64, hz: u64, secs: f64) -> f64 {
+    if secs <= 0.0 {
+        return 0.0;
+    }
+    (ticks_secs(used, hz) / secs * 1000.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_is_read_past_a_command_name_with_spaces_and_parens() {
+        let text = "42 (a (b) c) S 7 42 42 0 -1 4194304 102 0 0 0 250 50 0 0 20 0 3 0 186510 \
+                    3133440 416 18446744073709551615";
+        let s = parse_stat(text).expect("a stat line");
+        assert_eq!(
+            s,
+            Stat {
+                state: 'S',
+                ppid: 7,
+                cpu_ticks: 300,
+                threads: 3,
+                start_ticks: 186_510,
+                rss_pages: 416,
+            }
+        );
+        assert_eq!(parse_stat("42 (x) S 7"), None);
+    }
+
+    #[test]
+    fn letters_name_states() {
+        assert_eq!(ProcessState::from_letter('t'), ProcessState::Stopped);
+        assert_eq!(ProcessState::from_letter('T'), ProcessState::Stopped);
+        assert_eq!(ProcessState::from_letter('D'), ProcessState::DiskWait);
+        assert_eq!(ProcessState::from_letter('W'), ProcessState::Other);
+        assert!((percent(150, 100, 1.5) - 100.0).abs() < f64::EPSILON);
+        assert!(percent(5, 100, 0.0).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn this_process_samples_itself() {
+        let mut s = Sampler::new();
+        let me = std::process::id();
+        let first = s.sample(me).expect("this process is in /proc");
+        // The main thread (whose state this is) waits while the test thread runs.
+        assert_ne!(first.state, ProcessState::Other);
+        assert!(first.threads >= 1);
+        assert!(first.rss_bytes > 0);
+        assert!(first.fds.is_some_and(|n| n >= 3));
+        let child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let again = s.sample_all(&[me, u32::MAX]);
+        s.forget_others(&[]);
+        assert!(s.prev.is_empty());
+        let mut child = child;
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(again[0].as_ref().is_some_and(|p| p.children >= 1));
+        assert!(again[1].is_none());
+    }
+}
