@@ -95,7 +95,11 @@ pub fn on_key(
         KeyCode::Char(ch) => c.reason.push(ch),
         KeyCode::Enter if c.on_action && c.ended.is_some() => {
             *notice = Some((
-                format!("nothing to {}: {}", c.target.verb().to_lowercase(), ended_text(c)),
+                format!(
+                    "nothing to {}: {}",
+                    c.target.verb().to_lowercase(),
+                    ended_text(c)
+                ),
                 true,
             ));
         }
@@ -127,7 +131,9 @@ pub fn on_key(
 }
 
 fn ended_text(c: &Confirm) -> String {
-    c.ended.as_ref().map_or_else(String::new, |(_, how)| how.clone())
+    c.ended
+        .as_ref()
+        .map_or_else(String::new, |(_, how)| how.clone())
 }
 
 /// Follows the dialog's target: once the gateway says it ended (its turn's end, its worker

@@ -56,6 +56,8 @@ pub fn turn_state(t: &Turn) -> String {
 /// The Workers view's cells; its replica as `cluster` names it.
 pub fn worker(w: &Worker, now: i64, cluster: &Cluster) -> Vec<String> {
     let exited = w.state == WorkerState::Exited;
+    // Process truth is a live worker's only.
+    let process = w.process.as_ref().filter(|_| !exited);
     let last_exit = w.last_exit.as_ref().map_or_else(String::new, |e| {
         let why = if e.intentional {
             e.reason
@@ -96,6 +98,12 @@ pub fn worker(w: &Worker, now: i64, cluster: &Cluster) -> Vec<String> {
         w.last_exit
             .as_ref()
             .map_or_else(|| "-".into(), |e| clocks::clock(e.at)),
+        process.map_or_else(|| "-".into(), |p| format!("{:.0}%", p.cpu_percent)),
+        process.map_or_else(
+            || "-".into(),
+            |p| format!("{}M", p.rss_bytes / (1024 * 1024)),
+        ),
+        process.map_or_else(|| "-".into(), |p| p.state.to_string()),
     ]
 }
 

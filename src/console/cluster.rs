@@ -145,6 +145,10 @@ impl Cluster {
                 m.last_heartbeat_at = w.last_heartbeat_at;
                 changed = true;
             }
+            if w.process.is_some() && m.process != w.process {
+                m.process.clone_from(&w.process);
+                changed = true;
+            }
         }
         changed
     }

@@ -82,8 +82,8 @@ async fn run(
                     }
                     AdminStreamEvent::Snapshot(s) => LinkMsg::Snapshot(id, s),
                     AdminStreamEvent::Event(e) => LinkMsg::Event(id, e),
-                    // Not shown by this console yet (nor a ping).
-                    AdminStreamEvent::Ping(_) | AdminStreamEvent::Sampled(_) => continue,
+                    AdminStreamEvent::Sampled(s) => LinkMsg::Sampled(s),
+                    AdminStreamEvent::Ping(_) => continue,
                 }
             }
             // Refused (a token that may not read): said, and asked again after a while or

@@ -45,6 +45,8 @@ pub struct Worker {
     pub replica: Option<ReplicaId>,
     /// Its last heartbeat (epoch ms), as the workers list last said.
     pub last_heartbeat_at: Option<i64>,
+    /// What its process was last seen doing (a sample of the replica that runs it).
+    pub process: Option<crate::api::admin::ProcessSample>,
 }
 
 /// How a worker process ended.
@@ -170,6 +172,7 @@ fn worker_from(w: &WorkerInfo) -> Worker {
         last_exit,
         replica: Some(w.replica_id.clone()),
         last_heartbeat_at: w.last_heartbeat_at,
+        process: w.process.clone(),
     }
 }
 
@@ -279,6 +282,7 @@ impl Model {
                     last_exit,
                     replica: e.replica_id.clone(),
                     last_heartbeat_at: None,
+                    process: None,
                 };
                 self.workers.insert(e.worker_id.clone(), worker);
             }

@@ -52,6 +52,8 @@ pub enum LinkMsg {
     Event(i64, AdminEvent),
     /// A lifecycle event this version cannot read (a newer gateway's): its id, name and why.
     Unreadable(i64, String, String),
+    /// A worker process's sample (not in the log: no id).
+    Sampled(Box<crate::api::lifecycle::WorkerSampled>),
     /// The stream dropped or could not connect.
     Lost(String),
 }

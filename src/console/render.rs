@@ -85,7 +85,7 @@ pub fn render(frame: &mut Frame<'_>, state: &State, palette: Palette) {
     header::footer(frame, foot, state, palette);
     match &state.mode {
         Mode::Help => overlay::help(frame, body, state, palette),
-        Mode::Detail(d) => overlay::detail(frame, body, d, (state.now, &state.cluster), palette),
+        Mode::Detail(d) => overlay::detail(frame, body, d, state, palette),
         Mode::Confirm(c) => confirm::render(frame, body, c, state.now, palette),
         _ => {}
     }

@@ -83,6 +83,9 @@ impl View {
                 "TURN",
                 "LAST EXIT",
                 "EXITED AT",
+                "CPU",
+                "RSS",
+                "PROC",
             ],
             Self::Turns | Self::Stranded => &[
                 "TURN",

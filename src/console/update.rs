@@ -178,6 +178,14 @@ fn on_link(state: &mut State, l: LinkMsg) -> Vec<Effect> {
             state.model.apply_unreadable(seq, kind, &why);
             state.rows_dirty = true;
         }
+        LinkMsg::Sampled(s) => {
+            if let Some(w) = state.model.workers.get_mut(&s.worker_id)
+                && w.generation == s.generation
+            {
+                w.process = Some(s.process);
+                state.rows_dirty = true;
+            }
+        }
         LinkMsg::Lost(error) => {
             if state.conn.link == Link::Live {
                 state

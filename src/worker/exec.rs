@@ -226,11 +226,16 @@ mod tests {
         let shared = dir.path().join("shared");
         std::fs::create_dir(&shared).unwrap();
         std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let e = super::check_private(&shared, false).unwrap_err().to_string();
+        let e = super::check_private(&shared, false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("others cannot write"), "{e}");
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&private, &link).unwrap();
-        assert!(super::check_private(&link, false).is_err(), "a link is refused");
+        assert!(
+            super::check_private(&link, false).is_err(),
+            "a link is refused"
+        );
         // A session's own directory may not be readable by others either.
         std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o750)).unwrap();
         assert!(super::check_private(&private, true).is_err());

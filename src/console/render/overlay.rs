@@ -15,6 +15,7 @@ use crate::console::cluster::Cluster;
 use crate::console::keys;
 use crate::console::model::{Exit, summary};
 use crate::console::state::{Detail, State};
+use crate::console::{clocks, reading};
 use crate::ids::ReplicaId;
 
 /// `area` shrunk by `dx` columns and `dy` lines on each side (at most a quarter of it).
@@ -28,14 +29,27 @@ pub(super) fn inset(area: Rect, dx: u16, dy: u16) -> Rect {
 }
 
 fn boxed(frame: &mut Frame<'_>, area: Rect, title: &str, lines: Vec<Line<'static>>) {
+    scrolled(frame, area, title, lines, 0);
+}
+
+/// [`boxed`], scrolled down `scroll` lines (no further than its last line).
+fn scrolled(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    title: &str,
+    lines: Vec<Line<'static>>,
+    scroll: u16,
+) {
     frame.render_widget(Clear, area);
+    let last = u16::try_from(lines.len().saturating_sub(1)).unwrap_or(u16::MAX);
     let block = Block::default()
         .borders(Borders::ALL)
         .title(format!(" {title} · esc closes "));
     frame.render_widget(
         Paragraph::new(lines)
             .block(block)
-            .wrap(Wrap { trim: false }),
+            .wrap(Wrap { trim: false })
+            .scroll((scroll.min(last), 0)),
         area,
     );
 }
@@ -58,31 +72,135 @@ pub fn help(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
     boxed(frame, inset(area, 6, 1), "keys", lines);
 }
 
-/// A worker's or a turn's detail; replicas named as `cluster` names them.
-pub fn detail(
-    frame: &mut Frame<'_>,
-    area: Rect,
-    detail: &Detail,
-    (now, cluster): (i64, &Cluster),
-    p: Palette,
-) {
+/// A worker's or a turn's detail, scrolled as the operator scrolled it (`j`/`k`); replicas
+/// named as the console names them.
+pub fn detail(frame: &mut Frame<'_>, area: Rect, detail: &Detail, state: &State, p: Palette) {
     let area = inset(area, 2, 0);
+    let (now, cluster, scroll) = (state.now, &state.cluster, state.detail_scroll);
     match detail {
         Detail::Loading(what) => boxed(frame, area, what, vec![Line::raw("loading…")]),
         Detail::Failed(e) => boxed(frame, area, "error", vec![Line::styled(e.clone(), p.bad())]),
-        Detail::Worker(d) => boxed(
+        Detail::Worker(d) => scrolled(
             frame,
             area,
-            &format!("worker {}", d.worker.worker_id),
+            &format!("worker {} · j/k scroll", d.worker.worker_id),
             worker_lines(d, now, cluster, p),
+            scroll,
         ),
-        Detail::Turn(d) => boxed(
-            frame,
-            area,
-            &format!("turn {}", d.turn.turn_id),
-            turn_lines(d, cluster, p),
-        ),
+        Detail::Turn(d) => {
+            let mut lines = stuck_block(d, state, p);
+            lines.extend(turn_lines(d, cluster, p));
+            scrolled(
+                frame,
+                area,
+                &format!("turn {} · j/k scroll", d.turn.turn_id),
+                lines,
+                scroll,
+            );
+        }
     }
+}
+
+/// The turn detail's opening block, live from the console's model: how it ended, or its clocks
+/// as countdowns, its worker's process truth, a reading in words, the stderr tail and the
+/// last output the client got.
+fn stuck_block(d: &TurnDetail, state: &State, p: Palette) -> Vec<Line<'static>> {
+    let now = state.now;
+    let Some(t) = state.model.turns.get(&d.turn.turn_id) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if let Some(ended) = t.ended_at {
+        let how = match (t.state, t.code) {
+            (_, Some(code)) => format!("failed, {code}: {}", t.error.as_deref().unwrap_or("")),
+            (state, None) => state.to_string(),
+        };
+        out.push(Line::styled(
+            format!(
+                "ENDED at {} ({} ago): {how}",
+                clocks::clock(ended),
+                span(now - ended)
+            ),
+            if t.code.is_some() { p.bad() } else { p.good() },
+        ));
+    } else if t.worker.is_none() {
+        out.push(Line::raw("QUEUED: waiting for a worker".to_owned()));
+    } else {
+        let worker = t.worker.as_ref().and_then(|w| state.model.workers.get(w));
+        let heartbeat = worker.and_then(|w| w.last_heartbeat_at);
+        let stall = clocks::stall_at(t).map_or_else(
+            || "stall clock unknown".into(),
+            |at| format!("stall fires {}", clocks::countdown(at, now)),
+        );
+        let deadline = t.deadline_at.map_or_else(
+            || "no deadline".into(),
+            |at| format!("deadline {}", clocks::countdown(at, now)),
+        );
+        out.push(Line::raw(format!(
+            "CLOCKS   {stall} · {deadline} · last heartbeat {} · last output {}",
+            clocks::ago(heartbeat, now),
+            clocks::ago(t.last_progress_at, now)
+        )));
+        let process = worker.and_then(|w| w.process.as_ref());
+        out.push(Line::raw(match process {
+            Some(s) => format!(
+                "PROCESS  pid {} {} · {:.0} % CPU · RSS {} · {} threads · {} fds · {} children{}",
+                worker.map_or(0, |w| w.pid),
+                s.state,
+                s.cpu_percent,
+                bytes(s.rss_bytes),
+                s.threads,
+                s.fds.map_or_else(|| "?".into(), |n| n.to_string()),
+                s.children,
+                s.wchan
+                    .as_deref()
+                    .map_or_else(String::new, |w| format!(" · wchan {w}"))
+            ),
+            None => "PROCESS  not sampled (not on Linux, or its replica has not said)".into(),
+        }));
+        let signs = reading::Signs {
+            process,
+            heartbeat_at: heartbeat,
+            output_at: t.last_progress_at,
+            now,
+        };
+        out.push(Line::styled(
+            format!("READING  {}", reading::reading(signs)),
+            p.strong(),
+        ));
+    }
+    if let Some(w) = &state.detail_worker {
+        let tail: Vec<&String> = w.stderr_tail.iter().rev().take(5).collect();
+        out.push(Line::raw(format!(
+            "STDERR   (last {} lines of its worker)",
+            tail.len()
+        )));
+        out.extend(tail.into_iter().rev().map(|l| Line::raw(format!("  {l}"))));
+    }
+    let said: String = d
+        .timeline
+        .iter()
+        .filter_map(|e| match e.event() {
+            Some(TimelineEvent::Session(SessionEvent::Output(o))) => Some(o.content),
+            _ => None,
+        })
+        .collect();
+    let n = said.chars().count();
+    let last: String = said.chars().skip(n.saturating_sub(160)).collect();
+    out.push(Line::raw(if n == 0 {
+        "CLIENT   got no output".to_owned()
+    } else {
+        format!("CLIENT   got {n} characters, ending: {last:?}")
+    }));
+    out.push(Line::raw(""));
+    out
+}
+
+/// `12.3 MiB`.
+fn bytes(n: u64) -> String {
+    let mib = n / (1024 * 1024);
+    let tenth = (n % (1024 * 1024)) * 10 / (1024 * 1024);
+    format!("{mib}.{tenth} MiB")
 }
 
 fn worker_lines(d: &WorkerDetail, now: i64, cluster: &Cluster, p: Palette) -> Vec<Line<'static>> {

@@ -41,3 +41,218 @@ fn the_selection_stays_on_its_row_while_rows_move() {
     // A row that goes away leaves the selection where it was, in range.
     assert!(matches!(held, RowKey::Worker(_)));
 }
+
+use crossterm::event::KeyCode;
+
+use super::{code, screen};
+use crate::api::admin::{ProcessSample, ProcessState, TurnDetail, TurnInfo};
+use crate::api::lifecycle::WorkerSampled;
+use crate::console::msg::Effect;
+use crate::console::state::{Detail, Mode};
+use crate::ids::{TurnId, WorkerId};
+
+fn ev(kind: &str, seq: i64, mut d: serde_json::Value) -> Msg {
+    d["timestamp"] = json!(T0);
+    Msg::Link(LinkMsg::Event(seq, admin(kind, d)))
+}
+
+/// `t-hung`'s detail as the gateway answers it (dispatched to `w-hang`).
+fn hung_detail() -> Box<TurnDetail> {
+    let data = json!({"turnId": "t-hung", "sessionId": "s-3", "agentId": "hang",
+        "messageId": "m-t-hung", "state": "dispatched", "stranded": false,
+        "workerId": "w-hang", "workerGeneration": 1, "replicaId": null,
+        "createdAt": "2027-01-15T07:59:30Z", "dispatchedAt": "2027-01-15T07:59:30Z",
+        "firstOutputAt": null, "lastProgressAt": "2027-01-15T07:59:30Z",
+        "deadlineAt": "2027-01-15T08:00:30Z", "stallMs": 60000, "endedAt": null,
+        "outcome": null, "code": null, "error": null});
+    let turn: TurnInfo = serde_json::from_value(data).unwrap();
+    Box::new(TurnDetail {
+        success: true,
+        turn,
+        timeline: Vec::new(),
+    })
+}
+
+fn sample(state: ProcessState, cpu: f64) -> Msg {
+    Msg::Link(LinkMsg::Sampled(Box::new(WorkerSampled {
+        worker_id: WorkerId("w-hang".into()),
+        generation: 1,
+        process: ProcessSample {
+            sampled_at: T0,
+            state,
+            cpu_percent: cpu,
+            rss_bytes: 12 << 20,
+            threads: 3,
+            fds: Some(8),
+            children: 0,
+            wchan: (state == ProcessState::Sleeping).then(|| "do_epoll_wait".into()),
+        },
+    })))
+}
+
+/// Opens `t-hung`'s detail from the Turns view (it sorts first: most stuck).
+fn open_hung(s: &mut crate::console::state::State) -> Vec<Effect> {
+    send(s, [key('2')]);
+    s.prepare();
+    let effects = send(s, [code(KeyCode::Enter)]);
+    assert_eq!(effects, [Effect::LoadTurn(TurnId("t-hung".into()))]);
+    send(s, [Msg::TurnDetail(Ok(hung_detail()))])
+}
+
+/// Item 1: the turn detail opens with its clocks as countdowns, its worker's process truth
+/// and a reading in words; a stopped, a spinning and a sleeping worker read differently.
+#[test]
+fn the_turn_detail_says_why_it_is_stuck() {
+    let mut s = fixture();
+    let effects = open_hung(&mut s);
+    assert_eq!(
+        effects,
+        [Effect::LoadWorker(WorkerId("w-hang".into()))],
+        "its worker too"
+    );
+    let text = screen(&mut s, 200, 30);
+    assert!(text.contains("deadline in 30s"), "{text}");
+    assert!(text.contains("last heartbeat never"), "{text}");
+    assert!(text.contains("PROCESS  not sampled"), "{text}");
+    for (state, cpu, said) in [
+        (ProcessState::Stopped, 0.0, "READING  stopped (SIGSTOP"),
+        (
+            ProcessState::Running,
+            99.0,
+            "READING  spinning at 99 % CPU with no output for 30s",
+        ),
+        (
+            ProcessState::Sleeping,
+            0.0,
+            "sleeping in a network or pipe wait (do_epoll_wait)",
+        ),
+    ] {
+        send(&mut s, [sample(state, cpu)]);
+        let text = screen(&mut s, 200, 30);
+        assert!(text.contains(said), "{state}: {text}");
+        assert!(text.contains("RSS 12.0 MiB · 3 threads · 8 fds"), "{text}");
+    }
+}
+
+/// Item 4: an open turn detail reloads when its turn changes and, once the turn ended, says
+/// how; it scrolls.
+#[test]
+fn an_open_turn_detail_follows_its_turn() {
+    let mut s = fixture();
+    open_hung(&mut s);
+    let failed = json!({"turnId": "t-hung", "sessionId": "s-3", "code": "turn_stalled",
+        "error": "the worker made no progress for 60s"});
+    let effects = send(&mut s, [ev("turn.failed", 200, failed)]);
+    assert!(
+        effects.contains(&Effect::LoadTurn(TurnId("t-hung".into()))),
+        "{effects:?}"
+    );
+    let text = screen(&mut s, 200, 30);
+    assert!(text.contains("ENDED at 08:00:00"), "{text}");
+    assert!(
+        text.contains("failed, turn_stalled: the worker made no progress"),
+        "{text}"
+    );
+    send(&mut s, [key('j'), key('j')]);
+    assert_eq!(s.detail_scroll, 2);
+    send(&mut s, [key('g')]);
+    assert_eq!(s.detail_scroll, 0);
+    assert!(
+        matches!(s.mode, Mode::Detail(Detail::Turn(_))),
+        "j/k/g scroll, not close"
+    );
+}
+
+/// Item 4: a dialog follows its target: once the turn ended it says how, stops counting its
+/// age, and its action is off (enter does nothing but say why).
+#[test]
+fn a_dialog_follows_its_target() {
+    let mut s = fixture();
+    send(&mut s, [key('2')]);
+    s.prepare();
+    send(&mut s, [key('c')]);
+    assert!(matches!(s.mode, Mode::Confirm(_)));
+    let done = json!({"turnId": "t-hung", "sessionId": "s-3"});
+    send(&mut s, [ev("turn.completed", 200, done)]);
+    let text = screen(&mut s, 120, 30);
+    assert!(
+        text.contains("Already over: the turn completed at 08:00:00"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Keep it") && text.contains("Cancel turn (off)"),
+        "{text}"
+    );
+    let effects = send(&mut s, [code(KeyCode::Tab), code(KeyCode::Enter)]);
+    assert!(effects.is_empty(), "{effects:?}");
+    assert!(
+        s.notice
+            .as_ref()
+            .unwrap()
+            .0
+            .starts_with("nothing to cancel turn")
+    );
+    // Ages stop with the turn: a later tick changes nothing in the dialog.
+    send(&mut s, [Msg::Tick(T0 + 60_000)]);
+    let later = screen(&mut s, 120, 30);
+    assert!(later.contains("(age 30s"), "{later}");
+}
+
+/// Items 2 and 7: the columns an SRE reads; an exited worker keeps its pid and says when; an
+/// unasked exit 0 is not a crash; a slow turn says so in text.
+#[test]
+fn the_columns_an_sre_reads() {
+    let mut s = fixture();
+    let exited = json!({"workerId": "w-echo", "generation": 1, "exitCode": 0, "signal": null,
+        "intentional": false, "reason": "exited"});
+    send(
+        &mut s,
+        [
+            ev("worker.exited", 200, exited),
+            sample(ProcessState::Running, 97.0),
+        ],
+    );
+    let text = screen(&mut s, 200, 30);
+    assert!(
+        text.contains("EXITED AT") && text.contains("CPU") && text.contains("PROC"),
+        "{text}"
+    );
+    let echo = text.lines().find(|l| l.starts_with("w-echo")).unwrap();
+    assert!(
+        echo.contains("101") && echo.contains("0 exited unasked"),
+        "{echo}"
+    );
+    assert!(!echo.contains("crashed"), "{echo}");
+    let hang = text.lines().find(|l| l.starts_with("w-hang")).unwrap();
+    assert!(
+        hang.contains("97%") && hang.contains("12M") && hang.contains("running"),
+        "{hang}"
+    );
+    send(&mut s, [key('2')]);
+    let text = screen(&mut s, 200, 30);
+    assert!(
+        text.contains("LAST HB") && text.contains("ENDS IN"),
+        "{text}"
+    );
+    let hung = text.lines().find(|l| l.starts_with("t-hung")).unwrap();
+    assert!(
+        hung.contains("30s slow") && hung.contains("deadline in 30s"),
+        "{hung}"
+    );
+    assert!(text.contains("stuck 1"), "{text}");
+}
+
+/// Item 10: `x`/`c` under read-only say why nothing happens, in a detail pane too.
+#[test]
+fn read_only_says_why_x_does_nothing() {
+    let mut s = fixture();
+    s.readonly = true;
+    open_hung(&mut s);
+    let effects = send(&mut s, [key('x')]);
+    assert!(effects.is_empty());
+    assert!(
+        s.notice.as_ref().unwrap().0.starts_with("read-only"),
+        "{:?}",
+        s.notice
+    );
+}

@@ -153,13 +153,13 @@ fn the_confirm_dialog_focuses_cancel_until_the_operator_moves_to_kill() {
         text.contains("Its in-flight turn t-hung (age 30s"),
         "{text}"
     );
-    assert!(is(style_of(&buf, "> Cancel <"), None, Modifier::REVERSED));
-    assert!(is(style_of(&buf, "  Kill  "), None, Modifier::DIM));
+    assert!(is(style_of(&buf, "> Keep it <"), None, Modifier::REVERSED));
+    assert!(is(style_of(&buf, "  Kill worker  "), None, Modifier::DIM));
 
     send(&mut s, [code(KeyCode::Tab)]);
     let buf = dialog(&s);
-    assert!(is(style_of(&buf, "  Cancel  "), None, Modifier::DIM));
-    let kill = style_of(&buf, "> Kill <");
+    assert!(is(style_of(&buf, "  Keep it  "), None, Modifier::DIM));
+    let kill = style_of(&buf, "> Kill worker <");
     assert!(
         is(kill, Some(Color::Red), Modifier::BOLD | Modifier::REVERSED),
         "{kill:?}"
