@@ -19,6 +19,7 @@ mod pg_throughput;
 mod process;
 mod replicas;
 mod rolling;
+mod sample;
 #[cfg(test)]
 mod tests;
 mod throughput;
@@ -74,7 +75,7 @@ pub fn pct(samples: &mut [f64], p: f64) -> f64 {
 /// The figures, in order, with the names `bench NAME` accepts.
 pub const NAMES: &[&str] = &[
     "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9", "p10", "p11", "p12", "p13", "p14", "p15",
-    "p16", "evict",
+    "p16", "evict", "sample",
 ];
 
 /// The figures that need a `PostgreSQL` database.
@@ -163,6 +164,7 @@ async fn measure(name: &str, database: Option<&str>) -> anyhow::Result<Vec<Figur
         "p11" => process::p11_idle_rss().await?,
         "p12" => process::p12_start_to_health().await?,
         "evict" => evict::rotation().await?,
+        "sample" => sample::sampling_cost().await?,
         _ => Vec::new(),
     })
 }

@@ -113,9 +113,9 @@ pub enum Command {
     },
     /// The reference worker (speaks the worker protocol on stdin/stdout).
     Worker(WorkerArgs),
-    /// Measure the performance figures (all, or one: p1 … p16, evict).
+    /// Measure the performance figures (all, or one: p1 … p16, evict, sample).
     Bench {
-        /// One figure only: p1 p2 p3 p4 p5 p6 p7 p8 p9 p10 p11 p12 p13 p14 p15 p16 evict.
+        /// One figure only: p1 p2 p3 p4 p5 p6 p7 p8 p9 p10 p11 p12 p13 p14 p15 p16 evict sample.
         name: Option<String>,
         /// The `PostgreSQL` database for the replica figures (p10, p13–p16), each in a schema of
         /// its own that is dropped after it; without one they are skipped.

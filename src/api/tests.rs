@@ -344,3 +344,45 @@ fn admin_rows_are_pinned_and_read_back() {
     let read: TurnInfo = serde_json::from_value(old).unwrap();
     assert_eq!(read.replica_id, None);
 }
+
+#[test]
+fn a_process_sample_is_camel_case_with_an_rfc3339_time_and_reads_back() {
+    use super::admin::{ProcessSample, ProcessState};
+    use super::lifecycle::WorkerSampled;
+    let sample = ProcessSample {
+        sampled_at: AT,
+        state: ProcessState::Stopped,
+        cpu_percent: 0.0,
+        rss_bytes: 4096,
+        threads: 2,
+        fds: None,
+        children: 0,
+        wchan: Some("do_signal_stop".into()),
+    };
+    let event = WorkerSampled {
+        worker_id: WorkerId("w-1".into()),
+        generation: 3,
+        process: sample.clone(),
+    };
+    let data = serde_json::to_value(&event).unwrap();
+    assert_eq!(
+        data,
+        json!({"workerId": "w-1", "generation": 3, "process": {
+            "sampledAt": crate::clock::to_rfc3339(AT), "state": "stopped", "cpuPercent": 0.0,
+            "rssBytes": 4096, "threads": 2, "fds": null, "children": 0,
+            "wchan": "do_signal_stop"}})
+    );
+    let Ok(AdminStreamEvent::Sampled(back)) =
+        AdminStreamEvent::parse(AdminStreamEvent::WORKER_SAMPLED, data.clone())
+    else {
+        panic!("worker.sampled reads back");
+    };
+    assert_eq!(*back, event);
+    // Not a lifecycle event: the log's vocabulary does not know it.
+    assert!(AdminEvent::parse(AdminStreamEvent::WORKER_SAMPLED, data).is_err());
+    // A state a newer gateway adds reads as `other`.
+    let mut newer = serde_json::to_value(&sample).unwrap();
+    newer["state"] = json!("parked");
+    let read: ProcessSample = serde_json::from_value(newer).unwrap();
+    assert_eq!(read.state, ProcessState::Other);
+}

@@ -43,8 +43,26 @@ fn parse_stat(text: &str) -> Option<Stat> {
     })
 }
 
+/// A small `/proc` file's text, in as few system calls as may be: open, read, close (no size
+/// query, which `/proc` cannot answer). A read that does not fill the buffer got all there is:
+/// `/proc` files hand out their whole text to a read that has room for it.
+fn read_proc(path: &str) -> Option<String> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut buf = [0u8; 4096];
+    let mut out = Vec::new();
+    loop {
+        let n = file.read(&mut buf).ok()?;
+        out.extend_from_slice(&buf[..n]);
+        if n < buf.len() {
+            break;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 fn read_stat(pid: u32) -> Option<Stat> {
-    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    parse_stat(&read_proc(&format!("/proc/{pid}/stat"))?)
 }
 
 /// Clock ticks per second and the page size, from `sysconf` (100 and 4096 if it cannot say).
@@ -69,13 +87,13 @@ fn units() -> (u64, u64) {
 
 /// Seconds since boot (`/proc/uptime`).
 fn uptime_secs() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/uptime").ok()?;
+    let text = read_proc("/proc/uptime")?;
     text.split_whitespace().next()?.parse().ok()
 }
 
 /// Whether this kernel has `/proc/PID/task/TID/children` (`CONFIG_PROC_CHILDREN`); without
 /// it, children are counted by one scan of `/proc` per round.
-fn has_children_files() -> bool {
+pub fn children_files() -> bool {
     static HAS: OnceLock<bool> = OnceLock::new();
     *HAS.get_or_init(|| {
         let me = std::process::id();
@@ -83,17 +101,23 @@ fn has_children_files() -> bool {
     })
 }
 
-/// Direct children of `pid`, from its threads' `children` files.
-fn children_from_files(pid: u32) -> u32 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
+/// Direct children of `pid`, from its threads' `children` files (a process of one thread has
+/// one, read without listing its threads).
+fn children_from_files(pid: u32, threads: u32) -> u32 {
+    let count = |text: String| text.split_whitespace().count();
+    let n: usize = if threads == 1 {
+        read_proc(&format!("/proc/{pid}/task/{pid}/children")).map_or(0, count)
+    } else {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return 0;
+        };
+        tasks
+            .flatten()
+            .filter_map(|t| read_proc(&t.path().join("children").to_string_lossy()))
+            .map(count)
+            .sum()
     };
-    let count: usize = tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .map(|text| text.split_whitespace().count())
-        .sum();
-    u32::try_from(count).unwrap_or(u32::MAX)
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Direct children of each of `parents`, by one scan of every process's `stat`.
@@ -120,15 +144,23 @@ fn children_by_scan(parents: &HashSet<u32>) -> HashMap<u32, u32> {
 }
 
 /// Open descriptors, `None` when `/proc/PID/fd` cannot be read.
+/// Linux 6.2 and later give the count as the directory's size (one `statx`); older ones say
+/// 0, and the directory is listed.
 fn count_fds(pid: u32) -> Option<u32> {
-    let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
-    Some(u32::try_from(dir.count()).unwrap_or(u32::MAX))
+    let path = format!("/proc/{pid}/fd");
+    let size = std::fs::metadata(&path).ok()?.len();
+    let n = if size > 0 {
+        usize::try_from(size).unwrap_or(usize::MAX)
+    } else {
+        std::fs::read_dir(&path).ok()?.count()
+    };
+    Some(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 /// The kernel function the process sleeps in, when the kernel says (`0` or empty: it does
 /// not, or it is running).
 fn wchan(pid: u32) -> Option<String> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/wchan")).ok()?;
+    let text = read_proc(&format!("/proc/{pid}/wchan"))?;
     let text = text.trim();
     (!text.is_empty() && text != "0").then(|| text.to_owned())
 }
@@ -155,7 +187,7 @@ impl Sampler {
 
     /// Samples one process now; `None` when it is gone or this is not Linux.
     pub fn sample(&mut self, pid: u32) -> Option<ProcessSample> {
-        let children = if has_children_files() {
+        let children = if children_files() {
             None
         } else {
             Some(children_by_scan(&HashSet::from([pid])))
@@ -176,7 +208,7 @@ impl Sampler {
             return vec![None; pids.len()];
         }
         let wanted: HashSet<u32> = pids.iter().copied().collect();
-        let children = (!has_children_files()).then(|| children_by_scan(&wanted));
+        let children = (!children_files()).then(|| children_by_scan(&wanted));
         pids.iter()
             .map(|pid| self.read(*pid, children.as_ref()))
             .collect()
@@ -211,7 +243,7 @@ impl Sampler {
         );
         let children = match children {
             Some(by_parent) => by_parent.get(&pid).copied().unwrap_or(0),
-            None => children_from_files(pid),
+            None => children_from_files(pid, stat.threads),
         };
         Some(ProcessSample {
             sampled_at: now_ms(),
