@@ -234,10 +234,10 @@ fn the_columns_an_sre_reads() {
         text.contains("LAST HB") && text.contains("ENDS IN"),
         "{text}"
     );
-    let hung = text.lines().find(|l| l.starts_with("t-hung")).unwrap();
+    let turn = text.lines().find(|l| l.starts_with("t-hung")).unwrap();
     assert!(
-        hung.contains("30s slow") && hung.contains("deadline in 30s"),
-        "{hung}"
+        turn.contains("30s slow") && turn.contains("deadline in 30s"),
+        "{turn}"
     );
     assert!(text.contains("stuck 1"), "{text}");
 }
