@@ -230,7 +230,10 @@ class _Worker:
             _Reply(self, turn).serve()
         except BaseException as e:  # noqa: BLE001 - any failure of the handler fails the turn
             if not turn.cancelled:
-                detail = str(e)
+                try:
+                    detail = str(e)
+                except Exception:  # noqa: BLE001 - an exception whose __str__ fails
+                    detail = ""
                 error = f"the handler raised {type(e).__name__}" + (f": {detail}" if detail else "")
                 error = _short(error)
                 self.emit({"type": "error", "turnId": turn.id, "error": error})
