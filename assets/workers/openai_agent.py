@@ -12,7 +12,9 @@ server, vLLM, LM Studio). Standard library only. Configure it with environment v
 
 A worker serves one session, so the conversation so far lives in this process: each turn
 sends the whole history. (A new worker generation, after an idle stop, starts afresh.) A
-cancel is noticed at the next chunk the server sends; the connection is then closed.
+cancel is noticed at the next chunk the server sends; the connection is then closed. When
+the server cannot be reached or answers with an error, the turn fails with a sentence that
+does not say where the server is (the chat client sees it); the address goes to stderr.
 """
 
 import json
@@ -34,14 +36,27 @@ if os.environ.get("OPENAI_SYSTEM"):
     history.append({"role": "system", "content": os.environ["OPENAI_SYSTEM"]})
 
 
-def chunks(response):
-    """The text pieces of a streamed chat completion (server-sent events, `data:` lines)."""
+def events(response):
+    """The `data` of each server-sent event: its `data:` lines joined by newlines."""
+    data = []
     for raw in response:
-        line = raw.decode("utf-8", errors="replace").strip()
-        if not line.startswith("data:"):
-            continue  # blank separators, comments, `event:` lines
-        data = line[len("data:"):].strip()
-        if data == "[DONE]":
+        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        if not line:  # a blank line ends the event
+            if data:
+                yield "\n".join(data)
+            data = []
+            continue
+        field, _, value = line.partition(":")
+        if field == "data":  # not comments (":"), `event:`, `id:`, `retry:`
+            data.append(value[1:] if value.startswith(" ") else value)
+    if data:
+        yield "\n".join(data)
+
+
+def chunks(response):
+    """The text pieces of a streamed chat completion."""
+    for data in events(response):
+        if data.strip() == "[DONE]":
             return
         event = json.loads(data)
         if event.get("error"):
@@ -59,11 +74,16 @@ def handle(turn):
     if API_KEY:
         headers["Authorization"] = f"Bearer {API_KEY}"
     request = urllib.request.Request(f"{BASE_URL}/chat/completions", body, headers)
+    # The sentences raised reach the chat client; where the server is goes to stderr only.
     try:
         response = urllib.request.urlopen(request, timeout=TIMEOUT)
     except urllib.error.HTTPError as e:
         detail = e.read(500).decode("utf-8", errors="replace")
-        raise RuntimeError(f"{BASE_URL} answered {e.code}: {detail}") from None
+        print(f"openai_agent: {BASE_URL} answered {e.code}: {detail}", file=sys.stderr)
+        raise RuntimeError(f"the model server answered {e.code}: {detail}") from None
+    except (urllib.error.URLError, OSError) as e:
+        print(f"openai_agent: could not reach {BASE_URL}: {e}", file=sys.stderr)
+        raise RuntimeError("the model server could not be reached") from None
     reply = []
     with response:
         for piece in chunks(response):

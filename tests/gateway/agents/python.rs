@@ -15,7 +15,15 @@ fn python(script: &str) -> AgentConfig {
         format!("import sys; sys.path.insert(0, {lib:?})\nimport turnwatch_worker as tw\n{script}");
     let mut a = worker(&[]);
     a.command = vec!["python3".into(), "-c".into(), program];
+    no_bytecode(&mut a);
     a
+}
+
+/// Keeps Python from writing `__pycache__/` into the repository's `assets/workers`.
+fn no_bytecode(agent: &mut AgentConfig) {
+    agent
+        .env
+        .insert("PYTHONDONTWRITEBYTECODE".into(), "1".into());
 }
 
 fn workers_dir() -> String {
@@ -104,6 +112,7 @@ async fn openai_example_streams_from_a_compatible_endpoint() {
         "python3".into(),
         format!("{}/openai_agent.py", workers_dir()),
     ];
+    no_bytecode(&mut agent);
     agent
         .env
         .insert("OPENAI_BASE_URL".into(), format!("{}/v1", server.url));
