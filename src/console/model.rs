@@ -224,6 +224,8 @@ impl Model {
             } else {
                 Tone::Plain
             },
+            turn: None,
+            worker: None,
         });
     }
 
@@ -247,6 +249,8 @@ impl Model {
             kind,
             text: format!("(not readable by this console: {why})"),
             tone: Tone::Warn,
+            turn: None,
+            worker: None,
         });
     }
 
@@ -257,12 +261,21 @@ impl Model {
         }
         self.last_seq = Some(seq);
         let at = event.timestamp();
+        let mut text = summary(event);
+        if let AdminEvent::WorkerExited(e) = event
+            && let Some(w) = self.workers.get(&e.worker_id)
+        {
+            // Which agent died is the first thing asked of a crash.
+            text = format!("{text} agent {}", w.agent);
+        }
         self.push_line(EventLine {
             seq: Some(seq),
             at,
             kind: event.kind().to_owned(),
-            text: summary(event),
+            text,
             tone: tone(event),
+            turn: event.turn_id().cloned(),
+            worker: event.worker_id().cloned(),
         });
         match event {
             AdminEvent::WorkerSpawned(e) => {

@@ -28,6 +28,7 @@ impl State {
             // The selection is a row, not a row number (htop): it stays on the same key while
             // rows move, and only when that row is gone does it keep its place.
             let held = self.rows.get(self.selected[vi]).cloned();
+            self.unfiltered = self.unfiltered_count();
             self.rows = self.build_rows();
             self.rows_dirty = false;
             if let Some(i) = held.and_then(|k| self.rows.iter().position(|r| *r == k)) {
@@ -54,6 +55,23 @@ impl State {
         }
         c.replicas = self.cluster.counts();
         c
+    }
+
+    /// The current view's rows before the filter.
+    fn unfiltered_count(&self) -> usize {
+        match self.view {
+            View::Workers => self.model.workers.len(),
+            View::Turns => self
+                .model
+                .turns
+                .values()
+                .filter(|t| t.is_open() || self.show_ended)
+                .count(),
+            View::Stranded => self.model.turns.values().filter(|t| t.stranded).count(),
+            View::Events => self.model.events.len(),
+            View::Replicas => self.cluster.replicas.len(),
+            View::Chat => 0,
+        }
     }
 
     fn build_rows(&self) -> Vec<RowKey> {

@@ -185,10 +185,21 @@ pub struct Filter {
 }
 
 impl Filter {
-    /// Parses `regex` or `!regex`.
+    /// Parses `regex` or `!regex`; smart-case (k9s, vim): case-insensitive unless the
+    /// pattern has a capital letter. A bad pattern's error is one readable line.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let (invert, pattern) = raw.strip_prefix('!').map_or((false, raw), |p| (true, p));
-        let regex = Regex::new(pattern).map_err(|e| format!("bad filter: {e}"))?;
+        let smart = if pattern.chars().any(char::is_uppercase) {
+            pattern.to_owned()
+        } else {
+            format!("(?i){pattern}")
+        };
+        let regex = Regex::new(&smart).map_err(|e| {
+            let why = e.to_string();
+            let last = why.lines().last().unwrap_or("").trim();
+            let last = last.strip_prefix("error: ").unwrap_or(last);
+            format!("bad filter `{pattern}`: {last}")
+        })?;
         Ok(Self {
             raw: raw.to_owned(),
             regex,
@@ -252,8 +263,10 @@ pub struct State {
     pub view: View,
     /// Modal state.
     pub mode: Mode,
-    /// The row filter.
+    /// The current view's row filter.
     pub filter: Option<Filter>,
+    /// The other views' filters, kept while they are not shown.
+    pub filters: [Option<Filter>; View::ALL.len()],
     /// Per view: sort.
     pub sorts: [Sort; View::ALL.len()],
     /// Per view: the selected row.
@@ -276,6 +289,10 @@ pub struct State {
     pub now: i64,
     /// A message for the operator, and whether it is an error.
     pub notice: Option<Notice>,
+    /// When the message was set (epoch ms): it goes a few seconds later.
+    pub notice_at: i64,
+    /// The current view's rows before the filter (the title's "N of M rows").
+    pub unfiltered: usize,
     /// The current view's rows after filter and sort.
     pub rows: Vec<RowKey>,
     /// Header counts.
@@ -309,6 +326,7 @@ impl State {
             view: View::Workers,
             mode: Mode::Normal,
             filter: None,
+            filters: Default::default(),
             sorts: [Sort::default(); View::ALL.len()],
             selected: [0; View::ALL.len()],
             chat: Chat::default(),
@@ -320,6 +338,8 @@ impl State {
             readonly,
             now,
             notice: None,
+            notice_at: now,
+            unfiltered: 0,
             rows: Vec::new(),
             counts: Counts::default(),
             rows_dirty: true,

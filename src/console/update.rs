@@ -25,6 +25,11 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
         // are rebuilt once a second (the selection stays on its row).
         state.rows_dirty |= state.counts.in_flight > 0;
         state.now = now;
+        // A footer message goes after a few seconds; the keys come back.
+        if state.notice.is_some() && now - state.notice_at >= NOTICE_MS {
+            state.notice = None;
+            state.dirty = true;
+        }
         return state.cluster.ask(now, &state.model).into_iter().collect();
     }
     if let Msg::Replicas(answer) = msg {
@@ -36,6 +41,19 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
         return Vec::new();
     }
     state.dirty = true;
+    let before = state.notice.clone();
+    let effects = apply(state, msg);
+    if state.notice.is_some() && state.notice != before {
+        state.notice_at = state.now;
+    }
+    effects
+}
+
+/// How long a footer message stays.
+const NOTICE_MS: i64 = 6_000;
+
+/// [`update`] for every message but ticks and replica polls.
+fn apply(state: &mut State, msg: Msg) -> Vec<Effect> {
     match msg {
         Msg::Key(key) => input::on_key(state, key),
         Msg::Tick(_) | Msg::Resize | Msg::Replicas(_) => Vec::new(),

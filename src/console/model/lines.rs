@@ -16,6 +16,10 @@ pub struct EventLine {
     pub text: String,
     /// How loudly to show it.
     pub tone: Tone,
+    /// The turn it is about, for enter to open.
+    pub turn: Option<crate::ids::TurnId>,
+    /// The worker it is about, for enter to open when it names no turn.
+    pub worker: Option<crate::ids::WorkerId>,
 }
 
 /// How an event line is shown.
@@ -85,6 +89,9 @@ pub fn summary(event: &AdminEvent) -> String {
             let exit = exit_text(e.exit_code, e.signal.as_deref());
             let intent = if e.intentional {
                 "intentional"
+            } else if e.exit_code == Some(0) && e.signal.is_none() {
+                // A clean exit nobody asked for: `worker_exited`, not a crash.
+                "unasked"
             } else {
                 "CRASH"
             };

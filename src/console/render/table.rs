@@ -248,8 +248,10 @@ fn title(state: &State, total: usize) -> String {
         },
         _ => String::new(),
     };
-    format!(
-        " {} · {total} rows · {sorted_by}{follow} ",
-        state.view.title()
-    )
+    let rows = if state.filter.is_some() && state.frozen.is_none() {
+        format!("{total} of {} rows", state.unfiltered)
+    } else {
+        format!("{total} rows")
+    };
+    format!(" {} · {rows} · {sorted_by}{follow} ", state.view.title())
 }

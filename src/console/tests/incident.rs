@@ -256,3 +256,103 @@ fn read_only_says_why_x_does_nothing() {
         s.notice
     );
 }
+
+/// Item 6: enter on an event opens the turn it is about (else its worker); Events do not
+/// pretend to sort; a `worker.exited` line names its agent and an unasked exit 0 is no crash.
+#[test]
+fn events_open_what_they_are_about() {
+    let mut s = fixture();
+    let exited = json!({"workerId": "w-echo", "generation": 1, "exitCode": 0, "signal": null,
+        "intentional": false, "reason": "exited"});
+    send(&mut s, [ev("worker.exited", 200, exited), key('4')]);
+    s.prepare();
+    let last = s.model.events.back().unwrap();
+    assert!(
+        last.text.contains("unasked") && last.text.contains("agent echo"),
+        "{}",
+        last.text
+    );
+    assert!(!last.text.contains("CRASH"), "{}", last.text);
+    let effects = send(&mut s, [code(KeyCode::Enter)]);
+    assert_eq!(effects, [Effect::LoadWorker(WorkerId("w-echo".into()))]);
+    send(&mut s, [code(KeyCode::Esc), key('k')]);
+    s.prepare();
+    let effects = send(&mut s, [code(KeyCode::Enter)]);
+    assert!(
+        matches!(effects.as_slice(), [Effect::LoadTurn(_)]),
+        "{effects:?}"
+    );
+    send(&mut s, [code(KeyCode::Esc), key('s')]);
+    assert!(
+        s.notice
+            .as_ref()
+            .unwrap()
+            .0
+            .starts_with("Events keep the log's order")
+    );
+    assert_eq!(s.sorts[3].column, None);
+}
+
+/// Item 8: filters are smart-case and per view, esc clears, readline keys edit, the title
+/// says "N of M rows", a bad regex reads in one line, `:` takes unique prefixes, and footer
+/// messages expire.
+#[test]
+fn filter_and_commands_like_k9s() {
+    let mut s = fixture();
+    send(&mut s, [key('/')]);
+    super::typed(&mut s, "HANG");
+    send(&mut s, [super::ctrl('w')]);
+    super::typed(&mut s, "nope ");
+    send(&mut s, [super::ctrl('u')]);
+    super::typed(&mut s, "hang");
+    send(&mut s, [super::ctrl('a'), code(KeyCode::Enter)]);
+    assert_eq!(
+        s.filter.as_ref().unwrap().raw,
+        "hang",
+        "ctrl-u cleared, ctrl-a inserted nothing"
+    );
+    let text = screen(&mut s, 150, 20);
+    assert!(text.contains("Workers · 1 of 4 rows"), "{text}");
+    send(&mut s, [key('/')]);
+    super::typed(&mut s, "W-HANG");
+    send(&mut s, [code(KeyCode::Enter)]);
+    s.prepare();
+    assert_eq!(s.rows.len(), 0, "a capital makes it case-sensitive");
+    send(&mut s, [key('/')]);
+    send(&mut s, [super::ctrl('u')]);
+    super::typed(&mut s, "echo");
+    send(&mut s, [code(KeyCode::Enter)]);
+    s.prepare();
+    assert_eq!(s.rows.len(), 1, "smart-case: lower case matches any case");
+    // Per view: the Turns view has none; back on Workers it is still there.
+    send(&mut s, [key('2')]);
+    assert!(s.filter.is_none());
+    send(&mut s, [key('1')]);
+    assert_eq!(s.filter.as_ref().unwrap().raw, "echo");
+    send(&mut s, [code(KeyCode::Esc)]);
+    assert!(s.filter.is_none(), "esc clears");
+    send(&mut s, [key('/')]);
+    super::typed(&mut s, "(");
+    send(&mut s, [code(KeyCode::Enter)]);
+    let (bad, _) = s.notice.clone().unwrap();
+    assert!(
+        bad.starts_with("bad filter `(`: ") && !bad.contains('\n'),
+        "{bad}"
+    );
+    // Footer messages expire.
+    send(&mut s, [Msg::Tick(T0 + 10_000)]);
+    assert!(s.notice.is_none());
+    // `:` unique prefixes.
+    send(&mut s, [key(':')]);
+    super::typed(&mut s, "tu");
+    send(&mut s, [code(KeyCode::Enter)]);
+    assert_eq!(s.view, View::Turns);
+    send(&mut s, [key(':')]);
+    super::typed(&mut s, "re");
+    send(&mut s, [code(KeyCode::Enter)]);
+    assert_eq!(s.view, View::Replicas);
+    send(&mut s, [key(':')]);
+    super::typed(&mut s, "st");
+    send(&mut s, [code(KeyCode::Enter)]);
+    assert_eq!(s.view, View::Stranded);
+}

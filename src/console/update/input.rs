@@ -30,7 +30,7 @@ pub(super) fn on_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
         return Vec::new();
     }
     match &mut state.mode {
-        Mode::Filter(input) => match edit(input, key.code) {
+        Mode::Filter(input) => match edit(input, key) {
             Line::Entered(raw) => {
                 state.mode = Mode::Normal;
                 apply_filter(state, &raw);
@@ -38,7 +38,7 @@ pub(super) fn on_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
             Line::Dropped => state.mode = Mode::Normal,
             Line::Typing => {}
         },
-        Mode::Command(input) => match edit(input, key.code) {
+        Mode::Command(input) => match edit(input, key) {
             Line::Entered(cmd) => {
                 state.mode = Mode::Normal;
                 return run_command(state, cmd.trim());
@@ -71,6 +71,10 @@ pub(super) fn on_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
             KeyCode::Esc => return act(state, Action::Goto(View::Workers)),
             _ => return chat::on_key(&mut state.chat, &mut state.notice, state.now, key),
         },
+        // Esc clears the view's filter (k9s).
+        Mode::Normal if key.code == KeyCode::Esc && state.filter.is_some() => {
+            apply_filter(state, "");
+        }
         Mode::Normal => {
             if let Some(b) = binding(state.view, key, state.readonly) {
                 return act(state, b.action);
@@ -101,12 +105,23 @@ fn scroll(state: &mut State, code: KeyCode) -> bool {
     true
 }
 
-/// A key on a line being typed (a filter, a command).
-fn edit(input: &mut String, code: KeyCode) -> Line {
-    match code {
+/// A key on a line being typed (a filter, a command), with the readline keys a shell user's
+/// fingers know: `ctrl-u` clears, `ctrl-w` deletes a word; other control keys insert nothing.
+fn edit(input: &mut String, key: KeyEvent) -> Line {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    match key.code {
         KeyCode::Enter => return Line::Entered(std::mem::take(input)),
         KeyCode::Esc => return Line::Dropped,
         KeyCode::Backspace => drop(input.pop()),
+        KeyCode::Char('u') if ctrl => input.clear(),
+        KeyCode::Char('w') if ctrl => {
+            let kept = input.trim_end().len();
+            let start = input[..kept]
+                .rfind(char::is_whitespace)
+                .map_or(0, |i| i + 1);
+            input.truncate(start);
+        }
+        KeyCode::Char(_) if ctrl => {}
         KeyCode::Char(c) => input.push(c),
         _ => {}
     }
@@ -139,24 +154,46 @@ fn apply_filter(state: &mut State, raw: &str) {
     state.rows_dirty = true;
 }
 
+/// The `:` commands; a unique prefix of one runs it (`:tu`, `:rep`), as in k9s.
+const COMMANDS: [(&str, Option<View>); 7] = [
+    ("workers", Some(View::Workers)),
+    ("turns", Some(View::Turns)),
+    ("stranded", Some(View::Stranded)),
+    ("events", Some(View::Events)),
+    ("chat", Some(View::Chat)),
+    ("replicas", Some(View::Replicas)),
+    ("quit", None),
+];
+
 fn run_command(state: &mut State, cmd: &str) -> Vec<Effect> {
-    let view = match cmd {
-        "q" | "q!" | "quit" => return act(state, Action::Quit),
-        "workers" | "w" => View::Workers,
-        "turns" | "t" => View::Turns,
-        "stranded" | "s" => View::Stranded,
-        "events" | "e" => View::Events,
-        "chat" | "c" => View::Chat,
-        "replicas" | "r" => View::Replicas,
-        other => {
+    let found: Vec<_> = match cmd {
+        // The one-letter forms stay: `:q` quits, `:s` is Stranded, `:t` Turns.
+        "q" | "q!" => vec![COMMANDS[6]],
+        "s" => vec![COMMANDS[2]],
+        "t" => vec![COMMANDS[1]],
+        _ if cmd.is_empty() => Vec::new(),
+        _ => COMMANDS
+            .iter()
+            .copied()
+            .filter(|(n, _)| n.starts_with(cmd))
+            .collect(),
+    };
+    match found.as_slice() {
+        [(_, Some(view))] => act(state, Action::Goto(*view)),
+        [(_, None)] => act(state, Action::Quit),
+        [] => {
             state.notice = Some((
                 format!(
-                    "unknown command `:{other}` (try :workers :turns :stranded :events :replicas :q)"
+                    "unknown command `:{cmd}` (try :workers :turns :stranded :events :chat :replicas :q)"
                 ),
                 true,
             ));
-            return Vec::new();
+            Vec::new()
         }
-    };
-    act(state, Action::Goto(view))
+        many => {
+            let names: Vec<String> = many.iter().map(|(n, _)| format!(":{n}")).collect();
+            state.notice = Some((format!("`:{cmd}` could be {}", names.join(" or ")), true));
+            Vec::new()
+        }
+    }
 }

@@ -8,11 +8,16 @@ use crate::console::model::Note;
 use crate::console::msg::{Effect, Target};
 use crate::console::state::{Detail, Mode, RowKey, State, View};
 
-/// Shows `view` (thawing a frozen table).
+/// Shows `view`: each view keeps its own filter; a frozen table thaws, and says so.
 fn set_view(state: &mut State, view: View) {
     if state.view != view {
+        let old = state.vi();
+        state.filters[old] = state.filter.take();
         state.view = view;
-        state.frozen = None;
+        state.filter = state.filters[state.vi()].take();
+        if state.frozen.take().is_some() {
+            state.notice = Some(("unfrozen: a freeze holds one view's rows".into(), false));
+        }
         state.rows_dirty = true;
     }
 }
@@ -46,6 +51,12 @@ pub(super) fn act(state: &mut State, action: Action) -> Vec<Effect> {
         Action::Command => state.mode = Mode::Command(String::new()),
         Action::Help => state.mode = Mode::Help,
         Action::Freeze => freeze(state),
+        Action::Sort | Action::Reverse if state.view == View::Events => {
+            state.notice = Some((
+                "Events keep the log's order (oldest first, following the tail)".into(),
+                false,
+            ));
+        }
         Action::Sort => next_sort(state),
         Action::Reverse => {
             state.sorts[state.vi()].reverse ^= true;
@@ -115,6 +126,21 @@ fn open(state: &mut State) -> Vec<Effect> {
     let effect = match state.selected_row() {
         Some(RowKey::Worker(id)) => Effect::LoadWorker(id.clone()),
         Some(RowKey::Turn(id)) => Effect::LoadTurn(id.clone()),
+        // An event opens the turn it is about, else its worker.
+        Some(RowKey::Event(i)) => {
+            let line = state.model.events.get(*i);
+            match (
+                line.and_then(|e| e.turn.clone()),
+                line.and_then(|e| e.worker.clone()),
+            ) {
+                (Some(turn), _) => Effect::LoadTurn(turn),
+                (None, Some(worker)) => Effect::LoadWorker(worker),
+                (None, None) => {
+                    state.notice = Some(("this line names no turn or worker".into(), false));
+                    return Vec::new();
+                }
+            }
+        }
         _ => return Vec::new(),
     };
     let what = match &effect {
