@@ -74,6 +74,10 @@ pub struct Overview {
     pub stranded: i64,
     /// The configured agents.
     pub agents: Vec<String>,
+    /// The agent a session gets when it names none (`[gateway] default_agent`); absent from
+    /// older gateways.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_agent: Option<String>,
     /// Open SSE connections (session and admin streams).
     pub sse_connections: usize,
     /// Who is asking: the token's name and role (`operator` or `readonly`).

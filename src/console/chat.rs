@@ -44,6 +44,8 @@ pub struct Reply {
     pub sent_at: i64,
     /// When the last chunk arrived (epoch ms).
     pub last_chunk_at: Option<i64>,
+    /// When it ended (epoch ms): its clocks stop there.
+    pub ended_at: Option<i64>,
     /// How it ended.
     pub end: Option<ReplyEnd>,
 }
@@ -57,6 +59,8 @@ pub struct Chat {
     pub agent: usize,
     /// The session kept for it.
     pub session: Option<ChatSession>,
+    /// Scrollback: how many lines above the newest the view is scrolled (pgup/pgdn).
+    pub scroll: usize,
     /// The input line.
     pub input: String,
     /// Messages and replies, oldest first.
@@ -71,11 +75,16 @@ impl Chat {
     }
 
     /// The agents the gateway offers now; the chosen one stays chosen if it is still offered.
-    pub fn set_agents(&mut self, agents: &[String]) {
+    /// Takes the gateway's agents; the one chosen stays chosen, else the gateway's default
+    /// agent (what a client that names none gets), else the first.
+    pub fn set_agents(&mut self, agents: &[String], default: Option<&str>) {
         let chosen = self.agent_name().map(str::to_owned);
         self.agents = agents.to_vec();
+        let find = |name: &str| agents.iter().position(|a| a == name);
         self.agent = chosen
-            .and_then(|c| agents.iter().position(|a| *a == c))
+            .as_deref()
+            .and_then(find)
+            .or_else(|| default.and_then(find))
             .unwrap_or(0);
     }
 
@@ -86,6 +95,9 @@ impl Chat {
             .find(|r| r.turn.as_ref() == Some(turn))
     }
 }
+
+/// Lines a page of scrollback moves.
+const SCROLL_PAGE: usize = 10;
 
 /// A key in the Chat view (normal mode).
 pub fn on_key(
@@ -102,6 +114,8 @@ pub fn on_key(
         }
         KeyCode::Char(c) if !ctrl => chat.input.push(c),
         KeyCode::Backspace => drop(chat.input.pop()),
+        KeyCode::PageUp => chat.scroll = chat.scroll.saturating_add(SCROLL_PAGE),
+        KeyCode::PageDown => chat.scroll = chat.scroll.saturating_sub(SCROLL_PAGE),
         KeyCode::Left | KeyCode::Right if !chat.agents.is_empty() => {
             let n = chat.agents.len();
             chat.agent = if key.code == KeyCode::Left {
@@ -140,6 +154,7 @@ fn send(chat: &mut Chat, notice: &mut Option<Notice>, now: i64) -> Vec<Effect> {
         text: String::new(),
         sent_at: now,
         last_chunk_at: None,
+        ended_at: None,
         end: None,
     });
     vec![Effect::ChatSend {
@@ -166,6 +181,7 @@ pub fn on_msg(chat: &mut Chat, now: i64, msg: ChatMsg) {
         ChatMsg::Failed(local, error) => {
             if let Some(r) = chat.replies.iter_mut().find(|r| r.local == local) {
                 r.end = Some(ReplyEnd::NotSent(error));
+                r.ended_at = Some(now);
             }
         }
         ChatMsg::Event(event) => {
@@ -193,6 +209,9 @@ pub fn on_msg(chat: &mut Chat, now: i64, msg: ChatMsg) {
                     });
                 }
                 _ => {}
+            }
+            if r.end.is_some() {
+                r.ended_at.get_or_insert(now);
             }
         }
     }

@@ -151,7 +151,7 @@ fn follow_target(state: &mut State, event: &AdminEvent) -> Vec<Effect> {
 }
 
 fn on_overview(state: &mut State, o: &Overview) {
-    state.chat.set_agents(&o.agents);
+    state.chat.set_agents(&o.agents, o.default_agent.as_deref());
     if o.caller.role == CallerRole::Readonly && !state.readonly {
         state.readonly = true;
         state.model.note(

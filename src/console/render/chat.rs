@@ -25,17 +25,18 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
         .iter()
         .flat_map(|r| reply_lines(r, state, p))
         .collect();
-    // Show the newest replies: skip what does not fit.
+    // Show the newest replies (or as far back as the operator scrolled): skip what does not
+    // fit.
     let fit = usize::from(body.height);
-    let skip = lines.len().saturating_sub(fit);
+    let bottom = lines.len().saturating_sub(fit);
+    let skip = bottom.saturating_sub(chat.scroll);
     let replies =
         Paragraph::new(lines.into_iter().skip(skip).collect::<Vec<_>>()).wrap(Wrap { trim: false });
     frame.render_widget(replies, body);
-    let prompt = Paragraph::new(Line::raw(format!("› {}▏", chat.input))).block(
-        Block::default()
-            .borders(Borders::ALL)
-            .title(" message · enter sends · ←/→ agent · ctrl-n new session · esc leaves "),
-    );
+    let prompt = Paragraph::new(Line::raw(format!("› {}▏", chat.input)))
+        .block(Block::default().borders(Borders::ALL).title(
+        " message · enter sends · ←/→ agent · pgup/pgdn scroll · ctrl-n new session · esc leaves ",
+    ));
     frame.render_widget(prompt, input);
 }
 
@@ -77,13 +78,20 @@ fn reply_lines(r: &Reply, state: &State, p: Palette) -> Vec<Line<'static>> {
         .turn
         .as_ref()
         .map_or_else(|| "sending…".to_owned(), |t| format!("turn {t}"));
-    let chunk = r.last_chunk_at.map_or_else(
-        || "no chunk yet".to_owned(),
-        |t| format!("last chunk {} ago", span(state.now - t)),
-    );
+    // A finished reply's clocks stop when it ended.
+    let now = r.ended_at.unwrap_or(state.now);
+    let chunk = match (r.last_chunk_at, r.ended_at) {
+        (None, _) => "no chunk yet".to_owned(),
+        (Some(_), Some(end)) => format!("took {}", span(end - r.sent_at)),
+        (Some(t), None) => format!("last chunk {} ago", span(now - t)),
+    };
     let (end, style) = match &r.end {
+        None if r.last_chunk_at.is_some() => (
+            format!("▸ streaming ({} so far)", span(now - r.sent_at)),
+            p.warn(),
+        ),
         None => (
-            format!("… waiting ({} so far)", span(state.now - r.sent_at)),
+            format!("… waiting ({} so far)", span(now - r.sent_at)),
             p.warn(),
         ),
         Some(ReplyEnd::Completed) => ("✓ completed".to_owned(), p.good()),

@@ -240,6 +240,7 @@ fn chat_with_echo() -> State {
         &mut s,
         [Msg::Overview(Ok(Box::new(crate::api::admin::Overview {
             agents: vec!["crash".into(), "echo".into()],
+            default_agent: None,
             ..Default::default()
         })))],
     );

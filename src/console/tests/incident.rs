@@ -356,3 +356,77 @@ fn filter_and_commands_like_k9s() {
     send(&mut s, [code(KeyCode::Enter)]);
     assert_eq!(s.view, View::Stranded);
 }
+
+/// Item 9: the chat starts on the gateway's default agent, says "streaming" while chunks
+/// arrive, stops counting once a reply ended, and scrolls back.
+#[test]
+fn chat_defaults_streams_and_stops_counting() {
+    use crate::api::session::{Completion, Delta};
+    use crate::api::{Outcome, SessionEvent};
+    use crate::console::msg::{ChatMsg, ChatSession};
+    use crate::ids::MessageId;
+    let mut s = fixture();
+    send(
+        &mut s,
+        [Msg::Overview(Ok(Box::new(crate::api::admin::Overview {
+            agents: vec!["crash-abort".into(), "echo".into(), "slow".into()],
+            default_agent: Some("slow".into()),
+            ..Default::default()
+        })))],
+    );
+    assert_eq!(
+        s.chat.agent_name(),
+        Some("slow"),
+        "not the first alphabetically"
+    );
+    send(&mut s, [key('5')]);
+    super::typed(&mut s, "hi");
+    send(&mut s, [code(KeyCode::Enter)]);
+    let session = ChatSession {
+        agent: "slow".into(),
+        id: "s-chat".into(),
+        token: "tok".into(),
+    };
+    let output = |text: &str| {
+        Msg::Chat(ChatMsg::Event(SessionEvent::Output(Delta {
+            content: text.into(),
+            message_id: MessageId("m-chat".into()),
+            turn_id: TurnId("t-chat".into()),
+            timestamp: T0,
+        })))
+    };
+    send(
+        &mut s,
+        [
+            Msg::Chat(ChatMsg::Session(session)),
+            Msg::Chat(ChatMsg::Queued(1, TurnId("t-chat".into()))),
+            output("hel"),
+        ],
+    );
+    assert!(screen(&mut s, 150, 20).contains("▸ streaming"));
+    send(
+        &mut s,
+        [Msg::Chat(ChatMsg::Event(SessionEvent::Complete(
+            Completion {
+                status: Outcome::Completed,
+                message_id: MessageId("m-chat".into()),
+                processed_message_ids: vec![MessageId("m-chat".into())],
+                final_text: None,
+                turn_id: TurnId("t-chat".into()),
+                timestamp: T0,
+            },
+        )))],
+    );
+    let done = screen(&mut s, 150, 20);
+    assert!(
+        done.contains("took 0s") && done.contains("✓ completed"),
+        "{done}"
+    );
+    send(&mut s, [Msg::Tick(T0 + 90_000)]);
+    assert!(
+        screen(&mut s, 150, 20).contains("took 0s"),
+        "a finished reply stops counting"
+    );
+    send(&mut s, [code(KeyCode::PageUp)]);
+    assert_eq!(s.chat.scroll, 10);
+}

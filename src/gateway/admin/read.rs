@@ -142,6 +142,7 @@ pub async fn overview(
         failed_by_code: o.failed_by_code,
         stranded: o.stranded,
         agents: app.config.agents.keys().cloned().collect(),
+        default_agent: Some(app.config.gateway.default_agent.clone()),
         sse_connections: app.hub.connections() + app.hub.admin_connections(),
     };
     Ok(Json(body))
