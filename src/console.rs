@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod keys;
 pub mod model;
 pub mod msg;
+pub mod pulse;
 pub mod reading;
 pub mod render;
 pub mod rows;

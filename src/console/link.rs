@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::msg::{LinkMsg, Msg};
+use crate::api::ErrorCode;
 use crate::api::lifecycle::AdminStreamEvent;
 use crate::client::{Client, Item};
 
@@ -86,11 +87,28 @@ async fn run(
                     AdminStreamEvent::Ping(_) => continue,
                 }
             }
-            // Refused (a token that may not read): said, and asked again after a while or
-            // when the operator asks.
+            // Refused: a token the gateway will not take stops the reconnects (asking again
+            // cannot change its answer) until the operator asks (ctrl-r); anything else is
+            // asked again after a while.
             Err(e) => {
-                if !send(LinkMsg::Lost(e.to_string())) {
+                let refused = matches!(
+                    e.code(),
+                    Some(ErrorCode::Unauthorized | ErrorCode::Forbidden | ErrorCode::TokenExpired)
+                );
+                let msg = if refused {
+                    LinkMsg::Refused(e.to_string())
+                } else {
+                    LinkMsg::Lost(e.to_string())
+                };
+                if !send(msg) {
                     return;
+                }
+                if refused {
+                    match cmds.recv().await {
+                        Some(fresh) => stream.reconnect(fresh),
+                        None => return,
+                    }
+                    continue;
                 }
                 tokio::select! {
                     () = tokio::time::sleep(MAX_BACKOFF) => {}

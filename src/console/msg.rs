@@ -56,6 +56,8 @@ pub enum LinkMsg {
     Sampled(Box<crate::api::lifecycle::WorkerSampled>),
     /// The stream dropped or could not connect.
     Lost(String),
+    /// The gateway refused the token (401/403): no more reconnects until asked (ctrl-r).
+    Refused(String),
 }
 
 /// A replicas poll's answer.

@@ -125,6 +125,8 @@ pub enum Link {
     Live,
     /// Lost; trying again (attempt n).
     Reconnecting(u32),
+    /// The gateway refused the token: not trying again until the operator asks.
+    Refused,
 }
 
 /// What the console is connected to.
@@ -293,6 +295,8 @@ pub struct State {
     pub notice_at: i64,
     /// The current view's rows before the filter (the title's "N of M rows").
     pub unfiltered: usize,
+    /// Turns per second and failures per minute, for the header's sparklines.
+    pub pulse: super::pulse::Pulse,
     /// The current view's rows after filter and sort.
     pub rows: Vec<RowKey>,
     /// Header counts.
@@ -340,6 +344,7 @@ impl State {
             notice: None,
             notice_at: now,
             unfiltered: 0,
+            pulse: super::pulse::Pulse::default(),
             rows: Vec::new(),
             counts: Counts::default(),
             rows_dirty: true,

@@ -25,6 +25,7 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
         // are rebuilt once a second (the selection stays on its row).
         state.rows_dirty |= state.counts.in_flight > 0;
         state.now = now;
+        state.pulse.advance(now);
         // A footer message goes after a few seconds; the keys come back.
         if state.notice.is_some() && now - state.notice_at >= NOTICE_MS {
             state.notice = None;
@@ -204,6 +205,18 @@ fn on_link(state: &mut State, l: LinkMsg) -> Vec<Effect> {
                 state.rows_dirty = true;
             }
         }
+        LinkMsg::Refused(error) => {
+            state.model.note(
+                now,
+                Note::Console,
+                format!(
+                    "the gateway refused this token: {error}; not reconnecting (ctrl-r tries again)"
+                ),
+            );
+            state.conn.link = Link::Refused;
+            state.conn.stale_since.get_or_insert(now);
+            state.conn.error = Some(format!("token refused: {error}"));
+        }
         LinkMsg::Lost(error) => {
             if state.conn.link == Link::Live {
                 state
@@ -246,6 +259,7 @@ fn on_event(state: &mut State, seq: i64, event: &AdminEvent) -> Vec<Effect> {
         return vec![Effect::Reconnect { fresh: true }];
     }
     state.model.apply_event(seq, event);
+    state.pulse.on_event(event, now);
     action::on_event(&mut state.pending, &mut state.notice, event);
     state.conn.last_event_at = Some(now);
     state.rows_dirty = true;

@@ -3,7 +3,7 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Paragraph, Sparkline};
 
 use super::Palette;
 use crate::console::cells::span;
@@ -46,6 +46,7 @@ fn stream_line(state: &State, p: Palette) -> Line<'static> {
         Link::Live => ("● live".to_owned(), p.good()),
         Link::Connecting => ("… connecting".to_owned(), p.warn()),
         Link::Reconnecting(n) => (format!("↻ reconnecting {n}"), p.warn()),
+        Link::Refused => ("✗ token refused (ctrl-r retries)".to_owned(), p.bad()),
     };
     let mut first = vec![
         Span::styled("turnwatch ", p.strong()),
@@ -155,7 +156,80 @@ pub fn tabs(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
     if let Some(f) = &state.filter {
         spans.push(Span::styled(format!("  filter /{}/", f.raw), p.warn()));
     }
+    let used = u16::try_from(Line::from(spans.clone()).width()).unwrap_or(u16::MAX);
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    pulse(frame, area, used, state, p);
+}
+
+/// The pulse, right-aligned on the tab line where it fits: `turns/s ▁▂▅ 2.1  failed/min ▁▁▇ 3`.
+fn pulse(frame: &mut Frame<'_>, area: Rect, used: u16, state: &State, p: Palette) {
+    const SPARK: u16 = 20;
+    let rate = format!(" turns/s {:.1} ", state.pulse.turns_per_second());
+    let failed_n = state.pulse.failed_last_minutes();
+    let failed = format!(" failed/2min {failed_n} ");
+    let (rate_w, failed_w) = (
+        u16::try_from(rate.len()).unwrap_or(0),
+        u16::try_from(failed.len()).unwrap_or(0),
+    );
+    let width = rate_w + failed_w + 2 * SPARK;
+    if area.width < used + width + 2 {
+        return;
+    }
+    let mut x = area.x + area.width - width;
+    let mut text = |t: &str, w: u16, style| {
+        frame.render_widget(
+            Paragraph::new(Span::styled(t.to_owned(), style)),
+            Rect {
+                x,
+                y: area.y,
+                width: w,
+                height: 1,
+            },
+        );
+    };
+    text(&rate, rate_w, p.dim());
+    x += rate_w;
+    let secs: Vec<u64> = state.pulse.per_second.iter().copied().collect();
+    let tail = secs.len().saturating_sub(usize::from(SPARK));
+    frame.render_widget(
+        Sparkline::default().data(&secs[tail..]).style(p.good()),
+        Rect {
+            x,
+            y: area.y,
+            width: SPARK,
+            height: 1,
+        },
+    );
+    x += SPARK;
+    let mut text = |t: &str, w: u16, style| {
+        frame.render_widget(
+            Paragraph::new(Span::styled(t.to_owned(), style)),
+            Rect {
+                x,
+                y: area.y,
+                width: w,
+                height: 1,
+            },
+        );
+    };
+    text(
+        &failed,
+        failed_w,
+        if failed_n > 0 { p.bad() } else { p.dim() },
+    );
+    x += failed_w;
+    let mins: Vec<u64> = state.pulse.failed_per_minute.iter().copied().collect();
+    frame.render_widget(
+        Sparkline::default()
+            .data(&mins)
+            .style(if failed_n > 0 { p.bad() } else { p.dim() }),
+        Rect {
+            x,
+            y: area.y,
+            width: SPARK,
+            height: 1,
+        },
+    );
 }
 
 /// The footer: what is being typed, or a notice, or the main keys.

@@ -430,3 +430,36 @@ fn chat_defaults_streams_and_stops_counting() {
     send(&mut s, [code(KeyCode::PageUp)]);
     assert_eq!(s.chat.scroll, 10);
 }
+
+/// Item 11: the pulse: turns per second and failures over the last minutes, in text beside
+/// their sparklines, on a wide screen; item 10: a refused token stops the reconnects and says so.
+#[test]
+fn the_pulse_and_a_refused_token() {
+    let mut s = fixture();
+    for i in 0..4 {
+        let done = json!({"turnId": format!("t-p{i}"), "sessionId": "s-1"});
+        send(&mut s, [ev("turn.completed", 300 + i, done)]);
+    }
+    let failed =
+        json!({"turnId": "t-pf", "sessionId": "s-1", "code": "worker_crashed", "error": "x"});
+    send(&mut s, [ev("turn.failed", 310, failed)]);
+    let text = screen(&mut s, 200, 20);
+    // The fixture's own story ended two turns (one failed) in the same second.
+    assert!(
+        text.contains("turns/s 0.7") && text.contains("failed/2min 2"),
+        "{text}"
+    );
+    let narrow = screen(&mut s, 80, 20);
+    assert!(
+        !narrow.contains("turns/s"),
+        "no room at 80 columns: {narrow}"
+    );
+    send(
+        &mut s,
+        [Msg::Link(LinkMsg::Refused(
+            "missing bearer token (HTTP 401)".into(),
+        ))],
+    );
+    let text = screen(&mut s, 200, 20);
+    assert!(text.contains("✗ token refused (ctrl-r retries)"), "{text}");
+}
