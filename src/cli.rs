@@ -256,12 +256,23 @@ async fn console(args: ConsoleArgs) -> anyhow::Result<i32> {
         targets.extend(args.demo_url.iter().map(|u| Client::new(u, token.clone())));
         tokio::spawn(demo::run(targets))
     });
-    let (driver, rx) = Driver::start(client, url, readonly, crate::clock::now_ms());
+    let (driver, rx) = Driver::start(client.clone(), url, readonly, crate::clock::now_ms());
     let result = runner::run(driver, rx, Palette { color }).await;
     if let Some(t) = traffic {
         t.abort();
     }
     if let Some(e) = embedded_gw {
+        // Stopping takes up to the workers' stop grace: say so rather than sit blank.
+        let live: i64 = client.overview().await.map_or(0, |o| {
+            o.workers
+                .iter()
+                .filter(|(s, _)| s.is_live())
+                .map(|(_, n)| *n)
+                .sum()
+        });
+        eprintln!(
+            "turnwatch: stopping the embedded gateway: its open turns end, {live} live workers stop…"
+        );
         e.gateway.stop().await?; // ends its turns, stops its workers
     }
     result?;

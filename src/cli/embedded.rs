@@ -67,7 +67,7 @@ pub fn demo_config(base: Option<Config>) -> Config {
 }
 
 /// The demo's agents by name, each a reference worker in one mode.
-fn demo_agents() -> [(&'static str, AgentConfig); 12] {
+fn demo_agents() -> [(&'static str, AgentConfig); 13] {
     [
         ("echo", agent(&["--mode", "echo", "--deltas", "5"], |_| {})),
         (
@@ -116,5 +116,14 @@ fn demo_agents() -> [(&'static str, AgentConfig); 12] {
         ),
         ("garbage", agent(&["--mode", "garbage"], |_| {})),
         ("error", agent(&["--mode", "error-reply"], |_| {})),
+        // Production-like clocks: a stuck turn that stays long enough to be inspected
+        // (`enter` on it: why is it stuck) and cancelled before the gateway ends it.
+        (
+            "stuck",
+            agent(&["--mode", "hang"], |a| {
+                a.stall_timeout = std::time::Duration::from_secs(90);
+                a.deadline = std::time::Duration::from_secs(300);
+            }),
+        ),
     ]
 }

@@ -21,6 +21,7 @@ const MIX: &[(&str, u32)] = &[
     ("missing", 2),
     ("garbage", 3),
     ("error", 3),
+    ("stuck", 1),
 ];
 
 fn pick_agent(rng: &mut fastrand::Rng) -> &'static str {
