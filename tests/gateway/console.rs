@@ -391,3 +391,72 @@ async fn console_lists_the_replicas_and_places_a_new_worker_on_its_own() {
     assert_eq!(s.counts.replicas.map(|c| (c.live, c.lost)), Some((1, 0)));
     gw.stop().await;
 }
+
+/// Issue 17 item 1, wired to real processes: the console's reading of a turn's worker comes
+/// from the gateway's `/proc` samples on the admin stream: a worker the test SIGSTOPs reads
+/// as stopped, a busy-looping one as spinning.
+#[tokio::test]
+async fn the_console_reads_a_stopped_and_a_spinning_worker_as_such() {
+    use turnwatch::api::admin::ProcessState;
+    use turnwatch::console::reading::{Signs, reading};
+    let gw = TestGateway::start(config(vec![
+        ("hang", worker(&["--mode", "hang"])),
+        ("spin", worker(&["--mode", "spin"])),
+    ]))
+    .await;
+    let (mut driver, mut rx) = Driver::start(
+        Client::new(&gw.url, None),
+        gw.url.clone(),
+        false,
+        turnwatch::clock::now_ms(),
+    );
+    pump_ticking(&mut driver, &mut rx, |s| s.model.last_seq.is_some()).await;
+    for agent in ["hang", "spin"] {
+        let s = gw.session(agent).await;
+        gw.post(&s, "go").await;
+    }
+    let pid_of = |s: &State, agent: &str| {
+        s.model
+            .workers
+            .values()
+            .find(|w| w.agent == agent && w.state == WorkerState::Busy)
+            .map(|w| w.pid)
+    };
+    pump_ticking(&mut driver, &mut rx, |s| {
+        pid_of(s, "hang").is_some() && pid_of(s, "spin").is_some()
+    })
+    .await;
+    let hang = pid_of(&driver.state, "hang").unwrap();
+    let stopped = nix::unistd::Pid::from_raw(i32::try_from(hang).unwrap());
+    nix::sys::signal::kill(stopped, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let read = |s: &State, agent: &str| {
+        let w = s.model.workers.values().find(|w| w.agent == agent)?;
+        let t = s.model.turns.get(w.current_turn.as_ref()?)?;
+        let p = w.process.as_ref()?;
+        Some((
+            p.state,
+            reading(Signs {
+                process: Some(p),
+                heartbeat_at: w.last_heartbeat_at,
+                output_at: t.last_progress_at,
+                now: s.now,
+            }),
+        ))
+    };
+    // Spinning needs 5 s without output before it is called so (a busy loop that prints is
+    // working, not spinning).
+    pump_ticking(&mut driver, &mut rx, |s| {
+        read(s, "hang").is_some_and(|(st, _)| st == ProcessState::Stopped)
+            && read(s, "spin").is_some_and(|(_, r)| r.starts_with("spinning"))
+    })
+    .await;
+    let (_, stopped_reading) = read(&driver.state, "hang").unwrap();
+    assert!(
+        stopped_reading.starts_with("stopped (SIGSTOP"),
+        "{stopped_reading}"
+    );
+    let (state, spin_reading) = read(&driver.state, "spin").unwrap();
+    assert_eq!(state, ProcessState::Running, "{spin_reading}");
+    nix::sys::signal::kill(stopped, nix::sys::signal::Signal::SIGCONT).unwrap();
+    gw.stop().await;
+}

@@ -106,9 +106,13 @@ pub fn detail(frame: &mut Frame<'_>, area: Rect, detail: &Detail, state: &State,
 /// last output the client got.
 fn stuck_block(d: &TurnDetail, state: &State, p: Palette) -> Vec<Line<'static>> {
     let now = state.now;
-    let Some(t) = state.model.turns.get(&d.turn.turn_id) else {
+    let Some(live) = state.model.turns.get(&d.turn.turn_id) else {
         return Vec::new();
     };
+    // A turn the console met through its snapshot knows its stall timeout from the detail.
+    let mut t = live.clone();
+    t.stall_ms = t.stall_ms.or(d.turn.stall_ms);
+    let t = &t;
     let mut out = Vec::new();
     if let Some(ended) = t.ended_at {
         let how = match (t.state, t.code) {

@@ -463,3 +463,56 @@ fn the_pulse_and_a_refused_token() {
     let text = screen(&mut s, 200, 20);
     assert!(text.contains("✗ token refused (ctrl-r retries)"), "{text}");
 }
+
+/// Item 5 (and the done-when's snapshots): every view at 80×24 and 200×60, and the turn
+/// detail for each reading.
+#[test]
+fn every_view_and_reading_at_80x24_and_200x60() {
+    let mut s = fixture();
+    for (i, name) in ["workers", "turns", "stranded", "events", "chat", "replicas"]
+        .into_iter()
+        .enumerate()
+    {
+        let digit = char::from(b'1' + u8::try_from(i).unwrap());
+        send(&mut s, [key(digit)]);
+        insta::assert_snapshot!(format!("incident_{name}_80x24"), screen(&mut s, 80, 24));
+        insta::assert_snapshot!(format!("incident_{name}_200x60"), screen(&mut s, 200, 60));
+    }
+    send(&mut s, [code(KeyCode::Esc), key('1')]);
+    let mut s = fixture();
+    open_hung(&mut s);
+    let readings = [
+        ("silent", None),
+        ("stopped", Some((ProcessState::Stopped, 0.0))),
+        ("spinning", Some((ProcessState::Running, 99.0))),
+        ("blocked", Some((ProcessState::DiskWait, 0.0))),
+        ("sleeping", Some((ProcessState::Sleeping, 0.0))),
+    ];
+    for (name, truth) in readings {
+        if let Some((state, cpu)) = truth {
+            send(&mut s, [sample(state, cpu)]);
+        }
+        insta::assert_snapshot!(
+            format!("incident_detail_{name}_80x24"),
+            screen(&mut s, 80, 24)
+        );
+        insta::assert_snapshot!(
+            format!("incident_detail_{name}_200x60"),
+            screen(&mut s, 200, 60)
+        );
+    }
+    // Heartbeat-only: heartbeats arrive (the workers list says so), output does not.
+    let mut s = fixture();
+    if let Some(w) = s.model.workers.get_mut(&WorkerId("w-hang".into())) {
+        w.last_heartbeat_at = Some(T0 - 200);
+    }
+    open_hung(&mut s);
+    send(&mut s, [sample(ProcessState::Sleeping, 0.0)]);
+    let text = screen(&mut s, 200, 60);
+    assert!(
+        text.contains("READING  alive, heartbeating, 0 % CPU, sleeping"),
+        "{text}"
+    );
+    assert!(text.contains("no output for 30s"), "{text}");
+    insta::assert_snapshot!("incident_detail_heartbeat_only_200x60", text);
+}
