@@ -128,6 +128,7 @@ pub const NORMAL: &[Binding] = &[
 
 /// The footer's reminder of the main keys, and whether each is an action.
 pub const FOOTER: &[(&str, &str, bool)] = &[
+    // Only the keys that do something in a view are offered there (`offered`).
     ("tab", "views", false),
     ("enter", "details", false),
     ("x", "kill", true),
@@ -138,6 +139,17 @@ pub const FOOTER: &[(&str, &str, bool)] = &[
     ("?", "help", false),
     ("q", "quit", false),
 ];
+
+/// Whether a footer key does something in `view`: `enter` opens rows of every table but
+/// Replicas', `x` a worker (Workers, or a turn's worker), `c` a turn.
+pub fn offered(view: View, key: &str) -> bool {
+    match key {
+        "enter" => !matches!(view, View::Replicas),
+        "x" => matches!(view, View::Workers | View::Turns | View::Stranded),
+        "c" => matches!(view, View::Turns | View::Stranded),
+        _ => true,
+    }
+}
 
 /// The binding for a key in a view, if any; actions are absent when read-only.
 pub fn binding(_view: View, key: KeyEvent, readonly: bool) -> Option<&'static Binding> {

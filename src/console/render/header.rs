@@ -9,7 +9,7 @@ use super::Palette;
 use crate::console::cells::span;
 use crate::console::cluster::ReplicaCounts;
 use crate::console::keys;
-use crate::console::state::{Counts, Link, Mode, State, View};
+use crate::console::state::{Counts, Detail, Link, Mode, State, View};
 
 /// The time of day to the minute: an idle console redraws once a minute
 /// ([`State::counts_seconds`]).
@@ -103,6 +103,14 @@ fn counts_line(state: &State, p: Palette) -> Line<'static> {
         replicas,
     } = &state.counts;
     let (in_flight, failed, stranded, stuck) = (*in_flight, *failed, *stranded, *stuck);
+    // Never reached: nothing is known, and zeros would say all is well. The error, whole.
+    if state.conn.last_event_at.is_none() && state.is_stale() {
+        let why = state.conn.error.as_deref().unwrap_or("connecting…");
+        return Line::from(vec![
+            Span::styled("counts unknown: ", p.bad()),
+            Span::raw(why.to_owned()),
+        ]);
+    }
     let mut second = lost_spans(replicas.as_ref(), p);
     if state.readonly {
         second.push(Span::styled("[READ-ONLY] ", p.warn()));
@@ -243,7 +251,20 @@ pub fn footer(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
             Span::styled(":", p.strong()),
             Span::raw(format!("{s}▏  (enter run, esc cancel)")),
         ]),
-        Mode::Help | Mode::Detail(_) => Line::from(Span::styled("esc close", p.dim())),
+        Mode::Help => Line::from(Span::styled("esc close", p.dim())),
+        Mode::Detail(d) => {
+            // What works in this pane: scrolling, and the actions on what it shows.
+            let acts = match d {
+                _ if state.readonly => "",
+                Detail::Turn(_) => "  x kill its worker  c cancel it",
+                Detail::Worker(_) => "  x kill it",
+                Detail::Loading(_) | Detail::Failed(_) => "",
+            };
+            Line::from(Span::styled(
+                format!("esc close  j/k pgup/pgdn scroll{acts}"),
+                p.dim(),
+            ))
+        }
         Mode::Confirm(_) => Line::from(Span::styled(
             "tab/←/→ move focus  enter choose  esc cancel  (type a reason)",
             p.dim(),
@@ -261,6 +282,7 @@ pub fn footer(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
                 let text = keys::FOOTER
                     .iter()
                     .filter(|(_, _, action)| !(state.readonly && *action))
+                    .filter(|(k, _, _)| keys::offered(state.view, k))
                     .map(|(k, w, _)| format!("{k} {w}"))
                     .collect::<Vec<_>>()
                     .join("  ");

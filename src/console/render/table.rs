@@ -47,6 +47,11 @@ fn widths(view: View) -> Vec<Constraint> {
     }
 }
 
+/// Whether a column's own order puts the largest value first (ENDED AT: the latest first).
+fn descending_by_default(view: View, column: usize) -> bool {
+    matches!((view, column), (View::Turns | View::Stranded, 8))
+}
+
 /// The columns that hold ids, cut from their start when space is short.
 fn id_columns(view: View) -> &'static [usize] {
     match view {
@@ -168,9 +173,11 @@ pub fn render(frame: &mut Frame<'_>, area: Rect, state: &State, p: Palette) {
     let shown = |i: &usize| is_shown(state.view, area.width, *i);
     let columns = state.view.columns().iter().enumerate();
     let header = Row::new(columns.filter(|(i, _)| shown(i)).map(|(i, c)| {
-        let mark = match (sort.column == Some(i), sort.reverse) {
-            (true, false) => " ▼",
-            (true, true) => " ▲",
+        // As k9s: ▲ the values grow down the column, ▼ they shrink.
+        let descending = descending_by_default(state.view, i) != sort.reverse;
+        let mark = match (sort.column == Some(i), descending) {
+            (true, false) => " ▲",
+            (true, true) => " ▼",
             _ => "",
         };
         Cell::from(format!("{c}{mark}"))
@@ -230,6 +237,9 @@ fn title(state: &State, total: usize) -> String {
         None if state.view == View::Workers => "default order: busy first, newest first".to_owned(),
         None if state.view == View::Replicas => {
             "default order: lost first, then by name".to_owned()
+        }
+        None if state.view == View::Stranded => {
+            "default order: open first, then the most recently resolved".to_owned()
         }
         None => "default order: most stuck first".to_owned(),
         Some(c) => format!(

@@ -516,3 +516,44 @@ fn every_view_and_reading_at_80x24_and_200x60() {
     assert!(text.contains("no output for 30s"), "{text}");
     insta::assert_snapshot!("incident_detail_heartbeat_only_200x60", text);
 }
+
+/// Items 6 and 7: the footer offers only what works where you are; sort marks read as in k9s
+/// (▲ growing down the column); the Stranded subtitle says its real order.
+#[test]
+fn the_footer_and_the_marks_say_what_is_true() {
+    let mut s = fixture();
+    let footer = |s: &mut crate::console::state::State| {
+        screen(s, 150, 20).lines().last().unwrap_or("").to_owned()
+    };
+    assert!(footer(&mut s).contains("x kill") && !footer(&mut s).contains("c cancel"));
+    send(&mut s, [key('4')]);
+    let events = footer(&mut s);
+    assert!(
+        !events.contains("x kill") && !events.contains("c cancel"),
+        "{events}"
+    );
+    send(&mut s, [key('6')]);
+    assert!(
+        !footer(&mut s).contains("enter"),
+        "Replicas rows open nothing"
+    );
+    let mut s = fixture();
+    open_hung(&mut s);
+    let pane = footer(&mut s);
+    assert!(
+        pane.contains("j/k") && pane.contains("c cancel it"),
+        "{pane}"
+    );
+    let mut s = fixture();
+    send(&mut s, [key('2'), key('s'), key('s'), key('s'), key('s')]);
+    let text = screen(&mut s, 200, 20);
+    assert!(text.contains("AGE ▲"), "ages grow down the column: {text}");
+    send(&mut s, [key('S')]);
+    assert!(screen(&mut s, 200, 20).contains("AGE ▼"));
+    send(&mut s, [key('3')]);
+    let text = screen(&mut s, 200, 20);
+    assert!(
+        text.contains("open first, then the most recently resolved"),
+        "{text}"
+    );
+}
