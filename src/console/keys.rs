@@ -43,6 +43,8 @@ pub enum Action {
     Sort,
     /// Reverse the sort.
     Reverse,
+    /// Sort by a named column (`:sort NAME`).
+    SortBy,
     /// Reconnect now.
     Reconnect,
     /// Turns view: include ended turns.
@@ -114,6 +116,7 @@ pub const NORMAL: &[Binding] = &[
     b(KeyCode::Char(':'), S, Action::Command, "", ""),
     b(KeyCode::Char('s'), N, Action::Sort, "s", "sort by the next column (marked ▼); default: most stuck first"),
     b(KeyCode::Char('S'), S, Action::Reverse, "S", "reverse the sort"),
+    b(KeyCode::Char('o'), N, Action::SortBy, "o", "sort by a column you name (:sort age, :sort -age reverses)"),
     b(KeyCode::Char('S'), N, Action::Reverse, "", ""),
     b(KeyCode::Char('a'), N, Action::ToggleEnded, "a", "Turns: also show ended turns (in flight only by default)"),
     b(KeyCode::Char('f'), N, Action::Freeze, "f", "freeze / unfreeze the rows (data keeps arriving)"),

@@ -1,6 +1,7 @@
 //! The Events view's lines: an admin event as one line of text with its tone, and the
 //! console's own notes.
 
+use crate::api::state::ExitReason;
 use crate::api::{AdminEvent, ErrorCode};
 
 /// One line of the admin log.
@@ -89,6 +90,9 @@ pub fn summary(event: &AdminEvent) -> String {
             let exit = exit_text(e.exit_code, e.signal.as_deref());
             let intent = if e.intentional {
                 "intentional"
+            } else if ExitReason::of(&e.reason).is_some_and(ExitReason::is_recovery) {
+                // Found gone when a gateway started: nobody saw how it ended.
+                "unseen (gateway restarted)"
             } else if e.exit_code == Some(0) && e.signal.is_none() {
                 // A clean exit nobody asked for: `worker_exited`, not a crash.
                 "unasked"

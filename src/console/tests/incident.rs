@@ -557,3 +557,32 @@ fn the_footer_and_the_marks_say_what_is_true() {
         "{text}"
     );
 }
+
+/// Items 7 and 8: a sort by a named column without cycling (`o`, `:sort age`, `:sort -age`);
+/// a worker found gone at a gateway's start is not called a crash in Events.
+#[test]
+fn sort_by_name_and_an_unseen_exit() {
+    let mut s = fixture();
+    send(&mut s, [key('2'), key('o')]);
+    assert!(matches!(&s.mode, Mode::Command(c) if c == "sort "));
+    super::typed(&mut s, "age");
+    send(&mut s, [code(KeyCode::Enter)]);
+    assert_eq!((s.sorts[1].column, s.sorts[1].reverse), (Some(3), false));
+    send(&mut s, [key(':')]);
+    super::typed(&mut s, "sort -no");
+    send(&mut s, [code(KeyCode::Enter)]);
+    assert_eq!((s.sorts[1].column, s.sorts[1].reverse), (Some(4), true));
+    send(&mut s, [key(':')]);
+    super::typed(&mut s, "sort");
+    send(&mut s, [code(KeyCode::Enter)]);
+    assert_eq!(s.sorts[1].column, None, "no column: the default order");
+    let gone = json!({"workerId": "w-echo", "generation": 1, "exitCode": null, "signal": null,
+        "intentional": false, "reason": "gone_at_recovery"});
+    send(&mut s, [ev("worker.exited", 400, gone)]);
+    let last = s.model.events.back().unwrap();
+    assert!(
+        last.text.contains("unseen (gateway restarted)") && !last.text.contains("CRASH"),
+        "{}",
+        last.text
+    );
+}

@@ -84,6 +84,52 @@ pub(super) fn on_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
     Vec::new()
 }
 
+/// `:sort COLUMN`: sorts by the column whose name starts with `COLUMN` (case aside; `-` before
+/// it reverses; nothing: the default order), without cycling through the others.
+fn sort_by(state: &mut State, column: &str) {
+    let (reverse, name) = column
+        .strip_prefix('-')
+        .map_or((false, column), |c| (true, c.trim()));
+    let vi = state.vi();
+    if name.is_empty() {
+        state.sorts[vi] = crate::console::state::Sort::default();
+        state.rows_dirty = true;
+        return;
+    }
+    let columns = state.view.columns();
+    let upper = name.to_uppercase();
+    // An exact name wins (`age` is AGE, not AGENT); else a unique prefix.
+    let exact: Vec<usize> = (0..columns.len()).filter(|i| columns[*i] == upper).collect();
+    let found: Vec<usize> = if exact.is_empty() {
+        (0..columns.len())
+            .filter(|i| columns[*i].starts_with(&upper))
+            .collect()
+    } else {
+        exact
+    };
+    match (state.view, found.as_slice()) {
+        (View::Events | View::Chat, _) => {
+            state.notice = Some(("this view keeps its own order".into(), false));
+        }
+        (_, [i]) => {
+            state.sorts[vi] = crate::console::state::Sort {
+                column: Some(*i),
+                reverse,
+            };
+            state.rows_dirty = true;
+        }
+        _ => {
+            state.notice = Some((
+                format!(
+                    "no single column starts with `{name}`: {}",
+                    columns.join(", ")
+                ),
+                true,
+            ));
+        }
+    }
+}
+
 /// Why `x` and `c` do nothing under a read-only token.
 pub(super) const READONLY: &str =
     "read-only: this token may not kill or cancel (attach with an operator token to act)";
@@ -166,6 +212,10 @@ const COMMANDS: [(&str, Option<View>); 7] = [
 ];
 
 fn run_command(state: &mut State, cmd: &str) -> Vec<Effect> {
+    if let Some(column) = cmd.strip_prefix("sort").map(str::trim) {
+        sort_by(state, column);
+        return Vec::new();
+    }
     let found: Vec<_> = match cmd {
         // The one-letter forms stay: `:q` quits, `:s` is Stranded, `:t` Turns.
         "q" | "q!" => vec![COMMANDS[6]],

@@ -49,6 +49,7 @@ pub(super) fn act(state: &mut State, action: Action) -> Vec<Effect> {
             )
         }
         Action::Command => state.mode = Mode::Command(String::new()),
+        Action::SortBy => state.mode = Mode::Command("sort ".into()),
         Action::Help => state.mode = Mode::Help,
         Action::Freeze => freeze(state),
         Action::Sort | Action::Reverse if state.view == View::Events => {
