@@ -586,3 +586,22 @@ fn sort_by_name_and_an_unseen_exit() {
         last.text
     );
 }
+
+/// The README's key table lists every key of the binding table the console runs on.
+#[test]
+fn the_readme_lists_every_key() {
+    let readme = include_str!("../../../README.md");
+    let start = readme.find("## The console").unwrap();
+    let end = readme[start..]
+        .find("\n## ")
+        .map_or(readme.len(), |e| start + e);
+    let section = &readme[start..end];
+    for (label, _) in crate::console::keys::help(false) {
+        for key in label.split_whitespace() {
+            assert!(
+                section.contains(&format!("`{key}`")),
+                "the README does not list `{key}` ({label})"
+            );
+        }
+    }
+}

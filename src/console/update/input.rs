@@ -99,7 +99,9 @@ fn sort_by(state: &mut State, column: &str) {
     let columns = state.view.columns();
     let upper = name.to_uppercase();
     // An exact name wins (`age` is AGE, not AGENT); else a unique prefix.
-    let exact: Vec<usize> = (0..columns.len()).filter(|i| columns[*i] == upper).collect();
+    let exact: Vec<usize> = (0..columns.len())
+        .filter(|i| columns[*i] == upper)
+        .collect();
     let found: Vec<usize> = if exact.is_empty() {
         (0..columns.len())
             .filter(|i| columns[*i].starts_with(&upper))
