@@ -155,17 +155,7 @@ pub fn run(args: &WorkerArgs) -> i32 {
     let (tx, rx) = channel::<ToWorker>();
     let ignore_eof = args.ignore_eof;
     std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            match serde_json::from_str::<ToWorker>(&line) {
-                Ok(msg) => {
-                    if tx.send(msg).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => eprintln!("turnwatch worker: ignoring bad input line: {e}"),
-            }
-        }
+        read_stdin(|msg| tx.send(msg).is_ok());
         if ignore_eof {
             loop {
                 std::thread::park(); // holds `tx`: the worker never hears that stdin closed
@@ -252,6 +242,23 @@ fn misbehave(args: &WorkerArgs, out: &Out) {
             left -= k;
         }
         eprintln!();
+    }
+}
+
+/// Reads the gateway's lines from stdin and hands each to `send` until stdin closes or `send`
+/// says no one listens; a line that is not one is said on stderr and skipped. Both workers
+/// (the reference one and the exec adapter) read with it, each into its own channel.
+pub(crate) fn read_stdin(send: impl Fn(ToWorker) -> bool) {
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        match serde_json::from_str::<ToWorker>(&line) {
+            Ok(msg) => {
+                if !send(msg) {
+                    return;
+                }
+            }
+            Err(e) => eprintln!("turnwatch worker: ignoring bad input line: {e}"),
+        }
     }
 }
 

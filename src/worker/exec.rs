@@ -22,7 +22,7 @@
 mod turn;
 mod utf8;
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -173,7 +173,7 @@ fn check_private(dir: &Path, own: bool) -> std::io::Result<()> {
 async fn serve(plan: &Plan) -> i32 {
     let (tx, mut rx) = mpsc::unbounded_channel();
     // A thread, not a runtime task: a read blocked on stdin must not hold up the exit.
-    std::thread::spawn(move || read_stdin(&tx));
+    std::thread::spawn(move || super::read_stdin(|msg| tx.send(msg).is_ok()));
     eprintln!(
         "turnwatch worker: exec adapter for `{}` in {}",
         plan.command.join(" "),
@@ -193,21 +193,6 @@ async fn serve(plan: &Plan) -> i32 {
             Some(ToWorker::Cancel { turn_id }) => {
                 eprintln!("turnwatch worker: cancel for {turn_id}, which is not running");
             }
-        }
-    }
-}
-
-/// Sends the gateway's lines on; the channel closes when stdin does.
-fn read_stdin(tx: &mpsc::UnboundedSender<ToWorker>) {
-    for line in std::io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
-        match serde_json::from_str::<ToWorker>(&line) {
-            Ok(msg) => {
-                if tx.send(msg).is_err() {
-                    return;
-                }
-            }
-            Err(e) => eprintln!("turnwatch worker: ignoring bad input line: {e}"),
         }
     }
 }

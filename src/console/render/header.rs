@@ -183,60 +183,31 @@ fn pulse(frame: &mut Frame<'_>, area: Rect, used: u16, state: &State, p: Palette
     if area.width < used + width + 2 {
         return;
     }
-    let mut x = area.x + area.width - width;
-    let mut text = |t: &str, w: u16, style| {
-        frame.render_widget(
-            Paragraph::new(Span::styled(t.to_owned(), style)),
-            Rect {
-                x,
-                y: area.y,
-                width: w,
-                height: 1,
-            },
-        );
-    };
-    text(&rate, rate_w, p.dim());
-    x += rate_w;
+    let failed_style = if failed_n > 0 { p.bad() } else { p.dim() };
     let secs: Vec<u64> = state.pulse.per_second.iter().copied().collect();
-    let tail = secs.len().saturating_sub(usize::from(SPARK));
-    frame.render_widget(
-        Sparkline::default().data(&secs[tail..]).style(p.good()),
-        Rect {
-            x,
-            y: area.y,
-            width: SPARK,
-            height: 1,
-        },
-    );
-    x += SPARK;
-    let mut text = |t: &str, w: u16, style| {
-        frame.render_widget(
-            Paragraph::new(Span::styled(t.to_owned(), style)),
-            Rect {
-                x,
-                y: area.y,
-                width: w,
-                height: 1,
-            },
-        );
-    };
-    text(
-        &failed,
-        failed_w,
-        if failed_n > 0 { p.bad() } else { p.dim() },
-    );
-    x += failed_w;
+    let secs = &secs[secs.len().saturating_sub(usize::from(SPARK))..];
     let mins: Vec<u64> = state.pulse.failed_per_minute.iter().copied().collect();
-    frame.render_widget(
-        Sparkline::default()
-            .data(&mins)
-            .style(if failed_n > 0 { p.bad() } else { p.dim() }),
-        Rect {
+    // Left to right: the rate, its sparkline, the failures, theirs.
+    let mut x = area.x + area.width - width;
+    let mut cell = |w: u16| {
+        let r = Rect {
             x,
             y: area.y,
-            width: SPARK,
+            width: w,
             height: 1,
-        },
+        };
+        x += w;
+        r
+    };
+    frame.render_widget(Paragraph::new(Span::styled(rate, p.dim())), cell(rate_w));
+    frame.render_widget(Sparkline::default().data(secs).style(p.good()), cell(SPARK));
+    frame.render_widget(
+        Paragraph::new(Span::styled(failed, failed_style)),
+        cell(failed_w),
+    );
+    frame.render_widget(
+        Sparkline::default().data(&mins).style(failed_style),
+        cell(SPARK),
     );
 }
 
