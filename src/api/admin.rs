@@ -74,6 +74,12 @@ pub struct Overview {
     pub stranded: i64,
     /// The configured agents.
     pub agents: Vec<String>,
+    /// Turns failed in the last `recentSeconds`, by code (the header's "failed in 15m").
+    #[serde(default)]
+    pub failed_recently: BTreeMap<ErrorCode, i64>,
+    /// The window of `failedRecently`, in seconds.
+    #[serde(default)]
+    pub recent_seconds: u64,
     /// The agent a session gets when it names none (`[gateway] default_agent`); absent from
     /// older gateways.
     #[serde(default, skip_serializing_if = "Option::is_none")]

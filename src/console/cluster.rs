@@ -130,6 +130,10 @@ impl Cluster {
         self.replicas = poll.replicas;
         self.as_of = Some(now);
         self.labels = labels(&self.replicas);
+        if poll.failed_recently.is_some() && model.failed_recently != poll.failed_recently {
+            model.failed_recently = poll.failed_recently;
+            changed = true;
+        }
         for w in poll.workers.iter().flatten() {
             let Some(m) = model.workers.get_mut(&w.worker_id) else {
                 continue;

@@ -130,7 +130,17 @@ async fn poll_replicas(client: &Client, workers: bool) -> Result<ReplicaPoll, Cl
     } else {
         None
     };
-    Ok(ReplicaPoll { replicas, workers })
+    // The header's failure counts are the gateway's, by code over its recent window.
+    let failed_recently = client
+        .overview()
+        .await
+        .ok()
+        .map(|o| (o.failed_recently, o.recent_seconds));
+    Ok(ReplicaPoll {
+        replicas,
+        workers,
+        failed_recently,
+    })
 }
 
 /// Sends a kill or cancel exactly as snapshotted; the refusal reads plainly.

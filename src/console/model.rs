@@ -130,6 +130,8 @@ pub struct Model {
     pub last_seq: Option<i64>,
     ended: VecDeque<TurnId>,
     exited: VecDeque<WorkerId>,
+    /// The gateway's failed turns by code over its recent window (seconds), as last polled.
+    pub failed_recently: Option<(std::collections::BTreeMap<ErrorCode, i64>, u64)>,
 }
 
 impl Exit {

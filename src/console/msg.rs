@@ -67,6 +67,8 @@ pub struct ReplicaPoll {
     pub replicas: Vec<ReplicaInfo>,
     /// The live workers, when asked for (to place workers on their replica).
     pub workers: Option<Vec<WorkerInfo>>,
+    /// The gateway's failed turns by code over its recent window, and the window (seconds).
+    pub failed_recently: Option<(std::collections::BTreeMap<crate::api::ErrorCode, i64>, u64)>,
 }
 
 /// What the chat machinery reports.

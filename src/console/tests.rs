@@ -78,6 +78,7 @@ pub fn fixture() -> State {
             placed("w-hang", R_B),
             placed("w-slow", R_B),
         ]),
+        failed_recently: None,
     };
     send(&mut s, [Msg::Replicas(Ok(Box::new(poll)))]);
     s.prepare();

@@ -131,9 +131,14 @@ pub struct Overview {
     pub turns_by_state: BTreeMap<TurnState, i64>,
     /// Failed turns by code.
     pub failed_by_code: BTreeMap<ErrorCode, i64>,
+    /// Turns failed in the last [`RECENT_MS`], by code.
+    pub failed_recently: BTreeMap<ErrorCode, i64>,
     /// Turns stranded now.
     pub stranded: i64,
 }
+
+/// The window of [`Overview::failed_recently`]: the last 15 minutes.
+pub const RECENT_MS: i64 = 15 * 60_000;
 
 /// What a cursorless admin stream starts from.
 #[derive(Clone, Debug, Default)]

@@ -584,3 +584,40 @@ async fn status_and_kill_commands(b: Backend) {
     watch.kill().await.unwrap();
     gw.stop().await;
 }
+
+// The header's failure counts are the gateway's, by code over its recent window.
+on_both!(the_overview_counts_recent_failures_by_code);
+
+async fn the_overview_counts_recent_failures_by_code(b: Backend) {
+    let gw = TestGateway::start_with(
+        b,
+        config(vec![
+            (
+                "crash",
+                worker(&["--mode", "crash-after", "--exit-code", "3"]),
+            ),
+            ("echo", worker(&["--mode", "echo"])),
+        ]),
+    )
+    .await;
+    for _ in 0..2 {
+        let (_, _, events) = gw.turn("crash", "boom").await;
+        assert_failed(&events, "worker_crashed");
+    }
+    gw.turn("echo", "fine").await;
+    let o = gw.client.overview().await.unwrap();
+    assert_eq!(o.recent_seconds, 900);
+    assert_eq!(
+        o.failed_recently
+            .get(&turnwatch::api::ErrorCode::WorkerCrashed),
+        Some(&2),
+        "{:?}",
+        o.failed_recently
+    );
+    assert_eq!(
+        o.failed_recently.len(),
+        1,
+        "completed turns are not failures"
+    );
+    gw.stop().await;
+}

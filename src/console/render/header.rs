@@ -133,8 +133,29 @@ fn counts_line(state: &State, p: Palette) -> Line<'static> {
         .map(|(k, v)| format!("{k} {v}"))
         .collect::<Vec<_>>()
         .join(", ");
+    // Failures as the gateway counts them (by code, its recent window), else since the
+    // console started.
+    let failed = match &state.model.failed_recently {
+        Some((by_code, secs)) => {
+            let total: i64 = by_code.values().sum();
+            let mut top: Vec<(&crate::api::ErrorCode, &i64)> = by_code.iter().collect();
+            top.sort_by(|a, b| b.1.cmp(a.1));
+            let top: Vec<String> = top
+                .iter()
+                .take(2)
+                .map(|(c, n)| format!("{n} {c}"))
+                .collect();
+            let top = if top.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", top.join(", "))
+            };
+            format!("failed in {}m {total}{top}", secs / 60)
+        }
+        None => format!("failed {failed} since the console started"),
+    };
     second.push(Span::raw(format!(
-        "   turns: in flight {in_flight}, recently failed {failed}   workers: {}",
+        "   turns: in flight {in_flight}, {failed}   workers: {}",
         if counts.is_empty() {
             "none".into()
         } else {

@@ -605,3 +605,30 @@ fn the_readme_lists_every_key() {
         }
     }
 }
+
+/// Item 7: the header's failure counts are the gateway's, by code over its recent window.
+#[test]
+fn the_header_counts_the_gateways_recent_failures() {
+    use crate::api::ErrorCode;
+    use crate::console::msg::ReplicaPoll;
+    let mut s = fixture();
+    let text = screen(&mut s, 200, 10);
+    assert!(
+        text.contains("failed 1 since the console started"),
+        "{text}"
+    );
+    let by_code = [(ErrorCode::WorkerCrashed, 3), (ErrorCode::TurnStalled, 1)]
+        .into_iter()
+        .collect();
+    let poll = ReplicaPoll {
+        replicas: s.cluster.replicas.clone(),
+        workers: None,
+        failed_recently: Some((by_code, 900)),
+    };
+    send(&mut s, [Msg::Replicas(Ok(Box::new(poll)))]);
+    let text = screen(&mut s, 200, 10);
+    assert!(
+        text.contains("failed in 15m 4 (3 worker_crashed, 1 turn_stalled)"),
+        "{text}"
+    );
+}

@@ -33,6 +33,7 @@ fn with_lost() -> State {
         ReplicaPoll {
             replicas,
             workers: None,
+            failed_recently: None,
         },
     );
     s.prepare();
@@ -74,6 +75,7 @@ fn the_poll_asks_when_due_once_at_a_time_and_backs_off_after_a_failure() {
         ReplicaPoll {
             replicas: vec![replica(R_A, "gw-a", Live, 0, 0)],
             workers: None,
+            failed_recently: None,
         },
     );
     assert_eq!(s.cluster.error, None, "an answer clears the error");
@@ -108,6 +110,7 @@ fn workers_the_stream_does_not_place_are_placed_by_the_next_poll() {
     let poll = |workers| ReplicaPoll {
         replicas: vec![replica(R_A, "gw-a", Live, 0, 2)],
         workers: Some(workers),
+        failed_recently: None,
     };
     answer(&mut s, poll(vec![stale]));
     assert_eq!(replica_of(&s, "w-new"), None);
@@ -128,6 +131,7 @@ fn a_heartbeat_alone_redraws_nothing_but_a_lost_replica_does() {
             replica(R_B, "gw-b", b_state, ago_b, 2),
         ],
         workers: None,
+        failed_recently: None,
     };
     answer(&mut s, beat(0, Live));
     assert!(!s.dirty && !s.rows_dirty, "only heartbeats moved");
@@ -195,6 +199,7 @@ fn a_name_two_replicas_share_is_told_apart_by_its_id() {
                 replica(R_C, "gw-b", Live, 0, 0),
             ],
             workers: None,
+            failed_recently: None,
         },
     );
     s.prepare();
@@ -239,6 +244,7 @@ fn the_header_counts_lost_replicas_in_red_and_in_words() {
         ReplicaPoll {
             replicas,
             workers: None,
+            failed_recently: None,
         },
     );
     s.prepare();

@@ -18,7 +18,7 @@ fn header_widget_says_where_what_and_how_fresh() {
     );
     assert_eq!(
         lines[1],
-        "stranded 0  stuck 1   turns: in flight 3, recently failed 1   workers: busy 2, idle 1, exited 1"
+        "stranded 0  stuck 1   turns: in flight 3, failed 1 since the console started   workers: busy 2, idle 1, exited 1"
     );
     send(
         &mut s,

@@ -140,6 +140,8 @@ pub async fn overview(
         workers: o.workers_by_state,
         turns: o.turns_by_state,
         failed_by_code: o.failed_by_code,
+        failed_recently: o.failed_recently,
+        recent_seconds: (crate::store::query::RECENT_MS / 1000) as u64,
         stranded: o.stranded,
         agents: app.config.agents.keys().cloned().collect(),
         default_agent: Some(app.config.gateway.default_agent.clone()),

@@ -36,6 +36,16 @@ pub(super) async fn overview(pool: &PgPool, now: i64) -> Result<Overview, sqlx::
             .fetch_all(pool)
             .await?;
     o.failed_by_code.extend(counts(codes)?);
+    // Recent ones: their events are not pruned yet (the event retention is 15 minutes unless
+    // shortened), so the `turns_prunable` index holds them.
+    let recent: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT code, COUNT(*) FROM turns WHERE ended_at >= $1 AND NOT events_pruned \
+         AND code IS NOT NULL GROUP BY code",
+    )
+    .bind(now - crate::store::query::RECENT_MS)
+    .fetch_all(pool)
+    .await?;
+    o.failed_recently.extend(counts(recent)?);
     let q = format!(
         "SELECT COUNT(*) FROM turns t WHERE t.ended_at IS NULL AND {}",
         stranded_sql(now)

@@ -33,6 +33,16 @@ pub(super) async fn overview(pool: &SqlitePool, now: i64) -> Result<Overview, sq
             .fetch_all(pool)
             .await?;
     o.failed_by_code.extend(counts(codes)?);
+    // Recent ones: their events are not pruned yet (the event retention is 15 minutes unless
+    // shortened), so the `turns_prunable` index holds them.
+    let recent: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT code, COUNT(*) FROM turns WHERE ended_at >= ? AND events_pruned = 0 \
+         AND code IS NOT NULL GROUP BY code",
+    )
+    .bind(now - crate::store::query::RECENT_MS)
+    .fetch_all(pool)
+    .await?;
+    o.failed_recently.extend(counts(recent)?);
     let q = format!(
         "SELECT COUNT(*) FROM turns t WHERE t.ended_at IS NULL AND {}",
         stranded_sql(now)
