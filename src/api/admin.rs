@@ -220,11 +220,14 @@ pub struct ProcessSample {
     pub rss_bytes: u64,
     /// Its threads.
     pub threads: u32,
-    /// Its open file descriptors; `null` when the gateway may not read them.
+    /// Its open file descriptors; `null` when the gateway may not read them, or in a light
+    /// sample.
     pub fds: Option<u32>,
-    /// Its direct child processes.
-    pub children: u32,
-    /// The kernel function it sleeps in (`/proc/PID/wchan`), when the kernel says.
+    /// Its direct child processes; `null` in a light sample (the stream's and the list's:
+    /// only a worker's own detail is sampled wholly).
+    pub children: Option<u32>,
+    /// The kernel function it sleeps in (`/proc/PID/wchan`), when the kernel says; never in a
+    /// light sample.
     pub wchan: Option<String>,
 }
 

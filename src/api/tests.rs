@@ -356,7 +356,7 @@ fn a_process_sample_is_camel_case_with_an_rfc3339_time_and_reads_back() {
         rss_bytes: 4096,
         threads: 2,
         fds: None,
-        children: 0,
+        children: Some(0),
         wchan: Some("do_signal_stop".into()),
     };
     let event = WorkerSampled {

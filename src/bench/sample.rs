@@ -79,7 +79,7 @@ pub async fn sampling_cost() -> anyhow::Result<Vec<Figure>> {
     let mut bytes = 0usize;
     let (value, slowest) = window(|| {
         sampler.forget_others(&pids);
-        for (slot, s) in slots.iter().zip(sampler.sample_all(&pids)) {
+        for (slot, s) in slots.iter().zip(sampler.sample_all(&pids, false)) {
             let Some(process) = s else { continue };
             taken += 1;
             let event = WorkerSampled {

@@ -102,7 +102,7 @@ mod tests {
             rss_bytes: 1 << 20,
             threads: 1,
             fds: Some(4),
-            children: 0,
+            children: Some(0),
             wchan: wchan.map(str::to_owned),
         }
     }

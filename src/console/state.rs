@@ -313,6 +313,9 @@ pub struct State {
     pub detail_scroll: u16,
     /// A turn detail's worker (its stderr tail, heartbeat and process), loaded beside it.
     pub detail_worker: Option<Box<WorkerDetail>>,
+    /// When the turn detail's worker was last asked for (epoch ms): again every 2 s while the
+    /// pane is open, for its whole process sample.
+    pub detail_worker_asked: i64,
 }
 
 impl State {
@@ -353,6 +356,7 @@ impl State {
             page: 20,
             detail_scroll: 0,
             detail_worker: None,
+            detail_worker_asked: 0,
         }
     }
 

@@ -31,7 +31,18 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
             state.notice = None;
             state.dirty = true;
         }
-        return state.cluster.ask(now, &state.model).into_iter().collect();
+        let mut effects: Vec<Effect> = state.cluster.ask(now, &state.model).into_iter().collect();
+        // An open turn detail's worker is sampled wholly (its kernel wait, descriptors,
+        // children) only when asked: ask every 2 s while the pane is open.
+        if let Mode::Detail(Detail::Turn(d)) = &state.mode
+            && let Some(w) = d.turn.worker_id.clone()
+            && d.turn.ended_at.is_none()
+            && now - state.detail_worker_asked >= 2_000
+        {
+            state.detail_worker_asked = now;
+            effects.push(Effect::LoadWorker(w));
+        }
+        return effects;
     }
     if let Msg::Replicas(answer) = msg {
         // A heartbeat alone redraws only the Replicas view, which counts seconds anyway.

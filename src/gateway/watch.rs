@@ -56,7 +56,12 @@ impl Watch {
     /// Samples `procs` now and keeps the samples. A full round (`skip_young`) leaves out those
     /// sampled in the last [`TOO_SOON`] and forgets every process not in `procs`. Blocking:
     /// reads `/proc`.
-    fn round(&self, procs: &[LiveProcess], skip_young: bool) -> Vec<(LiveProcess, ProcessSample)> {
+    fn round(
+        &self,
+        procs: &[LiveProcess],
+        skip_young: bool,
+        full: bool,
+    ) -> Vec<(LiveProcess, ProcessSample)> {
         let due: Vec<&LiveProcess> = {
             let latest = lock(&self.latest);
             procs
@@ -78,7 +83,7 @@ impl Watch {
                 // A round covers every live process: the sampler forgets the others.
                 sampler.forget_others(&procs.iter().map(|p| p.pid).collect::<Vec<_>>());
             }
-            sampler.sample_all(&pids)
+            sampler.sample_all(&pids, full)
         };
         let now = Instant::now();
         let taken: Vec<(LiveProcess, ProcessSample)> = due
@@ -107,9 +112,15 @@ impl Watch {
     }
 
     /// Attaches to each row of a live worker of this replica its latest sample, sampling on
-    /// demand those without a fresh one. Counts as a read of workers (sampling goes on for a
-    /// few seconds).
-    pub async fn attach(self: &Arc<Self>, supervisor: &Supervisor, rows: &mut [WorkerInfo]) {
+    /// demand those without a fresh one; `full` (one worker's detail): sampled wholly now, its
+    /// descriptors, children and kernel wait too. Counts as a read of workers (sampling goes
+    /// on for a few seconds).
+    pub async fn attach(
+        self: &Arc<Self>,
+        supervisor: &Supervisor,
+        rows: &mut [WorkerInfo],
+        full: bool,
+    ) {
         *lock(&self.read_at) = Some(Instant::now());
         let live: Vec<LiveProcess> = rows
             .iter()
@@ -126,7 +137,7 @@ impl Watch {
             let latest = lock(&self.latest);
             live.iter()
                 .filter(|p| {
-                    !latest.get(&p.worker_id).is_some_and(|l| {
+                    full || !latest.get(&p.worker_id).is_some_and(|l| {
                         l.generation == p.generation && l.pid == p.pid && l.at.elapsed() < FRESH
                     })
                 })
@@ -135,7 +146,7 @@ impl Watch {
         };
         if !stale.is_empty() {
             let me = Arc::clone(self);
-            let _ = tokio::task::spawn_blocking(move || me.round(&stale, false)).await;
+            let _ = tokio::task::spawn_blocking(move || me.round(&stale, false, full)).await;
         }
         let latest = lock(&self.latest);
         for row in rows {
@@ -160,7 +171,8 @@ pub async fn run(watch: Arc<Watch>, supervisor: Supervisor, hub: Arc<Hub>) {
         }
         let procs = supervisor.live_processes();
         let w = Arc::clone(&watch);
-        let Ok(taken) = tokio::task::spawn_blocking(move || w.round(&procs, true)).await else {
+        let Ok(taken) = tokio::task::spawn_blocking(move || w.round(&procs, true, false)).await
+        else {
             continue;
         };
         if hub.admin_connections() == 0 {

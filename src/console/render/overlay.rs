@@ -7,13 +7,13 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::Palette;
 use crate::api::SessionEvent;
-use crate::api::admin::{TimelineEvent, TurnDetail, WorkerDetail, WorkerInfo};
+use crate::api::admin::{ProcessSample, TimelineEvent, TurnDetail, WorkerDetail, WorkerInfo};
 use crate::api::state::ReplicaState;
 use crate::clock::to_rfc3339;
 use crate::console::cells::{span, worker_state};
 use crate::console::cluster::Cluster;
 use crate::console::keys;
-use crate::console::model::{Exit, summary};
+use crate::console::model::{Exit, Worker, summary};
 use crate::console::state::{Detail, State};
 use crate::console::{clocks, reading};
 use crate::ids::ReplicaId;
@@ -145,7 +145,8 @@ fn stuck_block(d: &TurnDetail, state: &State, p: Palette) -> Vec<Line<'static>> 
             clocks::ago(heartbeat, now),
             clocks::ago(t.last_progress_at, now)
         )));
-        let process = worker.and_then(|w| w.process.as_ref());
+        let merged = process_of(worker, state);
+        let process = merged.as_ref();
         out.push(Line::raw(match process {
             Some(s) => format!(
                 "PROCESS  pid {} {} · {:.0} % CPU · RSS {} · {} threads · {} fds · {} children{}",
@@ -155,7 +156,7 @@ fn stuck_block(d: &TurnDetail, state: &State, p: Palette) -> Vec<Line<'static>> 
                 bytes(s.rss_bytes),
                 s.threads,
                 s.fds.map_or_else(|| "?".into(), |n| n.to_string()),
-                s.children,
+                s.children.map_or_else(|| "?".into(), |n| n.to_string()),
                 s.wchan
                     .as_deref()
                     .map_or_else(String::new, |w| format!(" · wchan {w}"))
@@ -198,6 +199,25 @@ fn stuck_block(d: &TurnDetail, state: &State, p: Palette) -> Vec<Line<'static>> 
     }));
     out.push(Line::raw(""));
     out
+}
+
+/// A turn's worker's process truth: the stream's sample is live but light; the worker's detail
+/// (reloaded every 2 s while the pane is open) adds its descriptors, children and kernel wait.
+fn process_of(worker: Option<&Worker>, state: &State) -> Option<ProcessSample> {
+    let whole = state
+        .detail_worker
+        .as_ref()
+        .filter(|d| worker.is_some_and(|w| w.generation == d.worker.generation))
+        .and_then(|d| d.worker.process.as_ref());
+    match (worker.and_then(|w| w.process.as_ref()), whole) {
+        (Some(live), Some(whole)) => Some(ProcessSample {
+            fds: live.fds.or(whole.fds),
+            children: live.children.or(whole.children),
+            wchan: live.wchan.clone().or_else(|| whole.wchan.clone()),
+            ..live.clone()
+        }),
+        (live, whole) => live.or(whole).cloned(),
+    }
 }
 
 /// `12.3 MiB`.

@@ -84,7 +84,7 @@ fn sample(state: ProcessState, cpu: f64) -> Msg {
             rss_bytes: 12 << 20,
             threads: 3,
             fds: Some(8),
-            children: 0,
+            children: Some(0),
             wchan: (state == ProcessState::Sleeping).then(|| "do_epoll_wait".into()),
         },
     })))

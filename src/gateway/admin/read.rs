@@ -185,7 +185,9 @@ pub async fn workers(
         |w| worker_info(&w),
         WorkerRecord::cursor,
     );
-    app.watch.attach(&app.supervisor, &mut body.items).await;
+    app.watch
+        .attach(&app.supervisor, &mut body.items, false)
+        .await;
     Ok(Json(body))
 }
 
@@ -219,7 +221,7 @@ pub async fn worker(
     let turns = app.store.turns(&tq, now_ms()).await?;
     let rejected = app.store.rejections(&id, 50).await?;
     let mut worker = [worker_info(newest)];
-    app.watch.attach(&app.supervisor, &mut worker).await;
+    app.watch.attach(&app.supervisor, &mut worker, true).await;
     let [worker] = worker;
     let mut generations: Vec<WorkerInfo> = generations.iter().map(worker_info).collect();
     if let Some(g) = generations.first_mut() {
