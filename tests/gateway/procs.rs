@@ -98,10 +98,16 @@ async fn stopped_spinning_and_heartbeating_workers_read_as_such() {
     for w in &listed.items {
         let p = w.process.as_ref().expect("a live worker is sampled");
         assert!(p.threads >= 1 && p.rss_bytes > 0, "{p:?}");
-        assert!(p.fds.is_none() && p.children.is_none() && p.wchan.is_none(), "{p:?}");
+        assert!(
+            p.fds.is_none() && p.children.is_none() && p.wchan.is_none(),
+            "{p:?}"
+        );
         let detail = gw.client.worker(w.worker_id.as_str()).await.unwrap();
         let whole = detail.worker.process.expect("the detail is sampled");
-        assert!(whole.fds.is_some_and(|n| n >= 3), "stdio at least: {whole:?}");
+        assert!(
+            whole.fds.is_some_and(|n| n >= 3),
+            "stdio at least: {whole:?}"
+        );
         assert_eq!(whole.children, Some(0), "{whole:?}");
     }
 
