@@ -57,17 +57,23 @@ impl State {
         c
     }
 
+    /// Whether the Turns or Stranded view shows a turn, before the filter. Stranded: open
+    /// ones, and the resolved ones still in memory (how they ended).
+    fn shows(&self, t: &Turn) -> bool {
+        if self.view == View::Stranded {
+            t.stranded
+        } else {
+            t.is_open() || self.show_ended
+        }
+    }
+
     /// The current view's rows before the filter.
     fn unfiltered_count(&self) -> usize {
         match self.view {
             View::Workers => self.model.workers.len(),
-            View::Turns => self
-                .model
-                .turns
-                .values()
-                .filter(|t| t.is_open() || self.show_ended)
-                .count(),
-            View::Stranded => self.model.turns.values().filter(|t| t.stranded).count(),
+            View::Turns | View::Stranded => {
+                self.model.turns.values().filter(|t| self.shows(t)).count()
+            }
             View::Events => self.model.events.len(),
             View::Replicas => self.cluster.replicas.len(),
             View::Chat => 0,
@@ -96,19 +102,11 @@ impl State {
                     .collect()
             }
             View::Turns | View::Stranded => {
-                // Stranded: open ones, and the resolved ones still in memory (how they ended).
-                let stranded_view = self.view == View::Stranded;
                 let mut ts: Vec<&Turn> = self
                     .model
                     .turns
                     .values()
-                    .filter(|t| {
-                        if stranded_view {
-                            t.stranded
-                        } else {
-                            t.is_open() || self.show_ended
-                        }
-                    })
+                    .filter(|t| self.shows(t))
                     .filter(|t| keep(&|| cells::turn(t, self.now, self.heartbeat(t))))
                     .collect();
                 cells::sort_turns(&mut ts, sort, self.now);

@@ -7,10 +7,12 @@ use std::time::Duration;
 use turnwatch::api::WorkerState;
 use turnwatch::api::admin::{Page, TurnDetail, TurnInfo, WorkerDetail, WorkerInfo};
 use turnwatch::client::{Client, SseEvent};
-use turnwatch::config::{Role, TokenConfig};
+use turnwatch::config::Role;
 
 use crate::cluster::assert_prometheus_text;
-use crate::harness::{BIN, Backend, GUARD, TestGateway, assert_failed, config, on_both, worker};
+use crate::harness::{
+    BIN, Backend, GUARD, TestGateway, assert_failed, config, on_both, token, worker,
+};
 
 on_both!(
     lifecycle_events_for_the_failure_rows,
@@ -266,12 +268,6 @@ async fn roles_and_tokens() {
         ("echo", worker(&["--mode", "echo"])),
         ("hang", worker(&["--mode", "hang"])),
     ]);
-    let token = |name: &str, role| TokenConfig {
-        name: name.into(),
-        secret: Some(format!("{name}-secret")),
-        secret_env: None,
-        role,
-    };
     c.tokens = vec![
         token("oncall", Role::Operator),
         token("viewer", Role::Readonly),

@@ -29,6 +29,16 @@ pub fn worker(args: &[&str]) -> AgentConfig {
     a
 }
 
+/// A configured token `name` with this role; its secret is `NAME-secret`.
+pub fn token(name: &str, role: turnwatch::config::Role) -> turnwatch::config::TokenConfig {
+    turnwatch::config::TokenConfig {
+        name: name.into(),
+        secret: Some(format!("{name}-secret")),
+        secret_env: None,
+        role,
+    }
+}
+
 /// A config with these agents (the first is the default).
 pub fn config(agents: Vec<(&str, AgentConfig)>) -> Config {
     let mut c = Config::default();

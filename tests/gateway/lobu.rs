@@ -10,9 +10,9 @@ use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
-use turnwatch::config::{Role, TokenConfig};
+use turnwatch::config::Role;
 
-use crate::harness::{GUARD, TestGateway, config, worker};
+use crate::harness::{GUARD, TestGateway, config, token, worker};
 
 /// A zod type, as far as a schema check needs it.
 #[derive(Clone, Copy, Debug)]
@@ -294,12 +294,7 @@ async fn every_lobu_route_answers_lobus_schema_and_refuses_what_it_does_not_do()
 #[tokio::test]
 async fn local_init_gives_no_token_once_tokens_are_configured() {
     let mut c = lobu_agents();
-    c.tokens = vec![TokenConfig {
-        name: "app".into(),
-        secret: Some("app-secret".into()),
-        secret_env: None,
-        role: Role::Client,
-    }];
+    c.tokens = vec![token("app", Role::Client)];
     let gw = TestGateway::start(c).await;
     let (status, body) = local_init(&gw, &[]).await;
     assert_eq!(

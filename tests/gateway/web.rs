@@ -5,9 +5,9 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
-use turnwatch::config::{Config, Role, TokenConfig};
+use turnwatch::config::{Config, Role};
 
-use crate::harness::{Backend, Data, Session, TestGateway, config, on_both, worker};
+use crate::harness::{Backend, Data, Session, TestGateway, config, on_both, token, worker};
 use crate::raw::{Raw, Reply, host};
 
 const APP: &str = "https://app.example";
@@ -21,12 +21,6 @@ fn web_config() -> Config {
 }
 
 fn with_tokens(mut c: Config) -> Config {
-    let token = |name: &str, role| TokenConfig {
-        name: name.into(),
-        secret: Some(format!("{name}-secret")),
-        secret_env: None,
-        role,
-    };
     c.tokens = vec![
         token("ops", Role::Operator),
         token("viewer", Role::Readonly),
